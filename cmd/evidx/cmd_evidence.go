@@ -1,0 +1,18 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+)
+
+// TODO(owner of this verb): replace this placeholder with the real command.
+func newEvidenceCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "evidence",
+		Short: "not implemented yet",
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return errors.New("evidence: not implemented yet")
+		},
+	}
+}

@@ -1,0 +1,65 @@
+// Command evidx is a forensic ingestion pipeline for seized media: it hashes
+// and walks disk images read-only, carves deleted space, and counts and
+// indexes the leaked identity datasets it finds.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	root := newRootCmd()
+	err := root.ExecuteContext(ctx)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// exitCode maps an error to the CLI contract: 0 ok, 2 bad usage, 1 failure.
+// Only main exits; every command returns its error.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "evidx: "+oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "evidx",
+		Short:         "Forensic ingestion of seized media and leaked identity datasets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       toolVersion(),
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newHashCmd(),
+		newLsCmd(),
+		newCatCmd(),
+		newCarveCmd(),
+		newScanCmd(),
+		newCountCmd(),
+		newCaseCmd(),
+		newEvidenceCmd(),
+		newDatasetCmd(),
+		newStatsCmd(),
+		newSearchCmd(),
+		newReportCmd(),
+		newVerifyCmd(),
+		newExportCmd(),
+	)
+	return root
+}

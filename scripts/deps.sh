@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# deps.sh installs the Debian tools evidx's tests use to build real images and
+# to compare against (The Sleuth Kit, PhotoRec, ewf-tools, ...). It does
+# nothing when they are all present.
+set -euo pipefail
+need=(mkfs.fat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs
+      ewfacquire:ewf-tools ewfverify:ewf-tools mkntfs:ntfs-3g ntfscp:ntfs-3g
+      genisoimage:genisoimage fls:sleuthkit photorec:testdisk foremost:foremost
+      scalpel:scalpel xmllint:libxml2-utils hashdeep:hashdeep sqlite3:sqlite3
+      sfdisk:fdisk xz:xz-utils zstd:zstd bzip2:bzip2 zip:zip /usr/bin/time:time)
+missing=()
+for pair in "${need[@]}"; do
+  tool=${pair%%:*} pkg=${pair##*:}
+  if ! command -v "$tool" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$tool && ! -x /sbin/$tool && ! -x $tool ]]; then
+    missing+=("$pkg")
+  fi
+done
+((${#missing[@]})) || exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "deps.sh: installing ${missing[*]}" >&2
+sudo=; [[ $(id -u) == 0 ]] || sudo=sudo
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
