@@ -1,0 +1,69 @@
+// Package fs finds the volumes of a disk image (MBR with extended partitions,
+// GPT, or a bare file system) and reads the file systems on them read-only:
+// allocated and deleted files, their byte runs in the image, and the
+// unallocated space the carver works on. Each file-system reader lives in a
+// subpackage (fat, ntfs, ext, iso) and implements FileSystem.
+package fs
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// FileSystem is one file system opened read-only on a volume. Offsets it
+// reports (Run.Offset, Range.Off) are relative to the start of the volume.
+// Implementations must not panic on corrupt input: damaged structures are
+// reported through File.Err or as errors naming the offset.
+type FileSystem interface {
+	// Type names the file system: "fat12", "fat16", "fat32", "ntfs", "ext2",
+	// "ext3", "ext4", "iso9660".
+	Type() string
+	// Walk calls fn for every file and directory, allocated and deleted,
+	// in a stable order. A non-nil error from fn stops the walk and is
+	// returned. Damage met on the way is reported as Problems, not errors.
+	Walk(ctx context.Context, fn func(*File) error) error
+	// Open returns the content of a file Walk reported. For deleted files it
+	// is what the surviving allocation says (File.Recoverable).
+	Open(f *File) (io.Reader, error)
+	// Unallocated returns the byte ranges of the volume that the file system
+	// does not allocate to any file (from FAT, $Bitmap, block bitmaps),
+	// sorted and merged.
+	Unallocated() ([]Range, error)
+	// Problems lists damage found so far, each naming its offset.
+	Problems() []string
+}
+
+// File is one directory entry, inode or MFT record.
+type File struct {
+	Path    string    `json:"path"`              // "/dir/name", or "/dir/name:stream" for an NTFS data stream; names are data, never host paths
+	Size    int64     `json:"size"`              // bytes of content
+	Type    string    `json:"type"`              // "file", "dir", "symlink", "other"
+	Deleted bool      `json:"deleted"`           // not allocated any more
+	Inode   uint64    `json:"inode"`             // inode, MFT entry or first cluster, as the file system numbers its files
+	Mtime   time.Time `json:"mtime,omitzero"`    // content modified
+	Atime   time.Time `json:"atime,omitzero"`    // accessed
+	Ctime   time.Time `json:"ctime,omitzero"`    // metadata changed (NTFS: MFT entry changed)
+	Btime   time.Time `json:"crtime,omitzero"`   // created
+	Runs    []Run     `json:"byte_runs,omitempty"`
+	// Recoverable says Open can return the content: always for allocated
+	// files, for deleted ones only when their clusters are still free.
+	Recoverable bool   `json:"recoverable"`
+	Err         string `json:"error,omitempty"` // why the content or metadata is damaged
+}
+
+// Run maps Length bytes of a file starting at file offset Logical to Offset
+// in the volume (the image, once Walk on a disk adds the volume's start).
+// Sparse runs have no Offset.
+type Run struct {
+	Logical int64 `json:"file_offset"`
+	Offset  int64 `json:"img_offset"`
+	Length  int64 `json:"len"`
+	Sparse  bool  `json:"sparse,omitempty"`
+}
+
+// Range is a byte range [Off, Off+Len).
+type Range struct {
+	Off int64 `json:"offset"`
+	Len int64 `json:"length"`
+}
