@@ -1,2 +1,13 @@
 #!/usr/bin/env bash
-echo "bench: not yet" >&2
+# bench.sh runs every scripts/bench-<topic>.sh: each compares evidx with the
+# standard tool on the same input (md5sum, fls, sort -u, sqlite3 .import,
+# photorec) and prints throughput, peak memory and the ratio.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+status=0
+for b in scripts/bench-hash.sh scripts/bench-fs.sh scripts/bench-count.sh scripts/bench-index.sh scripts/bench-carve.sh; do
+  [[ -f $b ]] || { echo "== $b: missing"; continue; }
+  echo "== $b"
+  bash "$b" || { echo "== $b failed"; status=1; }
+done
+exit $status

@@ -1,2 +1,57 @@
 #!/usr/bin/env bash
-echo "demo: not yet" >&2
+# demo.sh: the whole pipeline on a sample "seized" disk. It generates leaked
+# datasets (seeded, with their ground truth), puts some of them on a FAT32
+# image (one in a zip, one deleted afterwards), acquires the image as E01,
+# then runs evidx from case creation to the court report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${DEMO_OUT:-demo-out}
+rows=${DEMO_ROWS:-200000}
+evidx=$PWD/bin/evidx
+rm -rf "$out" && mkdir -p "$out"
+export PATH=$PATH:/usr/sbin:/sbin
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "generating leaked datasets ($rows rows, seeded) with ground truth"
+go run ./cmd/leakgen -seed 7 -rows "$rows" -out "$out/leaks" >&2
+
+step "building the seized disk: FAT32, datasets allocated, zipped and deleted"
+img=$out/seized.dd
+truncate -s 256M "$img"
+mkfs.fat -F 32 -n SEIZED "$img" >/dev/null
+mmd -i "$img" ::/stock ::/photos
+mapfile -t leaks < <(find "$out/leaks" -maxdepth 1 -type f ! -name 'truth.json' | sort)
+onimage=("${leaks[@]:0:3}")
+for f in "${onimage[@]}"; do mcopy -i "$img" "$f" ::/stock/; done
+(cd "$out/leaks" && zip -q ../bundle.zip "$(basename "${leaks[3]}")")
+mcopy -i "$img" "$out/bundle.zip" ::/stock/bundle.zip
+for f in $(find "$(go env GOROOT)/src/image" -name '*.png' | sort | head -5); do mcopy -i "$img" "$f" ::/photos/; done
+mcopy -i "$img" "${leaks[4]}" ::/stock/
+mdel -i "$img" "::/stock/$(basename "${leaks[4]}")"
+handed=("${leaks[@]:5}")
+
+e01=$out/seized
+if command -v ewfacquire >/dev/null; then
+  step "acquiring the disk as E01 (ewfacquire)"
+  ewfacquire -u -q -t "$e01" -c deflate:fast -C DEMO-2026-001 -D "seized laptop disk" -e "Demo Examiner" -E EV1 "$img" >/dev/null
+  evidence=$e01.E01
+else
+  evidence=$img
+fi
+
+case=$out/case
+step "evidx case init"
+$evidx case init "$case" --case-number DEMO-2026-001 --examiner "Demo Examiner" --agency "Demo Lab" >&2
+step "evidx evidence add (hash, verify, walk, extract, carve, ingest datasets)"
+$evidx evidence add "$case" "$evidence" --id EV1 >&2
+if ((${#handed[@]})); then
+  step "evidx dataset add (datasets handed over separately)"
+  $evidx dataset add "$case" "${handed[@]}" >&2
+fi
+step "evidx stats"
+$evidx stats "$case"
+step "evidx report + verify --evidence"
+$evidx report "$case" >&2
+$evidx verify "$case" --evidence >&2
+printf '\nreport: %s\n' "$case/reports/report.html"
