@@ -1,0 +1,326 @@
+package identity
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/unicode/norm"
+)
+
+// More kinds and record attributes. Name and Address are attributes of a
+// record, never identities on their own; they exist so column roles can
+// say "this column is a name" and keep it away from value sniffing.
+const (
+	Name    Kind = "name"
+	Address Kind = "address"
+)
+
+// Kinds lists the identity kinds in a fixed order (the order of counters
+// in arrays indexed by KindIndex).
+var kinds = [...]Kind{Phone, Email, CNID, BankCard}
+
+// Kinds returns the identity kinds evidx counts, in a fixed order.
+func Kinds() []Kind { return kinds[:] }
+
+// KindIndex returns the position of k in Kinds(), or -1.
+func KindIndex(k Kind) int {
+	switch k {
+	case Phone:
+		return 0
+	case Email:
+		return 1
+	case CNID:
+		return 2
+	case BankCard:
+		return 3
+	}
+	return -1
+}
+
+// IsIdentity reports whether k is a kind that is counted as an identity.
+func (k Kind) IsIdentity() bool { return KindIndex(k) >= 0 }
+
+// Result is the verdict of a normaliser on one value.
+type Result uint8
+
+const (
+	// NotKind: the value does not look like this kind at all.
+	NotKind Result = iota
+	// Invalid: the value looks like this kind but fails its validation
+	// (check digit, date, prefix); it is counted, never an identity.
+	Invalid
+	// Valid: the value is an identity; the returned string is canonical.
+	Valid
+)
+
+// MaxValueLen is the longest canonical value (bytes) accepted: longer
+// values are Invalid. It keeps dedupe records' length in one byte.
+const MaxValueLen = 254
+
+// Normalize applies the normaliser of kind k to s.
+func Normalize(k Kind, s string) (string, Result) {
+	switch k {
+	case Phone:
+		return NormalizePhone(s)
+	case Email:
+		return NormalizeEmail(s)
+	case CNID:
+		return NormalizeCNID(s)
+	case BankCard:
+		return NormalizeBankCard(s)
+	}
+	return "", NotKind
+}
+
+// isASCII reports whether s holds only 7-bit bytes (NFKC is then identity).
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// Fold applies the rules every value gets: Unicode NFKC (folding full-width
+// digits and ＠) and trimming of white space. ASCII input is not copied.
+func Fold(s string) string {
+	if !isASCII(s) {
+		if !utf8.ValidString(s) {
+			s = strings.ToValidUTF8(s, "\uFFFD")
+		}
+		s = norm.NFKC.String(s)
+	}
+	return strings.TrimSpace(s)
+}
+
+// isMobile11 reports whether d is 11 ASCII digits matching 1[3-9]\d{9}.
+func isMobile11(d []byte) bool {
+	if len(d) != 11 || d[0] != '1' || d[1] < '3' || d[1] > '9' {
+		return false
+	}
+	for _, c := range d[2:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizePhone returns the canonical phone number: a Chinese mobile as
+// "+86" and 11 digits (decorations +86, 86, 0086, (+86), and spaces, dashes,
+// dots and parentheses between digits accepted); another number written
+// with a leading "+" and valid for its country as E.164. Values of 7 to 20
+// digits that are neither are Invalid; anything else is NotKind.
+func NormalizePhone(s string) (string, Result) {
+	s = Fold(s)
+	if s == "" {
+		return "", NotKind
+	}
+	var buf [24]byte
+	d := buf[:0]
+	plus := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if len(d) == cap(buf) {
+				return "", NotKind
+			}
+			d = append(d, c)
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		case c == '+' && len(d) == 0 && !plus:
+			plus = true
+		default:
+			return "", NotKind
+		}
+	}
+	if len(d) < 5 {
+		return "", NotKind
+	}
+	var m []byte
+	switch {
+	case plus:
+		if len(d) == 13 && d[0] == '8' && d[1] == '6' {
+			m = d[2:]
+		}
+	case len(d) == 11:
+		m = d
+	case len(d) == 13 && d[0] == '8' && d[1] == '6':
+		m = d[2:]
+	case len(d) == 15 && string(d[:4]) == "0086":
+		m = d[4:]
+	}
+	if m != nil && isMobile11(m) {
+		var out [14]byte
+		copy(out[:], "+86")
+		copy(out[3:], m)
+		return string(out[:]), Valid
+	}
+	if plus {
+		if len(d) > 15 {
+			return "", Invalid
+		}
+		num, err := phonenumbers.Parse("+"+string(d), "")
+		if err == nil && phonenumbers.IsValidNumber(num) {
+			return phonenumbers.Format(num, phonenumbers.E164), Valid
+		}
+		return "", Invalid
+	}
+	if len(d) >= 7 && len(d) <= 20 {
+		return "", Invalid
+	}
+	return "", NotKind
+}
+
+// NormalizeEmail lower-cases the whole address; it must have exactly one
+// "@", a non-empty local part and a domain with a dot and no spaces.
+// Values with an "@" that fail are Invalid; values without are NotKind.
+func NormalizeEmail(s string) (string, Result) {
+	s = Fold(s)
+	at := strings.IndexByte(s, '@')
+	if at < 0 {
+		return "", NotKind
+	}
+	if at == 0 || strings.IndexByte(s[at+1:], '@') >= 0 || len(s) > MaxValueLen {
+		return "", Invalid
+	}
+	dom := s[at+1:]
+	if !strings.Contains(dom, ".") || strings.ContainsAny(dom, " \t\r\n\u3000") {
+		return "", Invalid
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s), Valid
+		} else if c >= 0x80 {
+			return strings.ToLower(s), Valid
+		}
+	}
+	return s, Valid
+}
+
+// cnidWeights are the ISO 7064 MOD 11-2 weights of the first 17 digits.
+var cnidWeights = [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+
+// CNIDCheck returns the check character of a resident identity number
+// whose first 17 characters are the ASCII digits in d17.
+func CNIDCheck(d17 []byte) byte {
+	sum := 0
+	for i, w := range cnidWeights {
+		sum += int(d17[i]-'0') * w
+	}
+	return "10X98765432"[sum%11]
+}
+
+// validBirth reports whether the 8 ASCII digits YYYYMMDD are a real date
+// from 1800 on and not after now.
+func validBirth(b []byte, now time.Time) bool {
+	y := int(b[0]-'0')*1000 + int(b[1]-'0')*100 + int(b[2]-'0')*10 + int(b[3]-'0')
+	m := int(b[4]-'0')*10 + int(b[5]-'0')
+	d := int(b[6]-'0')*10 + int(b[7]-'0')
+	if y < 1800 || m < 1 || m > 12 || d < 1 || d > 31 {
+		return false
+	}
+	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+	if t.Year() != y || int(t.Month()) != m || t.Day() != d {
+		return false
+	}
+	return !t.After(now)
+}
+
+// NormalizeCNID returns the canonical 18-character resident identity number
+// (check character X upper-cased). A 15-digit legacy number becomes 18
+// digits (19 inserted before the year, check computed). The MOD 11-2 check
+// and the birth date (real, not in the future) must hold, else Invalid.
+func NormalizeCNID(s string) (string, Result) {
+	return normalizeCNIDAt(s, time.Now())
+}
+
+func normalizeCNIDAt(s string, now time.Time) (string, Result) {
+	s = Fold(s)
+	var out [18]byte
+	switch len(s) {
+	case 18:
+		for i := 0; i < 17; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return "", NotKind
+			}
+			out[i] = s[i]
+		}
+		c := s[17]
+		if c == 'x' {
+			c = 'X'
+		}
+		if (c < '0' || c > '9') && c != 'X' {
+			return "", NotKind
+		}
+		out[17] = c
+		if CNIDCheck(out[:17]) != c || !validBirth(out[6:14], now) {
+			return "", Invalid
+		}
+		return string(out[:]), Valid
+	case 15:
+		for i := 0; i < 15; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return "", NotKind
+			}
+		}
+		copy(out[:6], s[:6])
+		out[6], out[7] = '1', '9'
+		copy(out[8:17], s[6:15])
+		if !validBirth(out[6:14], now) {
+			return "", Invalid
+		}
+		out[17] = CNIDCheck(out[:17])
+		return string(out[:]), Valid
+	}
+	return "", NotKind
+}
+
+// NormalizeBankCard returns the digits of a bank card number (13 to 19
+// digits, spaces and dashes between them allowed) when the Luhn check holds.
+func NormalizeBankCard(s string) (string, Result) {
+	s = Fold(s)
+	var buf [19]byte
+	d := buf[:0]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if len(d) == cap(buf) {
+				return "", NotKind
+			}
+			d = append(d, c)
+		case c == ' ' || c == '-':
+		default:
+			return "", NotKind
+		}
+	}
+	if len(d) < 13 {
+		return "", NotKind
+	}
+	if !luhn(d) {
+		return "", Invalid
+	}
+	return string(d), Valid
+}
+
+// luhn reports whether the ASCII digits d pass the Luhn check.
+func luhn(d []byte) bool {
+	sum := 0
+	dbl := false
+	for i := len(d) - 1; i >= 0; i-- {
+		n := int(d[i] - '0')
+		if dbl {
+			n *= 2
+			if n > 9 {
+				n -= 9
+			}
+		}
+		sum += n
+		dbl = !dbl
+	}
+	return sum%10 == 0
+}

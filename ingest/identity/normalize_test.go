@@ -1,0 +1,255 @@
+package identity
+
+import (
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestNormalizePhone(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		res  Result
+	}{
+		{"13812345678", "+8613812345678", Valid},
+		{" 13812345678 ", "+8613812345678", Valid},
+		{"+8613812345678", "+8613812345678", Valid},
+		{"+86 138 1234 5678", "+8613812345678", Valid},
+		{"8613812345678", "+8613812345678", Valid},
+		{"008613812345678", "+8613812345678", Valid},
+		{"0086-138-1234-5678", "+8613812345678", Valid},
+		{"(+86)13812345678", "+8613812345678", Valid},
+		{"(+86) 138.1234.5678", "+8613812345678", Valid},
+		{"138-1234-5678", "+8613812345678", Valid},
+		{"(138)12345678", "+8613812345678", Valid},
+		{"１３８１２３４５６７８", "+8613812345678", Valid}, // full-width digits
+		{"＋８６　１３８１２３４５６７８", "+8613812345678", Valid},
+		{"+14155552671", "+14155552671", Valid},   // US, via libphonenumber
+		{"+44 20 7946 0958", "+442079460958", Valid}, // UK landline
+		{"12012345678", "", Invalid},               // 1[0-2] is no mobile prefix
+		{"010-12345678", "", Invalid},              // landline without +
+		{"+1 5551", "", Invalid},
+		{"+999 1234567", "", Invalid},
+		{"abc", "", NotKind},
+		{"", "", NotKind},
+		{"1381234567a", "", NotKind},
+		{"123", "", NotKind},
+		{"++8613812345678", "", NotKind},
+	}
+	for _, tt := range tests {
+		got, res := NormalizePhone(tt.in)
+		if got != tt.want || res != tt.res {
+			t.Errorf("NormalizePhone(%q) = %q, %d; want %q, %d", tt.in, got, res, tt.want, tt.res)
+		}
+	}
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		res  Result
+	}{
+		{"Alice@Example.COM", "alice@example.com", Valid},
+		{" bob@qq.com ", "bob@qq.com", Valid},
+		{"bob＠qq.com", "bob@qq.com", Valid}, // full-width at
+		{"ＢＯＢ＠ＱＱ．ＣＯＭ", "bob@qq.com", Valid},
+		{"a.b+tag@gmail.com", "a.b+tag@gmail.com", Valid}, // no provider folding
+		{"@qq.com", "", Invalid},
+		{"a@b@qq.com", "", Invalid},
+		{"a@localhost", "", Invalid},
+		{"a@q q.com", "", Invalid},
+		{"alice", "", NotKind},
+	}
+	for _, tt := range tests {
+		got, res := NormalizeEmail(tt.in)
+		if got != tt.want || res != tt.res {
+			t.Errorf("NormalizeEmail(%q) = %q, %d; want %q, %d", tt.in, got, res, tt.want, tt.res)
+		}
+	}
+}
+
+func TestNormalizeCNID(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// mk builds a valid number from its first 17 digits.
+	mk := func(d17 string) string { return d17 + string(CNIDCheck([]byte(d17))) }
+	x := "11010519491231002" // GB 11643 example: check digit X
+	tests := []struct {
+		in   string
+		want string
+		res  Result
+	}{
+		{x + "X", x + "X", Valid},
+		{x + "x", x + "X", Valid},
+		{" " + x + "X ", x + "X", Valid},
+		{mk("44030419900307123"), mk("44030419900307123"), Valid},
+		{"440304900307123", mk("44030419900307123"), Valid}, // 15-digit legacy
+		{"４４０３０４９００３０７１２３", mk("44030419900307123"), Valid},
+		{x + "1", "", Invalid},                       // wrong check
+		{mk("44030419900230123"), "", Invalid},       // 30 Feb
+		{mk("44030420300101123"), "", Invalid},       // future
+		{"440304901307123", "", Invalid},             // month 13
+		{"4403041990030712", "", NotKind},            // 16 digits
+		{"44030419900307123Y", "", NotKind},
+	}
+	for _, tt := range tests {
+		got, res := normalizeCNIDAt(tt.in, now)
+		if got != tt.want || res != tt.res {
+			t.Errorf("NormalizeCNID(%q) = %q, %d; want %q, %d", tt.in, got, res, tt.want, tt.res)
+		}
+	}
+	if CNIDCheck([]byte(x)) != 'X' {
+		t.Errorf("CNIDCheck(%s) = %c, want X", x, CNIDCheck([]byte(x)))
+	}
+}
+
+func TestNormalizeBankCard(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		res  Result
+	}{
+		{"4111111111111111", "4111111111111111", Valid},
+		{"4111 1111 1111 1111", "4111111111111111", Valid},
+		{"4111111111111112", "", Invalid},
+		{"411111", "", NotKind},
+	}
+	for _, tt := range tests {
+		got, res := NormalizeBankCard(tt.in)
+		if got != tt.want || res != tt.res {
+			t.Errorf("NormalizeBankCard(%q) = %q, %d; want %q, %d", tt.in, got, res, tt.want, tt.res)
+		}
+	}
+}
+
+func TestHeaderRole(t *testing.T) {
+	tests := map[string]Kind{
+		"手机号": Phone, "Mobile": Phone, "phone_number": Phone, "TEL": Phone,
+		"邮箱": Email, "E-Mail": Email, "身份证号": CNID, "id_no": CNID, "SFZ": CNID,
+		"姓名": Name, "地址": Address, "order_id": Other, "qq": Other,
+		"user.contact.mobile": Phone, "phones.0": Phone, "a.b.email": Email,
+	}
+	for h, want := range tests {
+		if got, ok := HeaderRole(h); !ok || got != want {
+			t.Errorf("HeaderRole(%q) = %q, %v; want %q", h, got, ok, want)
+		}
+	}
+	if k, ok := HeaderRole("foo"); ok {
+		t.Errorf("HeaderRole(foo) = %q, want unknown", k)
+	}
+}
+
+func TestRoleSamplerDecoys(t *testing.T) {
+	var phone, decoy, ids RoleSampler
+	for i := 0; i < 100; i++ {
+		phone.Add("1380000" + pad4(i))
+		// A decoy: 11-digit numbers starting with 1, second digit spread 0-9,
+		// so 7 in 10 look like mobiles.
+		decoy.Add("1" + string(rune('0'+i%10)) + "00000" + pad4(i))
+		ids.Add("4403041990030712" + pad4(i)[2:]) // random check digits
+	}
+	if phone.Role() != Phone {
+		t.Errorf("phone column role %q", phone.Role())
+	}
+	if decoy.Role() != "" {
+		t.Errorf("decoy column role %q, want none", decoy.Role())
+	}
+	if ids.Role() != "" {
+		t.Errorf("bad-check-digit column role %q, want none", ids.Role())
+	}
+}
+
+func pad4(i int) string {
+	b := []byte("0000")
+	for j := 3; j >= 0; j-- {
+		b[j] = byte('0' + i%10)
+		i /= 10
+	}
+	return string(b)
+}
+
+func TestScanText(t *testing.T) {
+	line := "联系 Alice＠Example.com 或 138-1234-5678, id 11010519491231002x; order 2023110512345 bad 110105194912310021 ref abc13812345678"
+	type hit struct {
+		k Kind
+		v string
+		r Result
+	}
+	var got []hit
+	ScanText(Fold(line), func(k Kind, v string, r Result) { got = append(got, hit{k, v, r}) })
+	want := []hit{
+		{Email, "alice@example.com", Valid},
+		{Phone, "+8613812345678", Valid},
+		{CNID, "11010519491231002X", Valid},
+		{CNID, "", Invalid},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ScanText found %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("hit %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// checkCanonical asserts the properties every normaliser must have: a
+// Valid result is valid UTF-8, bounded, and a fixed point.
+func checkCanonical(t *testing.T, k Kind, in string) {
+	v, r := Normalize(k, in)
+	if r != Valid {
+		if v != "" {
+			t.Fatalf("%s(%q) = %q with result %d", k, in, v, r)
+		}
+		return
+	}
+	if !utf8.ValidString(v) || len(v) > MaxValueLen+3 || v == "" {
+		t.Fatalf("%s(%q) = %q: not a canonical value", k, in, v)
+	}
+	if v2, r2 := Normalize(k, v); r2 != Valid || v2 != v {
+		t.Fatalf("%s not idempotent: %q -> %q -> %q (%d)", k, in, v, v2, r2)
+	}
+}
+
+func FuzzNormalizePhone(f *testing.F) {
+	for _, s := range []string{"13812345678", "+86 138-1234-5678", "(+86)138", "+14155552671", "００８６１３８１２３４５６７８"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkCanonical(t, Phone, s) })
+}
+
+func FuzzNormalizeEmail(f *testing.F) {
+	for _, s := range []string{"a@b.c", "Ａ＠Ｂ．ｃｏｍ", "@", "a@@b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkCanonical(t, Email, s) })
+}
+
+func FuzzNormalizeCNID(f *testing.F) {
+	for _, s := range []string{"11010519491231002X", "440304900307123", "11010519491231002x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkCanonical(t, CNID, s) })
+}
+
+func FuzzNormalizeBankCard(f *testing.F) {
+	for _, s := range []string{"4111111111111111", "4111 1111 1111 1111"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkCanonical(t, BankCard, s) })
+}
+
+func FuzzScanText(f *testing.F) {
+	f.Add("mail a@b.com tel +86 13812345678 id 11010519491231002X")
+	f.Add("@@@.@ 0086138123456789 +")
+	f.Fuzz(func(t *testing.T, s string) {
+		ScanText(s, func(k Kind, v string, r Result) {
+			if r == Valid {
+				if v2, r2 := Normalize(k, v); r2 != Valid || v2 != v {
+					t.Fatalf("ScanText emitted non-canonical %s %q", k, v)
+				}
+			}
+		})
+	})
+}
