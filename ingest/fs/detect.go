@@ -1,0 +1,115 @@
+package fs
+
+import (
+	"encoding/binary"
+	"io"
+)
+
+// Signature offsets used by DetectFileSystem (bytes from the volume start).
+const (
+	oemOff        = 3     // OEM name in a FAT/NTFS/exFAT boot sector
+	extSuperOff   = 1024  // ext2/3/4 superblock
+	extMagicOff   = 56    // s_magic within the superblock, 0xEF53
+	extCompatOff  = 92    // s_feature_compat
+	extIncompOff  = 96    // s_feature_incompat
+	extROCompOff  = 100   // s_feature_ro_compat
+	isoPVDOff     = 32768 // ISO9660 volume descriptor set starts at sector 16 of 2048 bytes
+	fat12MaxClust = 4085  // fewer clusters than this: FAT12 (Microsoft FAT spec)
+	fat16MaxClust = 65525 // fewer than this: FAT16; else FAT32
+)
+
+// DetectFileSystem names the file system on a volume of size bytes from its
+// signatures alone: "fat12", "fat16", "fat32", "exfat", "ntfs", "ext2",
+// "ext3", "ext4", "iso9660" or "unknown". It reads at most a few sectors.
+func DetectFileSystem(r io.ReaderAt, size int64) string {
+	bs := make([]byte, 512)
+	if n, _ := r.ReadAt(bs, 0); n == len(bs) {
+		switch string(bs[oemOff : oemOff+8]) {
+		case "NTFS    ":
+			return "ntfs"
+		case "EXFAT   ":
+			return "exfat"
+		}
+		if t := fatKind(bs); t != "" {
+			return t
+		}
+	}
+	sb := make([]byte, 1024)
+	if n, _ := r.ReadAt(sb, extSuperOff); n == len(sb) && binary.LittleEndian.Uint16(sb[extMagicOff:]) == 0xef53 {
+		compat := binary.LittleEndian.Uint32(sb[extCompatOff:])
+		incompat := binary.LittleEndian.Uint32(sb[extIncompOff:])
+		rocompat := binary.LittleEndian.Uint32(sb[extROCompOff:])
+		const (
+			compatJournal   = 0x4
+			incompatExtents = 0x40
+			incompat64bit   = 0x80
+			incompatFlexBG  = 0x200
+			rocompatHugeFil = 0x8
+			rocompatGdtCsum = 0x10
+			rocompatDirNlnk = 0x20
+			rocompatExtra   = 0x40
+			rocompatMetaCs  = 0x400
+		)
+		switch {
+		case incompat&(incompatExtents|incompat64bit|incompatFlexBG) != 0,
+			rocompat&(rocompatHugeFil|rocompatGdtCsum|rocompatDirNlnk|rocompatExtra|rocompatMetaCs) != 0:
+			return "ext4"
+		case compat&compatJournal != 0:
+			return "ext3"
+		default:
+			return "ext2"
+		}
+	}
+	vd := make([]byte, 6)
+	if n, _ := r.ReadAt(vd, isoPVDOff); n == len(vd) && string(vd[1:6]) == "CD001" {
+		return "iso9660"
+	}
+	return fsUnknown
+}
+
+// fatKind validates a FAT BIOS parameter block and classifies it by its
+// cluster count, as the FAT specification does. It returns "" when the
+// sector is not a plausible FAT boot sector.
+func fatKind(bs []byte) string {
+	if bs[0] != 0xeb && bs[0] != 0xe9 {
+		return ""
+	}
+	bps := int64(binary.LittleEndian.Uint16(bs[11:]))
+	spc := int64(bs[13])
+	rsvd := int64(binary.LittleEndian.Uint16(bs[14:]))
+	nfats := int64(bs[16])
+	rootEnt := int64(binary.LittleEndian.Uint16(bs[17:]))
+	tot := int64(binary.LittleEndian.Uint16(bs[19:]))
+	media := bs[21]
+	fatSz := int64(binary.LittleEndian.Uint16(bs[22:]))
+	if tot == 0 {
+		tot = int64(binary.LittleEndian.Uint32(bs[32:]))
+	}
+	if fatSz == 0 {
+		fatSz = int64(binary.LittleEndian.Uint32(bs[36:]))
+	}
+	switch bps {
+	case 512, 1024, 2048, 4096:
+	default:
+		return ""
+	}
+	if spc == 0 || spc&(spc-1) != 0 || rsvd == 0 || nfats == 0 || nfats > 4 || fatSz == 0 || tot == 0 {
+		return ""
+	}
+	if media != 0xf0 && media < 0xf8 {
+		return ""
+	}
+	rootSec := (rootEnt*32 + bps - 1) / bps
+	data := tot - rsvd - nfats*fatSz - rootSec
+	if data <= 0 {
+		return ""
+	}
+	switch clusters := data / spc; {
+	case clusters < fat12MaxClust:
+		return "fat12"
+	case clusters < fat16MaxClust:
+		return "fat16"
+	default:
+		return "fat32"
+	}
+}
