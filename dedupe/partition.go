@@ -10,10 +10,25 @@ import "github.com/cespare/xxhash/v2"
 // kinds are different identities. It is the one function both the dedupe
 // and the index shards use, so a partition's keys are a shard's keys.
 func Partition(kind, value string, n int) int {
+	return int(Hash(kind, value) % uint64(n))
+}
+
+// Hash is the 64-bit xxhash of kind, a zero byte, and value: the key hash
+// Partition reduces modulo n. Hashes choose partitions and speed up
+// lookups; they never decide equality.
+func Hash(kind, value string) uint64 {
+	var buf [320]byte
+	if len(kind)+1+len(value) <= len(buf) {
+		n := copy(buf[:], kind)
+		buf[n] = 0
+		n++
+		n += copy(buf[n:], value)
+		return xxhash.Sum64(buf[:n])
+	}
 	var d xxhash.Digest
 	d.Reset()
 	d.WriteString(kind)
 	d.Write([]byte{0})
 	d.WriteString(value)
-	return int(d.Sum64() % uint64(n))
+	return d.Sum64()
 }

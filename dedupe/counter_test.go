@@ -1,0 +1,133 @@
+package dedupe
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/evidx/evidx/ingest/identity"
+)
+
+// TestCounterMatchesMap feeds random sightings over several files, from
+// several goroutines, with a memory budget small enough to force many
+// spills, and compares with counts from plain maps.
+func TestCounterMatchesMap(t *testing.T) {
+	for _, mem := range []int64{0, 1 << 16} {
+		t.Run(fmt.Sprintf("mem=%d", mem), func(t *testing.T) {
+			tmp := t.TempDir()
+			c, err := New(Options{Partitions: 16, MemBytes: mem, TmpDir: tmp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			kinds := identity.Kinds()
+			const files = 5
+			want := map[string]bool{}
+			wantFile := make([]map[string]bool, files)
+			for f := 0; f < files; f++ {
+				wantFile[f] = map[string]bool{}
+				var batches [][]identity.Sighting
+				for b := 0; b < 16; b++ {
+					batch := make([]identity.Sighting, 500)
+					for i := range batch {
+						k := kinds[rng.IntN(len(kinds))]
+						// A small value space makes many duplicates within
+						// and across files; kinds share values on purpose.
+						v := fmt.Sprintf("v%d", rng.IntN(20000))
+						batch[i] = identity.Sighting{Kind: k, Value: v}
+						key := string(k) + "\x00" + v
+						want[key] = true
+						wantFile[f][key] = true
+					}
+					batches = append(batches, batch)
+				}
+				var wg sync.WaitGroup
+				errs := make(chan error, len(batches))
+				for _, b := range batches {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						errs <- c.Add(f, b)
+					}()
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if mem > 0 && c.Spills() == 0 {
+				t.Fatal("expected spills with a tiny budget")
+			}
+			r, err := c.Result(files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tally := func(set map[string]bool) map[identity.Kind]int64 {
+				m := map[identity.Kind]int64{}
+				for _, k := range kinds {
+					m[k] = 0
+				}
+				for key := range set {
+					for _, k := range kinds {
+						if len(key) > len(k) && key[:len(k)+1] == string(k)+"\x00" {
+							m[k]++
+						}
+					}
+				}
+				return m
+			}
+			if got, w := r.Unique, tally(want); fmt.Sprint(got) != fmt.Sprint(w) {
+				t.Errorf("unique %v, want %v", got, w)
+			}
+			for f := 0; f < files; f++ {
+				if got, w := r.PerFile[f], tally(wantFile[f]); fmt.Sprint(got) != fmt.Sprint(w) {
+					t.Errorf("file %d: %v, want %v", f, got, w)
+				}
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+				t.Errorf("spill files left behind: %v", ents)
+			}
+		})
+	}
+}
+
+func TestPartitionStable(t *testing.T) {
+	// Partition must agree with Hash (the index shards rely on it).
+	for i := 0; i < 1000; i++ {
+		v := fmt.Sprint(i)
+		if Partition("phone", v, 64) != int(Hash("phone", v)%64) {
+			t.Fatal("Partition and Hash disagree")
+		}
+	}
+	if Partition("phone", "x", 7) == Partition("email", "x", 7) && Partition("phone", "y", 7) == Partition("email", "y", 7) && Partition("phone", "z", 7) == Partition("email", "z", 7) {
+		t.Error("kind does not seem to take part in the key")
+	}
+}
+
+func BenchmarkCounterAdd(b *testing.B) {
+	c, _ := New(Options{TmpDir: b.TempDir()})
+	defer c.Close()
+	batch := make([]identity.Sighting, 4096)
+	for i := range batch {
+		batch[i] = identity.Sighting{Kind: identity.Phone, Value: fmt.Sprintf("+86138%08d", i)}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range batch {
+			batch[j].Value = fmt.Sprintf("+86138%08d", i*4096+j)
+		}
+		if err := c.Add(0, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "keys/s")
+}

@@ -1,0 +1,190 @@
+package dedupe
+
+import (
+	"encoding/binary"
+)
+
+// chunkBits sizes the arena chunks a table stores its records in: 64 KiB.
+const (
+	chunkBits = 16
+	chunkSize = 1 << chunkBits
+)
+
+// A record in a table's arena: kind index (1 byte), value length (1 byte),
+// value, first file (uint32 LE), last file (uint32 LE). A record never
+// straddles chunks.
+const recOverhead = 2 + 8
+
+// table is an open-addressing hash set of (kind, value) records with the
+// first and last file each was seen in during the current run. Slots hold
+// tag<<40 | (arena offset + 1); 0 is empty. Everything is pointer-free so
+// the garbage collector never scans it. Not safe for concurrent use.
+type table struct {
+	slots  []uint64
+	chunks [][]byte
+	fill   []int // bytes used in each chunk
+	n      int   // records
+	pool   *chunkPool
+}
+
+const offBits = 40
+
+func tagOf(h uint64) uint64 { return (h >> 8) & 0xFFFFFF }
+
+func (t *table) mem() int64 {
+	return int64(len(t.slots))*8 + int64(len(t.chunks))*chunkSize
+}
+
+func (t *table) rec(off uint64) []byte {
+	c := t.chunks[off>>chunkBits]
+	return c[off&(chunkSize-1):]
+}
+
+// find returns the slot index for (k, v) and whether it holds the record.
+func (t *table) find(h uint64, k byte, v string) (int, bool) {
+	mask := uint64(len(t.slots) - 1)
+	i := (h >> 32) & mask
+	tag := tagOf(h)
+	for {
+		s := t.slots[i]
+		if s == 0 {
+			return int(i), false
+		}
+		if s>>offBits == tag {
+			r := t.rec(s&(1<<offBits-1) - 1)
+			if r[0] == k && int(r[1]) == len(v) && string(r[2:2+len(v)]) == v {
+				return int(i), true
+			}
+		}
+		i = (i + 1) & mask
+	}
+}
+
+// add inserts (k, v) seen in file f, or updates its last file. It returns
+// whether the (value, file) pair is new in this run.
+func (t *table) add(h uint64, k byte, v string, f uint32) bool {
+	if len(t.slots) == 0 {
+		t.slots = make([]uint64, 1024)
+	}
+	i, ok := t.find(h, k, v)
+	if ok {
+		r := t.rec(t.slots[i]&(1<<offBits-1) - 1)
+		last := r[2+len(v)+4:]
+		if binary.LittleEndian.Uint32(last) == f {
+			return false
+		}
+		binary.LittleEndian.PutUint32(last, f)
+		return true
+	}
+	off := t.alloc(recOverhead + len(v))
+	r := t.rec(off)
+	r[0], r[1] = k, byte(len(v))
+	copy(r[2:], v)
+	binary.LittleEndian.PutUint32(r[2+len(v):], f)
+	binary.LittleEndian.PutUint32(r[2+len(v)+4:], f)
+	t.slots[i] = tagOf(h)<<offBits | (off + 1)
+	t.n++
+	if t.n*4 >= len(t.slots)*3 {
+		t.grow()
+	}
+	return true
+}
+
+// setLast is add for merging: it inserts (k, v) with last file f, or
+// returns the previous last file and stores f.
+func (t *table) setLast(h uint64, k byte, v string, f uint32) (prev uint32, existed bool) {
+	if len(t.slots) == 0 {
+		t.slots = make([]uint64, 1024)
+	}
+	i, ok := t.find(h, k, v)
+	if ok {
+		last := t.rec(t.slots[i]&(1<<offBits-1) - 1)[2+len(v)+4:]
+		prev = binary.LittleEndian.Uint32(last)
+		binary.LittleEndian.PutUint32(last, f)
+		return prev, true
+	}
+	t.add(h, k, v, f)
+	return 0, false
+}
+
+func (t *table) alloc(n int) uint64 {
+	last := len(t.chunks) - 1
+	if last < 0 || t.fill[last]+n > chunkSize {
+		t.chunks = append(t.chunks, t.pool.get())
+		t.fill = append(t.fill, 0)
+		last++
+	}
+	off := uint64(last)<<chunkBits | uint64(t.fill[last])
+	t.fill[last] += n
+	return off
+}
+
+func (t *table) grow() {
+	old := t.slots
+	t.slots = make([]uint64, len(old)*2)
+	mask := uint64(len(t.slots) - 1)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		r := t.rec(s&(1<<offBits-1) - 1)
+		h := Hash(kindNames[r[0]], string(r[2:2+int(r[1])]))
+		i := (h >> 32) & mask
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = s
+	}
+}
+
+// each calls fn for every record in insertion order.
+func (t *table) each(fn func(k byte, v []byte, first, last uint32) error) error {
+	for ci, c := range t.chunks {
+		for p := 0; p < t.fill[ci]; {
+			l := int(c[p+1])
+			v := c[p+2 : p+2+l]
+			first := binary.LittleEndian.Uint32(c[p+2+l:])
+			last := binary.LittleEndian.Uint32(c[p+2+l+4:])
+			if err := fn(c[p], v, first, last); err != nil {
+				return err
+			}
+			p += recOverhead + l
+		}
+	}
+	return nil
+}
+
+// reset empties the table, returning its chunks to the pool and keeping
+// its slot array for reuse.
+func (t *table) reset() {
+	for _, c := range t.chunks {
+		t.pool.put(c)
+	}
+	t.chunks, t.fill = t.chunks[:0], t.fill[:0]
+	clear(t.slots)
+	t.n = 0
+}
+
+// chunkPool recycles arena chunks between partitions so spilling does not
+// turn into garbage. Safe for concurrent use.
+type chunkPool struct {
+	ch chan []byte
+}
+
+func newChunkPool(max int) *chunkPool { return &chunkPool{ch: make(chan []byte, max)} }
+
+func (p *chunkPool) get() []byte {
+	select {
+	case c := <-p.ch:
+		return c
+	default:
+		return make([]byte, chunkSize)
+	}
+}
+
+func (p *chunkPool) put(c []byte) {
+	select {
+	case p.ch <- c:
+	default:
+	}
+}
