@@ -1,0 +1,226 @@
+// Package index stores the identities found in leaked datasets in SQLite
+// shards (index/shard-NNN.sqlite; shard = dedupe.Partition(kind, value, n))
+// and records each ingested dataset file as a source in the case catalog. It
+// answers the analyst's questions: how many unique identities per kind, in
+// which sources and on which evidence item, and where one value was seen.
+//
+// Loads are serialised per case by a lock file; searches and stats read
+// concurrently with a load (they see its committed part, and report the
+// source as "loading").
+package index
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // SQLite driver "sqlite3" (cgo)
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors.
+var (
+	ErrShardCount = errors.New("index: shard count differs from the case's")
+	ErrNoShards   = errors.New("index: shard count must be between 1 and 999")
+	ErrChanged    = errors.New("index: file changed while it was read")
+)
+
+// DefaultShards is the shard count of a case that does not say otherwise.
+const DefaultShards = 16
+
+// Index is a case's identity index: the shard directory and the catalog DB
+// holding the sources table. Its methods may be called concurrently; loads
+// take an exclusive lock on the directory (also against other processes).
+type Index struct {
+	catalog *sql.DB
+	dir     string
+	n       int
+	opts    Options
+}
+
+// Options tune the index. Zero values take the documented defaults.
+type Options struct {
+	// Shards is the shard count fixed at case creation. 0 means: the count
+	// recorded in the catalog (index_meta), else DefaultShards. A value that
+	// differs from a recorded one is ErrShardCount.
+	Shards int
+	// Workers bounds how many shard writers run SQL at once (default
+	// GOMAXPROCS: SQLite work is CPU-bound).
+	Workers int
+	// BatchSize is how many sightings a shard writer takes at once (default
+	// 32768): each batch is deduplicated in memory, sorted, then inserted.
+	BatchSize int
+	// CacheKiB is each shard's SQLite page cache during a load (default
+	// 32768 KiB; 16 shards then hold at most 512 MiB).
+	CacheKiB int
+	// CommitRows is how many distinct rows a shard writer inserts per
+	// transaction (default 1<<20).
+	CommitRows int
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = defaultWorkers()
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 32768
+	}
+	if o.CacheKiB <= 0 {
+		o.CacheKiB = 32768
+	}
+	if o.CommitRows <= 0 {
+		o.CommitRows = 1 << 20
+	}
+}
+
+// Open opens the index of a case: dir is the shard directory (created 0700
+// if missing), catalog the case catalog DB, where Open creates the sources
+// table. The shard count is recorded in the catalog's index_meta on first use.
+func Open(ctx context.Context, catalog *sql.DB, dir string, opts Options) (*Index, error) {
+	opts.defaults()
+	if err := EnsureCatalog(ctx, catalog); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	var stored string
+	err := catalog.QueryRowContext(ctx, `SELECT value FROM index_meta WHERE key='shards'`).Scan(&stored)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		n := opts.Shards
+		if n == 0 {
+			n = DefaultShards
+		}
+		if n < 1 || n > 999 {
+			return nil, ErrNoShards
+		}
+		if _, err := catalog.ExecContext(ctx, `INSERT OR IGNORE INTO index_meta(key, value) VALUES ('shards', ?)`, strconv.Itoa(n)); err != nil {
+			return nil, fmt.Errorf("index: record shard count: %w", err)
+		}
+		opts.Shards = n
+	case err != nil:
+		return nil, fmt.Errorf("index: read shard count: %w", err)
+	default:
+		n, err := strconv.Atoi(stored)
+		if err != nil || n < 1 || n > 999 {
+			return nil, fmt.Errorf("index: catalog index_meta shards=%q: %w", stored, ErrNoShards)
+		}
+		if opts.Shards != 0 && opts.Shards != n {
+			return nil, fmt.Errorf("%w: case has %d, asked for %d", ErrShardCount, n, opts.Shards)
+		}
+		opts.Shards = n
+	}
+	return &Index{catalog: catalog, dir: dir, n: opts.Shards, opts: opts}, nil
+}
+
+// Shards returns the shard count.
+func (ix *Index) Shards() int { return ix.n }
+
+// Dir returns the shard directory.
+func (ix *Index) Dir() string { return ix.dir }
+
+// ShardPath returns the file of shard i.
+func (ix *Index) ShardPath(i int) string {
+	return filepath.Join(ix.dir, fmt.Sprintf("shard-%03d.sqlite", i))
+}
+
+// lock takes the exclusive load lock (index/load.lock), waiting while another
+// process or goroutine holds it, until ctx ends. The returned func releases it.
+func (ix *Index) lock(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(ix.dir, "load.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("index: lock: %w", err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("index: lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// openShardWrite opens shard i for a load: created 0600 if missing, WAL
+// journal (a killed process loses only uncommitted work, the file stays
+// intact), synchronous=OFF (a load can be redone; power loss is not the risk
+// we pay fsyncs for), a bounded page cache. One connection only.
+func (ix *Index) openShardWrite(ctx context.Context, i int) (*sql.DB, error) {
+	p := ix.ShardPath(i)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("index: shard %d: %w", i, err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite3", "file:"+p+"?_busy_timeout=30000")
+	if err != nil {
+		return nil, fmt.Errorf("index: shard %d: %w", i, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	stmts := []string{
+		`PRAGMA journal_mode=WAL`,
+		`PRAGMA synchronous=OFF`,
+		fmt.Sprintf(`PRAGMA cache_size=-%d`, ix.opts.CacheKiB),
+		`PRAGMA temp_store=MEMORY`,
+		shardSchema,
+		fmt.Sprintf(`INSERT OR IGNORE INTO shard_meta(key, value) VALUES ('shard', '%d'), ('shards', '%d')`, i, ix.n),
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("index: shard %d %s: %w", i, p, err)
+		}
+	}
+	var got string
+	if err := db.QueryRowContext(ctx, `SELECT value FROM shard_meta WHERE key='shards'`).Scan(&got); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index: shard %d %s: %w", i, p, err)
+	}
+	if got != strconv.Itoa(ix.n) {
+		db.Close()
+		return nil, fmt.Errorf("%w: %s was made for %s shards, case has %d", ErrShardCount, p, got, ix.n)
+	}
+	return db, nil
+}
+
+// closeShardWrite checkpoints the WAL into the shard and switches it back to
+// a rollback journal, so the shard is one self-contained file an analyst can
+// open with the sqlite3 shell, even read-only.
+func closeShardWrite(ctx context.Context, db *sql.DB) error {
+	_, err := db.ExecContext(ctx, `PRAGMA journal_mode=DELETE`)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// openShardRead opens shard i for queries, or returns (nil, nil) when the
+// shard file does not exist yet (no load has reached it).
+func (ix *Index) openShardRead(i int) (*sql.DB, error) {
+	p := ix.ShardPath(i)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	db, err := sql.Open("sqlite3", "file:"+p+"?_query_only=1&_busy_timeout=30000")
+	if err != nil {
+		return nil, fmt.Errorf("index: shard %d: %w", i, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}

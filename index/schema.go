@@ -1,0 +1,73 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// shardSchema is the DDL of one shard file (index/shard-NNN.sqlite). Both
+// tables are WITHOUT ROWID and keyed by the normalised identity itself, so a
+// lookup is one B-tree descent and a bulk insert touches one B-tree per table
+// (no separate UNIQUE index to maintain). See SCHEMA.md for the analyst's view.
+const shardSchema = `
+CREATE TABLE IF NOT EXISTS identities(
+	kind         TEXT    NOT NULL,  -- "phone", "email", "cn_id", "bank_card", ...
+	value        TEXT    NOT NULL,  -- normalised form (E.164, lower-case email, 18-char ID)
+	first_source INTEGER NOT NULL,  -- catalog sources.id of the source that introduced it
+	PRIMARY KEY(kind, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sightings(
+	kind        TEXT    NOT NULL,
+	value       TEXT    NOT NULL,
+	source_id   INTEGER NOT NULL,   -- catalog sources.id
+	occurrences INTEGER NOT NULL,   -- times the identity was seen in that source
+	first_loc   TEXT    NOT NULL,   -- where it was first seen ("line 12", "table t row 5")
+	PRIMARY KEY(kind, value, source_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shard_meta(
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`
+
+// catalogSchema is the part of the case catalog (catalog.sqlite) the index
+// owns: one row per ingested dataset file. The JSON columns hold
+// {"kind": count} objects.
+const catalogSchema = `
+CREATE TABLE IF NOT EXISTS sources(
+	id            INTEGER PRIMARY KEY,
+	name          TEXT    NOT NULL,          -- file base name or --source NAME
+	sha256        TEXT    NOT NULL UNIQUE,   -- hex SHA-256 of the file as stored
+	size          INTEGER NOT NULL,          -- bytes
+	evidence_id   TEXT,                      -- evidence item it was found on; NULL when handed over
+	evidence_path TEXT,                      -- its path inside the evidence item
+	path          TEXT,                      -- host path it was read from
+	format        TEXT,
+	encoding      TEXT,
+	compression   TEXT,
+	rows          INTEGER NOT NULL DEFAULT 0,  -- records parsed
+	rejected      INTEGER NOT NULL DEFAULT 0,  -- malformed records
+	sightings     INTEGER NOT NULL DEFAULT 0,  -- identifiers seen (with repeats)
+	invalid_json  TEXT    NOT NULL DEFAULT '{}', -- per kind: values that failed validation
+	unique_json   TEXT    NOT NULL DEFAULT '{}', -- per kind: distinct identities in this source
+	new_json      TEXT    NOT NULL DEFAULT '{}', -- per kind: identities the case did not hold before
+	status        TEXT    NOT NULL CHECK(status IN ('loading','done')),
+	started       TEXT    NOT NULL,          -- UTC RFC 3339
+	finished      TEXT,                      -- UTC RFC 3339, set with status done
+	seconds       REAL                       -- wall time of the load
+);
+CREATE TABLE IF NOT EXISTS index_meta(
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`
+
+// EnsureCatalog creates the index's tables (sources, index_meta) in the case
+// catalog if they are missing. It is idempotent.
+func EnsureCatalog(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, catalogSchema); err != nil {
+		return fmt.Errorf("index: catalog schema: %w", err)
+	}
+	return nil
+}
