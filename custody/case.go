@@ -1,0 +1,316 @@
+// Package custody keeps a case: the case directory (0700, files 0600), its
+// catalog SQLite DB (evidence, segments, volumes, files, carved items,
+// stored objects), the content store of extracted and carved files
+// (objects/ab/cd/<sha256>), the hash-chained audit log, and the court
+// reports and exports made from them. It imports nothing from ingest: the
+// ingest packages record what they find through the methods here.
+//
+// Layout of a case directory:
+//
+//	catalog.sqlite        catalog DB (WAL; -wal/-shm beside it while open)
+//	audit.log             append-only JSON lines, each with the SHA-256 of the previous line
+//	case.lock             flock(2) target serialising audit appends across processes
+//	objects/ab/cd/<hex>   content store, named by SHA-256, deduplicated
+//	index/                identity shards (package index)
+//	reports/              report.html, report.json, evidence-<id>.dfxml, manifest.hashdeep, SHA256SUMS
+//	signing.pub           ed25519 public key when the case was created with a signing key
+package custody
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // SQLite driver "sqlite3" (cgo)
+)
+
+// Sentinel errors.
+var (
+	ErrNotEmpty     = errors.New("custody: case directory exists and is not empty")
+	ErrNotCase      = errors.New("custody: not a case directory")
+	ErrInsideCase   = errors.New("custody: evidence and case directory overlap")
+	ErrDuplicate    = errors.New("custody: evidence id already registered")
+	ErrBadID        = errors.New("custody: bad evidence id")
+	ErrBadMeta      = errors.New("custody: bad case metadata")
+	ErrAuditBroken  = errors.New("custody: audit log chain broken")
+	ErrNoSigningKey = errors.New("custody: case has no signing key")
+)
+
+// File and directory names inside a case directory.
+const (
+	CatalogName = "catalog.sqlite"
+	AuditName   = "audit.log"
+	LockName    = "case.lock"
+	ObjectsDir  = "objects"
+	IndexDir    = "index"
+	ReportsDir  = "reports"
+	PubKeyName  = "signing.pub"
+)
+
+// DefaultShards is the identity shard count of a case that does not say
+// otherwise; it matches index.DefaultShards.
+const DefaultShards = 16
+
+// dirPerm and filePerm are the modes of everything in a case directory: it
+// holds personal data, so only the owner may read it.
+const (
+	dirPerm  os.FileMode = 0o700
+	filePerm os.FileMode = 0o600
+)
+
+// Meta is the case metadata recorded at creation.
+type Meta struct {
+	CaseNumber  string    `json:"case_number"`
+	Examiner    string    `json:"examiner"`
+	Agency      string    `json:"agency,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Shards      int       `json:"shards"`                    // identity index shard count, fixed for the case's life (1..999)
+	Created     time.Time `json:"created"`                   // UTC; set by Init
+	Tool        string    `json:"tool"`                      // tool version that created the case; set by Init
+	SignPubKey  string    `json:"sign_public_key,omitempty"` // hex ed25519 public key, when reports are signed
+}
+
+// Case is an open case directory. Its methods may be called from several
+// goroutines; audit appends are also serialised across processes.
+type Case struct {
+	dir  string
+	db   *sql.DB
+	meta Meta
+}
+
+// Init creates the case directory dir (0700; it may exist only if empty)
+// with its catalog, audit log and content store, records meta, and writes
+// the first audit entry ("case.init"). meta.SignPubKey, when set, is the
+// hex ed25519 public key reports will be signed with (see GenerateKey).
+func Init(ctx context.Context, dir string, meta Meta) (*Case, error) {
+	meta.CaseNumber = strings.TrimSpace(meta.CaseNumber)
+	meta.Examiner = strings.TrimSpace(meta.Examiner)
+	if meta.CaseNumber == "" || meta.Examiner == "" {
+		return nil, fmt.Errorf("%w: case number and examiner are required", ErrBadMeta)
+	}
+	if meta.Shards == 0 {
+		meta.Shards = DefaultShards
+	}
+	if meta.Shards < 1 || meta.Shards > 999 {
+		return nil, fmt.Errorf("%w: shards %d not in 1..999", ErrBadMeta, meta.Shards)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("custody: %w", err)
+	}
+	if err := makeCaseDir(abs); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{ObjectsDir, ReportsDir} {
+		if err := mkdirPrivate(filepath.Join(abs, d)); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []string{AuditName, LockName, CatalogName} {
+		if err := touchPrivate(filepath.Join(abs, f)); err != nil {
+			return nil, err
+		}
+	}
+	meta.Created = time.Now().UTC()
+	meta.Tool = Tool().String()
+	if meta.SignPubKey != "" {
+		if err := writePrivate(filepath.Join(abs, PubKeyName), []byte(meta.SignPubKey+"\n")); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openDB(abs)
+	if err != nil {
+		return nil, err
+	}
+	c := &Case{dir: abs, db: db, meta: meta}
+	if err := c.createSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO case_info(id, case_number, examiner, agency, description, shards, created, tool, sign_public_key)
+		VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		meta.CaseNumber, meta.Examiner, meta.Agency, meta.Description, meta.Shards,
+		meta.Created.Format(time.RFC3339Nano), meta.Tool, meta.SignPubKey); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("custody: record case: %w", err)
+	}
+	// index_meta is package index's table; the shard count is written here
+	// too so that the case, not the first load, fixes it.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS index_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+		INSERT OR REPLACE INTO index_meta(key, value) VALUES ('shards', ?)`, strconv.Itoa(meta.Shards)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("custody: record shard count: %w", err)
+	}
+	if err := c.Audit(Entry{Action: "case.init", Outcome: OutcomeOK, Details: map[string]any{
+		"case_number": meta.CaseNumber, "examiner": meta.Examiner, "agency": meta.Agency,
+		"shards": meta.Shards, "sign_public_key": meta.SignPubKey,
+	}}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Open opens an existing case directory.
+func Open(ctx context.Context, dir string) (*Case, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("custody: %w", err)
+	}
+	for _, f := range []string{CatalogName, AuditName} {
+		st, err := os.Stat(filepath.Join(abs, f))
+		if err != nil || !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("%w: %s has no %s", ErrNotCase, dir, f)
+		}
+	}
+	db, err := openDB(abs)
+	if err != nil {
+		return nil, err
+	}
+	c := &Case{dir: abs, db: db}
+	if err := c.createSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	var created string
+	err = db.QueryRowContext(ctx, `SELECT case_number, examiner, agency, description, shards, created, tool, sign_public_key FROM case_info WHERE id=1`).
+		Scan(&c.meta.CaseNumber, &c.meta.Examiner, &c.meta.Agency, &c.meta.Description, &c.meta.Shards, &created, &c.meta.Tool, &c.meta.SignPubKey)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: %s: case_info: %v", ErrNotCase, dir, err)
+	}
+	c.meta.Created, _ = time.Parse(time.RFC3339Nano, created)
+	return c, nil
+}
+
+// Close closes the catalog DB.
+func (c *Case) Close() error { return c.db.Close() }
+
+// DB returns the catalog DB. Other packages (index) add their own tables.
+func (c *Case) DB() *sql.DB { return c.db }
+
+// Dir returns the absolute case directory.
+func (c *Case) Dir() string { return c.dir }
+
+// Meta returns the case metadata.
+func (c *Case) Meta() Meta { return c.meta }
+
+// Shards returns the identity shard count fixed at case creation.
+func (c *Case) Shards() int { return c.meta.Shards }
+
+// IndexDir returns the directory of the identity shards.
+func (c *Case) IndexDir() string { return filepath.Join(c.dir, IndexDir) }
+
+// openDB opens the catalog with WAL, foreign keys and a busy timeout (other
+// evidx processes may write it at the same time). SQLite gives the -wal and
+// -shm files the mode of the DB file, which Init created 0600.
+func openDB(dir string) (*sql.DB, error) {
+	p := filepath.Join(dir, CatalogName)
+	u := url.URL{Scheme: "file", Path: p}
+	dsn := u.String() + "?_journal_mode=WAL&_foreign_keys=on&_busy_timeout=30000&_synchronous=NORMAL"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("custody: open %s: %w", p, err)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("custody: open %s: %w", p, err)
+	}
+	return db, nil
+}
+
+// makeCaseDir creates dir 0700, or accepts an existing empty directory
+// (and sets it to 0700).
+func makeCaseDir(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return fmt.Errorf("custody: %w", err)
+		}
+		if err := os.Mkdir(dir, dirPerm); err != nil {
+			return fmt.Errorf("custody: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("custody: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("%w: %s is not a directory", ErrNotEmpty, dir)
+	default:
+		f, err := os.Open(dir)
+		if err != nil {
+			return fmt.Errorf("custody: %w", err)
+		}
+		names, err := f.Readdirnames(1)
+		f.Close()
+		if len(names) > 0 {
+			return fmt.Errorf("%w: %s", ErrNotEmpty, dir)
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("custody: %w", err)
+		}
+	}
+	return chmod(dir, dirPerm)
+}
+
+// mkdirPrivate creates dir and missing parents 0700 regardless of umask.
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	return chmod(dir, dirPerm)
+}
+
+// touchPrivate creates an empty file 0600 if it does not exist.
+func touchPrivate(p string) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, filePerm)
+	if err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	return chmod(p, filePerm)
+}
+
+// writePrivate writes a whole file 0600 via a temporary file and rename, so
+// a reader never sees it half-written.
+func writePrivate(p string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("custody: write %s: %w", p, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("custody: write %s: %w", p, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("custody: write %s: %w", p, err)
+	}
+	if err := chmod(tmp.Name(), filePerm); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	return nil
+}
+
+func chmod(p string, m os.FileMode) error {
+	if err := os.Chmod(p, m); err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	return nil
+}
