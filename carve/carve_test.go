@@ -1,0 +1,62 @@
+package carve
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+func carveAll(t *testing.T, img []byte, ranges []Run, opts Options) []Carved {
+	t.Helper()
+	var got []Carved
+	err := Carve(context.Background(), bytes.NewReader(img), ranges, opts, func(c Carved) error {
+		got = append(got, c)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// checkExact asserts every planted file was carved byte-identical at its
+// place and that nothing else was carved.
+func checkExact(t *testing.T, img []byte, pl []placement, got []Carved) {
+	t.Helper()
+	byOff := map[int64]Carved{}
+	for _, c := range got {
+		byOff[c.Offset] = c
+		b, _ := io.ReadAll(Open(bytes.NewReader(img), c))
+		if sha(b) != c.SHA256 || int64(len(b)) != c.Length {
+			t.Errorf("carved %s at %#x: digest does not match content", c.Type, c.Offset)
+		}
+	}
+	want := map[int64]bool{}
+	for _, p := range pl {
+		want[p.runs[0].Off] = true
+		c, ok := byOff[p.runs[0].Off]
+		switch {
+		case !ok:
+			t.Errorf("%s at %#x (%d bytes): not carved", p.name, p.runs[0].Off, len(p.data))
+		case c.SHA256 != sha(p.data):
+			t.Errorf("%s at %#x: carved %s of %d bytes, want %d bytes", p.name, p.runs[0].Off, c.Type, c.Length, len(p.data))
+		}
+	}
+	for _, c := range got {
+		if !want[c.Offset] {
+			t.Errorf("carved %s at %#x (%d bytes) where nothing was planted", c.Type, c.Offset, c.Length)
+		}
+	}
+}
+
+func TestCarveRawWhole(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	files := corpus(t, rng)
+	img, pl := buildRaw(rng, files)
+	for _, workers := range []int{1, 2} {
+		got := carveAll(t, img, []Run{{0, int64(len(img))}}, Options{Workers: workers, ChunkSize: 64 << 10})
+		checkExact(t, img, pl, got)
+	}
+}
