@@ -1,18 +1,208 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/evidx/evidx/dedupe"
+	"github.com/evidx/evidx/ingest"
+	"github.com/evidx/evidx/ingest/identity"
 )
 
-// TODO(owner of this verb): replace this placeholder with the real command.
+// countOptions are the flags of `evidx count`.
+type countOptions struct {
+	JSON    bool
+	Rejects string
+	Mem     string
+	Tmp     string
+	Workers int
+}
+
 func newCountCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "count",
-		Short: "not implemented yet",
+	var opts countOptions
+	cmd := &cobra.Command{
+		Use:   "count FILE...",
+		Short: "Count unique identities (phone, email, cn_id, ...) in leaked datasets, exactly",
+		Long: `count streams each dataset (csv, tsv, any-delimiter text, JSON Lines, MySQL
+and PostgreSQL dumps, SQLite, plain text; gzip/zstd/bzip2/xz/zip; UTF-8,
+UTF-16, GBK/GB18030), normalises the identifiers it holds and counts the
+distinct ones per kind, per file and over all files. Malformed rows are
+counted as rejected and written to --rejects with their location.`,
+		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return errors.New("count: not implemented yet")
+			return runCount(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, a)
 		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object")
+	f.StringVar(&opts.Rejects, "rejects", "", "write malformed rows (file, location, reason, text) to `PATH`")
+	f.StringVar(&opts.Mem, "mem", "1G", "memory budget in `BYTES` (suffixes K, M, G); the dedupe spills beyond it")
+	f.StringVar(&opts.Tmp, "tmp", "", "directory for spill files (default $TMPDIR)")
+	f.IntVar(&opts.Workers, "workers", 0, "parsing goroutines (default: number of CPUs)")
+	return cmd
+}
+
+// parseBytes parses a byte count with an optional K/M/G/T suffix (powers of 1024).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("bad byte count %q", s)
+	}
+	return v * mult, nil
+}
+
+// countFile is one file of the JSON report.
+type countFile struct {
+	ingest.FileStats
+	Unique map[identity.Kind]int64 `json:"unique"`
+	Error  string                  `json:"error,omitempty"`
+}
+
+// countReport is the JSON report of `evidx count`.
+type countReport struct {
+	Unique map[identity.Kind]int64 `json:"unique"`
+	Files  []countFile             `json:"files"`
+	Spills int64                   `json:"spills"`
+}
+
+func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, files []string) error {
+	mem, err := parseBytes(opts.Mem)
+	if err != nil {
+		return usageError{fmt.Errorf("--mem: %w", err)}
+	}
+	if mem < 64<<20 {
+		return usageError{errors.New("--mem: at least 64M")}
+	}
+	// The Go heap may hold garbage up to the limit before collecting: keep
+	// the whole process under the budget, the dedupe's sets at about half.
+	debug.SetMemoryLimit(mem * 7 / 8)
+	if opts.Tmp != "" {
+		if fi, err := os.Stat(opts.Tmp); err != nil || !fi.IsDir() {
+			return usageError{fmt.Errorf("--tmp %s: not a directory", opts.Tmp)}
+		}
+	}
+	var rejects io.Writer
+	if opts.Rejects != "" {
+		f, err := os.OpenFile(opts.Rejects, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rejects = f
+	}
+	counter, err := dedupe.New(dedupe.Options{MemBytes: mem / 2, TmpDir: opts.Tmp})
+	if err != nil {
+		return err
+	}
+	defer counter.Close()
+
+	rep := countReport{Files: make([]countFile, len(files))}
+	ok := 0
+	for i, path := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		st, err := ingest.ReadDataset(ctx, path, ingest.Options{
+			Workers:        opts.Workers,
+			Rejects:        rejects,
+			ConcurrentSink: true,
+			NoLoc:          true,
+			Records:        recordsOptions(opts.Tmp),
+		}, func(b []identity.Sighting) error { return counter.Add(i, b) })
+		rep.Files[i].FileStats = st
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rep.Files[i].Error = oneLine(err.Error())
+			fmt.Fprintf(stderr, "evidx: count: %s\n", oneLine(err.Error()))
+			if st.Rows > 0 {
+				ok++
+			}
+			continue
+		}
+		for _, m := range st.Members {
+			if m.Error != "" {
+				fmt.Fprintf(stderr, "evidx: count: %s: member %q: %s\n", oneLine(path), oneLine(m.Member), oneLine(m.Error))
+			}
+		}
+		ok++
+	}
+	res, err := counter.Result(len(files))
+	if err != nil {
+		return err
+	}
+	rep.Unique = res.Unique
+	rep.Spills = counter.Spills()
+	for i := range rep.Files {
+		rep.Files[i].Unique = res.PerFile[i]
+	}
+	if ok == 0 {
+		return errors.New("count: no file could be read")
+	}
+	if opts.JSON {
+		return writeJSON(stdout, rep)
+	}
+	return printCount(stdout, rep)
+}
+
+// printCount writes the report as a table for people.
+func printCount(w io.Writer, rep countReport) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	kinds := identity.Kinds()
+	fmt.Fprint(tw, "file\tformat\tencoding\tcompression\trows\trejected\t")
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "%s\t", k)
+	}
+	fmt.Fprintln(tw, "invalid\t")
+	for _, f := range rep.Files {
+		if f.Error != "" {
+			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t", oneLine(f.Path), f.Error)
+			for range kinds {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprintln(tw, "\t")
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t", oneLine(f.Path), f.Format, f.Encoding, f.Compression, f.Rows, f.Rejected)
+		inv := int64(0)
+		for _, k := range kinds {
+			fmt.Fprintf(tw, "%d\t", f.Unique[k])
+			inv += f.Invalid[k]
+		}
+		fmt.Fprintf(tw, "%d\t\n", inv)
+	}
+	fmt.Fprint(tw, "UNIQUE (all files)\t\t\t\t\t\t")
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "%d\t", rep.Unique[k])
+	}
+	fmt.Fprintln(tw, "\t")
+	return tw.Flush()
 }
