@@ -7,7 +7,9 @@ import (
 	"strconv"
 )
 
-func magicPDF(b []byte) bool { return bytes.HasPrefix(b, []byte("%PDF-1.")) || bytes.HasPrefix(b, []byte("%PDF-2.")) }
+func magicPDF(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("%PDF-1.")) || bytes.HasPrefix(b, []byte("%PDF-2."))
+}
 
 // pdfEOF is the end-of-file marker every PDF revision ends with.
 var pdfEOF = []byte("%%EOF")

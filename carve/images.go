@@ -159,7 +159,9 @@ func validateJPEG(r io.ReaderAt, size int64) (result, error) {
 
 var pngSig = []byte("\x89PNG\r\n\x1a\n")
 
-func magicPNG(b []byte) bool { return bytes.HasPrefix(b, pngSig) && len(b) >= 16 && string(b[12:16]) == "IHDR" }
+func magicPNG(b []byte) bool {
+	return bytes.HasPrefix(b, pngSig) && len(b) >= 16 && string(b[12:16]) == "IHDR"
+}
 
 // pngMaxChunk caps one chunk's length (the spec allows 2^31-1).
 const pngMaxChunk = 1 << 28
