@@ -36,15 +36,15 @@ type FileSystem interface {
 
 // File is one directory entry, inode or MFT record.
 type File struct {
-	Path    string    `json:"path"`              // "/dir/name", or "/dir/name:stream" for an NTFS data stream; names are data, never host paths
-	Size    int64     `json:"size"`              // bytes of content
-	Type    string    `json:"type"`              // "file", "dir", "symlink", "other"
-	Deleted bool      `json:"deleted"`           // not allocated any more
-	Inode   uint64    `json:"inode"`             // inode, MFT entry or first cluster, as the file system numbers its files
-	Mtime   time.Time `json:"mtime,omitzero"`    // content modified
-	Atime   time.Time `json:"atime,omitzero"`    // accessed
-	Ctime   time.Time `json:"ctime,omitzero"`    // metadata changed (NTFS: MFT entry changed)
-	Btime   time.Time `json:"crtime,omitzero"`   // created
+	Path    string    `json:"path"`            // "/dir/name", or "/dir/name:stream" for an NTFS data stream; names are data, never host paths
+	Size    int64     `json:"size"`            // bytes of content
+	Type    string    `json:"type"`            // "file", "dir", "symlink", "other"
+	Deleted bool      `json:"deleted"`         // not allocated any more
+	Inode   uint64    `json:"inode"`           // inode, MFT entry or first cluster, as the file system numbers its files
+	Mtime   time.Time `json:"mtime,omitzero"`  // content modified
+	Atime   time.Time `json:"atime,omitzero"`  // accessed
+	Ctime   time.Time `json:"ctime,omitzero"`  // metadata changed (NTFS: MFT entry changed)
+	Btime   time.Time `json:"crtime,omitzero"` // created
 	Runs    []Run     `json:"byte_runs,omitempty"`
 	// Recoverable says Open can return the content: always for allocated
 	// files, for deleted ones only when their clusters are still free.
