@@ -1,0 +1,329 @@
+package ext
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// tree is the ground truth a test generator wrote: path ("/a/b") → SHA-256
+// of the content, for regular files.
+type tree map[string]string
+
+func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+
+// writeTree writes a seeded directory tree under dir: nested directories,
+// empty, tiny (inline-sized) and multi-block files, names with spaces and
+// non-ASCII letters, a symlink, and a directory of "fill" files the
+// fragmentation step deletes every other one of.
+func writeTree(t testing.TB, dir string, seed uint64, nfill int, fillSize int) tree {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	truth := tree{}
+	put := func(rel string, b []byte) {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		truth["/"+rel] = sum(b)
+	}
+	rnd := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		return b
+	}
+	put("empty.txt", nil)
+	put("tiny.txt", []byte("hello evidx\n"))
+	put("docs/readme 1.txt", rnd(59))
+	put("docs/数据/names.csv", []byte(strings.Repeat("张三,13800138000\n", 300)))
+	for i := range 6 {
+		put(fmt.Sprintf("d%d/sub/f%02d.bin", i%3, i), rnd(1+rng.IntN(40000)))
+	}
+	for i := range 4 {
+		put(fmt.Sprintf("del/victim%d.dat", i), rnd(3000+rng.IntN(9000)))
+	}
+	for i := range nfill {
+		put(fmt.Sprintf("fill/f%03d", i), rnd(fillSize))
+	}
+	if err := os.Symlink("docs/readme 1.txt", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(strings.Repeat("long/", 20)+"target", filepath.Join(dir, "longlink")); err != nil {
+		t.Fatal(err)
+	}
+	return truth
+}
+
+// debugfs runs debugfs -w with the given commands on img.
+func debugfs(t testing.TB, img string, cmds ...string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "cmds")
+	if err := os.WriteFile(f, []byte(strings.Join(cmds, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.Run(t, "debugfs", "-w", "-f", f, img)
+	if bytes.Contains(out, []byte("rm: ")) || bytes.Contains(out, []byte("write: ")) {
+		t.Fatalf("debugfs: %s", out)
+	}
+}
+
+// image describes one test image: the mkfs variant and block size.
+type image struct {
+	mkfs   string
+	bs     int
+	sizeKB int
+	extra  []string
+	big    int // bytes of the fragmented file written after deletions
+}
+
+// buildImage makes the image and returns its path and the truth: allocated
+// files (with the big fragmented file) and the deleted victims.
+func buildImage(t testing.TB, im image, seed uint64) (img string, live, deleted tree) {
+	t.Helper()
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	live = writeTree(t, src, seed, 40, 3*im.bs)
+	img = filepath.Join(tmp, "fs.img")
+	args := append([]string{"-q", "-F", "-b", fmt.Sprint(im.bs), "-d", src}, im.extra...)
+	args = append(args, img, fmt.Sprintf("%dk", im.sizeKB))
+	testutil.Run(t, im.mkfs, args...)
+
+	// Fragment: delete every other fill file, then write a big file that
+	// must reuse the holes.
+	var cmds []string
+	for i := 0; i < 40; i += 2 {
+		p := fmt.Sprintf("/fill/f%03d", i)
+		cmds = append(cmds, "rm "+p)
+		delete(live, p)
+	}
+	big := make([]byte, im.big)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	for i := range big {
+		big[i] = byte(rng.UintN(256))
+	}
+	bigPath := filepath.Join(tmp, "big.bin")
+	if err := os.WriteFile(bigPath, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmds = append(cmds, "write "+bigPath+" big.bin")
+	live["/big.bin"] = sum(big)
+	debugfs(t, img, cmds...)
+
+	// Delete the victims last: their blocks stay free, so their content is
+	// recoverable.
+	deleted = tree{}
+	cmds = nil
+	for i := range 4 {
+		p := fmt.Sprintf("/del/victim%d.dat", i)
+		cmds = append(cmds, "rm "+p)
+		deleted[p] = live[p]
+		delete(live, p)
+	}
+	debugfs(t, img, cmds...)
+	return img, live, deleted
+}
+
+// walkAll opens img and returns every File Walk reported, with the SHA-256
+// of each readable regular file.
+func walkAll(t testing.TB, img string) (*FS, []*fs.File, map[string]string) {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, _ := f.Stat()
+	e, err := open(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*fs.File
+	sums := map[string]string{}
+	err = e.Walk(context.Background(), func(fl *fs.File) error {
+		files = append(files, fl)
+		if fl.Type == "file" && fl.Recoverable {
+			r, err := e.Open(fl)
+			if err != nil {
+				return err
+			}
+			h := sha256.New()
+			if _, err := io.Copy(h, r); err != nil {
+				return fmt.Errorf("%s: %w", fl.Path, err)
+			}
+			sums[fl.Path] = hex.EncodeToString(h.Sum(nil))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, files, sums
+}
+
+var flsLine = regexp.MustCompile(`^(\S)/(\S) (\* )?(\d+)(?:\(realloc\))?:\t(.*)$`)
+
+// tskAllocated lists allocated regular files with fls -r -p and hashes each
+// with icat.
+func tskAllocated(t testing.TB, img string) tree {
+	t.Helper()
+	out := testutil.Run(t, "fls", "-r", "-p", img)
+	got := tree{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := flsLine.FindStringSubmatch(sc.Text())
+		if m == nil || m[3] != "" || m[1] != "r" || strings.HasPrefix(m[5], "$OrphanFiles") {
+			continue
+		}
+		data, err := exec.Command(testutil.NeedTool(t, "icat"), img, m[4]).Output()
+		if err != nil {
+			t.Fatalf("icat %s: %v", m[4], err)
+		}
+		got["/"+m[5]] = sum(data)
+	}
+	return got
+}
+
+var images = []image{
+	{mkfs: "mkfs.ext2", bs: 1024, sizeKB: 8192, big: 1 << 20},
+	{mkfs: "mkfs.ext3", bs: 1024, sizeKB: 8192, big: 1 << 20},
+	{mkfs: "mkfs.ext3", bs: 4096, sizeKB: 16384, big: 5 << 20},
+	{mkfs: "mkfs.ext4", bs: 1024, sizeKB: 8192, big: 1 << 20},
+	{mkfs: "mkfs.ext4", bs: 4096, sizeKB: 16384, big: 3 << 20},
+	{mkfs: "mkfs.ext4", bs: 4096, sizeKB: 16384, big: 2 << 20, extra: []string{"-O", "inline_data,^has_journal"}},
+	{mkfs: "mkfs.ext4", bs: 1024, sizeKB: 8192, big: 1 << 20, extra: []string{"-O", "64bit,metadata_csum"}},
+}
+
+func TestAgainstTruthAndTSK(t *testing.T) {
+	for i, im := range images {
+		name := fmt.Sprintf("%s-%d-%s", im.mkfs, im.bs, strings.Join(im.extra, ""))
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			img, live, deleted := buildImage(t, im, uint64(100+i))
+			testutil.Unchanged(t, img)
+			e, files, sums := walkAll(t, img)
+			if want := strings.TrimPrefix(im.mkfs, "mkfs."); e.Type() != want {
+				t.Errorf("Type = %s, want %s", e.Type(), want)
+			}
+			if p := e.Problems(); len(p) > 0 {
+				t.Errorf("problems on a clean image: %q", p)
+			}
+			byPath := map[string]*fs.File{}
+			gotLive := tree{}
+			for _, f := range files {
+				byPath[f.Path] = f
+				if !f.Deleted && f.Type == "file" {
+					gotLive[f.Path] = sums[f.Path]
+				}
+			}
+			compare(t, "generator", live, gotLive)
+			compare(t, "TSK", tskAllocated(t, img), gotLive)
+
+			for p, want := range deleted {
+				f := byPath[p]
+				if f == nil {
+					t.Errorf("deleted %s not listed", p)
+					continue
+				}
+				if !f.Deleted || !f.Recoverable || sums[p] != want {
+					t.Errorf("deleted %s: deleted=%v recoverable=%v sha %s want %s (%s)", p, f.Deleted, f.Recoverable, sums[p], want, f.Err)
+				}
+			}
+			if f := byPath["/link"]; f == nil || f.Type != "symlink" || f.Size != int64(len("docs/readme 1.txt")) {
+				t.Errorf("symlink: %+v", f)
+			} else if r, err := e.Open(f); err != nil {
+				t.Error(err)
+			} else if b, _ := io.ReadAll(r); string(b) != "docs/readme 1.txt" {
+				t.Errorf("symlink target %q", b)
+			}
+			if f := byPath["/longlink"]; f == nil {
+				t.Error("long symlink missing")
+			} else if r, err := e.Open(f); err != nil {
+				t.Error(err)
+			} else if b, _ := io.ReadAll(r); string(b) != strings.Repeat("long/", 20)+"target" {
+				t.Errorf("long symlink target %q", b)
+			}
+			big := byPath["/big.bin"]
+			if big == nil || len(big.Runs) < 2 {
+				t.Errorf("big.bin not fragmented: %+v", big)
+			}
+			if f := byPath["/tiny.txt"]; f == nil || f.Mtime.IsZero() || f.Ctime.IsZero() {
+				t.Errorf("tiny.txt times: %+v", f)
+			}
+			checkUnallocated(t, e, files)
+		})
+	}
+}
+
+// compare reports differences between two path → SHA-256 sets.
+func compare(t testing.TB, what string, want, got tree) {
+	t.Helper()
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			t.Errorf("%s: %s missing", what, p)
+		} else if g != w {
+			t.Errorf("%s: %s sha256 %s, want %s", what, p, g, w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: extra %s", what, p)
+		}
+	}
+}
+
+// checkUnallocated verifies that no allocated file's run overlaps an
+// unallocated range, and that the ranges are sorted and disjoint.
+func checkUnallocated(t testing.TB, e *FS, files []*fs.File) {
+	t.Helper()
+	un, err := e.Unallocated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(un) == 0 {
+		t.Fatal("no unallocated space")
+	}
+	for i := 1; i < len(un); i++ {
+		if un[i].Off < un[i-1].Off+un[i-1].Len {
+			t.Fatalf("ranges overlap or unsorted: %v %v", un[i-1], un[i])
+		}
+	}
+	for _, f := range files {
+		if f.Deleted {
+			continue
+		}
+		for _, r := range f.Runs {
+			if r.Sparse || r.Offset < 1024*1024*1024 && r.Offset < int64(e.sb.blocksCount)*e.sb.blockSize && r.Offset >= 0 && isInline(e, r) {
+				continue
+			}
+			for _, u := range un {
+				if r.Offset < u.Off+u.Len && u.Off < r.Offset+r.Length {
+					t.Errorf("%s run %+v overlaps unallocated %+v", f.Path, r, u)
+				}
+			}
+		}
+	}
+}
+
+// isInline reports runs inside an inode table (inline data, fast symlinks).
+func isInline(e *FS, r fs.Run) bool {
+	return r.Length <= iBlockLen && r.Offset%e.sb.blockSize != 0
+}
