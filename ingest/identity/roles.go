@@ -63,7 +63,7 @@ func HeaderRole(h string) (Kind, bool) {
 	if i := strings.LastIndexAny(h, ".["); i >= 0 {
 		segs := strings.FieldsFunc(h, func(r rune) bool { return r == '.' || r == '[' || r == ']' })
 		for j := len(segs) - 1; j >= 0; j-- {
-			if isDigits(segs[j]) {
+			if isDigits(segs[j]) || segs[j] == "#" {
 				continue
 			}
 			k, ok := headerSynonyms[foldHeader(segs[j])]

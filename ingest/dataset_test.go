@@ -1,0 +1,150 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/evidx/evidx/dedupe"
+	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/internal/leakgen"
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// countCorpus runs ReadDataset over files with a dedupe.Counter as sink,
+// as `evidx count` does, and returns per-file stats and the counts.
+func countCorpus(t *testing.T, paths []string, mem int64) ([]FileStats, dedupe.Result, *bytes.Buffer) {
+	t.Helper()
+	c, err := dedupe.New(dedupe.Options{MemBytes: mem, TmpDir: t.TempDir(), Partitions: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var rejects bytes.Buffer
+	var stats []FileStats
+	for i, p := range paths {
+		st, err := ReadDataset(context.Background(), p, Options{Rejects: &rejects, ConcurrentSink: true, NoLoc: i%2 == 0},
+			func(b []identity.Sighting) error { return c.Add(i, b) })
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		stats = append(stats, st)
+	}
+	r, err := c.Result(len(paths))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stats, r, &rejects
+}
+
+func counts(m map[identity.Kind]int64) string {
+	var b strings.Builder
+	for _, k := range identity.Kinds() {
+		fmt.Fprintf(&b, "%s=%d ", k, m[k])
+	}
+	return b.String()
+}
+
+func truthCounts(m leakgen.Counts) string {
+	var b strings.Builder
+	for _, k := range identity.Kinds() {
+		fmt.Fprintf(&b, "%s=%d ", k, m[string(k)])
+	}
+	return b.String()
+}
+
+// TestCorpusMatchesTruth generates every format, encoding and compression
+// with leakgen and checks the counts against the generator's own truth,
+// per file and overall, and that no file was modified.
+func TestCorpusMatchesTruth(t *testing.T) {
+	testutil.NeedTool(t, "bzip2")
+	for _, mem := range []int64{0, 1 << 17} {
+		t.Run(fmt.Sprintf("mem=%d", mem), func(t *testing.T) {
+			dir := t.TempDir()
+			truth, err := leakgen.Generate(dir, leakgen.Options{Seed: 11, Rows: 14 * 1500, Dup: 0.3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var paths []string
+			for _, f := range truth.Files {
+				paths = append(paths, f.Path)
+			}
+			testutil.Unchanged(t, paths...)
+			stats, res, rejects := countCorpus(t, paths, mem)
+			for i, f := range truth.Files {
+				st := stats[i]
+				name := filepath.Base(f.Path)
+				if got, want := counts(res.PerFile[i]), truthCounts(f.Unique); got != want {
+					t.Errorf("%s unique: %s, want %s", name, got, want)
+				}
+				if got, want := counts(st.Invalid), truthCounts(f.Invalid); got != want {
+					t.Errorf("%s invalid: %s, want %s", name, got, want)
+				}
+				if st.Rows != f.Rows || st.Rejected != f.Rejected {
+					t.Errorf("%s rows %d rejected %d, want %d and %d", name, st.Rows, st.Rejected, f.Rows, f.Rejected)
+				}
+				if st.Format != f.Format || st.Encoding != f.Encoding || st.Compression != f.Compression {
+					t.Errorf("%s: format %q encoding %q compression %q, want %q %q %q", name,
+						st.Format, st.Encoding, st.Compression, f.Format, f.Encoding, f.Compression)
+				}
+				if want := testutil.SHA256File(t, f.Path); st.SHA256 != want {
+					t.Errorf("%s sha256 %s, want %s", name, st.SHA256, want)
+				}
+			}
+			if got, want := counts(res.Unique), truthCounts(truth.Unique); got != want {
+				t.Errorf("overall unique: %s, want %s", got, want)
+			}
+			if n := strings.Count(rejects.String(), "\n"); int64(n) != sum(truth) {
+				t.Errorf("%d rejects written, want %d", n, sum(truth))
+			}
+		})
+	}
+}
+
+func sum(t *leakgen.Truth) int64 {
+	var n int64
+	for _, f := range t.Files {
+		n += f.Rejected
+	}
+	return n
+}
+
+// TestSerialSink checks that without ConcurrentSink the sink is never
+// called concurrently and Loc is filled.
+func TestSerialSink(t *testing.T) {
+	dir := t.TempDir()
+	truth, err := leakgen.Generate(dir, leakgen.Options{Seed: 5, Rows: 3000, Formats: "users.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	busy := false
+	n := 0
+	_, err = ReadDataset(context.Background(), truth.Files[0].Path, Options{Records: smallChunks()}, func(b []identity.Sighting) error {
+		if !mu.TryLock() {
+			t.Error("sink called concurrently")
+			return nil
+		}
+		defer mu.Unlock()
+		if busy {
+			t.Error("reentrant sink")
+		}
+		for _, s := range b {
+			if !strings.HasPrefix(s.Loc, "line ") {
+				t.Fatalf("sighting without location: %+v", s)
+			}
+		}
+		n += len(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no sightings")
+	}
+}
