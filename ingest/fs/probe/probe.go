@@ -1,0 +1,26 @@
+// Package probe opens a disk image with every file-system reader evidx has.
+// It exists because package fs cannot import its own readers (they import
+// fs for its types); callers that want a whole disk read use OpenDisk here.
+package probe
+
+import (
+	"io"
+
+	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/fat"
+	"github.com/evidx/evidx/ingest/fs/iso"
+)
+
+// Options returns one fs.WithOpener per file-system family evidx reads.
+func Options() []fs.Option {
+	return []fs.Option{
+		fs.WithOpener("fat", fat.Open),
+		fs.WithOpener("iso9660", iso.Open),
+	}
+}
+
+// OpenDisk is fs.OpenDisk with every reader: partitions found, each file
+// system opened read-only, unknown ones left whole to the carver.
+func OpenDisk(r io.ReaderAt, size int64) (*fs.Disk, error) {
+	return fs.OpenDisk(r, size, Options()...)
+}
