@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/ext"
 	"github.com/evidx/evidx/ingest/fs/fat"
 	"github.com/evidx/evidx/ingest/fs/iso"
 )
@@ -15,6 +16,7 @@ import (
 func Options() []fs.Option {
 	return []fs.Option{
 		fs.WithOpener("fat", fat.Open),
+		fs.WithOpener("ext", ext.Open),
 		fs.WithOpener("iso9660", iso.Open),
 	}
 }
