@@ -1,0 +1,410 @@
+// Package scan finds identifiers (e-mail addresses, phone numbers, resident
+// ID numbers, bank card numbers) in the raw bytes of an image, the way
+// bulk_extractor does: in 8-bit text, in UTF-16LE text, and inside gzip,
+// zip (OOXML members) and zstd streams found on the way, recursively.
+// Values are normalised by ingest/identity. Blocks are scanned on all cores
+// with margins on both sides, and a feature belongs to the block holding
+// its first byte, so features straddling a boundary are reported once.
+package scan
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/evidx/evidx/ingest/identity"
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Feature is one identifier found. Path is the bulk_extractor forensic
+// path: the decimal image offset, with "-GZIP-", "-ZIP-" or "-ZSTD-" and
+// the offset inside the decoded stream for each decoder crossed
+// ("1048576-GZIP-310"). Value is the normalised identifier; Context the
+// bytes around it, escaped (\xHH for non-printable bytes).
+type Feature struct {
+	Kind    identity.Kind
+	Path    string
+	Value   string
+	Context string
+	// At is the image offset of the feature, or of the outermost stream
+	// holding it; features are emitted in increasing At order.
+	At int64
+}
+
+// Options control a scan. The zero value uses all CPUs, 8 MiB blocks, and
+// decodes streams three levels deep, up to 256 MiB each.
+type Options struct {
+	Workers    int
+	BlockSize  int   // bytes per unit of parallel work
+	MaxDepth   int   // nested decoders crossed at most
+	MaxDecoded int64 // bytes decoded from one stream at most
+	// Progress, if set, is called from Scan's goroutine with the bytes of
+	// each finished block.
+	Progress func(n int64)
+}
+
+// margin is the bytes of context read on each side of a block; it exceeds
+// what any finder looks at around a feature (lookAround, ×2 for UTF-16).
+const margin = 2 * lookAround
+
+// contextLen is the bytes of context on each side of a feature.
+const contextLen = 16
+
+// Scan reads r[0:size) and calls emit for each feature, from the calling
+// goroutine, in increasing At order. It stops at the first error from emit
+// or reading r, or when ctx is cancelled.
+func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit func(Feature) error) error {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = 8 << 20
+	}
+	if opts.BlockSize < 4*margin {
+		opts.BlockSize = 4 * margin
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = 3
+	}
+	if opts.MaxDecoded <= 0 {
+		opts.MaxDecoded = 256 << 20
+	}
+	nblocks := int((size + int64(opts.BlockSize) - 1) / int64(opts.BlockSize))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type done struct {
+		k     int
+		feats []Feature
+		err   error
+	}
+	work := make(chan int)
+	out := make(chan done, opts.Workers)
+	var wg sync.WaitGroup
+	for range opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &scanner{opts: &opts, src: r, srcSize: size}
+			buf := make([]byte, min(int64(opts.BlockSize), size)+2*margin)
+			for k := range work {
+				start := int64(k) * int64(opts.BlockSize)
+				bs := max(0, start-margin)
+				be := min(size, start+int64(opts.BlockSize)+margin)
+				b := buf[:be-bs]
+				var err error
+				if m, rerr := r.ReadAt(b, bs); m < len(b) {
+					err = fmt.Errorf("scan: read image at %#x: %w", bs+int64(m), rerr)
+				}
+				s.feats = nil
+				if err == nil {
+					lo := int(start - bs)
+					hi := int(min(size, start+int64(opts.BlockSize)) - bs)
+					s.scanBuf(ctx, b, bs, lo, hi, "", 0, -1)
+					slices.SortStableFunc(s.feats, func(a, b Feature) int { return int(a.At - b.At) })
+				}
+				select {
+				case out <- done{k, s.feats, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for k := range nblocks {
+			select {
+			case work <- k:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	pending := map[int]done{}
+	next := 0
+	for d := range out {
+		pending[d.k] = d
+		for {
+			d, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if d.err != nil {
+				return d.err
+			}
+			for _, f := range d.feats {
+				if err := emit(f); err != nil {
+					return err
+				}
+			}
+			if opts.Progress != nil {
+				opts.Progress(min(int64(opts.BlockSize), size-int64(d.k)*int64(opts.BlockSize)))
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// scanner holds one worker's state; never shared between goroutines.
+type scanner struct {
+	opts    *Options
+	src     io.ReaderAt // the image, for streams starting in it
+	srcSize int64
+	feats   []Feature
+	hits    []hit
+	u16     []byte
+}
+
+// scanBuf scans buf, whose byte 0 is at offset base of the stream named by
+// path, reporting features that start in [lo, hi). top is the image offset
+// of the outermost stream (-1 when buf is image bytes itself).
+func (s *scanner) scanBuf(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
+	field := sqliteField(int(base % 512))
+	s.hits = s.text(buf, lo, hi, field, s.hits[:0])
+	for _, h := range s.hits {
+		s.add(buf, base, h.start, h.end, h, path, top)
+	}
+	s.utf16(buf, base, lo, hi, path, top)
+	if depth < s.opts.MaxDepth && ctx.Err() == nil {
+		s.streams(ctx, buf, base, lo, hi, path, depth, top)
+	}
+}
+
+// text finds 8-bit features starting in buf[lo:hi).
+func (s *scanner) text(buf []byte, lo, hi int, field fieldFunc, out []hit) []hit {
+	// Addresses: every '@' whose address could start in [lo, hi).
+	end := min(len(buf), hi+maxLocal+1)
+	for i := lo; i < end; {
+		j := bytes.IndexByte(buf[i:end], '@')
+		if j < 0 {
+			break
+		}
+		at := i + j
+		if h, ok := findEmail(buf, at, field); ok && h.start >= lo && h.start < hi {
+			out = append(out, h)
+		}
+		i = at + 1
+	}
+	// Numbers.
+	for i := lo; i < hi; i++ {
+		if class[buf[i]]&cStart == 0 || !tokenStart(buf, i) {
+			continue
+		}
+		var e int
+		out, e = findNumbers(buf, i, out)
+		if e > i+1 {
+			i = e - 1
+		}
+	}
+	return out
+}
+
+// add records hit h found in buf (positions start..end in buf).
+func (s *scanner) add(buf []byte, base int64, start, end int, h hit, path string, top int64) {
+	at := base + int64(start)
+	if top < 0 {
+		top = at
+	}
+	s.feats = append(s.feats, Feature{
+		Kind:    h.kind,
+		Path:    path + strconv.FormatInt(at, 10),
+		Value:   h.value,
+		Context: escape(buf[max(0, start-contextLen):min(len(buf), end+contextLen)]),
+		At:      top,
+	})
+}
+
+// utf16 decodes runs of UTF-16LE ASCII-range text (at even stream offsets)
+// and scans them; feature offsets are those of the UTF-16 bytes.
+func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int64) {
+	const minRun = 6 // code units
+	q := int((base) & 1)
+	n := len(buf) - 1
+	for q < n {
+		// Find a run start quickly: a printable byte followed by 0x00.
+		if buf[q+1] != 0 || !u16ok(buf[q]) {
+			q += 2
+			continue
+		}
+		a := q
+		for q < n && buf[q+1] == 0 && u16ok(buf[q]) {
+			q += 2
+		}
+		if (q-a)/2 < minRun || q <= lo || a >= hi+2*maxLocal+2 {
+			continue
+		}
+		u := s.u16[:0]
+		for x := a; x < q; x += 2 {
+			u = append(u, buf[x])
+		}
+		s.u16 = u
+		// The decoded run's index k is buffer position a+2k.
+		ulo, uhi := max(0, (lo-a+1)/2), min(len(u), (hi-a+1)/2)
+		if uhi <= ulo && (hi-a) <= 0 {
+			continue
+		}
+		hs := s.text(u, ulo, max(ulo, uhi), nil, nil)
+		for _, h := range hs {
+			p := a + 2*h.start
+			if p < lo || p >= hi {
+				continue
+			}
+			at := base + int64(p)
+			t := top
+			if t < 0 {
+				t = at
+			}
+			s.feats = append(s.feats, Feature{
+				Kind: h.kind, Path: path + strconv.FormatInt(at, 10), Value: h.value,
+				Context: escape(u[max(0, h.start-contextLen):min(len(u), h.end+contextLen)]), At: t,
+			})
+		}
+	}
+}
+
+func u16ok(c byte) bool { return c >= 0x20 && c < 0x7F || c == '\t' || c == '\n' || c == '\r' }
+
+var (
+	gzipMagic = []byte{0x1F, 0x8B, 0x08}
+	zipMagic  = []byte("PK\x03\x04")
+	zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
+)
+
+// streams decodes gzip, deflated zip members and zstd frames starting in
+// buf[lo:hi) and scans what they hold. Streams in the image are read
+// through src to their end; nested ones only as far as buf holds them.
+func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
+	open := func(i int) io.Reader {
+		if top < 0 && s.src != nil {
+			return io.NewSectionReader(s.src, base+int64(i), s.srcSize-(base+int64(i)))
+		}
+		return bytes.NewReader(buf[i:])
+	}
+	topOf := func(i int) int64 {
+		if top < 0 {
+			return base + int64(i)
+		}
+		return top
+	}
+	each := func(magic []byte, f func(i int)) {
+		for i := lo; i < hi; {
+			j := bytes.Index(buf[i:min(len(buf), hi+len(magic)-1)], magic)
+			if j < 0 {
+				return
+			}
+			f(i + j)
+			i += j + 1
+		}
+	}
+	each(gzipMagic, func(i int) {
+		if i+10 > len(buf) || buf[i+3]&0xE0 != 0 {
+			return
+		}
+		z, err := gzip.NewReader(open(i))
+		if err != nil {
+			return
+		}
+		z.Multistream(false)
+		s.decoded(ctx, z, fmt.Sprintf("%s%d-GZIP-", path, base+int64(i)), depth+1, topOf(i))
+	})
+	each(zipMagic, func(i int) {
+		if i+30 > len(buf) {
+			return
+		}
+		h := buf[i:]
+		flags, method := binary.LittleEndian.Uint16(h[6:]), binary.LittleEndian.Uint16(h[8:])
+		if method != 8 || flags&1 != 0 {
+			return // stored members are scanned as raw bytes already
+		}
+		data := 30 + int(binary.LittleEndian.Uint16(h[26:])) + int(binary.LittleEndian.Uint16(h[28:]))
+		if i+data > len(buf) {
+			return
+		}
+		fr := flate.NewReader(open(i + data))
+		defer fr.Close()
+		s.decoded(ctx, fr, fmt.Sprintf("%s%d-ZIP-", path, base+int64(i)), depth+1, topOf(i))
+	})
+	each(zstdMagic, func(i int) {
+		if i+5 > len(buf) || buf[i+4]&0x08 != 0 {
+			return
+		}
+		d, err := zstd.NewReader(open(i), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(uint64(s.opts.MaxDecoded)))
+		if err != nil {
+			return
+		}
+		defer d.Close()
+		s.decoded(ctx, d, fmt.Sprintf("%s%d-ZSTD-", path, base+int64(i)), depth+1, topOf(i))
+	})
+}
+
+// decodedBlock is the unit a decoded stream is scanned in (bytes).
+const decodedBlock = 1 << 20
+
+// decoded scans a decoded stream sequentially in overlapping windows. A
+// decoder error ends the stream: corrupt data yields what was readable.
+func (s *scanner) decoded(ctx context.Context, rd io.Reader, path string, depth int, top int64) {
+	rd = io.LimitReader(rd, s.opts.MaxDecoded)
+	buf := make([]byte, 0, decodedBlock+2*margin)
+	var base int64
+	lo := 0
+	for ctx.Err() == nil {
+		n, err := io.ReadFull(rd, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		eof := err != nil
+		hi := len(buf) - margin
+		if eof {
+			hi = len(buf)
+		}
+		if hi > lo {
+			// Nested streams cannot be re-read from src: top stays set.
+			s.scanBuf(ctx, buf, base, lo, hi, path, depth, top)
+		}
+		if eof || hi <= margin {
+			if eof {
+				return
+			}
+			continue
+		}
+		keep := len(buf) - (hi - margin)
+		copy(buf, buf[hi-margin:])
+		buf = buf[:keep]
+		base += int64(hi - margin)
+		lo = margin
+	}
+}
+
+// escape renders context bytes bulk_extractor style: printable ASCII and
+// valid UTF-8 as is, everything else (and backslash) as \xHH.
+func escape(b []byte) string {
+	var out []byte
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c >= 0x20 && c < 0x7F && c != '\\' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		if c >= 0x80 {
+			if r, n := utf8.DecodeRune(b[i:]); n > 1 && r != 0xFFFD {
+				out = append(out, b[i:i+n]...)
+				i += n
+				continue
+			}
+		}
+		out = append(out, fmt.Sprintf("\\x%02X", c)...)
+		i++
+	}
+	return string(out)
+}
