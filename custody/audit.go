@@ -283,9 +283,10 @@ type Chain struct {
 
 // VerifyChain reads an audit log and checks every line: valid JSON, seq
 // counting from 1, prev equal to the SHA-256 of the line before (Genesis for
-// the first), and a final newline. fn, if not nil, sees every good line. The
+// the first), and a final newline. fn, if not nil, sees every good line
+// with its SHA-256. The
 // first break is returned as a *ChainError; lines after it are not read.
-func VerifyChain(r io.Reader, fn func(Line)) (Chain, error) {
+func VerifyChain(r io.Reader, fn func(l Line, sum string)) (Chain, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	ch := Chain{Head: Genesis}
 	var off int64
@@ -321,7 +322,7 @@ func VerifyChain(r io.Reader, fn func(Line)) (Chain, error) {
 		ch.Head = hashLine(body)
 		ch.Last = l
 		if fn != nil {
-			fn(l)
+			fn(l, ch.Head)
 		}
 		off += int64(len(raw))
 	}
@@ -352,7 +353,7 @@ func (c *Case) ReadAudit(ctx context.Context) ([]Line, Chain, error) {
 	}
 	defer f.Close()
 	var lines []Line
-	ch, err := VerifyChain(f, func(l Line) { lines = append(lines, l) })
+	ch, err := VerifyChain(f, func(l Line, _ string) { lines = append(lines, l) })
 	return lines, ch, err
 }
 

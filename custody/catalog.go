@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -352,8 +353,18 @@ func (b *Batch) step() error {
 	return b.begin()
 }
 
+// StoreObject stores r in the content store (see Case.StoreObject) and
+// records the object in the batch's transaction.
+func (b *Batch) StoreObject(r io.Reader) (digest.Sums, error) {
+	sums, err := b.c.storeFile(b.ctx, r)
+	if err != nil {
+		return sums, err
+	}
+	return sums, recordObject(b.ctx, b.tx, sums)
+}
+
 // AddFile queues one file row. f.Object, when set, must have been stored
-// with StoreObject first (foreign key).
+// first, with Batch.StoreObject or Case.StoreObject (foreign key).
 func (b *Batch) AddFile(f File) error {
 	if f.Type == "" {
 		f.Type = "file"

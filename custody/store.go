@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +29,31 @@ func (c *Case) ObjectPath(sum string) (string, error) {
 // bytes stream to a temporary file (0600) while the three hashes run, then
 // the file is renamed to its SHA-256 name; content already stored is not
 // stored twice. The object is recorded in the objects table. Safe for
-// concurrent use.
+// concurrent use; while a Batch is open, use Batch.StoreObject (SQLite
+// allows one writer, and the batch holds it).
 func (c *Case) StoreObject(ctx context.Context, r io.Reader) (digest.Sums, error) {
+	sums, err := c.storeFile(ctx, r)
+	if err != nil {
+		return sums, err
+	}
+	return sums, recordObject(ctx, c.db, sums)
+}
+
+// execer is a *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func recordObject(ctx context.Context, db execer, sums digest.Sums) error {
+	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO objects(sha256, md5, sha1, size, stored_at) VALUES (?, ?, ?, ?, ?)`,
+		sums.SHA256, sums.MD5, sums.SHA1, sums.Size, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("custody: record object %s: %w", sums.SHA256, err)
+	}
+	return nil
+}
+
+// storeFile puts r's bytes into the content store without recording them.
+func (c *Case) storeFile(ctx context.Context, r io.Reader) (digest.Sums, error) {
 	tmpDir := filepath.Join(c.dir, ObjectsDir)
 	tmp, err := os.CreateTemp(tmpDir, ".incoming-*")
 	if err != nil {
@@ -59,10 +83,6 @@ func (c *Case) StoreObject(ctx context.Context, r io.Reader) (digest.Sums, error
 		}
 	} else if err != nil {
 		return sums, fmt.Errorf("custody: store: %w", err)
-	}
-	if _, err := c.db.ExecContext(ctx, `INSERT OR IGNORE INTO objects(sha256, md5, sha1, size, stored_at) VALUES (?, ?, ?, ?, ?)`,
-		sums.SHA256, sums.MD5, sums.SHA1, sums.Size, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-		return sums, fmt.Errorf("custody: record object %s: %w", sums.SHA256, err)
 	}
 	return sums, nil
 }

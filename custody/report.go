@@ -1,0 +1,433 @@
+package custody
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ReportSchemaVersion is report.json's "schema_version". It changes when a
+// field is removed or changes meaning; new fields do not change it.
+const ReportSchemaVersion = "1.0"
+
+// Report is the content of report.json and report.html: measured findings
+// only. Interpretation is the examiner's and is kept out of it.
+type Report struct {
+	SchemaVersion string           `json:"schema_version"`
+	Generated     time.Time        `json:"generated"` // UTC
+	Case          Meta             `json:"case"`
+	Tool          ToolInfo         `json:"tool"`
+	Environment   Environment      `json:"environment"`
+	Evidence      []EvidenceReport `json:"evidence"`
+	Datasets      []Dataset        `json:"datasets"`
+	Identities    Identities       `json:"identities"`
+	Audit         AuditSummary     `json:"audit"`
+	Errors        []string         `json:"errors"`      // damage and failures recorded during processing
+	Limitations   []string         `json:"limitations"` // what this report does not establish
+}
+
+// Environment is where the report was made.
+type Environment struct {
+	Host      string `json:"host"`
+	User      string `json:"user"`
+	OSSysname string `json:"os_sysname"`
+	OSRelease string `json:"os_release"`
+	OSVersion string `json:"os_version"`
+	Arch      string `json:"arch"`
+	Command   string `json:"command_line"`
+}
+
+// EvidenceReport is one evidence item with what was found on it.
+type EvidenceReport struct {
+	Evidence
+	SectorCount int64      `json:"sector_count"`
+	Volumes     []Volume   `json:"volumes"`
+	Counts      FileCounts `json:"counts"`
+}
+
+// FileCounts counts the file-system entries and carved items of an item.
+type FileCounts struct {
+	Files     int64 `json:"files"`     // regular files (allocated + deleted)
+	Allocated int64 `json:"allocated"` // allocated regular files
+	Deleted   int64 `json:"deleted"`   // deleted regular files
+	Dirs      int64 `json:"dirs"`
+	Extracted int64 `json:"extracted"` // files whose content is in the case store
+	Errors    int64 `json:"errors"`    // entries with a recorded error
+	Carved    int64 `json:"carved"`
+}
+
+// Dataset is one ingested dataset file (a row of the index's sources table).
+type Dataset struct {
+	ID           int64            `json:"id"`
+	Name         string           `json:"name"`
+	SHA256       string           `json:"sha256"`
+	Size         int64            `json:"size"`
+	EvidenceID   string           `json:"evidence_id,omitempty"`
+	EvidencePath string           `json:"evidence_path,omitempty"`
+	Rows         int64            `json:"rows"`
+	Rejected     int64            `json:"rejected"`
+	Unique       map[string]int64 `json:"unique"`
+	New          map[string]int64 `json:"new"`     // identities no earlier source held
+	Invalid      map[string]int64 `json:"invalid"` // values failing validation
+	Status       string           `json:"status"`
+	Finished     string           `json:"finished,omitempty"`
+}
+
+// Identities are the case-wide unique identity counts: the sum over
+// sources of the identities each one added (exact, from the index).
+type Identities struct {
+	Unique map[string]int64 `json:"unique"`
+	Total  int64            `json:"total"`
+}
+
+// AuditSummary is every audit action and the log's head.
+type AuditSummary struct {
+	Lines   int64       `json:"lines"`
+	Head    string      `json:"head_sha256"` // SHA-256 of the last line when the report was made
+	Intact  bool        `json:"intact"`
+	Problem string      `json:"problem,omitempty"`
+	Actions []AuditLine `json:"actions"`
+}
+
+// AuditLine is an audit entry as reported.
+type AuditLine struct {
+	Seq     int64  `json:"seq"`
+	Time    string `json:"time"`
+	Action  string `json:"action"`
+	Outcome string `json:"outcome"`
+	User    string `json:"user"`
+	Host    string `json:"host"`
+	Version string `json:"version"`
+	Inputs  []Item `json:"inputs,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Collect gathers the report content from the catalog and the audit log.
+func (c *Case) Collect(ctx context.Context) (*Report, error) {
+	r := &Report{SchemaVersion: ReportSchemaVersion, Generated: time.Now().UTC(), Case: c.meta, Tool: Tool(),
+		Environment: environment(), Errors: []string{}, Datasets: []Dataset{}}
+	evs, err := c.Evidence(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		er := EvidenceReport{Evidence: ev}
+		if ev.SectorSize > 0 {
+			er.SectorCount = (ev.Size + int64(ev.SectorSize) - 1) / int64(ev.SectorSize)
+		}
+		if er.Volumes, err = c.Volumes(ctx, ev.ID); err != nil {
+			return nil, err
+		}
+		if err := c.db.QueryRowContext(ctx, `SELECT
+			count(*) FILTER (WHERE type='file'),
+			count(*) FILTER (WHERE type='file' AND deleted=0),
+			count(*) FILTER (WHERE type='file' AND deleted=1),
+			count(*) FILTER (WHERE type='dir'),
+			count(*) FILTER (WHERE object IS NOT NULL),
+			count(*) FILTER (WHERE error<>'')
+			FROM files WHERE evidence_id=?`, ev.ID).Scan(&er.Counts.Files, &er.Counts.Allocated, &er.Counts.Deleted,
+			&er.Counts.Dirs, &er.Counts.Extracted, &er.Counts.Errors); err != nil {
+			return nil, fmt.Errorf("custody: report counts: %w", err)
+		}
+		if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM carved WHERE evidence_id=?`, ev.ID).Scan(&er.Counts.Carved); err != nil {
+			return nil, fmt.Errorf("custody: report counts: %w", err)
+		}
+		if ev.Verified != nil && !*ev.Verified {
+			r.Errors = append(r.Errors, fmt.Sprintf("evidence %s did not verify: %s", ev.ID, ev.HashReason))
+		}
+		for _, ce := range ev.Container {
+			r.Errors = append(r.Errors, fmt.Sprintf("evidence %s container: %s", ev.ID, ce))
+		}
+		for _, u := range ev.Unreadable {
+			r.Errors = append(r.Errors, fmt.Sprintf("evidence %s: bytes %d..%d unreadable", ev.ID, u.Offset, u.Offset+u.Length))
+		}
+		for _, v := range er.Volumes {
+			for _, p := range v.Problems {
+				r.Errors = append(r.Errors, fmt.Sprintf("evidence %s volume %d: %s", ev.ID, v.Index, p))
+			}
+		}
+		if er.Counts.Errors > 0 {
+			r.Errors = append(r.Errors, fmt.Sprintf("evidence %s: %d file entries with recorded damage (see the DFXML <error> elements)", ev.ID, er.Counts.Errors))
+		}
+		r.Evidence = append(r.Evidence, er)
+	}
+	if r.Datasets, err = c.datasets(ctx); err != nil {
+		return nil, err
+	}
+	r.Identities.Unique = map[string]int64{}
+	for _, d := range r.Datasets {
+		if d.Status != "done" {
+			r.Errors = append(r.Errors, fmt.Sprintf("dataset %s (%s) status %q: load not finished", d.Name, d.SHA256, d.Status))
+			continue
+		}
+		for k, n := range d.New {
+			r.Identities.Unique[k] += n
+			r.Identities.Total += n
+		}
+		if d.Rejected > 0 {
+			r.Errors = append(r.Errors, fmt.Sprintf("dataset %s: %d malformed rows rejected (kept in its rejects file)", d.Name, d.Rejected))
+		}
+	}
+	lines, ch, cerr := c.ReadAudit(ctx)
+	r.Audit = AuditSummary{Lines: ch.Lines, Head: ch.Head, Intact: cerr == nil}
+	if cerr != nil {
+		r.Audit.Problem = cerr.Error()
+		r.Errors = append(r.Errors, "audit log: "+cerr.Error())
+	}
+	for _, l := range lines {
+		r.Audit.Actions = append(r.Audit.Actions, AuditLine{Seq: l.Seq, Time: l.Time, Action: l.Action, Outcome: l.Outcome,
+			User: l.User, Host: l.Host, Version: l.Version + " " + l.Revision, Inputs: l.Inputs, Error: l.Error})
+	}
+	r.Limitations = []string{
+		"Hashes prove the media data are unchanged since intake; they do not show how the data came to be on the media.",
+		"Deleted files are reported as their surviving allocation says; content of a deleted file may have been overwritten in part.",
+		"Carved files are reconstructed from signatures in unallocated space; their names and times are not known.",
+		"Identity counts are exact over the normalised values defined in DESIGN.md; values failing validation are counted as invalid, never as identities.",
+		"Unique identities per source count what each source holds; 'new' counts what it added to those of sources ingested before it.",
+	}
+	return r, nil
+}
+
+// datasets reads the index's sources table when it exists.
+func (c *Case) datasets(ctx context.Context) ([]Dataset, error) {
+	var n int
+	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'`).Scan(&n); err != nil || n == 0 {
+		return []Dataset{}, err
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT id, name, sha256, size, coalesce(evidence_id,''), coalesce(evidence_path,''),
+		rows, rejected, unique_json, new_json, invalid_json, status, coalesce(finished,'') FROM sources ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("custody: sources: %w", err)
+	}
+	defer rows.Close()
+	out := []Dataset{}
+	for rows.Next() {
+		var d Dataset
+		var uj, nj, ij string
+		if err := rows.Scan(&d.ID, &d.Name, &d.SHA256, &d.Size, &d.EvidenceID, &d.EvidencePath, &d.Rows, &d.Rejected,
+			&uj, &nj, &ij, &d.Status, &d.Finished); err != nil {
+			return nil, fmt.Errorf("custody: sources: %w", err)
+		}
+		d.Unique, d.New, d.Invalid = countMap(uj), countMap(nj), countMap(ij)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func countMap(s string) map[string]int64 {
+	m := map[string]int64{}
+	_ = json.Unmarshal([]byte(s), &m)
+	return m
+}
+
+func environment() Environment {
+	e := Environment{Host: hostname(), User: currentUser(), Command: strings.Join(os.Args, " ")}
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		e.OSSysname, e.OSRelease, e.OSVersion, e.Arch = utsString(u.Sysname[:]), utsString(u.Release[:]), utsString(u.Version[:]), utsString(u.Machine[:])
+	}
+	return e
+}
+
+func utsString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+// ReportOptions say where the report goes and how it is signed.
+type ReportOptions struct {
+	OutDir  string // default: <case>/reports
+	SignKey string // ed25519 private key file; "" for no signature
+}
+
+// ReportResult lists the files written with their hashes.
+type ReportResult struct {
+	Dir   string `json:"dir"`
+	Files []Item `json:"files"`
+}
+
+// WriteReport writes report.html, report.json, evidence-<id>.dfxml per
+// evidence item, manifest.hashdeep and SHA256SUMS (and SHA256SUMS.sig when
+// signing) into the output directory, records the index shards' hashes,
+// and appends a "report" audit entry carrying every file's SHA-256.
+func (c *Case) WriteReport(ctx context.Context, opts ReportOptions) (*ReportResult, error) {
+	out := opts.OutDir
+	if out == "" {
+		out = filepath.Join(c.dir, ReportsDir)
+	}
+	out, err := filepath.Abs(out)
+	if err != nil {
+		return nil, fmt.Errorf("custody: report: %w", err)
+	}
+	res, err := c.writeReport(ctx, out, opts)
+	if err != nil {
+		if aerr := c.Audit(Entry{Action: "report", Outcome: OutcomeError, Error: err.Error()}); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) (*ReportResult, error) {
+	if opts.SignKey != "" {
+		// Fail before writing anything when the key is wrong.
+		if _, err := c.signBytes(opts.SignKey, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := mkdirPrivate(out); err != nil {
+		return nil, err
+	}
+	rep, err := c.Collect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	shards, err := c.ShardItems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	write := func(name string, gen func(w io.Writer) error) error {
+		if err := writeStream(filepath.Join(out, name), gen); err != nil {
+			return err
+		}
+		names = append(names, name)
+		return nil
+	}
+	if err := write("report.json", func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		return enc.Encode(rep)
+	}); err != nil {
+		return nil, err
+	}
+	if err := write("report.html", func(w io.Writer) error { return writeHTML(w, rep) }); err != nil {
+		return nil, err
+	}
+	for _, ev := range rep.Evidence {
+		if err := write("evidence-"+ev.ID+".dfxml", func(w io.Writer) error { return c.writeDFXML(ctx, w, rep, ev) }); err != nil {
+			return nil, err
+		}
+	}
+	if err := write("manifest.hashdeep", func(w io.Writer) error { return c.writeManifest(ctx, w, "", rep.Case.CaseNumber) }); err != nil {
+		return nil, err
+	}
+	// SHA256SUMS covers every file above, in sha256sum's format.
+	var sums bytes.Buffer
+	var items []Item
+	sort.Strings(names)
+	for _, n := range names {
+		sum, size, err := hashFile(filepath.Join(out, n))
+		if err != nil {
+			return nil, fmt.Errorf("custody: report: %w", err)
+		}
+		fmt.Fprintf(&sums, "%s  %s\n", sum, n)
+		items = append(items, Item{Kind: "report", Path: c.relPath(filepath.Join(out, n)), Size: size, SHA256: sum})
+	}
+	if err := writePrivate(filepath.Join(out, "SHA256SUMS"), sums.Bytes()); err != nil {
+		return nil, err
+	}
+	items = append(items, Item{Kind: "report", Path: c.relPath(filepath.Join(out, "SHA256SUMS")), Size: int64(sums.Len()), SHA256: sha256Hex(sums.Bytes())})
+	sigPath := filepath.Join(out, SigName)
+	if opts.SignKey != "" {
+		sig, err := c.signBytes(opts.SignKey, sums.Bytes())
+		if err != nil {
+			return nil, err
+		}
+		if err := writePrivate(sigPath, []byte(sig+"\n")); err != nil {
+			return nil, err
+		}
+		items = append(items, Item{Kind: "report", Path: c.relPath(sigPath), Size: int64(len(sig) + 1), SHA256: sha256Hex([]byte(sig + "\n"))})
+	} else if err := os.Remove(sigPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("custody: report: remove stale signature: %w", err)
+	}
+	outputs := append(append([]Item{}, items...), shards...)
+	if err := c.Audit(Entry{Action: "report", Outputs: outputs, Outcome: OutcomeOK, Details: map[string]any{
+		"dir": out, "audit_head": rep.Audit.Head, "audit_lines": rep.Audit.Lines, "signed": opts.SignKey != "",
+	}}); err != nil {
+		return nil, err
+	}
+	return &ReportResult{Dir: out, Files: items}, nil
+}
+
+// relPath is p relative to the case directory when inside it, else p.
+func (c *Case) relPath(p string) string {
+	if rel, err := filepath.Rel(c.dir, p); err == nil && filepath.IsLocal(rel) {
+		return rel
+	}
+	return p
+}
+
+// writeStream writes a file 0600 through a buffered writer into a temporary
+// file renamed into place when gen succeeds.
+func writeStream(p string, gen func(w io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err := gen(bw); err != nil {
+		tmp.Close()
+		return fmt.Errorf("custody: write %s: %w", p, err)
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("custody: write %s: %w", p, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("custody: write %s: %w", p, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("custody: write %s: %w", p, err)
+	}
+	if err := chmod(tmp.Name(), filePerm); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	return nil
+}
+
+// writeManifest writes every exported file in hashdeep format. prefix is
+// prepended to each name ("" in reports: names relative to the export
+// root; the export's absolute root in an export's own manifest, which is
+// what `hashdeep -a -k MANIFEST -r OUT` compares against).
+func (c *Case) writeManifest(ctx context.Context, w io.Writer, prefix, caseNumber string) error {
+	fmt.Fprintf(w, "%%%%%%%% HASHDEEP-1.0\n%%%%%%%% size,md5,sha256,filename\n")
+	fmt.Fprintf(w, "## evidx %s, case %s: extracted and carved files\n", Tool().String(), oneLine(caseNumber))
+	if prefix == "" {
+		fmt.Fprintf(w, "## names are relative to an `evidx export --files OUT` root; audit with: cd OUT && hashdeep -a -k manifest.hashdeep -l -r <evidence ids>\n")
+	} else {
+		fmt.Fprintf(w, "## audit with: hashdeep -a -k THIS_FILE -r %s\n", prefix)
+	}
+	fmt.Fprintf(w, "## \n")
+	return c.exportList(ctx, func(e Exported) error {
+		name := e.Name
+		if prefix != "" {
+			name = filepath.Join(prefix, filepath.FromSlash(e.Name))
+		}
+		_, err := fmt.Fprintf(w, "%d,%s,%s,%s\n", e.Size, e.MD5, e.Object, name)
+		return err
+	})
+}

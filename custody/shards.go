@@ -1,0 +1,46 @@
+package custody
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+)
+
+// ShardItems hashes every index shard file (index/shard-NNN.sqlite) and
+// returns them as audit items with case-relative paths, in name order.
+// Callers that load the index put these in the outputs of the load's audit
+// entry (or call RecordShards), so verify can tell a shard edited later.
+func (c *Case) ShardItems(ctx context.Context) ([]Item, error) {
+	paths, err := filepath.Glob(filepath.Join(c.dir, IndexDir, "shard-*.sqlite"))
+	if err != nil {
+		return nil, fmt.Errorf("custody: shards: %w", err)
+	}
+	sort.Strings(paths)
+	items := make([]Item, 0, len(paths))
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sum, n, err := hashFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("custody: shard %s: %w", p, err)
+		}
+		rel, _ := filepath.Rel(c.dir, p)
+		items = append(items, Item{Kind: "shard", Path: rel, Size: n, SHA256: sum})
+	}
+	return items, nil
+}
+
+// RecordShards appends an audit entry ("index.shards") with the SHA-256 of
+// every shard file. Call it when a load has finished and closed its shards.
+func (c *Case) RecordShards(ctx context.Context) ([]Item, error) {
+	items, err := c.ShardItems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	return items, c.Audit(Entry{Action: "index.shards", Outputs: items, Outcome: OutcomeOK})
+}

@@ -1,0 +1,454 @@
+package custody
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/evidx/evidx/digest"
+	"golang.org/x/sync/errgroup"
+)
+
+// Rehasher re-reads an evidence item's media for verify --evidence and
+// returns the digests of its data (for E01: of the media, not the files).
+type Rehasher func(ctx context.Context, ev Evidence) (digest.Sums, error)
+
+// VerifyOptions select what Verify checks.
+type VerifyOptions struct {
+	Evidence bool     // also re-hash every evidence image and compare with intake
+	Rehash   Rehasher // nil: the segments concatenated (raw and split raw only)
+	Workers  int      // files hashed at once (default 2)
+	NoAudit  bool     // do not record the verification in the audit log
+}
+
+// Check is one verification step.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// VerifyResult is the outcome of Verify: OK only when there is no failure.
+// Each failure is one line naming what changed.
+type VerifyResult struct {
+	OK       bool     `json:"ok"`
+	Checks   []Check  `json:"checks"`
+	Failures []string `json:"failures"`
+}
+
+func (r *VerifyResult) check(name string, failures []string, detail string) {
+	r.Checks = append(r.Checks, Check{Name: name, OK: len(failures) == 0, Detail: detail})
+	r.Failures = append(r.Failures, failures...)
+}
+
+// Verify checks the case: the audit chain (and its head against the
+// catalog, which catches lines cut from the end), every stored object
+// against its SHA-256 name and every files/carved row against its object,
+// every index shard against the hash recorded after its last load, every
+// report file against the last report's audit entry and SHA256SUMS (and
+// its signature), and with opts.Evidence every evidence image against its
+// intake hashes. The error is for failures to run, not for findings.
+func (c *Case) Verify(ctx context.Context, opts VerifyOptions) (*VerifyResult, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 2
+	}
+	res := &VerifyResult{Failures: []string{}}
+	lines, err := c.verifyAudit(ctx, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.verifyObjects(ctx, res, opts.Workers); err != nil {
+		return nil, err
+	}
+	c.verifyShards(ctx, res, lines)
+	c.verifyReports(res, lines)
+	if opts.Evidence {
+		if err := c.verifyEvidence(ctx, res, opts.Rehash); err != nil {
+			return nil, err
+		}
+	}
+	res.OK = len(res.Failures) == 0
+	if !opts.NoAudit {
+		outcome := OutcomeOK
+		if !res.OK {
+			outcome = OutcomeFailed
+		}
+		if err := c.Audit(Entry{Action: "verify", Outcome: outcome, Error: strings.Join(res.Failures, "; "),
+			Details: map[string]any{"evidence": opts.Evidence, "checks": res.Checks}}); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// verifyAudit checks the chain and returns its good lines.
+func (c *Case) verifyAudit(ctx context.Context, res *VerifyResult) ([]Line, error) {
+	var seq int64
+	var head string
+	// The catalog is read first: lines appended meanwhile by another
+	// process only make the log longer than the record.
+	if err := c.db.QueryRowContext(ctx, `SELECT audit_seq, audit_head FROM case_info WHERE id=1`).Scan(&seq, &head); err != nil {
+		return nil, fmt.Errorf("custody: verify: %w", err)
+	}
+	f, err := os.Open(filepath.Join(c.dir, AuditName))
+	if err != nil {
+		res.check("audit chain", []string{"audit.log: " + err.Error()}, "")
+		return nil, nil
+	}
+	defer f.Close()
+	var lines []Line
+	var sumAtSeq string
+	ch, err := VerifyChain(f, func(l Line, sum string) {
+		lines = append(lines, l)
+		if l.Seq == seq {
+			sumAtSeq = sum
+		}
+	})
+	var fails []string
+	if err != nil {
+		fails = append(fails, err.Error())
+	} else {
+		switch {
+		case ch.Lines < seq:
+			fails = append(fails, fmt.Sprintf("audit.log: %d lines, the catalog recorded %d (lines removed from the end)", ch.Lines, seq))
+		case seq > 0 && sumAtSeq != head:
+			fails = append(fails, fmt.Sprintf("audit.log line %d: edited (SHA-256 %.16s… differs from the head %.16s… recorded in the catalog)", seq, sumAtSeq, head))
+		}
+	}
+	res.check("audit chain", fails, fmt.Sprintf("%d lines, head SHA-256 %s", ch.Lines, ch.Head))
+	return lines, nil
+}
+
+// hashFile returns the hex SHA-256 and size of a file.
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return "", n, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// verifyObjects re-hashes the content store with `workers` goroutines.
+func (c *Case) verifyObjects(ctx context.Context, res *VerifyResult, workers int) error {
+	root := filepath.Join(c.dir, ObjectsDir)
+	var paths []string
+	var fails []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			fails = append(fails, fmt.Sprintf("objects: %v", err))
+			return nil
+		}
+		if d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".incoming-") {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("custody: verify objects: %w", err)
+	}
+	good := make(map[string]bool, len(paths))
+	bad := map[string]string{} // sum -> why
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, p := range paths {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			name := filepath.Base(p)
+			rel, _ := filepath.Rel(c.dir, p)
+			want, _ := c.ObjectPath(name)
+			sum, _, err := hashFile(p)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case !isHex(name, 64) || want != p:
+				fails = append(fails, fmt.Sprintf("%s: not a content-store name (file added to the store)", rel))
+			case err != nil:
+				bad[name] = err.Error()
+				fails = append(fails, fmt.Sprintf("%s: %v", rel, err))
+			case sum != name:
+				bad[name] = "changed"
+				fails = append(fails, fmt.Sprintf("%s: content changed (SHA-256 now %s)", rel, sum))
+			default:
+				good[name] = true
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("custody: verify objects: %w", err)
+	}
+	// Every recorded object and every row's object must be there and good.
+	rows, err := c.db.QueryContext(ctx, `SELECT sha256 FROM objects`)
+	if err != nil {
+		return fmt.Errorf("custody: verify objects: %w", err)
+	}
+	recorded := 0
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return fmt.Errorf("custody: verify objects: %w", err)
+		}
+		recorded++
+		if !good[s] && bad[s] == "" {
+			fails = append(fails, fmt.Sprintf("object %s: missing from the content store", s))
+		}
+	}
+	rows.Close()
+	rowCheck := func(what string, q string) error {
+		rows, err := c.db.QueryContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("custody: verify %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ev, name, sum string
+			var obj sql.NullString
+			if err := rows.Scan(&ev, &name, &sum, &obj); err != nil {
+				return fmt.Errorf("custody: verify %s: %w", what, err)
+			}
+			o := obj.String
+			switch {
+			case sum != "" && sum != o:
+				fails = append(fails, fmt.Sprintf("%s %s %s: recorded SHA-256 %s but stored object %s", what, ev, oneLine(name), sum, o))
+			case bad[o] != "":
+				fails = append(fails, fmt.Sprintf("%s %s %s: stored copy objects/%s/%s/%s changed", what, ev, oneLine(name), o[:2], o[2:4], o))
+			case !good[o]:
+				fails = append(fails, fmt.Sprintf("%s %s %s: stored copy %s missing", what, ev, oneLine(name), o))
+			}
+		}
+		return rows.Err()
+	}
+	if err := rowCheck("file", `SELECT evidence_id, 'volume ' || volume || ' ' || path, sha256, object FROM files WHERE object IS NOT NULL`); err != nil {
+		return err
+	}
+	if err := rowCheck("carved", `SELECT evidence_id, 'at offset ' || offset || ' (' || type || ')', sha256, object FROM carved WHERE object IS NOT NULL`); err != nil {
+		return err
+	}
+	sort.Strings(fails)
+	res.check("stored objects", fails, fmt.Sprintf("%d objects hashed, %d recorded", len(paths), recorded))
+	return nil
+}
+
+// lastRecorded returns, per case-relative path, the last audit item of
+// the given kind among the outputs.
+func lastRecorded(lines []Line, kind string) map[string]recorded {
+	m := map[string]recorded{}
+	for _, l := range lines {
+		if l.Outcome != OutcomeOK {
+			continue
+		}
+		for _, it := range l.Outputs {
+			if it.Kind == kind {
+				m[it.Path] = recorded{it, l.Seq}
+			}
+		}
+	}
+	return m
+}
+
+type recorded struct {
+	Item
+	seq int64
+}
+
+// verifyShards compares each index shard with its last recorded SHA-256.
+func (c *Case) verifyShards(ctx context.Context, res *VerifyResult, lines []Line) {
+	rec := lastRecorded(lines, "shard")
+	var fails []string
+	keys := sortedKeys(rec)
+	for _, rel := range keys {
+		r := rec[rel]
+		sum, _, err := hashFile(filepath.Join(c.dir, rel))
+		switch {
+		case err != nil:
+			fails = append(fails, fmt.Sprintf("%s: %v (recorded at audit line %d)", rel, err, r.seq))
+		case sum != r.SHA256:
+			fails = append(fails, fmt.Sprintf("%s: SHA-256 now %s, recorded %s at audit line %d", rel, sum, r.SHA256, r.seq))
+		}
+	}
+	unrec := 0
+	shards, _ := filepath.Glob(filepath.Join(c.dir, IndexDir, "shard-*.sqlite"))
+	for _, p := range shards {
+		rel, _ := filepath.Rel(c.dir, p)
+		if _, ok := rec[rel]; !ok {
+			unrec++
+		}
+	}
+	detail := fmt.Sprintf("%d shards checked", len(keys))
+	if unrec > 0 {
+		detail += fmt.Sprintf("; %d shard files have no recorded hash yet", unrec)
+	}
+	res.check("index shards", fails, detail)
+}
+
+// verifyReports checks the files of the last report against its audit
+// entry, each reports directory's SHA256SUMS, and its signature.
+func (c *Case) verifyReports(res *VerifyResult, lines []Line) {
+	var last *Line
+	for i := range lines {
+		if lines[i].Action == "report" && lines[i].Outcome == OutcomeOK {
+			last = &lines[i]
+		}
+	}
+	if last == nil {
+		res.check("reports", nil, "no report made yet")
+		return
+	}
+	var fails []string
+	dirs := map[string]bool{}
+	for _, it := range last.Outputs {
+		p := it.Path
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(c.dir, p)
+		}
+		dirs[filepath.Dir(p)] = true
+		sum, _, err := hashFile(p)
+		switch {
+		case err != nil:
+			fails = append(fails, fmt.Sprintf("%s: %v (recorded at audit line %d)", it.Path, err, last.Seq))
+		case sum != it.SHA256:
+			fails = append(fails, fmt.Sprintf("%s: changed since the report (SHA-256 now %s, recorded %s at audit line %d)", it.Path, sum, it.SHA256, last.Seq))
+		}
+	}
+	for _, d := range sortedKeys(dirs) {
+		fails = append(fails, c.verifySums(d)...)
+	}
+	res.check("reports", fails, fmt.Sprintf("%d files of the report at audit line %d", len(last.Outputs), last.Seq))
+}
+
+// verifySums checks dir/SHA256SUMS (sha256sum format) against the files it
+// lists and the directory's other files, and SHA256SUMS.sig when present
+// or when the case signs its reports.
+func (c *Case) verifySums(dir string) []string {
+	name := func(n string) string {
+		if rel, err := filepath.Rel(c.dir, filepath.Join(dir, n)); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+		return filepath.Join(dir, n)
+	}
+	sums, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", name("SHA256SUMS"), err)}
+	}
+	var fails []string
+	listed := map[string]bool{"SHA256SUMS": true, SigName: true}
+	for i, line := range strings.Split(strings.TrimSuffix(string(sums), "\n"), "\n") {
+		sum, file, ok := strings.Cut(line, "  ")
+		if !ok || !isHex(sum, 64) || file == "" || strings.ContainsAny(file, "/\\") {
+			fails = append(fails, fmt.Sprintf("%s line %d: malformed", name("SHA256SUMS"), i+1))
+			continue
+		}
+		listed[file] = true
+		got, _, err := hashFile(filepath.Join(dir, file))
+		switch {
+		case err != nil:
+			fails = append(fails, fmt.Sprintf("%s: %v", name(file), err))
+		case got != sum:
+			fails = append(fails, fmt.Sprintf("%s: does not match SHA256SUMS (SHA-256 now %s)", name(file), got))
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !listed[e.Name()] && !strings.HasPrefix(e.Name(), ".tmp-") {
+			fails = append(fails, fmt.Sprintf("%s: not covered by SHA256SUMS (added after the report)", name(e.Name())))
+		}
+	}
+	sig, err := os.ReadFile(filepath.Join(dir, SigName))
+	switch {
+	case err == nil && c.meta.SignPubKey == "":
+		fails = append(fails, fmt.Sprintf("%s: present but the case has no signing key", name(SigName)))
+	case err == nil && !c.verifySig(sums, string(sig)):
+		fails = append(fails, fmt.Sprintf("%s: signature does not verify SHA256SUMS with the case's key", name(SigName)))
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		fails = append(fails, fmt.Sprintf("%s: %v", name(SigName), err))
+	}
+	return fails
+}
+
+// verifyEvidence re-hashes every evidence item.
+func (c *Case) verifyEvidence(ctx context.Context, res *VerifyResult, rehash Rehasher) error {
+	evs, err := c.Evidence(ctx)
+	if err != nil {
+		return err
+	}
+	if rehash == nil {
+		rehash = func(ctx context.Context, ev Evidence) (digest.Sums, error) {
+			if ev.Format != "raw" && ev.Format != "split-raw" {
+				return digest.Sums{}, fmt.Errorf("no reader for format %q", ev.Format)
+			}
+			paths := make([]string, len(ev.Segments))
+			for i, s := range ev.Segments {
+				paths[i] = s.Path
+			}
+			return RawRehash(ctx, paths)
+		}
+	}
+	for _, ev := range evs {
+		var fails []string
+		where := ev.ID
+		if len(ev.Segments) > 0 {
+			where += " (" + ev.Segments[0].Path + ")"
+		}
+		sums, err := rehash(ctx, ev)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fails = append(fails, fmt.Sprintf("evidence %s: cannot re-hash: %v", where, err))
+		} else {
+			for _, h := range []struct{ alg, now, was string }{
+				{"MD5", sums.MD5, ev.Computed.MD5}, {"SHA-1", sums.SHA1, ev.Computed.SHA1}, {"SHA-256", sums.SHA256, ev.Computed.SHA256},
+			} {
+				if h.now != h.was {
+					fails = append(fails, fmt.Sprintf("evidence %s: %s now %s, was %s at intake", where, h.alg, h.now, h.was))
+				}
+			}
+			if sums.Size != ev.Size {
+				fails = append(fails, fmt.Sprintf("evidence %s: size now %d bytes, was %d at intake", where, sums.Size, ev.Size))
+			}
+		}
+		res.check("evidence "+ev.ID, fails, "SHA-256 "+ev.Computed.SHA256)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// oneLine folds control characters so a name from evidence stays on one
+// line of output.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
