@@ -1,0 +1,262 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// layout of the test disk, in 512-byte sectors as sfdisk places them.
+type part struct {
+	node     int    // partition number (5+ logical)
+	fat      string // mkfs.fat -F value, "ext4", or "" for none
+	sizeMB   int
+	sfType   string
+	startSec int64
+	files    map[string][]byte
+}
+
+var flsLine = regexp.MustCompile(`^(\S+) (\* )?(\d+)(?:\(realloc\))?:\t(.*)$`)
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// tskAllocated returns fls's allocated regular files of the partition at
+// offSec with icat's SHA-256 of each.
+func tskAllocated(t *testing.T, img string, offSec int64) map[string]string {
+	t.Helper()
+	off := strconv.FormatInt(offSec, 10)
+	out := testutil.Run(t, "fls", "-r", "-p", "-o", off, img)
+	got := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := flsLine.FindStringSubmatch(sc.Text())
+		if m == nil || m[2] != "" || m[1] != "r/r" || strings.HasPrefix(m[4], "$") {
+			continue
+		}
+		b, err := exec.Command(testutil.NeedTool(t, "icat"), "-o", off, img, m[3]).Output()
+		if err != nil {
+			t.Fatalf("icat %s: %v", m[3], err)
+		}
+		got["/"+m[4]] = sha(b)
+	}
+	return got
+}
+
+func TestDiskAgainstTSK(t *testing.T) {
+	for _, tool := range []string{"sfdisk", "mkfs.fat", "mcopy", "mdel", "fls", "icat"} {
+		testutil.NeedTool(t, tool)
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	parts := []*part{
+		{node: 1, fat: "16", sizeMB: 16, sfType: "e"},
+		{node: 2, fat: "ext4", sizeMB: 8, sfType: "83"},
+		{node: 5, fat: "32", sizeMB: 40, sfType: "c"},
+		{node: 6, fat: "12", sizeMB: 4, sfType: "1"},
+		{node: 7, fat: "", sizeMB: 4, sfType: "83"}, // never formatted: unknown, whole to the carver
+	}
+	script := "label: dos\n"
+	for _, p := range parts {
+		if p.node == 5 {
+			script += ",,E\n"
+		}
+		script += fmt.Sprintf(",%dM,%s\n", p.sizeMB, p.sfType)
+	}
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(96 << 20)
+	f.Close()
+	cmd := exec.Command(testutil.NeedTool(t, "sfdisk"), "-q", img)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v %s", err, out)
+	}
+	// Start sectors from sfdisk's own dump ("disk.img5 : start=  ...").
+	dump := testutil.Run(t, "sfdisk", "-d", img)
+	re := regexp.MustCompile(`disk\.img(\d+) : start=\s*(\d+)`)
+	for _, m := range re.FindAllStringSubmatch(string(dump), -1) {
+		n, _ := strconv.Atoi(m[1])
+		s, _ := strconv.ParseInt(m[2], 10, 64)
+		for _, p := range parts {
+			if p.node == n {
+				p.startSec = s
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	deleted := map[string][]byte{}
+	for _, p := range parts {
+		if p.fat == "" {
+			continue
+		}
+		src := t.TempDir()
+		p.files = map[string][]byte{}
+		for i := range 8 {
+			name := fmt.Sprintf("p%d dir/File number %d.bin", p.node, i)
+			if i%2 == 0 {
+				name = fmt.Sprintf("top %d.txt", i)
+			}
+			b := make([]byte, rng.IntN(30000))
+			for j := range b {
+				b[j] = byte(rng.Uint32())
+			}
+			p.files["/"+name] = b
+			hp := filepath.Join(src, name)
+			os.MkdirAll(filepath.Dir(hp), 0o755)
+			os.WriteFile(hp, b, 0o644)
+		}
+		off := p.startSec * 512
+		if p.fat == "ext4" {
+			testutil.Run(t, "mkfs.ext4", "-q", "-F", "-E", fmt.Sprintf("offset=%d", off), "-d", src, img, fmt.Sprintf("%dk", p.sizeMB<<10))
+			continue
+		}
+		testutil.Run(t, "mkfs.fat", "-F", p.fat, "--offset", strconv.FormatInt(p.startSec, 10), img, strconv.Itoa(p.sizeMB<<10))
+		at := fmt.Sprintf("%s@@%d", img, off)
+		ents, _ := os.ReadDir(src)
+		args := []string{"-s", "-i", at}
+		for _, e := range ents {
+			args = append(args, filepath.Join(src, e.Name()))
+		}
+		testutil.Run(t, "mcopy", append(args, "::/")...)
+		if p.node == 5 { // delete two files on the logical FAT32 partition
+			for _, name := range []string{"/top 2.txt", fmt.Sprintf("/p%d dir/File number 3.bin", p.node)} {
+				testutil.Run(t, "mdel", "-i", at, "::"+name)
+				deleted[name] = p.files[name]
+				delete(p.files, name)
+			}
+		}
+	}
+	testutil.Unchanged(t, img)
+
+	fh, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	st, _ := fh.Stat()
+	d, err := OpenDisk(fh, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Scheme != "mbr" || len(d.Partitions) != len(parts) {
+		t.Fatalf("scheme %s, partitions %+v", d.Scheme, d.Partitions)
+	}
+	wantFS := map[int]string{1: "fat16", 2: "ext4", 5: "fat32", 6: "fat12", 7: "unknown"}
+	for _, p := range d.Partitions {
+		if p.FileSystem != wantFS[p.Index] {
+			t.Errorf("p%d: filesystem %s, want %s (%s)", p.Index, p.FileSystem, wantFS[p.Index], p.Error)
+		}
+	}
+	type got struct {
+		file *fs.File
+		sha  string
+	}
+	ours := map[int]map[string]got{}
+	err = d.Walk(context.Background(), func(pi int, f *fs.File) error {
+		if ours[pi] == nil {
+			ours[pi] = map[string]got{}
+		}
+		g := got{file: f}
+		if f.Type == "file" && f.Recoverable {
+			r, err := d.Open(pi, f)
+			if err != nil {
+				t.Errorf("p%d %s: %v", pi, f.Path, err)
+				return nil
+			}
+			b, err := io.ReadAll(r)
+			if err != nil {
+				t.Errorf("p%d %s: %v", pi, f.Path, err)
+			}
+			g.sha = sha(b)
+			// The runs are image offsets: reading them gives the same bytes.
+			var viaRuns []byte
+			for _, run := range f.Runs {
+				buf := make([]byte, run.Length)
+				fh.ReadAt(buf, run.Offset)
+				viaRuns = append(viaRuns, buf...)
+			}
+			if !bytes.Equal(viaRuns, b) {
+				t.Errorf("p%d %s: byte runs do not give the content", pi, f.Path)
+			}
+		}
+		ours[pi][f.Path] = g
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	un := d.Unallocated()
+	for _, p := range parts {
+		if p.fat == "" || p.fat == "ext4" {
+			continue
+		}
+		tsk := tskAllocated(t, img, p.startSec)
+		n := 0
+		for path, g := range ours[p.node] {
+			if g.file.Type == "file" && !g.file.Deleted {
+				n++
+				if tsk[path] != g.sha {
+					t.Errorf("p%d %s: sha %s, icat %q", p.node, path, g.sha, tsk[path])
+				}
+				for _, r := range g.file.Runs {
+					for _, u := range un {
+						if r.Offset < u.Off+u.Len && u.Off < r.Offset+r.Length {
+							t.Errorf("p%d %s: run %+v overlaps unallocated %+v", p.node, path, r, u)
+						}
+					}
+				}
+			}
+		}
+		if n != len(tsk) || n != len(p.files) {
+			t.Errorf("p%d: %d allocated files, fls %d, written %d", p.node, n, len(tsk), len(p.files))
+		}
+		for path, b := range p.files {
+			if ours[p.node][path].sha != sha(b) {
+				t.Errorf("p%d %s: content differs from what was written", p.node, path)
+			}
+		}
+	}
+	// The ext4 partition goes through the ext reader: what was written is there.
+	for path, b := range parts[1].files {
+		if ours[2][path].sha != sha(b) {
+			t.Errorf("p2 (ext4) %s: listed %v, content sha %q", path, ours[2][path].file != nil, ours[2][path].sha)
+		}
+	}
+	for path, b := range deleted {
+		g, ok := ours[5][path]
+		if !ok || !g.file.Deleted || !g.file.Recoverable || g.sha != sha(b) {
+			t.Errorf("deleted p5 %s: listed %v %+v", path, ok, g.file)
+		}
+	}
+	// Unallocated includes the gap before p1 and all of unformatted p7.
+	p7 := d.Partition(7)
+	covers := func(off, n int64) bool {
+		for _, u := range un {
+			if off >= u.Off && off+n <= u.Off+u.Len {
+				return true
+			}
+		}
+		return false
+	}
+	if !covers(512, parts[0].startSec*512-512) || !covers(p7.Start, p7.Size) {
+		t.Errorf("unallocated %v misses the pre-partition gap or p7 %+v", un, p7)
+	}
+	t.Logf("%d partitions, unallocated ranges %d, problems %v", len(d.Partitions), len(un), d.Problems())
+}
