@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// lsRun runs the CLI in-process and returns stdout and the error main
+// would map to an exit code.
+func lsRun(t *testing.T, argv ...string) ([]byte, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(argv)
+	err := root.Execute()
+	return out.Bytes(), err
+}
+
+// lsFATImage makes a FAT32 image with a nested long-named file, an empty
+// file and a deleted file, and returns it with the written contents.
+func lsFATImage(t *testing.T) (string, map[string][]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	img := filepath.Join(dir, "ls.img")
+	testutil.Run(t, "mkfs.fat", "-F", "32", "-C", img, "40000")
+	files := map[string][]byte{
+		"/Some Dir/A long file name.txt": bytes.Repeat([]byte("evidence "), 500),
+		"/empty":                         nil,
+		"/gone later.bin":                bytes.Repeat([]byte{1, 2, 3}, 3000),
+	}
+	src := t.TempDir()
+	for p, b := range files {
+		hp := filepath.Join(src, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(hp), 0o755)
+		os.WriteFile(hp, b, 0o644)
+	}
+	testutil.Run(t, "mcopy", "-s", "-i", img, filepath.Join(src, "Some Dir"), filepath.Join(src, "empty"), filepath.Join(src, "gone later.bin"), "::/")
+	testutil.Run(t, "mdel", "-i", img, "::/gone later.bin")
+	return img, files
+}
+
+func TestLsJSON(t *testing.T) {
+	img, files := lsFATImage(t)
+	testutil.Unchanged(t, img)
+	out, err := lsRun(t, "ls", "--json", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Partitions []map[string]any `json:"partitions"`
+		Files      []struct {
+			Path        string  `json:"path"`
+			Size        int64   `json:"size"`
+			Deleted     bool    `json:"deleted"`
+			SHA256      *string `json:"sha256"`
+			MD5         *string `json:"md5"`
+			Partition   int     `json:"partition"`
+			Recoverable bool    `json:"recoverable"`
+		} `json:"files"`
+		Unallocated []map[string]int64 `json:"unallocated"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if dec.More() {
+		t.Fatal("more than one JSON value on stdout")
+	}
+	for _, k := range []string{"index", "start", "size", "type", "filesystem"} {
+		if _, ok := res.Partitions[0][k]; !ok {
+			t.Errorf("partition key %q missing", k)
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range res.Files {
+		b, ok := files[f.Path]
+		if !ok {
+			continue
+		}
+		seen[f.Path] = true
+		sum := sha256.Sum256(b)
+		if f.SHA256 == nil || *f.SHA256 != hex.EncodeToString(sum[:]) || f.MD5 == nil || f.Size != int64(len(b)) {
+			t.Errorf("%s: %+v", f.Path, f)
+		}
+		if f.Deleted != (f.Path == "/gone later.bin") {
+			t.Errorf("%s: deleted=%v", f.Path, f.Deleted)
+		}
+	}
+	if len(seen) != len(files) {
+		t.Errorf("listed %v of %d written files", seen, len(files))
+	}
+	if len(res.Unallocated) == 0 {
+		t.Error("no unallocated ranges")
+	}
+
+	out, err = lsRun(t, "ls", "--json", "--deleted", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 1 || res.Files[0].Path != "/gone later.bin" || !res.Files[0].Recoverable {
+		t.Errorf("--deleted: %+v", res.Files)
+	}
+}
+
+func TestCat(t *testing.T) {
+	img, files := lsFATImage(t)
+	testutil.Unchanged(t, img)
+	for _, p := range []string{"/Some Dir/A long file name.txt", "p1:/Some Dir/A long file name.txt", "/gone later.bin", "/empty"} {
+		out, err := lsRun(t, "cat", img, p)
+		if err != nil {
+			t.Errorf("cat %s: %v", p, err)
+			continue
+		}
+		want := files[strings.TrimPrefix(p, "p1:")]
+		if !bytes.Equal(out, want) {
+			t.Errorf("cat %s: %d bytes, want %d", p, len(out), len(want))
+		}
+	}
+	if _, err := lsRun(t, "cat", img, "/nope"); err == nil || exitCode(err) != 1 {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := lsRun(t, "cat", img, "p9:/empty"); err == nil || exitCode(err) != 1 {
+		t.Errorf("missing partition: %v", err)
+	}
+	if _, err := lsRun(t, "cat", img); exitCode(err) != 2 {
+		t.Errorf("missing PATH must be usage error, got %v", err)
+	}
+	if _, err := lsRun(t, "cat", img, "relative"); exitCode(err) != 2 {
+		t.Errorf("relative PATH must be usage error, got %v", err)
+	}
+	var ue usageError
+	if _, err := lsRun(t, "ls"); !errors.As(err, &ue) {
+		t.Errorf("ls without IMAGE: %v", err)
+	}
+}
+
+func TestLsEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain name.txt":    "plain name.txt",
+		"bell\a\x1b[31mred": `bell\a\x1b[31mred`,
+		"back\\slash":       `back\\slash`,
+		"bad\xffutf8":       `bad\xffutf8`,
+		"c1\u009bcsi":       `c1\u009bcsi`,
+		"中文名.txt":           "中文名.txt",
+	} {
+		if got := lsEscape(in); got != want {
+			t.Errorf("lsEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
