@@ -1,18 +1,117 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/evidx/evidx/custody"
 )
 
-// TODO(owner of this verb): replace this placeholder with the real command.
+// caseInitOptions are the flags of `evidx case init`.
+type caseInitOptions struct {
+	CaseNumber  string
+	Examiner    string
+	Agency      string
+	Description string
+	Shards      int
+	SignKey     string // ed25519 private key file: read, or generated when missing
+	JSON        bool
+}
+
 func newCaseCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "case",
-		Short: "not implemented yet",
+		Short: "Create and manage case directories",
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return errors.New("case: not implemented yet")
+			return usageError{errors.New("case: missing subcommand (init)")}
 		},
 	}
+	cmd.AddCommand(newCaseInitCmd())
+	return cmd
+}
+
+func newCaseInitCmd() *cobra.Command {
+	var opts caseInitOptions
+	cmd := &cobra.Command{
+		Use:   "init DIR --case-number N --examiner NAME",
+		Short: "Create a case directory (0700) with its catalog, audit log and content store",
+		Long: `Create a case directory: DIR must not exist or be empty. It is made 0700
+and every file in it 0600 (it will hold personal data). The catalog
+(catalog.sqlite), the hash-chained audit log (audit.log) and the content
+store (objects/) are created and the creation is the first audit entry.
+
+--shards fixes the identity index shard count for the case's life.
+--sign-key KEYFILE reads an ed25519 private key (PEM, PKCS#8), or generates
+one there when KEYFILE does not exist; its public key is recorded in the case
+and reports can then be signed with 'evidx report --sign KEYFILE'. Keep
+KEYFILE outside the case directory.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return runCaseInit(cmd.Context(), cmd, opts, a)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.CaseNumber, "case-number", "", "case number (required)")
+	f.StringVar(&opts.Examiner, "examiner", "", "examiner's name (required)")
+	f.StringVar(&opts.Agency, "agency", "", "agency or laboratory")
+	f.StringVar(&opts.Description, "description", "", "free-text case description")
+	f.IntVar(&opts.Shards, "shards", custody.DefaultShards, "identity index shard count (1-999), fixed for the case")
+	f.StringVar(&opts.SignKey, "sign-key", "", "ed25519 private key file for signing reports (generated if missing)")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
+	return cmd
+}
+
+// caseInitResult is the JSON of `case init`.
+type caseInitResult struct {
+	Dir           string    `json:"dir"`
+	CaseNumber    string    `json:"case_number"`
+	Examiner      string    `json:"examiner"`
+	Agency        string    `json:"agency"`
+	Shards        int       `json:"shards"`
+	Created       time.Time `json:"created"`
+	Tool          string    `json:"tool"`
+	SignPublicKey string    `json:"sign_public_key,omitempty"`
+}
+
+func runCaseInit(ctx context.Context, cmd *cobra.Command, opts caseInitOptions, a []string) error {
+	if opts.CaseNumber == "" || opts.Examiner == "" {
+		return usageError{errors.New("case init: --case-number and --examiner are required")}
+	}
+	if opts.Shards < 1 || opts.Shards > 999 {
+		return usageError{fmt.Errorf("case init: --shards %d not in 1..999", opts.Shards)}
+	}
+	dir := a[0]
+	var pub string
+	if opts.SignKey != "" {
+		if err := custody.CheckOverlap(dir, opts.SignKey); err != nil {
+			return usageError{fmt.Errorf("case init: keep the signing key outside the case directory: %w", err)}
+		}
+		var err error
+		if pub, err = custody.LoadOrCreateKey(opts.SignKey); err != nil {
+			return err
+		}
+	}
+	c, err := custody.Init(ctx, dir, custody.Meta{CaseNumber: opts.CaseNumber, Examiner: opts.Examiner, Agency: opts.Agency,
+		Description: opts.Description, Shards: opts.Shards, SignPubKey: pub})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m := c.Meta()
+	res := caseInitResult{Dir: c.Dir(), CaseNumber: m.CaseNumber, Examiner: m.Examiner, Agency: m.Agency, Shards: m.Shards,
+		Created: m.Created, Tool: m.Tool, SignPublicKey: m.SignPubKey}
+	if opts.JSON {
+		return writeJSON(cmd.OutOrStdout(), res)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "case %s created in %s (%d index shards)\n", oneLine(m.CaseNumber), res.Dir, m.Shards)
+	if pub != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "reports will be signed with ed25519 key %s (private key: %s)\n", pub, filepath.Clean(opts.SignKey))
+	}
+	return nil
 }

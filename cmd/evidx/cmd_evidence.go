@@ -1,18 +1,255 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/digest"
 )
 
-// TODO(owner of this verb): replace this placeholder with the real command.
+// evidenceAddOptions are the flags of `evidx evidence add`.
+type evidenceAddOptions struct {
+	ID     string
+	MD5    string
+	SHA1   string
+	SHA256 string
+	JSON   bool
+}
+
 func newEvidenceCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "evidence",
-		Short: "not implemented yet",
+		Short: "Register evidence items in a case",
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return errors.New("evidence: not implemented yet")
+			return usageError{errors.New("evidence: missing subcommand (add)")}
 		},
 	}
+	cmd.AddCommand(newEvidenceAddCmd())
+	return cmd
+}
+
+func newEvidenceAddCmd() *cobra.Command {
+	var opts evidenceAddOptions
+	cmd := &cobra.Command{
+		Use:   "add DIR IMAGE... --id EVID",
+		Short: "Hash, verify and register an evidence image in a case",
+		Long: `Register an evidence image in the case DIR: the media are read once,
+read-only, for MD5, SHA-1 and SHA-256 together, compared with the hashes the
+container stores and with --md5/--sha1/--sha256 (acquisition notes), and
+recorded with their segments in the catalog, with audit entries before and
+after. A split raw image is given as all its segments in order.
+
+Exit 1 when the media do not verify (a hash mismatch or a container
+checksum failure); the item is still recorded, with the reason.`,
+		Args: args(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return runEvidenceAdd(cmd.Context(), cmd, opts, a)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.ID, "id", "", "evidence (exhibit) id: letters, digits, '.', '_', '-' (required)")
+	f.StringVar(&opts.MD5, "md5", "", "expected MD5 of the media data (hex)")
+	f.StringVar(&opts.SHA1, "sha1", "", "expected SHA-1 of the media data (hex)")
+	f.StringVar(&opts.SHA256, "sha256", "", "expected SHA-256 of the media data (hex)")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
+	return cmd
+}
+
+// evidenceResult is the JSON of `evidence add`: the registered item with
+// its computed hashes at the top level, like `evidx hash`.
+type evidenceResult struct {
+	ID              string            `json:"id"`
+	Format          string            `json:"format"`
+	Size            int64             `json:"size"`
+	SectorSize      int               `json:"sector_size"`
+	Segments        []custody.Segment `json:"segments"`
+	MD5             string            `json:"md5"`
+	SHA1            string            `json:"sha1"`
+	SHA256          string            `json:"sha256"`
+	Stored          custody.Hashes    `json:"stored"`
+	Expected        custody.Hashes    `json:"expected"`
+	Verified        *bool             `json:"verified"`
+	HashReason      string            `json:"hash_reason"`
+	ContainerErrors []string          `json:"container_errors"`
+	Unreadable      []custody.Range   `json:"unreadable"`
+	Header          map[string]string `json:"header,omitempty"`
+	Seconds         float64           `json:"seconds"`
+}
+
+func checkHex(name, v string, n int) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) != n || strings.Trim(strings.ToLower(v), "0123456789abcdef") != "" {
+		return usageError{fmt.Errorf("--%s: want %d hex digits, got %q", name, n, v)}
+	}
+	return nil
+}
+
+func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOptions, a []string) error {
+	if opts.ID == "" {
+		return usageError{errors.New("evidence add: --id is required")}
+	}
+	if !custody.ValidID(opts.ID) {
+		return usageError{fmt.Errorf("evidence add: --id %q: letters, digits, '.', '_', '-' only, at most 64", opts.ID)}
+	}
+	for _, h := range []struct {
+		name, v string
+		n       int
+	}{{"md5", opts.MD5, 32}, {"sha1", opts.SHA1, 40}, {"sha256", opts.SHA256, 64}} {
+		if err := checkHex(h.name, h.v, h.n); err != nil {
+			return err
+		}
+	}
+	images := a[1:]
+	for _, p := range images {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("evidence add: %w", err)
+		}
+		if st.IsDir() {
+			return fmt.Errorf("evidence add: %s is a directory, not an image", p)
+		}
+	}
+	c, err := custody.Open(ctx, a[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var total int64
+	for _, p := range images {
+		if st, err := os.Stat(p); err == nil {
+			total += st.Size()
+		}
+	}
+	prog, stop := newByteProgress("hashing "+opts.ID, total)
+	start := time.Now()
+	ev, err := c.AddEvidenceImage(ctx, custody.Intake{
+		ID:       opts.ID,
+		Paths:    images,
+		Expected: custody.Hashes{MD5: opts.MD5, SHA1: opts.SHA1, SHA256: opts.SHA256},
+		Measure:  measureImage,
+		Progress: prog,
+	})
+	stop()
+	if ev == nil {
+		return err
+	}
+	res := evidenceResult{ID: ev.ID, Format: ev.Format, Size: ev.Size, SectorSize: ev.SectorSize, Segments: ev.Segments,
+		MD5: ev.Computed.MD5, SHA1: ev.Computed.SHA1, SHA256: ev.Computed.SHA256, Stored: ev.Stored, Expected: ev.Expected,
+		Verified: ev.Verified, HashReason: ev.HashReason, ContainerErrors: ev.Container, Unreadable: ev.Unreadable,
+		Header: ev.Header, Seconds: time.Since(start).Seconds()}
+	if res.ContainerErrors == nil {
+		res.ContainerErrors = []string{}
+	}
+	if res.Unreadable == nil {
+		res.Unreadable = []custody.Range{}
+	}
+	if opts.JSON {
+		if werr := writeJSON(cmd.OutOrStdout(), res); werr != nil {
+			return werr
+		}
+	} else {
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "evidence %s: %s, %d bytes, %d-byte sectors, %d segment(s)\n", ev.ID, ev.Format, ev.Size, ev.SectorSize, len(ev.Segments))
+		fmt.Fprintf(w, "MD5     %s\nSHA-1   %s\nSHA-256 %s\n", res.MD5, res.SHA1, res.SHA256)
+		verdict := "not compared"
+		if ev.Verified != nil {
+			verdict = map[bool]string{true: "VERIFIED", false: "NOT VERIFIED"}[*ev.Verified]
+		}
+		fmt.Fprintf(w, "verification: %s (%s)\n", verdict, oneLine(ev.HashReason))
+		for _, ce := range ev.Container {
+			fmt.Fprintf(w, "container: %s\n", oneLine(ce))
+		}
+	}
+	return err
+}
+
+// ewfMagic starts every EWF (E01) segment file.
+var ewfMagic = []byte("EVF\x09\x0d\x0a\xff\x00")
+
+// measureImage measures the media of an evidence image for custody.
+// Raw and split-raw images (segments given in order) are hashed here;
+// container formats need the ingest/source reader.
+func measureImage(ctx context.Context, paths []string, progress func(int64)) (*custody.Evidence, error) {
+	if err := refuseContainer(paths[0]); err != nil {
+		return nil, err
+	}
+	return custody.RawMeasure(ctx, paths, progress)
+}
+
+// rehashImage re-hashes the media of a registered item for verify --evidence.
+func rehashImage(ctx context.Context, ev custody.Evidence) (digest.Sums, error) {
+	paths := make([]string, len(ev.Segments))
+	for i, s := range ev.Segments {
+		paths[i] = s.Path
+	}
+	if len(paths) == 0 {
+		return digest.Sums{}, fmt.Errorf("evidence %s has no segments recorded", ev.ID)
+	}
+	if ev.Format != "raw" && ev.Format != "split-raw" {
+		return digest.Sums{}, fmt.Errorf("evidence %s: no reader for format %q", ev.ID, ev.Format)
+	}
+	return custody.RawRehash(ctx, paths)
+}
+
+func refuseContainer(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(ewfMagic))
+	if _, err := io.ReadFull(f, head); err == nil && bytes.Equal(head, ewfMagic) {
+		return fmt.Errorf("evidence %s at 0x0: EWF (E01) container; this build has no EWF reader yet", p)
+	}
+	return nil
+}
+
+// newByteProgress returns a progress callback drawing "label: NN% (MiB/s)"
+// on stderr when it is a terminal (else a no-op), and a stop func.
+func newByteProgress(label string, total int64) (func(int64), func()) {
+	if !stderrIsTerminal() || total <= 0 {
+		return nil, func() {}
+	}
+	var done atomic.Int64
+	start := time.Now()
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	draw := func() {
+		n := done.Load()
+		secs := time.Since(start).Seconds()
+		rate := 0.0
+		if secs > 0 {
+			rate = float64(n) / secs / (1 << 20)
+		}
+		fmt.Fprintf(os.Stderr, "\r%s: %5.1f%% %8.1f MiB/s", label, 100*float64(n)/float64(total), rate)
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				draw()
+			case <-quit:
+				draw()
+				fmt.Fprintln(os.Stderr)
+				return
+			}
+		}
+	}()
+	return func(n int64) { done.Add(n) }, func() { close(quit); <-finished }
 }

@@ -1,18 +1,69 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/evidx/evidx/custody"
 )
 
-// TODO(owner of this verb): replace this placeholder with the real command.
+// exportOptions are the flags of `evidx export`.
+type exportOptions struct {
+	Files    string // output root
+	Manifest string // hashdeep manifest path
+	JSON     bool
+}
+
 func newExportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "export",
-		Short: "not implemented yet",
+	var opts exportOptions
+	cmd := &cobra.Command{
+		Use:   "export DIR --files OUT",
+		Short: "Copy extracted and carved files out of a case under safe names, with a hashdeep manifest",
+		Long: `Copy every extracted and carved file of the case DIR into OUT (which must
+not exist or be empty), as OUT/<evidence id>/vol-<n>/<path> and
+OUT/<evidence id>/carved/<offset>-<type>.<type>. Names from the evidence are
+made safe: no "..", never absolute, control characters and '%' written as
+%XX, collisions given "~2", "~3". Each copy is re-hashed against the case.
+
+The hashdeep manifest (default: manifest.hashdeep beside OUT, since a
+manifest inside OUT would itself be an unknown file to hashdeep -r OUT)
+lists each file with its absolute name, so
+
+    hashdeep -a -k MANIFEST -r OUT
+
+reports a full match.`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return errors.New("export: not implemented yet")
+			return runExport(cmd.Context(), cmd, opts, a)
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Files, "files", "", "output directory for the files (required)")
+	f.StringVar(&opts.Manifest, "manifest", "", "hashdeep manifest path (default: manifest.hashdeep beside OUT)")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
+	return cmd
+}
+
+func runExport(ctx context.Context, cmd *cobra.Command, opts exportOptions, a []string) error {
+	if opts.Files == "" {
+		return usageError{errors.New("export: --files OUT is required")}
+	}
+	c, err := custody.Open(ctx, a[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.Export(ctx, custody.ExportOptions{Dir: opts.Files, Manifest: opts.Manifest})
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(cmd.OutOrStdout(), res)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%d files (%d bytes) exported to %s\nmanifest: %s\ncheck with: %s\n",
+		res.Files, res.Bytes, res.Dir, res.Manifest, res.AuditCommand)
+	return nil
 }

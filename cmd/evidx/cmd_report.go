@@ -1,18 +1,64 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/evidx/evidx/custody"
 )
 
-// TODO(owner of this verb): replace this placeholder with the real command.
+// reportOptions are the flags of `evidx report`.
+type reportOptions struct {
+	Out  string // output directory; default DIR/reports
+	Sign string // ed25519 private key file
+	JSON bool
+}
+
 func newReportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "report",
-		Short: "not implemented yet",
+	var opts reportOptions
+	cmd := &cobra.Command{
+		Use:   "report DIR [--out DIR] [--sign KEY]",
+		Short: "Write the chain-of-custody report: HTML, JSON, DFXML per evidence item, hashdeep manifest, SHA256SUMS",
+		Long: `Write the chain-of-custody report of the case DIR into DIR/reports (or
+--out): report.html (one self-contained printable page), report.json (the
+same content, with "schema_version"), evidence-<id>.dfxml (DFXML 2) per
+evidence item, manifest.hashdeep (every extracted and carved file, names as
+'evidx export' writes them) and SHA256SUMS covering them; with --sign KEY
+also SHA256SUMS.sig (ed25519; the key must be the one given to 'case init
+--sign-key'). Every file's SHA-256 is appended to the audit log.`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return errors.New("report: not implemented yet")
+			return runReport(cmd.Context(), cmd, opts, a)
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Out, "out", "", "output directory (default: DIR/reports)")
+	f.StringVar(&opts.Sign, "sign", "", "ed25519 private key file to sign SHA256SUMS with")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
+	return cmd
+}
+
+func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, a []string) error {
+	c, err := custody.Open(ctx, a[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.WriteReport(ctx, custody.ReportOptions{OutDir: opts.Out, SignKey: opts.Sign})
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if opts.JSON {
+		return writeJSON(w, struct {
+			*custody.ReportResult
+			Signed bool `json:"signed"`
+		}{res, opts.Sign != ""})
+	}
+	for _, f := range res.Files {
+		fmt.Fprintf(w, "%s  %s\n", f.SHA256, oneLine(f.Path))
+	}
+	return nil
 }
