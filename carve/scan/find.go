@@ -75,12 +75,19 @@ type fieldFunc func(buf []byte, p int) (lo, hi int, ok bool)
 // strings like "fips140@v1.0.0" are rejected. field, if set, clips the
 // address to the record field that holds the '@'.
 func findEmail(buf []byte, at int, field fieldFunc) (hit, bool) {
-	flo, fhi := 0, len(buf)
-	if field != nil {
-		if lo, hi, ok := field(buf, at); ok {
-			flo, fhi = lo, hi
-		}
+	h, ok := emailIn(buf, at, 0, len(buf))
+	if !ok || field == nil {
+		return h, ok
 	}
+	// Only a plausible address pays for the record-structure probe.
+	if lo, hi, ok := field(buf, at); ok {
+		return emailIn(buf, at, lo, hi)
+	}
+	return h, true
+}
+
+// emailIn finds the address around buf[at] within buf[flo:fhi].
+func emailIn(buf []byte, at, flo, fhi int) (hit, bool) {
 	l := at
 	for l > flo && at-l < maxLocal && class[buf[l-1]]&cLocal != 0 {
 		l--

@@ -1,0 +1,206 @@
+package scan
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/internal/testutil"
+	"github.com/klauspost/compress/zstd"
+)
+
+// plantSet generates n people with a mobile and an address each, with the
+// canonical values the scan must report.
+type person struct{ name, mail, phone, id string }
+
+func people(rng *rand.Rand, n int, tag string) []person {
+	var out []person
+	for i := range n {
+		p := person{
+			name:  fmt.Sprintf("Name%s%d", strings.ToUpper(tag), i),
+			mail:  fmt.Sprintf("%s.%04d@example.com", tag, i),
+			phone: fmt.Sprintf("1%d%09d", 3+rng.IntN(7), rng.IntN(1e9)),
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func TestScanPlantedImage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	want := map[string]bool{} // kind:value of everything planted
+	var parts [][]byte
+	plant := func(ps []person) {
+		for _, p := range ps {
+			want["email:"+p.mail] = true
+			want["phone:+86"+p.phone] = true
+		}
+	}
+	// Plain text log.
+	txt := people(rng, 100, "plain")
+	plant(txt)
+	var b bytes.Buffer
+	for _, p := range txt {
+		fmt.Fprintf(&b, "%s login from %s tel %s\n", p.name, p.mail, p.phone[:3]+"-"+p.phone[3:7]+"-"+p.phone[7:])
+	}
+	parts = append(parts, append([]byte{}, b.Bytes()...))
+	// gzip'd log.
+	gz := people(rng, 100, "gz")
+	plant(gz)
+	b.Reset()
+	zw := gzip.NewWriter(&b)
+	for _, p := range gz {
+		fmt.Fprintf(zw, "%s,%s,+86 %s\n", p.name, p.mail, p.phone)
+	}
+	zw.Close()
+	parts = append(parts, append([]byte{}, b.Bytes()...))
+	// zstd stream.
+	zs := people(rng, 50, "zst")
+	plant(zs)
+	b.Reset()
+	ze, _ := zstd.NewWriter(&b)
+	for _, p := range zs {
+		fmt.Fprintf(ze, "%s\t%s\t%s\n", p.name, p.mail, p.phone)
+	}
+	ze.Close()
+	parts = append(parts, append([]byte{}, b.Bytes()...))
+	// DOCX: deflated word/document.xml.
+	dx := people(rng, 50, "docx")
+	plant(dx)
+	b.Reset()
+	z := zip.NewWriter(&b)
+	w, _ := z.Create("[Content_Types].xml")
+	w.Write([]byte(`<?xml version="1.0"?><Types/>`))
+	w, _ = z.Create("word/document.xml")
+	w.Write([]byte(`<w:document><w:body>`))
+	for _, p := range dx {
+		fmt.Fprintf(w, `<w:p><w:r><w:t>%s %s %s</w:t></w:r></w:p>`, p.name, p.mail, p.phone)
+	}
+	w.Write([]byte(`</w:body></w:document>`))
+	z.Close()
+	parts = append(parts, append([]byte{}, b.Bytes()...))
+	// UTF-16LE text.
+	u := people(rng, 30, "utf")
+	plant(u)
+	b.Reset()
+	b.Write([]byte{0xFF, 0xFE})
+	for _, p := range u {
+		for _, c := range []byte(p.name + " <" + p.mail + "> " + p.phone + "\r\n") {
+			b.Write([]byte{c, 0})
+		}
+	}
+	parts = append(parts, append([]byte{}, b.Bytes()...))
+	// SQLite table: name and address glued in each record.
+	if p, err := exec.LookPath("sqlite3"); err == nil {
+		sq := people(rng, 200, "alice")
+		plant(sq)
+		db := filepath.Join(t.TempDir(), "u.db")
+		var sql strings.Builder
+		sql.WriteString("CREATE TABLE users(name TEXT, email TEXT, phone TEXT);BEGIN;")
+		for _, x := range sq {
+			fmt.Fprintf(&sql, "INSERT INTO users VALUES('Alice','%s','%s');", x.mail, x.phone)
+		}
+		sql.WriteString("COMMIT;")
+		if out, err := exec.Command(p, db, sql.String()).CombinedOutput(); err != nil {
+			t.Fatalf("sqlite3: %v %s", err, out)
+		}
+		d, _ := os.ReadFile(db)
+		parts = append(parts, d)
+	} else if os.Getenv("CI") != "" {
+		t.Fatal("sqlite3 not installed")
+	}
+	// Image: parts at sector offsets over a random fill.
+	var img []byte
+	fill := func(n int) {
+		for range n {
+			img = append(img, byte(rng.Uint32()))
+		}
+	}
+	fill(1 << 20)
+	for _, p := range parts {
+		img = append(img, p...)
+		fill((512-len(img)%512)%512 + 512*(1+rng.IntN(64)))
+	}
+	fill(1 << 20)
+	path := filepath.Join(t.TempDir(), "planted.img")
+	if err := os.WriteFile(path, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Unchanged(t, path)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	got := map[string]bool{}
+	paths := map[string]bool{}
+	err = Scan(context.Background(), f, int64(len(img)), Options{BlockSize: 256 << 10}, func(ft Feature) error {
+		k := string(ft.Kind) + ":" + ft.Value
+		if !want[k] {
+			t.Errorf("reported %s at %s (context %q): not planted", k, ft.Path, ft.Context)
+		}
+		if got[k] && ft.Kind == identity.Email {
+			// Each planted address appears once on the image.
+			t.Errorf("reported %s twice (%s %q)", k, ft.Path, ft.Context)
+		}
+		got[k] = true
+		for _, dec := range []string{"GZIP", "ZIP", "ZSTD"} {
+			if strings.Contains(ft.Path, "-"+dec+"-") {
+				paths[dec] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	missed := 0
+	for k := range want {
+		if !got[k] {
+			missed++
+			if missed < 100 {
+				t.Logf("missed %s", k)
+			}
+		}
+	}
+	recall := float64(len(want)-missed) / float64(len(want))
+	t.Logf("planted %d, found %d, recall %.3f, decoders %v", len(want), len(want)-missed, recall, paths)
+	if recall < 0.95 {
+		t.Errorf("recall %.3f < 0.95", recall)
+	}
+	for _, dec := range []string{"GZIP", "ZIP", "ZSTD"} {
+		if !paths[dec] {
+			t.Errorf("no feature found through %s", dec)
+		}
+	}
+}
+
+// BenchmarkScan measures scanning throughput over a seeded random fill
+// with a sprinkling of text (MB/s is reported by SetBytes).
+func BenchmarkScan(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	img := make([]byte, 64<<20)
+	for i := range img {
+		img[i] = byte(rng.Uint32())
+	}
+	line := []byte("zhang.san@example.com,13800138000,110105194912310021\n")
+	for off := 0; off+len(line) < len(img); off += 4096 {
+		copy(img[off:], line)
+	}
+	b.SetBytes(int64(len(img)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		Scan(context.Background(), bytes.NewReader(img), int64(len(img)), Options{}, func(Feature) error { n++; return nil })
+	}
+}
