@@ -196,7 +196,7 @@ func parseSuper(b []byte, off, size int64) (*super, error) {
 	}
 	// The group descriptor table must fit the volume: this bounds every
 	// allocation that depends on the group count.
-	if int64(s.groups) > size/32+1 {
+	if int64(s.groups) > size/s.descSize {
 		return nil, bad("s_blocks_count", sbBlocksCountLo, "%d groups cannot fit %d bytes", s.groups, size)
 	}
 	s.reservedGDT = uint64(le.Uint16(b[sbReservedGDT:]))

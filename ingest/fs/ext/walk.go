@@ -547,7 +547,10 @@ func (e *FS) Unallocated() ([]fs.Range, error) {
 	}
 	for g := uint64(0); g < s.groups; g++ {
 		start := s.firstDataBlock + g*s.blocksPerGroup
-		end := min(start+s.blocksPerGroup, s.blocksCount)
+		end := min(start+s.blocksPerGroup, s.blocksCount, uint64(e.size/bs))
+		if start >= end {
+			break // the rest of the file system lies past the end of the volume
+		}
 		gr := e.groups[g]
 		if gr.flags&gdBad != 0 {
 			continue
