@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 
 	"github.com/evidx/evidx/ingest/identity"
 )
@@ -37,22 +38,38 @@ func NewRecorder(dir string) (*Recorder, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
 	}
-	return &Recorder{dir: dir, files: map[identity.Kind]*os.File{}, w: map[identity.Kind]*bufio.Writer{},
-		counts: map[identity.Kind]int{}, hist: map[identity.Kind]map[string]int{}, capped: map[identity.Kind]bool{}}, nil
+	r := &Recorder{dir: dir, files: map[identity.Kind]*os.File{}, w: map[identity.Kind]*bufio.Writer{},
+		counts: map[identity.Kind]int{}, hist: map[identity.Kind]map[string]int{}, capped: map[identity.Kind]bool{}}
+	// Every kind gets its files, empty or not, as bulk_extractor does.
+	for _, k := range identity.Kinds() {
+		if err := r.open(k); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *Recorder) open(k identity.Kind) error {
+	fh, err := os.OpenFile(filepath.Join(r.dir, string(k)+".txt"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	w := bufio.NewWriterSize(fh, 256<<10)
+	fmt.Fprintf(w, "# evidx feature file: %s\n# offset-path\tfeature\tcontext\n", k)
+	r.files[k], r.w[k] = fh, w
+	r.hist[k] = map[string]int{}
+	return nil
 }
 
 // Add writes one feature.
 func (r *Recorder) Add(f Feature) error {
 	w, ok := r.w[f.Kind]
 	if !ok {
-		fh, err := os.OpenFile(filepath.Join(r.dir, string(f.Kind)+".txt"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return fmt.Errorf("scan: %w", err)
+		if err := r.open(f.Kind); err != nil {
+			return err
 		}
-		w = bufio.NewWriterSize(fh, 256<<10)
-		fmt.Fprintf(w, "# evidx feature file: %s\n# offset-path\tfeature\tcontext\n", f.Kind)
-		r.files[f.Kind], r.w[f.Kind] = fh, w
-		r.hist[f.Kind] = map[string]int{}
+		w = r.w[f.Kind]
 	}
 	w.WriteString(f.Path)
 	w.WriteByte('\t')
@@ -91,7 +108,7 @@ func (r *Recorder) Close() ([]string, error) {
 		}
 		sort.Slice(s, func(i, j int) bool { return s[i].n > s[j].n || s[i].n == s[j].n && s[i].v < s[j].v })
 		p := filepath.Join(r.dir, string(k)+"_histogram.txt")
-		fh, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		fh, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -45,7 +45,7 @@ type Feature struct {
 type Options struct {
 	Workers    int
 	BlockSize  int   // bytes per unit of parallel work
-	MaxDepth   int   // nested decoders crossed at most
+	MaxDepth   int   // nested decoders crossed at most; 0 means 3, negative none
 	MaxDecoded int64 // bytes decoded from one stream at most
 	// Progress, if set, is called from Scan's goroutine with the bytes of
 	// each finished block.
@@ -72,8 +72,11 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 	if opts.BlockSize < 4*margin {
 		opts.BlockSize = 4 * margin
 	}
-	if opts.MaxDepth <= 0 {
+	switch {
+	case opts.MaxDepth == 0:
 		opts.MaxDepth = 3
+	case opts.MaxDepth < 0:
+		opts.MaxDepth = 0
 	}
 	if opts.MaxDecoded <= 0 {
 		opts.MaxDecoded = 256 << 20
