@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -166,7 +167,7 @@ func (ix *Index) openShardWrite(ctx context.Context, i int) (*sql.DB, error) {
 		return nil, fmt.Errorf("index: shard %d: %w", i, err)
 	}
 	f.Close()
-	db, err := sql.Open("sqlite3", "file:"+p+"?_busy_timeout=30000")
+	db, err := sql.Open("sqlite3", shardDSN(p, "_busy_timeout=30000"))
 	if err != nil {
 		return nil, fmt.Errorf("index: shard %d: %w", i, err)
 	}
@@ -210,6 +211,13 @@ func closeShardWrite(ctx context.Context, db *sql.DB) error {
 	return err
 }
 
+// shardDSN is the SQLite URI of a shard file: the path escaped so that a
+// case directory holding '?' or '#' still names the right file.
+func shardDSN(path, params string) string {
+	u := url.URL{Scheme: "file", Path: path}
+	return u.String() + "?" + params
+}
+
 // openShardRead opens shard i for queries, or returns (nil, nil) when the
 // shard file does not exist yet (no load has reached it).
 func (ix *Index) openShardRead(i int) (*sql.DB, error) {
@@ -217,7 +225,7 @@ func (ix *Index) openShardRead(i int) (*sql.DB, error) {
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	db, err := sql.Open("sqlite3", "file:"+p+"?_query_only=1&_busy_timeout=30000")
+	db, err := sql.Open("sqlite3", shardDSN(p, "_query_only=1&_busy_timeout=30000"))
 	if err != nil {
 		return nil, fmt.Errorf("index: shard %d: %w", i, err)
 	}

@@ -489,6 +489,7 @@ type shardWriter struct {
 	sigStmts map[int]*sql.Stmt // upsert INTO sightings ... RETURNING occurrences, by row count
 	args     []any
 	entries  []entry
+	perm     []int32
 
 	sightings int64
 	unique    map[identity.Kind]int64
@@ -567,21 +568,32 @@ func (w *shardWriter) exec(ctx context.Context, q string) error {
 // write stores one batch (which it sorts in place) and returns how many
 // sightings it held.
 func (w *shardWriter) write(ctx context.Context, batch []identity.Sighting) (int64, error) {
-	// Stable sort keeps file order among equal keys: the first one's Loc is
-	// the first location. Sorted keys also make the B-tree inserts local.
-	slices.SortStableFunc(batch, func(a, b identity.Sighting) int {
-		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+	// Sort by key, then by position in the batch: the first of equal keys
+	// is the first in file order, and its Loc the first location. Sorted
+	// keys also make the B-tree inserts local.
+	perm := w.perm[:0]
+	for i := range batch {
+		perm = append(perm, int32(i))
+	}
+	slices.SortFunc(perm, func(x, y int32) int {
+		a, b := &batch[x], &batch[y]
+		if c := strings.Compare(string(a.Kind), string(b.Kind)); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Value, b.Value)
+		if c := strings.Compare(a.Value, b.Value); c != 0 {
+			return c
+		}
+		return cmp.Compare(x, y)
 	})
+	w.perm = perm
 	es := w.entries[:0]
-	for i := 0; i < len(batch); {
+	for i := 0; i < len(perm); {
+		first := &batch[perm[i]]
 		j := i + 1
-		for j < len(batch) && batch[j].Kind == batch[i].Kind && batch[j].Value == batch[i].Value {
+		for j < len(perm) && batch[perm[j]].Kind == first.Kind && batch[perm[j]].Value == first.Value {
 			j++
 		}
-		es = append(es, entry{batch[i].Kind, batch[i].Value, batch[i].Loc, int64(j - i)})
+		es = append(es, entry{first.Kind, first.Value, first.Loc, int64(j - i)})
 		i = j
 	}
 	w.entries = es

@@ -1,18 +1,194 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
 
+	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest"
+	"github.com/evidx/evidx/ingest/identity"
 	"github.com/spf13/cobra"
 )
 
-// TODO(owner of this verb): replace this placeholder with the real command.
+// datasetOptions are the flags of `evidx dataset add`.
+type datasetOptions struct {
+	source string
+	json   bool
+}
+
 func newDatasetCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "dataset",
-		Short: "not implemented yet",
+		Short: "Ingest leaked datasets into a case's identity index",
+	}
+	var opts datasetOptions
+	add := &cobra.Command{
+		Use:   "add DIR FILE...",
+		Short: "Ingest dataset files handed over directly (skips files already ingested)",
+		Long: `Ingest leaked dataset files into the case's identity index. Each file becomes
+a source named after its base name (or --source NAME). A file whose SHA-256 is
+already ingested is skipped; an interrupted ingestion is finished by running
+the same command again, with the counts of one clean run.`,
+		Args: args(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return errors.New("dataset: not implemented yet")
+			return runDatasetAdd(cmd.Context(), opts, a, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	add.Flags().StringVar(&opts.source, "source", "", "source name (only with one FILE; default: the file's base name)")
+	add.Flags().BoolVar(&opts.json, "json", false, "print one JSON object on stdout")
+	cmd.AddCommand(add)
+	return cmd
+}
+
+// datasetResult is the JSON of `dataset add`.
+type datasetResult struct {
+	Sources []index.SourceStats `json:"sources"`
+	Failed  []datasetFailure    `json:"failed"`
+}
+
+type datasetFailure struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout, stderr io.Writer) error {
+	dir, files := a[0], a[1:]
+	if opts.source != "" && len(files) > 1 {
+		return usageError{errors.New("--source names one file; give one FILE per --source")}
+	}
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", f)
+		}
+	}
+	c, err := custody.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ix, err := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
+	if err != nil {
+		return err
+	}
+	added := false
+	res := datasetResult{Sources: []index.SourceStats{}, Failed: []datasetFailure{}}
+	for _, f := range files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return err
+		}
+		prog := newLoadProgress(stderr, filepath.Base(f))
+		st, err := ix.AddDataset(ctx, abs, opts.source, index.Origin{}, datasetReader(ix.Dir()), prog)
+		prog.stop()
+		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", Path: abs, Size: st.Size, SHA256: st.SHA256}}}
+		if err != nil {
+			entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
+			res.Failed = append(res.Failed, datasetFailure{Path: f, Error: err.Error()})
+			fmt.Fprintf(stderr, "evidx: dataset %s: %s\n", oneLine(f), oneLine(err.Error()))
+		} else {
+			entry.Outcome = custody.OutcomeOK
+			entry.Details = map[string]any{"source_id": st.ID, "name": st.Name, "skipped": st.Skipped,
+				"rows": st.Rows, "rejected": st.Rejected, "sightings": st.Sightings,
+				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds}
+			res.Sources = append(res.Sources, st)
+			added = added || !st.Skipped
+		}
+		if aerr := c.Audit(entry); aerr != nil {
+			return aerr
+		}
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	if added {
+		// verify compares the shards with the hashes recorded here.
+		if _, err := c.RecordShards(ctx); err != nil {
+			return err
+		}
+	}
+	if opts.json {
+		if err := writeJSON(stdout, res); err != nil {
+			return err
+		}
+	} else {
+		for _, s := range res.Sources {
+			what := "added"
+			if s.Skipped {
+				what = "already ingested, skipped"
+			}
+			fmt.Fprintf(stdout, "%s (%s): %s; rows %d, rejected %d, unique %s, new %s, %.1f s\n",
+				oneLine(s.Name), s.SHA256[:12], what, s.Rows, s.Rejected, kindCounts(s.Unique), kindCounts(s.New), s.Seconds)
+		}
+	}
+	if len(res.Failed) > 0 {
+		return fmt.Errorf("%d of %d dataset files failed", len(res.Failed), len(files))
+	}
+	return nil
+}
+
+// datasetReader returns the reader the CLI hands to the index: the
+// datasets pipeline (ingest.ReadDataset: decompression, charset, format
+// sniffing, column roles, normalisation), spilling under tmp, which lies
+// in the case directory because spilled rows are personal data.
+func datasetReader(tmp string) index.ReadFunc {
+	return func(ctx context.Context, path string, sink func([]identity.Sighting) error) (index.FileInfo, error) {
+		st, err := ingest.ReadDataset(ctx, path, ingest.Options{Records: recordsOptions(tmp)}, sink)
+		if err != nil {
+			return index.FileInfo{}, err
+		}
+		return index.FileInfo{SHA256: st.SHA256, Format: st.Format, Encoding: st.Encoding, Compression: st.Compression,
+			Rows: st.Rows, Rejected: st.Rejected, Invalid: st.Invalid}, nil
+	}
+}
+
+// loadProgress prints sightings stored and the rate to stderr once a
+// second, when stderr is a terminal.
+type loadProgress struct {
+	n     atomic.Int64
+	done  chan struct{}
+	ended chan struct{}
+}
+
+func newLoadProgress(w io.Writer, name string) *loadProgress {
+	p := &loadProgress{done: make(chan struct{}), ended: make(chan struct{})}
+	if !stderrIsTerminal() {
+		close(p.ended)
+		return p
+	}
+	start := time.Now()
+	go func() {
+		defer close(p.ended)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-t.C:
+				n := p.n.Load()
+				fmt.Fprintf(w, "\r\033[K%s: %d identifiers stored, %.0f/s", oneLine(name), n, float64(n)/time.Since(start).Seconds())
+			}
+		}
+	}()
+	return p
+}
+
+// Stored counts sightings stored; called by shard writers concurrently.
+func (p *loadProgress) Stored(n int64) { p.n.Add(n) }
+
+func (p *loadProgress) stop() {
+	close(p.done)
+	<-p.ended
 }

@@ -1,18 +1,141 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
 
+	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest/identity"
 	"github.com/spf13/cobra"
 )
 
-// TODO(owner of this verb): replace this placeholder with the real command.
+// statsOptions are the flags of `evidx stats`.
+type statsOptions struct {
+	json      bool
+	noOverlap bool
+}
+
 func newStatsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "stats",
-		Short: "not implemented yet",
+	var opts statsOptions
+	cmd := &cobra.Command{
+		Use:   "stats DIR",
+		Short: "Unique identities per kind, per source, per evidence item, and overlaps",
+		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return errors.New("stats: not implemented yet")
+			return runStats(cmd.Context(), opts, a, cmd.OutOrStdout())
 		},
 	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object on stdout")
+	cmd.Flags().BoolVar(&opts.noOverlap, "no-overlap", false, "skip the overlap between sources (a full scan of the index)")
+	return cmd
+}
+
+func runStats(ctx context.Context, opts statsOptions, a []string, stdout io.Writer) error {
+	c, err := custody.Open(ctx, a[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ix, err := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
+	if err != nil {
+		return err
+	}
+	st, err := ix.Stats(ctx, index.StatsOptions{NoOverlap: opts.noOverlap})
+	if err != nil {
+		return err
+	}
+	if opts.json {
+		return writeJSON(stdout, st)
+	}
+	return printStats(stdout, st)
+}
+
+// kindOrder lists kinds in the fixed identity order, then any others sorted.
+func kindOrder(ms ...map[identity.Kind]int64) []identity.Kind {
+	out := slices.Clone(identity.Kinds())
+	for _, m := range ms {
+		for k := range m {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	slices.Sort(out[len(identity.Kinds()):])
+	return out
+}
+
+// kindCounts formats {"phone":3,"email":1} as "phone 3, email 1".
+func kindCounts(m map[identity.Kind]int64) string {
+	var parts []string
+	for _, k := range kindOrder(m) {
+		if v, ok := m[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", k, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printStats writes the human-readable tables.
+func printStats(w io.Writer, st index.Stats) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	kinds := kindOrder(st.Unique)
+	fmt.Fprintln(w, "Unique identities")
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "%s\t%d\t\n", k, st.Unique[k])
+	}
+	fmt.Fprintf(tw, "total\t%d\t\n", st.Total)
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nSources (%d)\n", len(st.Sources))
+	header := "name\tevidence\trows\trejected"
+	for _, k := range kinds {
+		header += "\t" + string(k) + " unique\t" + string(k) + " new"
+	}
+	fmt.Fprintln(tw, header+"\tstatus\t")
+	for _, s := range st.Sources {
+		ev := s.Evidence
+		if ev == "" {
+			ev = "-"
+		}
+		line := fmt.Sprintf("%s\t%s\t%d\t%d", oneLine(s.Name), oneLine(ev), s.Rows, s.Rejected)
+		for _, k := range kinds {
+			line += fmt.Sprintf("\t%d\t%d", s.Unique[k], s.New[k])
+		}
+		fmt.Fprintln(tw, line+"\t"+s.Status+"\t")
+	}
+	tw.Flush()
+
+	if len(st.Evidence) > 0 {
+		fmt.Fprintf(w, "\nEvidence items (%d)\n", len(st.Evidence))
+		header := "evidence\tsources\trows\trejected"
+		for _, k := range kinds {
+			header += "\t" + string(k) + " unique"
+		}
+		fmt.Fprintln(tw, header+"\t")
+		for _, e := range st.Evidence {
+			line := fmt.Sprintf("%s\t%d\t%d\t%d", oneLine(e.ID), e.Sources, e.Rows, e.Rejected)
+			for _, k := range kinds {
+				line += fmt.Sprintf("\t%d", e.Unique[k])
+			}
+			fmt.Fprintln(tw, line+"\t")
+		}
+		tw.Flush()
+	}
+	if len(st.Overlap) > 0 {
+		fmt.Fprintln(w, "\nOverlap between sources")
+		fmt.Fprintln(tw, "a\tb\tshared\t")
+		for _, o := range st.Overlap {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t\n", oneLine(o.A), oneLine(o.B), o.Shared)
+		}
+		tw.Flush()
+	}
+	return nil
 }
