@@ -21,6 +21,7 @@ const recOverhead = 2 + 8
 // the garbage collector never scans it. Not safe for concurrent use.
 type table struct {
 	slots  []uint64
+	bits   uint // len(slots) == 1<<bits
 	chunks [][]byte
 	fill   []int // bytes used in each chunk
 	n      int   // records
@@ -29,7 +30,20 @@ type table struct {
 
 const offBits = 40
 
-func tagOf(h uint64) uint64 { return (h >> 8) & 0xFFFFFF }
+// tagBits of the hash's top are kept in each slot: they pick the home
+// slot (its top log2(len(slots)) bits) and filter compares (the rest), and
+// let the table grow without rehashing values. Partition uses h % n, the
+// low bits, so the two are independent.
+const tagBits = 64 - offBits
+
+func tagOf(h uint64) uint64 { return h >> offBits }
+
+// home is the first slot probed for tag in a table of 1<<bits slots.
+func home(tag uint64, bits uint) uint64 { return tag >> (tagBits - bits) }
+
+// maxSlotBits bounds the slot array (1<<24 slots, 128 MiB): home needs
+// that many tag bits.
+const maxSlotBits = tagBits
 
 func (t *table) mem() int64 {
 	return int64(len(t.slots))*8 + int64(len(t.chunks))*chunkSize
@@ -43,8 +57,8 @@ func (t *table) rec(off uint64) []byte {
 // find returns the slot index for (k, v) and whether it holds the record.
 func (t *table) find(h uint64, k byte, v string) (int, bool) {
 	mask := uint64(len(t.slots) - 1)
-	i := (h >> 32) & mask
 	tag := tagOf(h)
+	i := home(tag, t.bits)
 	for {
 		s := t.slots[i]
 		if s == 0 {
@@ -60,11 +74,32 @@ func (t *table) find(h uint64, k byte, v string) (int, bool) {
 	}
 }
 
+// touch loads the home slot of each key h[i], i in idx, so the misses
+// overlap; the result only keeps the loads from being optimised away.
+func (t *table) touch(h []uint64, idx []int32) uint64 {
+	if len(t.slots) == 0 {
+		return 0
+	}
+	var x uint64
+	for _, i := range idx {
+		x += t.slots[home(tagOf(h[i]), t.bits)]
+	}
+	// Then the records of home slots whose tag matches (likely repeats).
+	for _, i := range idx {
+		tag := tagOf(h[i])
+		if s := t.slots[home(tag, t.bits)]; s != 0 && s>>offBits == tag {
+			x += uint64(t.rec(s&(1<<offBits-1) - 1)[0])
+		}
+	}
+	return x
+}
+
 // add inserts (k, v) seen in file f, or updates its last file. It returns
 // whether the (value, file) pair is new in this run.
 func (t *table) add(h uint64, k byte, v string, f uint32) bool {
 	if len(t.slots) == 0 {
-		t.slots = make([]uint64, 1024)
+		t.bits = 10
+		t.slots = make([]uint64, 1<<t.bits)
 	}
 	i, ok := t.find(h, k, v)
 	if ok {
@@ -84,7 +119,8 @@ func (t *table) add(h uint64, k byte, v string, f uint32) bool {
 	binary.LittleEndian.PutUint32(r[2+len(v)+4:], f)
 	t.slots[i] = tagOf(h)<<offBits | (off + 1)
 	t.n++
-	if t.n*4 >= len(t.slots)*3 {
+	// At most half full: linear probing stays near 1.5 probes per hit.
+	if t.n*2 >= len(t.slots) && t.bits < maxSlotBits {
 		t.grow()
 	}
 	return true
@@ -94,7 +130,8 @@ func (t *table) add(h uint64, k byte, v string, f uint32) bool {
 // returns the previous last file and stores f.
 func (t *table) setLast(h uint64, k byte, v string, f uint32) (prev uint32, existed bool) {
 	if len(t.slots) == 0 {
-		t.slots = make([]uint64, 1024)
+		t.bits = 10
+		t.slots = make([]uint64, 1<<t.bits)
 	}
 	i, ok := t.find(h, k, v)
 	if ok {
@@ -121,15 +158,14 @@ func (t *table) alloc(n int) uint64 {
 
 func (t *table) grow() {
 	old := t.slots
-	t.slots = make([]uint64, len(old)*2)
+	t.bits++
+	t.slots = make([]uint64, 1<<t.bits)
 	mask := uint64(len(t.slots) - 1)
 	for _, s := range old {
 		if s == 0 {
 			continue
 		}
-		r := t.rec(s&(1<<offBits-1) - 1)
-		h := Hash(kindNames[r[0]], string(r[2:2+int(r[1])]))
-		i := (h >> 32) & mask
+		i := home(s>>offBits, t.bits)
 		for t.slots[i] != 0 {
 			i = (i + 1) & mask
 		}

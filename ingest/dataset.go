@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/ingest/records"
@@ -97,7 +98,7 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	h := sha256.New()
 	tee := io.TeeReader(f, h)
 
-	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}}
+	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, today: identity.TodayOf(time.Now())}
 	if !opts.ConcurrentSink {
 		p.sinkMu = new(sync.Mutex)
 	}
@@ -201,6 +202,7 @@ type pipeline struct {
 	rejectMu sync.Mutex
 	rolesMu  sync.RWMutex
 	roles    map[string]*roles // by chunk schema
+	today    identity.Today    // birth dates after it are invalid
 }
 
 // workerStats are one worker's counters, summed at the end.
@@ -321,7 +323,24 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			chunkKinds[i] = rs.byName[nameKey(n)]
 		}
 	}
-	batch := make([]identity.Sighting, 0, 1024)
+	// Batches go to the sink every batchSize sightings, while their values
+	// are still in the CPU cache.
+	const batchSize = 4096
+	batch := make([]identity.Sighting, 0, batchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if p.sinkMu != nil {
+			p.sinkMu.Lock()
+			defer p.sinkMu.Unlock()
+		}
+		if err := p.sink(batch); err != nil {
+			return fmt.Errorf("%w: %w", ErrSink, err)
+		}
+		batch = make([]identity.Sighting, 0, batchSize)
+		return nil
+	}
 	var locBuf []byte
 	loc := ""
 	err := c.Rows(func(r *records.Row) error {
@@ -331,12 +350,17 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			return nil
 		}
 		ws.rows++
+		if len(batch) >= batchSize-16 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		if !p.opts.NoLoc {
 			locBuf = r.Loc.Append(locBuf[:0])
 			loc = string(locBuf)
 		}
 		if r.Text {
-			identity.ScanText(identity.Fold(r.Fields[0]), func(k identity.Kind, v string, res identity.Result) {
+			identity.ScanTextAt(identity.Fold(r.Fields[0]), p.today, func(k identity.Kind, v string, res identity.Result) {
 				if res == identity.Valid {
 					batch = append(batch, identity.Sighting{Kind: k, Value: v, Loc: loc})
 				} else if i := identity.KindIndex(k); i >= 0 {
@@ -378,7 +402,7 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			if placeholder(v) {
 				continue
 			}
-			cv, res := identity.Normalize(k, v)
+			cv, res := identity.NormalizeAt(k, v, p.today)
 			if res == identity.Valid {
 				batch = append(batch, identity.Sighting{Kind: k, Value: cv, Loc: loc})
 			} else if placeholder(identity.Fold(v)) {
@@ -392,17 +416,7 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 	if err != nil {
 		return err
 	}
-	if len(batch) == 0 {
-		return nil
-	}
-	if p.sinkMu != nil {
-		p.sinkMu.Lock()
-		defer p.sinkMu.Unlock()
-	}
-	if err := p.sink(batch); err != nil {
-		return fmt.Errorf("%w: %w", ErrSink, err)
-	}
-	return nil
+	return flush()
 }
 
 // reject writes a malformed row to the rejects writer.

@@ -61,13 +61,18 @@ const MaxValueLen = 254
 
 // Normalize applies the normaliser of kind k to s.
 func Normalize(k Kind, s string) (string, Result) {
+	return NormalizeAt(k, s, TodayOf(time.Now()))
+}
+
+// NormalizeAt is Normalize with dates checked against today.
+func NormalizeAt(k Kind, s string, today Today) (string, Result) {
 	switch k {
 	case Phone:
 		return NormalizePhone(s)
 	case Email:
 		return NormalizeEmail(s)
 	case CNID:
-		return NormalizeCNID(s)
+		return NormalizeCNIDAt(s, today)
 	case BankCard:
 		return NormalizeBankCard(s)
 	}
@@ -175,6 +180,21 @@ func NormalizePhone(s string) (string, Result) {
 	return "", NotKind
 }
 
+// hasSpace reports ASCII white space or an ideographic space in s.
+func hasSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\n', '\v', '\f':
+			return true
+		case 0xE3: // first byte of U+3000 in UTF-8
+			if strings.HasPrefix(s[i:], "\u3000") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // NormalizeEmail lower-cases the whole address; it must have exactly one
 // "@", a non-empty local part and a domain with a dot and no spaces.
 // Values with an "@" that fail are Invalid; values without are NotKind.
@@ -188,7 +208,7 @@ func NormalizeEmail(s string) (string, Result) {
 		return "", Invalid
 	}
 	dom := s[at+1:]
-	if !strings.Contains(dom, ".") || strings.ContainsAny(dom, " \t\r\n\u3000") {
+	if strings.IndexByte(dom, '.') < 0 || hasSpace(dom) {
 		return "", Invalid
 	}
 	for i := 0; i < len(s); i++ {
@@ -214,20 +234,33 @@ func CNIDCheck(d17 []byte) byte {
 	return "10X98765432"[sum%11]
 }
 
+// Today is a date as the number YYYYMMDD, the form birth dates are
+// compared in.
+type Today int
+
+// TodayOf returns t's date (UTC) as a Today.
+func TodayOf(t time.Time) Today {
+	t = t.UTC()
+	return Today(t.Year()*10000 + int(t.Month())*100 + t.Day())
+}
+
 // validBirth reports whether the 8 ASCII digits YYYYMMDD are a real date
-// from 1800 on and not after now.
-func validBirth(b []byte, now time.Time) bool {
+// from 1800 on and not after today.
+func validBirth(b []byte, today Today) bool {
 	y := int(b[0]-'0')*1000 + int(b[1]-'0')*100 + int(b[2]-'0')*10 + int(b[3]-'0')
 	m := int(b[4]-'0')*10 + int(b[5]-'0')
 	d := int(b[6]-'0')*10 + int(b[7]-'0')
-	if y < 1800 || m < 1 || m > 12 || d < 1 || d > 31 {
+	if y < 1800 || m < 1 || m > 12 || d < 1 {
 		return false
 	}
-	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
-	if t.Year() != y || int(t.Month()) != m || t.Day() != d {
+	dim := [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[m]
+	if m == 2 && (y%4 == 0 && y%100 != 0 || y%400 == 0) {
+		dim = 29
+	}
+	if d > dim {
 		return false
 	}
-	return !t.After(now)
+	return Today(y*10000+m*100+d) <= today
 }
 
 // NormalizeCNID returns the canonical 18-character resident identity number
@@ -235,10 +268,12 @@ func validBirth(b []byte, now time.Time) bool {
 // digits (19 inserted before the year, check computed). The MOD 11-2 check
 // and the birth date (real, not in the future) must hold, else Invalid.
 func NormalizeCNID(s string) (string, Result) {
-	return normalizeCNIDAt(s, time.Now())
+	return NormalizeCNIDAt(s, TodayOf(time.Now()))
 }
 
-func normalizeCNIDAt(s string, now time.Time) (string, Result) {
+// NormalizeCNIDAt is NormalizeCNID with birth dates checked against today
+// (callers normalising many values take the date once).
+func NormalizeCNIDAt(s string, now Today) (string, Result) {
 	s = Fold(s)
 	var out [18]byte
 	switch len(s) {

@@ -25,10 +25,10 @@ func TestNormalizePhone(t *testing.T) {
 		{"(138)12345678", "+8613812345678", Valid},
 		{"１３８１２３４５６７８", "+8613812345678", Valid}, // full-width digits
 		{"＋８６　１３８１２３４５６７８", "+8613812345678", Valid},
-		{"+14155552671", "+14155552671", Valid},   // US, via libphonenumber
+		{"+14155552671", "+14155552671", Valid},      // US, via libphonenumber
 		{"+44 20 7946 0958", "+442079460958", Valid}, // UK landline
-		{"12012345678", "", Invalid},               // 1[0-2] is no mobile prefix
-		{"010-12345678", "", Invalid},              // landline without +
+		{"12012345678", "", Invalid},                 // 1[0-2] is no mobile prefix
+		{"010-12345678", "", Invalid},                // landline without +
 		{"+1 5551", "", Invalid},
 		{"+999 1234567", "", Invalid},
 		{"abc", "", NotKind},
@@ -71,7 +71,7 @@ func TestNormalizeEmail(t *testing.T) {
 }
 
 func TestNormalizeCNID(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := TodayOf(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	// mk builds a valid number from its first 17 digits.
 	mk := func(d17 string) string { return d17 + string(CNIDCheck([]byte(d17))) }
 	x := "11010519491231002" // GB 11643 example: check digit X
@@ -86,15 +86,20 @@ func TestNormalizeCNID(t *testing.T) {
 		{mk("44030419900307123"), mk("44030419900307123"), Valid},
 		{"440304900307123", mk("44030419900307123"), Valid}, // 15-digit legacy
 		{"４４０３０４９００３０７１２３", mk("44030419900307123"), Valid},
-		{x + "1", "", Invalid},                       // wrong check
-		{mk("44030419900230123"), "", Invalid},       // 30 Feb
-		{mk("44030420300101123"), "", Invalid},       // future
-		{"440304901307123", "", Invalid},             // month 13
-		{"4403041990030712", "", NotKind},            // 16 digits
+		{x + "1", "", Invalid},                                    // wrong check
+		{mk("44030419900230123"), "", Invalid},                    // 30 Feb
+		{mk("44030420300101123"), "", Invalid},                    // future
+		{"440304901307123", "", Invalid},                          // month 13
+		{"4403041990030712", "", NotKind},                         // 16 digits
+		{mk("44030420000229123"), mk("44030420000229123"), Valid}, // leap day
+		{mk("44030419000229123"), "", Invalid},                    // 1900 is no leap year
+		{mk("44030420251231123"), mk("44030420251231123"), Valid}, // yesterday
+		{mk("44030420260101123"), mk("44030420260101123"), Valid}, // today
+		{mk("44030420260102123"), "", Invalid},                    // tomorrow
 		{"44030419900307123Y", "", NotKind},
 	}
 	for _, tt := range tests {
-		got, res := normalizeCNIDAt(tt.in, now)
+		got, res := NormalizeCNIDAt(tt.in, now)
 		if got != tt.want || res != tt.res {
 			t.Errorf("NormalizeCNID(%q) = %q, %d; want %q, %d", tt.in, got, res, tt.want, tt.res)
 		}

@@ -1,5 +1,7 @@
 package identity
 
+import "time"
+
 // ScanText finds identifiers in unstructured text and calls emit for each
 // candidate with its verdict (Valid with the canonical value, or Invalid).
 // Candidates: e-mail addresses (around an "@"), and tokens of digits (with
@@ -8,6 +10,11 @@ package identity
 // numbers are ignored: free text is full of order numbers and dates.
 // line must already be folded (NFKC) when it may hold full-width forms.
 func ScanText(line string, emit func(k Kind, v string, r Result)) {
+	ScanTextAt(line, TodayOf(time.Now()), emit)
+}
+
+// ScanTextAt is ScanText with ID birth dates checked against today.
+func ScanTextAt(line string, today Today, emit func(k Kind, v string, r Result)) {
 	n := len(line)
 	for i := 0; i < n; {
 		c := line[i]
@@ -56,7 +63,7 @@ func ScanText(line string, emit func(k Kind, v string, r Result)) {
 				i = j
 				continue
 			}
-			scanNumber(line[i:j], emit)
+			scanNumber(line[i:j], today, emit)
 			i = j
 		default:
 			i++
@@ -80,7 +87,7 @@ func isDomainChar(c byte) bool {
 }
 
 // scanNumber classifies one numeric token found in text.
-func scanNumber(tok string, emit func(Kind, string, Result)) {
+func scanNumber(tok string, today Today, emit func(Kind, string, Result)) {
 	digits := 0
 	for i := 0; i < len(tok); i++ {
 		if isDigit(tok[i]) {
@@ -90,7 +97,7 @@ func scanNumber(tok string, emit func(Kind, string, Result)) {
 	last := tok[len(tok)-1]
 	if tok[0] != '+' && (len(tok) == 18 && digits >= 17 || len(tok) == 15 && digits == 15 && tok[:4] != "0086") {
 		if last == 'x' || last == 'X' || digits == len(tok) {
-			if v, r := NormalizeCNID(tok); r == Valid || len(tok) == 18 && r == Invalid {
+			if v, r := NormalizeCNIDAt(tok, today); r == Valid || len(tok) == 18 && r == Invalid {
 				emit(CNID, v, r)
 				return
 			}

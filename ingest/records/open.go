@@ -30,9 +30,9 @@ var (
 
 // ParseError is an error at a location in a dataset.
 type ParseError struct {
-	Op     string // what was being read ("gzip", "sql insert", ...)
-	Loc    Loc
-	Err    error
+	Op  string // what was being read ("gzip", "sql insert", ...)
+	Loc Loc
+	Err error
 }
 
 func (e *ParseError) Error() string { return fmt.Sprintf("%s at %s: %v", e.Op, e.Loc, e.Err) }
