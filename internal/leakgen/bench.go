@@ -52,4 +52,3 @@ func WriteBenchCSV(w io.Writer, seed uint64, rows int64, dup float64) (BenchTrut
 	}
 	return BenchTruth{Rows: rows, Unique: Counts{"phone": people, "email": people, "cn_id": people, "bank_card": 0}}, nil
 }
-

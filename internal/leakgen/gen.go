@@ -108,8 +108,8 @@ type fileState struct {
 // rec is one generated row: the spellings written for each field.
 type rec struct {
 	name, phone, id, email, addr string
-	decoy11, decoy18            string
-	order                       int64
+	decoy11, decoy18             string
+	order                        int64
 }
 
 const (
