@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -254,5 +255,54 @@ func TestStoreObjectDedup(t *testing.T) {
 	}
 	if _, err := c.ObjectPath("../../etc/passwd"); !errors.Is(err, ErrBadObject) {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditConcurrentHandles appends from several Case handles at once, as
+// several evidx processes would (each handle opens its own lock file
+// description, so flock serialises them): the chain must stay intact with
+// every entry present once.
+func TestAuditConcurrentHandles(t *testing.T) {
+	ctx := context.Background()
+	c := newCase(t)
+	const handles, each = 4, 25
+	errs := make(chan error, handles)
+	for h := range handles {
+		go func() {
+			ch, err := Open(ctx, c.Dir())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer ch.Close()
+			for i := range each {
+				if err := ch.Audit(Entry{Action: "concurrent", Details: map[string]any{"h": h, "i": i}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range handles {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines, ch, err := c.ReadAudit(ctx)
+	if err != nil || ch.Lines != 1+handles*each {
+		t.Fatalf("chain: %v, %d lines", err, ch.Lines)
+	}
+	seen := map[string]bool{}
+	for _, l := range lines[1:] {
+		k := fmt.Sprint(l.Details["h"], "/", l.Details["i"])
+		if seen[k] {
+			t.Fatalf("entry %s twice", k)
+		}
+		seen[k] = true
+	}
+	vr, err := c.Verify(ctx, VerifyOptions{NoAudit: true})
+	if err != nil || !vr.OK {
+		t.Fatalf("verify: %v %v", err, vr.Failures)
 	}
 }

@@ -1,6 +1,7 @@
 package custody
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/evidx/evidx/digest"
@@ -52,6 +54,13 @@ func recordObject(ctx context.Context, db execer, sums digest.Sums) error {
 	return nil
 }
 
+// smallObject is the size below which an object is hashed in one buffer
+// on the calling goroutine (bytes).
+const smallObject = 4 << 20
+
+// smallPool holds smallObject-byte read buffers.
+var smallPool = sync.Pool{New: func() any { b := make([]byte, smallObject); return &b }}
+
 // storeFile puts r's bytes into the content store without recording them.
 func (c *Case) storeFile(ctx context.Context, r io.Reader) (digest.Sums, error) {
 	tmpDir := filepath.Join(c.dir, ObjectsDir)
@@ -60,7 +69,22 @@ func (c *Case) storeFile(ctx context.Context, r io.Reader) (digest.Sums, error) 
 		return digest.Sums{}, fmt.Errorf("custody: store: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	sums, err := digest.Sum(ctx, io.TeeReader(r, tmp), nil)
+	// Small objects (most files) are hashed on this goroutine: digest.Sum's
+	// parallel hashers and 8 MiB of buffers only pay off for large streams.
+	bp := smallPool.Get().(*[]byte)
+	defer smallPool.Put(bp)
+	var sums digest.Sums
+	n, err := io.ReadFull(r, *bp)
+	switch {
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		w := digest.NewWriter()
+		w.Write((*bp)[:n])
+		sums = w.Sums()
+		_, err = tmp.Write((*bp)[:n])
+	case err != nil:
+	default:
+		sums, err = digest.Sum(ctx, io.TeeReader(io.MultiReader(bytes.NewReader((*bp)[:n]), r), tmp), nil)
+	}
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
