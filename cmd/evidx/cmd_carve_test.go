@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// carveFATImage makes a FAT32 image over a seeded random fill holding a
+// kept PNG and a deleted PNG and CSV dataset; it returns the image path
+// and the contents by name.
+func carveFATImage(t *testing.T) (string, map[string][]byte) {
+	t.Helper()
+	t.Setenv("MTOOLS_SKIP_CHECK", "1")
+	rng := rand.New(rand.NewPCG(21, 22))
+	dir := t.TempDir()
+	img := filepath.Join(dir, "carve.img")
+	fill := make([]byte, 36<<20)
+	for i := range fill {
+		fill[i] = byte(rng.Uint32())
+	}
+	os.WriteFile(img, fill, 0o600)
+	testutil.Run(t, "mkfs.fat", "-F", "32", "-s", "1", img)
+	pic := func(w, h int) []byte {
+		m := image.NewRGBA(image.Rect(0, 0, w, h))
+		for i := range m.Pix {
+			m.Pix[i] = byte(rng.Uint32())
+		}
+		m.Set(0, 0, color.White)
+		var b bytes.Buffer
+		png.Encode(&b, m)
+		return b.Bytes()
+	}
+	var csv bytes.Buffer
+	csv.WriteString("name,phone,email\n")
+	for i := range 200 {
+		fmt.Fprintf(&csv, "n%d,139%08d,n%d@example.cn\n", i, i*7, i)
+	}
+	files := map[string][]byte{"KEPT.PNG": pic(40, 30), "GONE.PNG": pic(50, 20), "LEAK.CSV": csv.Bytes()}
+	src := t.TempDir()
+	for _, n := range []string{"KEPT.PNG", "GONE.PNG", "LEAK.CSV"} {
+		p := filepath.Join(src, n)
+		os.WriteFile(p, files[n], 0o600)
+		testutil.Run(t, "mcopy", "-i", img, p, "::/"+n)
+	}
+	testutil.Run(t, "mdel", "-i", img, "::/GONE.PNG", "::/LEAK.CSV")
+	return img, files
+}
+
+func TestCarveCLI(t *testing.T) {
+	img, files := carveFATImage(t)
+	testutil.Unchanged(t, img)
+	sha := func(b []byte) string { return testutil.SHA256File(t, writeTemp(t, b)) }
+	for _, tc := range []struct {
+		args []string
+		want []string // names expected among the carved files
+		not  []string
+		mode string
+	}{
+		{nil, []string{"GONE.PNG", "LEAK.CSV"}, []string{"KEPT.PNG"}, "unallocated"},
+		{[]string{"--whole"}, []string{"GONE.PNG", "LEAK.CSV", "KEPT.PNG"}, nil, "whole"},
+	} {
+		out := filepath.Join(t.TempDir(), "out")
+		stdout, err := lsRun(t, append([]string{"carve", img, "--out", out, "--json"}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Mode   string `json:"mode"`
+			Carved []struct {
+				Offset int64  `json:"offset"`
+				Length int64  `json:"length"`
+				Type   string `json:"type"`
+				SHA256 string `json:"sha256"`
+				Path   string `json:"path"`
+			} `json:"carved"`
+		}
+		if err := json.Unmarshal(stdout, &res); err != nil {
+			t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
+		}
+		if res.Mode != tc.mode {
+			t.Errorf("%v: mode %q, want %q", tc.args, res.Mode, tc.mode)
+		}
+		got := map[string]bool{}
+		for _, c := range res.Carved {
+			p := filepath.Join(out, filepath.FromSlash(c.Path))
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v, want 0600", c.Path, st.Mode().Perm())
+			}
+			if h := testutil.SHA256File(t, p); h != c.SHA256 || st.Size() != c.Length {
+				t.Errorf("%s: content does not match the manifest", c.Path)
+			}
+			if !strings.HasPrefix(c.Path, c.Type+"/") {
+				t.Errorf("%s not under its type %s", c.Path, c.Type)
+			}
+			got[c.SHA256] = true
+		}
+		for _, n := range tc.want {
+			if !got[sha(files[n])] {
+				t.Errorf("%v: %s not carved byte-identical", tc.args, n)
+			}
+		}
+		for _, n := range tc.not {
+			if got[sha(files[n])] {
+				t.Errorf("%v: allocated %s carved from unallocated space", tc.args, n)
+			}
+		}
+		if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("output directory mode: %v %v", st.Mode().Perm(), err)
+		}
+		if _, err := os.Stat(filepath.Join(out, "manifest.json")); err != nil {
+			t.Error("no manifest.json")
+		}
+	}
+	// Bad usage exits 2: no --out, output inside the evidence path, unknown type.
+	for _, argv := range [][]string{
+		{"carve", img},
+		{"carve", img, "--out", filepath.Join(img, "x")},
+		{"carve", img, "--out", t.TempDir(), "--types", "nosuch"},
+		{"carve"},
+	} {
+		_, err := lsRun(t, argv...)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%v: error %v, want a usage error", argv, err)
+		}
+	}
+	if _, err := lsRun(t, "carve", filepath.Join(t.TempDir(), "missing.img"), "--out", t.TempDir()); err == nil || errors.As(err, new(usageError)) {
+		t.Errorf("missing image: %v, want a failure (exit 1)", err)
+	}
+}
+
+func writeTemp(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, b, 0o600)
+	return p
+}
+
+func TestScanCLI(t *testing.T) {
+	img, _ := carveFATImage(t)
+	testutil.Unchanged(t, img)
+	out := filepath.Join(t.TempDir(), "features")
+	stdout, err := lsRun(t, "scan", img, "--out", out, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Features     map[string]int `json:"features"`
+		FeatureFiles []string       `json:"feature_files"`
+	}
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
+	}
+	// The deleted CSV holds 200 addresses and 200 mobiles (139 + 8 digits).
+	if res.Features["email"] != 200 || res.Features["phone"] != 200 {
+		t.Errorf("features %v, want 200 emails and 200 phones", res.Features)
+	}
+	for _, k := range []string{"email", "phone", "cn_id", "bank_card"} {
+		for _, f := range []string{k + ".txt", k + "_histogram.txt"} {
+			p := filepath.Join(out, f)
+			st, err := os.Stat(p)
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %v", f, err)
+			}
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "email.txt"))
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		if f := strings.Split(l, "\t"); len(f) != 3 || !strings.HasSuffix(f[1], "@example.cn") {
+			t.Fatalf("feature line %q", l)
+		}
+	}
+	h, _ := os.ReadFile(filepath.Join(out, "phone_histogram.txt"))
+	if !strings.HasPrefix(string(h), "n=1\t+86139") {
+		t.Errorf("histogram starts %.40q", h)
+	}
+	if _, err := lsRun(t, "scan", img); !errors.As(err, new(usageError)) {
+		t.Errorf("scan without --out: %v, want usage error", err)
+	}
+}
