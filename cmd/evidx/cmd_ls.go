@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,15 +64,19 @@ type lsFile struct {
 	MD5    *string `json:"md5"`
 }
 
-type lsResult struct {
-	Image       string         `json:"image"`
-	Size        int64          `json:"size"`
-	Scheme      string         `json:"scheme"`
-	Partitions  []fs.Partition `json:"partitions"`
-	Files       []*lsFile      `json:"files"`
-	Unallocated []fs.Range     `json:"unallocated"`
-	Problems    []string       `json:"problems"`
-	Counts      lsCounts       `json:"counts"`
+// lsHead is what `ls --json` prints before the files.
+type lsHead struct {
+	Image      string         `json:"image"`
+	Size       int64          `json:"size"`
+	Scheme     string         `json:"scheme"`
+	Partitions []fs.Partition `json:"partitions"`
+}
+
+// lsTail is what `ls --json` prints after the files.
+type lsTail struct {
+	Unallocated []fs.Range `json:"unallocated"`
+	Problems    []string   `json:"problems"`
+	Counts      lsCounts   `json:"counts"`
 }
 
 type lsCounts struct {
@@ -120,6 +126,9 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 	if opts.Workers < 0 {
 		return usageError{errors.New("--workers must be 0 or more")}
 	}
+	if opts.Workers == 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
 	img, err := lsOpenImage(a[0])
 	if err != nil {
 		return err
@@ -129,93 +138,207 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 	if err != nil {
 		return fmt.Errorf("%s: %w", a[0], err)
 	}
-	res := lsResult{Image: a[0], Size: disk.Size, Scheme: disk.Scheme, Partitions: disk.Partitions}
-	err = disk.Walk(ctx, func(part int, f *fs.File) error {
-		if opts.Deleted && !f.Deleted {
-			return nil
-		}
-		res.Files = append(res.Files, &lsFile{Partition: part, File: f})
-		return nil
-	})
-	if err != nil {
+	head := lsHead{Image: a[0], Size: disk.Size, Scheme: disk.Scheme, Partitions: disk.Partitions}
+	var out lsOutput
+	if opts.JSON {
+		out = newLsJSON(cmd.OutOrStdout())
+	} else {
+		out = &lsText{w: bufio.NewWriter(cmd.OutOrStdout())}
+	}
+	if err := out.head(&head); err != nil {
 		return err
 	}
-	if !opts.NoHash {
-		if err := lsHashFiles(ctx, disk, res.Files, opts.Workers); err != nil {
-			return err
-		}
+	var tail lsTail
+	if err := lsStream(ctx, disk, opts, &tail.Counts, out.file); err != nil {
+		return err
 	}
-	res.Unallocated = disk.Unallocated()
-	res.Problems = disk.Problems()
-	if res.Files == nil {
-		res.Files = []*lsFile{}
+	tail.Unallocated = disk.Unallocated()
+	tail.Problems = disk.Problems()
+	if tail.Unallocated == nil {
+		tail.Unallocated = []fs.Range{}
 	}
-	if res.Unallocated == nil {
-		res.Unallocated = []fs.Range{}
+	if tail.Problems == nil {
+		tail.Problems = []string{}
 	}
-	if res.Problems == nil {
-		res.Problems = []string{}
-	}
-	for _, f := range res.Files {
-		c := &res.Counts
-		switch f.Type {
-		case "dir":
-			c.Dirs++
-		case "file":
-			c.Files++
-			if f.Deleted && f.SHA256 != nil {
-				c.Recoverable++
-			}
-		}
-		if f.Deleted {
-			c.Deleted++
-		}
-		if f.SHA256 != nil {
-			c.Hashed++
-		}
-		if f.Err != "" {
-			c.Errors++
-		}
-	}
-	if opts.JSON {
-		return writeJSON(cmd.OutOrStdout(), res)
-	}
-	return printLs(cmd.OutOrStdout(), &res)
+	return out.tail(&tail)
 }
 
-// lsHashFiles reads every readable regular file once and sets its MD5 and
-// SHA-256. Files are hashed by a small worker pool (one per CPU by
-// default): small files are dominated by seeks and per-file overhead, so
-// parallel files use both cores better than one parallel stream.
-func lsHashFiles(ctx context.Context, disk *fs.Disk, files []*lsFile, workers int) error {
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	jobs := make(chan *lsFile, 64)
+// lsItem is one file in flight: done is closed once it is hashed.
+type lsItem struct {
+	f    *lsFile
+	done chan struct{}
+}
+
+// lsInFlight bounds the files walked but not yet printed, so memory stays
+// flat however many files the image holds.
+const lsInFlight = 1024
+
+// lsStream walks the disk, hashes regular files in a pool of opts.Workers
+// goroutines (small files are dominated by per-file overhead, so parallel
+// files use both cores better than one parallel stream), and hands files to
+// emit in walk order from one goroutine.
+func lsStream(ctx context.Context, disk *fs.Disk, opts lsOptions, c *lsCounts, emit func(*lsFile) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan *lsItem, lsInFlight)
+	jobs := make(chan *lsItem, lsInFlight)
 	var wg sync.WaitGroup
-	for range workers {
+	for range opts.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 256<<10)
-			for f := range jobs {
-				lsHashOne(disk, f, buf)
+			for it := range jobs {
+				if ctx.Err() == nil {
+					lsHashOne(disk, it.f, buf)
+				}
+				close(it.done)
 			}
 		}()
 	}
-	var err error
-	for _, f := range files {
-		if f.Type != "file" || !f.Recoverable {
-			continue
+	emitErr := make(chan error, 1)
+	go func() {
+		var err error
+		for it := range queue {
+			<-it.done
+			if err != nil {
+				continue // drain so the walk and the workers can finish
+			}
+			c.add(it.f)
+			if err = emit(it.f); err != nil {
+				cancel()
+			}
 		}
-		if err = ctx.Err(); err != nil {
-			break
+		emitErr <- err
+	}()
+	walkErr := disk.Walk(ctx, func(part int, f *fs.File) error {
+		if opts.Deleted && !f.Deleted {
+			return nil
 		}
-		jobs <- f
-	}
+		it := &lsItem{f: &lsFile{Partition: part, File: f}, done: make(chan struct{})}
+		select {
+		case queue <- it:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !opts.NoHash && f.Type == "file" && f.Recoverable {
+			jobs <- it
+		} else {
+			close(it.done)
+		}
+		return nil
+	})
 	close(jobs)
+	close(queue)
 	wg.Wait()
+	if err := <-emitErr; err != nil {
+		return err
+	}
+	return walkErr
+}
+
+func (c *lsCounts) add(f *lsFile) {
+	switch f.Type {
+	case "dir":
+		c.Dirs++
+	case "file":
+		c.Files++
+		if f.Deleted && f.SHA256 != nil {
+			c.Recoverable++
+		}
+	}
+	if f.Deleted {
+		c.Deleted++
+	}
+	if f.SHA256 != nil {
+		c.Hashed++
+	}
+	if f.Err != "" {
+		c.Errors++
+	}
+}
+
+// lsOutput prints a listing as it streams: head, each file, tail.
+type lsOutput interface {
+	head(*lsHead) error
+	file(*lsFile) error
+	tail(*lsTail) error
+}
+
+// lsJSON writes the single JSON object of `ls --json` piece by piece, in
+// the layout writeJSON gives (two-space indent, no HTML escaping), so a
+// listing of millions of files never sits in memory whole.
+type lsJSON struct {
+	w     *bufio.Writer
+	buf   bytes.Buffer  // one encoded file
+	enc   *json.Encoder // writes into buf
+	first bool
+}
+
+func newLsJSON(w io.Writer) *lsJSON {
+	j := &lsJSON{w: bufio.NewWriterSize(w, 256<<10), first: true}
+	j.enc = json.NewEncoder(&j.buf)
+	j.enc.SetEscapeHTML(false)
+	j.enc.SetIndent("    ", "  ")
+	return j
+}
+
+// fields writes the members of a JSON object (without its braces) at
+// object depth one; more says a member follows.
+func (j *lsJSON) fields(v any, more bool) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var ind bytes.Buffer
+	if err := json.Indent(&ind, b, "", "  "); err != nil {
+		return err
+	}
+	body := bytes.TrimSpace(ind.Bytes())
+	body = bytes.TrimSuffix(bytes.TrimPrefix(body, []byte("{")), []byte("}"))
+	body = bytes.TrimRight(body, " \n")
+	j.w.Write(body)
+	if more {
+		j.w.WriteString(",")
+	}
+	return nil
+}
+
+func (j *lsJSON) head(h *lsHead) error {
+	j.w.WriteString("{")
+	if err := j.fields(h, true); err != nil {
+		return err
+	}
+	_, err := j.w.WriteString("\n  \"files\": [")
 	return err
+}
+
+func (j *lsJSON) file(f *lsFile) error {
+	j.buf.Reset()
+	if err := j.enc.Encode(f); err != nil { // into j.buf, newline-terminated
+		return err
+	}
+	if j.first {
+		j.w.WriteString("\n    ")
+		j.first = false
+	} else {
+		j.w.WriteString(",\n    ")
+	}
+	_, err := j.w.Write(bytes.TrimSuffix(j.buf.Bytes(), []byte("\n")))
+	return err
+}
+
+func (j *lsJSON) tail(t *lsTail) error {
+	if j.first {
+		j.w.WriteString("],")
+	} else {
+		j.w.WriteString("\n  ],")
+	}
+	if err := j.fields(t, false); err != nil {
+		return err
+	}
+	j.w.WriteString("\n}\n")
+	return j.w.Flush()
 }
 
 func lsHashOne(disk *fs.Disk, f *lsFile, buf []byte) {
@@ -240,56 +363,71 @@ func lsJoinErr(a, b string) string {
 	return a + "; " + b
 }
 
-// printLs writes the human listing: an mmls-like partition table, then one
-// fls-like line per file. Names from the evidence are escaped.
-func printLs(w io.Writer, r *lsResult) error {
-	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "%s: %d bytes, partition table: %s\n", lsEscape(r.Image), r.Size, r.Scheme)
+// lsText writes the human listing: an mmls-like partition table, then one
+// fls-like line per file, then a summary. Names from evidence are escaped.
+type lsText struct {
+	w *bufio.Writer
+}
+
+func (t *lsText) head(h *lsHead) error {
+	bw := t.w
+	fmt.Fprintf(bw, "%s: %d bytes, partition table: %s\n", lsEscape(h.Image), h.Size, h.Scheme)
 	fmt.Fprintf(bw, "%-4s %14s %14s %-38s %-9s %s\n", "part", "start", "size", "type", "fs", "note")
-	for _, p := range r.Partitions {
+	for _, p := range h.Partitions {
 		typ := p.Type
+		if typ == "" {
+			typ = "-"
+		}
 		if p.TypeName != "" {
 			typ += " (" + p.TypeName + ")"
 		}
 		note := p.Error
 		if p.Name != "" {
-			note = strings.TrimSpace("name=" + lsEscape(p.Name) + " " + note)
+			note = strings.TrimSpace("name=" + p.Name + " " + note)
 		}
 		fmt.Fprintf(bw, "p%-3d %14d %14d %-38s %-9s %s\n", p.Index, p.Start, p.Size, typ, p.FileSystem, lsEscape(note))
 	}
-	fmt.Fprintln(bw)
-	for _, f := range r.Files {
-		t := "r/r"
-		if f.Type == "dir" {
-			t = "d/d"
-		} else if f.Type != "file" {
-			t = "-/-"
-		}
-		del := ""
-		if f.Deleted {
-			del = "* "
-		}
-		sum := "-"
-		if f.SHA256 != nil {
-			sum = *f.SHA256
-		}
-		mt := "-"
-		if !f.Mtime.IsZero() {
-			mt = f.Mtime.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(bw, "p%d %s %s%d:\t%s\t%d\t%s\t%s", f.Partition, t, del, f.Inode, lsEscape(f.Path), f.Size, mt, sum)
-		if f.Err != "" {
-			fmt.Fprintf(bw, "\t(%s)", lsEscape(f.Err))
-		}
-		fmt.Fprintln(bw)
+	_, err := fmt.Fprintln(bw)
+	return err
+}
+
+func (t *lsText) file(f *lsFile) error {
+	typ := "r/r"
+	switch f.Type {
+	case "file":
+	case "dir":
+		typ = "d/d"
+	default:
+		typ = "-/-"
 	}
-	c := r.Counts
-	fmt.Fprintf(bw, "\n%d files, %d directories, %d deleted (%d recoverable), %d hashed, %d with errors; %d unallocated ranges\n",
-		c.Files, c.Dirs, c.Deleted, c.Recoverable, c.Hashed, c.Errors, len(r.Unallocated))
-	for _, p := range r.Problems {
-		fmt.Fprintf(bw, "problem: %s\n", lsEscape(p))
+	del := ""
+	if f.Deleted {
+		del = "* "
 	}
-	return bw.Flush()
+	sum := "-"
+	if f.SHA256 != nil {
+		sum = *f.SHA256
+	}
+	mt := "-"
+	if !f.Mtime.IsZero() {
+		mt = f.Mtime.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(t.w, "p%d %s %s%d:\t%s\t%d\t%s\t%s", f.Partition, typ, del, f.Inode, lsEscape(f.Path), f.Size, mt, sum)
+	if f.Err != "" {
+		fmt.Fprintf(t.w, "\t(%s)", lsEscape(f.Err))
+	}
+	_, err := fmt.Fprintln(t.w)
+	return err
+}
+
+func (t *lsText) tail(tl *lsTail) error {
+	c := tl.Counts
+	fmt.Fprintf(t.w, "\n%d files, %d directories, %d deleted (%d recoverable), %d hashed, %d with errors; %d unallocated ranges\n",
+		c.Files, c.Dirs, c.Deleted, c.Recoverable, c.Hashed, c.Errors, len(tl.Unallocated))
+	for _, p := range tl.Problems {
+		fmt.Fprintf(t.w, "problem: %s\n", lsEscape(p))
+	}
+	return t.w.Flush()
 }
 
 // lsEscape escapes what a terminal would interpret: C0 and C1 control
