@@ -117,7 +117,7 @@ func ReadPartitions(r io.ReaderAt, size int64) (*Table, error) {
 	// GPT: trusted when the protective MBR says so, and also looked for when
 	// sector 0 was wiped (a hybrid or damaged MBR must not hide a GPT).
 	if protective || !hasSig {
-		if ok := t.readGPT(r, size); ok {
+		if ok := t.readGPT(r, size, protective); ok {
 			t.detect(r, size)
 			return t, nil
 		}
@@ -280,8 +280,11 @@ func (t *Table) readEBRChain(r io.ReaderAt, size, extStart, extLen int64) {
 
 // readGPT tries the primary GPT header at LBA 1 and then the backup at the
 // last LBA, each with 512- and 4096-byte sectors. It returns true once a
-// header and its entry array pass their CRC checks.
-func (t *Table) readGPT(r io.ReaderAt, size int64) bool {
+// header and its entry array pass their CRC checks. A missing signature is
+// a problem only when a protective MBR promised a GPT; damaged headers
+// always are.
+func (t *Table) readGPT(r io.ReaderAt, size int64, promised bool) bool {
+	var errs []error
 	for _, ss := range []int64{512, 4096} {
 		if size < 3*ss {
 			continue
@@ -289,8 +292,13 @@ func (t *Table) readGPT(r io.ReaderAt, size int64) bool {
 		for _, hdrOff := range []int64{ss, (size/ss - 1) * ss} {
 			parts, err := readGPTAt(r, size, ss, hdrOff)
 			if err != nil {
-				t.problem("%v", err)
+				if promised || !errors.Is(err, errNoGPTSignature) {
+					errs = append(errs, err)
+				}
 				continue
+			}
+			for _, e := range errs {
+				t.problem("%v", e)
 			}
 			if hdrOff != ss {
 				t.problem("primary GPT header unusable; partitions read from the backup header at %#x", hdrOff)
@@ -300,8 +308,14 @@ func (t *Table) readGPT(r io.ReaderAt, size int64) bool {
 			return true
 		}
 	}
+	for _, e := range errs {
+		t.problem("%v", e)
+	}
 	return false
 }
+
+// errNoGPTSignature: no "EFI PART" where a GPT header would be.
+var errNoGPTSignature = fmt.Errorf("%w: no signature", ErrBadGPT)
 
 func readGPTAt(r io.ReaderAt, size, ss, hdrOff int64) ([]Partition, error) {
 	hdr := make([]byte, ss)
@@ -309,7 +323,7 @@ func readGPTAt(r io.ReaderAt, size, ss, hdrOff int64) ([]Partition, error) {
 		return nil, &ParseError{Op: "gpt header", Offset: hdrOff, Err: err}
 	}
 	if string(hdr[:8]) != gptSignature {
-		return nil, &ParseError{Op: "gpt header", Offset: hdrOff, Err: fmt.Errorf("%w: no signature", ErrBadGPT)}
+		return nil, &ParseError{Op: "gpt header", Offset: hdrOff, Err: errNoGPTSignature}
 	}
 	hsz := int64(binary.LittleEndian.Uint32(hdr[12:]))
 	if hsz < gptHeaderMin || hsz > ss {

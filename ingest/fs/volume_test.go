@@ -142,7 +142,16 @@ func TestBareFileSystem(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "fat.img")
 	testutil.Run(t, "mkfs.fat", "-F", "16", "-C", img, "20000")
 	tb := readTable(t, img)
-	if tb.Scheme != "none" || len(tb.Partitions) != 1 || tb.Partitions[0].FileSystem != "fat16" || tb.Partitions[0].Start != 0 {
+	if tb.Scheme != "none" || len(tb.Partitions) != 1 || tb.Partitions[0].FileSystem != "fat16" || tb.Partitions[0].Start != 0 || len(tb.Problems) != 0 {
+		t.Errorf("%+v", tb)
+	}
+	// An ISO has a zeroed sector 0: no table, no GPT complaints either.
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("a"), 0o644)
+	iso := filepath.Join(t.TempDir(), "x.iso")
+	testutil.Run(t, "genisoimage", "-quiet", "-o", iso, src)
+	tb = readTable(t, iso)
+	if tb.Scheme != "none" || len(tb.Partitions) != 1 || tb.Partitions[0].FileSystem != "iso9660" || len(tb.Problems) != 0 {
 		t.Errorf("%+v", tb)
 	}
 }
