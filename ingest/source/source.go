@@ -1,0 +1,330 @@
+// Package source opens seized-media images read-only as one io.ReaderAt:
+// raw (dd) images and block devices, split raw images (x.001, x.002, ...;
+// x.000; x.aa, x.ab, ...) and EnCase EWF v1 images (x.E01 ... x.E99,
+// x.EAA ...), and hashes them in one pass (Hash).
+//
+// Every file is opened with os.Open (O_RDONLY): evidence is never written.
+package source
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/evidx/evidx/ingest/source/ewf"
+)
+
+// Errors returned (wrapped, with the path) by Open.
+var (
+	ErrEmpty           = errors.New("source: empty file")
+	ErrDirectory       = errors.New("source: is a directory")
+	ErrMissingSegment  = errors.New("source: missing segment")
+	ErrNotFirstSegment = errors.New("source: not the first segment")
+)
+
+// Formats reported by Image.Format.
+const (
+	FormatRaw   = "raw"
+	FormatSplit = "split"
+	FormatEWF   = "ewf"
+)
+
+// Segment is one file an image is made of.
+type Segment struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// Stored holds the hashes an image container carries (EWF hash and digest
+// sections), hex-encoded; empty when absent.
+type Stored struct {
+	MD5  string `json:"md5,omitempty"`
+	SHA1 string `json:"sha1,omitempty"`
+}
+
+// Image is an opened evidence image: the media data as an io.ReaderAt.
+// ReadAt may be called from several goroutines at once. For EWF images a
+// chunk that fails its checksum makes ReadAt return an *ewf.ChunkError
+// naming the chunk's sectors.
+type Image struct {
+	format     string
+	size       int64
+	sectorSize int
+	segs       []Segment
+	files      []*os.File
+	r          io.ReaderAt
+	stored     Stored
+	header     map[string]string
+	acqErrors  []ewf.SectorRange
+	ewf        *ewf.Reader
+}
+
+// ReadAt reads media bytes at off (io.ReaderAt).
+func (im *Image) ReadAt(p []byte, off int64) (int, error) { return im.r.ReadAt(p, off) }
+
+// Size is the media size in bytes.
+func (im *Image) Size() int64 { return im.size }
+
+// SectorSize is the media's bytes per sector (512 unless the container says).
+func (im *Image) SectorSize() int { return im.sectorSize }
+
+// Format is "raw", "split" or "ewf".
+func (im *Image) Format() string { return im.format }
+
+// Segments lists the files of the image in order.
+func (im *Image) Segments() []Segment { return append([]Segment(nil), im.segs...) }
+
+// Stored returns the hashes the container carries (EWF only).
+func (im *Image) Stored() Stored { return im.stored }
+
+// Header returns the EWF case text (case_number, evidence_number, examiner,
+// description, notes, acquired_date, system_date, acquiry_os,
+// acquiry_software_version, model, serial_number, ...). Nil for raw images.
+func (im *Image) Header() map[string]string {
+	if im.header == nil {
+		return nil
+	}
+	out := make(map[string]string, len(im.header))
+	for k, v := range im.header {
+		out[k] = v
+	}
+	return out
+}
+
+// AcquisitionErrors lists sector ranges the imager could not read (EWF
+// error2 section); the imager stored zeros there.
+func (im *Image) AcquisitionErrors() []ewf.SectorRange { return im.acqErrors }
+
+// EWF returns the EWF reader of an ewf image, nil otherwise.
+func (im *Image) EWF() *ewf.Reader { return im.ewf }
+
+// Close closes every segment file.
+func (im *Image) Close() error {
+	var errs []error
+	for _, f := range im.files {
+		errs = append(errs, f.Close())
+	}
+	im.files = nil
+	return errors.Join(errs...)
+}
+
+// openFile opens one evidence file read-only and returns its size; block
+// devices report size 0 from Stat, so their size comes from seeking to the end.
+func openFile(path string) (*os.File, int64, error) {
+	f, err := os.Open(path) // O_RDONLY: evidence is never written
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: %w", path, ErrDirectory)
+	}
+	size := st.Size()
+	if st.Mode()&os.ModeDevice != 0 {
+		if size, err = f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("%s: size of device: %w", path, err)
+		}
+	} else if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: not a regular file or device (%s)", path, st.Mode().Type())
+	}
+	if size == 0 {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: %w", path, ErrEmpty)
+	}
+	return f, size, nil
+}
+
+var ewfSignature = []byte("EVF\x09\x0d\x0a\xff\x00")
+
+// Open opens the image at path: an EWF image when the file starts with the
+// EWF signature (path is its first segment, .E01), a split raw image when
+// the name is a first segment (.001, .000, .aa) and a second one exists,
+// and a raw image otherwise.
+func Open(path string) (*Image, error) {
+	f, size, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var magic [8]byte
+	if n, _ := f.ReadAt(magic[:], 0); n == len(magic) && bytes.Equal(magic[:], ewfSignature) {
+		return openEWF(path, f, size)
+	}
+	paths, err := findSplit(path, os.Stat)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	im := &Image{format: FormatRaw, sectorSize: 512, files: []*os.File{f},
+		segs: []Segment{{Path: path, Size: size}}}
+	if len(paths) == 1 {
+		im.size, im.r = size, f
+		return im, nil
+	}
+	im.format = FormatSplit
+	for _, p := range paths[1:] {
+		g, gsize, err := openFile(p)
+		if err != nil {
+			im.Close()
+			return nil, err
+		}
+		im.files = append(im.files, g)
+		im.segs = append(im.segs, Segment{Path: p, Size: gsize})
+	}
+	mr := newMultiReaderAt(im.files, im.segs)
+	im.size, im.r = mr.size, mr
+	return im, nil
+}
+
+// ewfSegmentName returns the name of EWF segment n (1-based) given the first
+// segment's path: x.E01 ... x.E99, then x.EAA ... x.EZZ, x.FAA ... x.ZZZ.
+// The case of the first segment's extension is kept. "" when n is out of range.
+func ewfSegmentName(first string, n int) string {
+	ext := filepath.Ext(first)
+	if len(ext) != 4 {
+		return ""
+	}
+	stem := first[:len(first)-4]
+	lead := ext[1]
+	lower := lead >= 'a' && lead <= 'z'
+	var s string
+	if n < 100 {
+		s = fmt.Sprintf("%c%02d", lead, n)
+	} else {
+		k := n - 100
+		if k >= 26*26*26 {
+			return ""
+		}
+		up := byte(strings.ToUpper(string(lead))[0])
+		c0 := up + byte(k/676)
+		if c0 > 'Z' {
+			return ""
+		}
+		s = string([]byte{c0, byte('A' + k/26%26), byte('A' + k%26)})
+		if lower {
+			s = strings.ToLower(s)
+		}
+	}
+	return stem + "." + s
+}
+
+// openEWF parses the first segment f and every following one.
+func openEWF(path string, f *os.File, size int64) (*Image, error) {
+	im := &Image{format: FormatEWF, files: []*os.File{f}, segs: []Segment{{Path: path, Size: size}}}
+	fail := func(err error) (*Image, error) {
+		im.Close()
+		return nil, err
+	}
+	seg, err := ewf.NewSegment(f, size)
+	if err != nil {
+		return fail(withPath(err, path))
+	}
+	segs := []*ewf.Segment{seg}
+	names := []string{path}
+	for n := 2; !seg.Last; n++ {
+		next := ewfSegmentName(path, n)
+		if next == "" {
+			return fail(fmt.Errorf("%s: %w: segment %d has no file name in the .E01 scheme", path, ErrMissingSegment, n))
+		}
+		g, gsize, err := openFile(next)
+		if errors.Is(err, os.ErrNotExist) {
+			return fail(fmt.Errorf("%s: %w: %s (segment %d ends with \"next\")", path, ErrMissingSegment, next, n-1))
+		}
+		if err != nil {
+			return fail(err)
+		}
+		im.files = append(im.files, g)
+		im.segs = append(im.segs, Segment{Path: next, Size: gsize})
+		if seg, err = ewf.NewSegment(g, gsize); err != nil {
+			return fail(withPath(err, next))
+		}
+		segs = append(segs, seg)
+		names = append(names, next)
+	}
+	r, err := ewf.NewReader(segs, names)
+	if err != nil {
+		return fail(err)
+	}
+	im.ewf, im.r, im.size = r, r, r.Size()
+	im.sectorSize = int(r.Volume().BytesPerSector)
+	for _, s := range segs {
+		if s.MD5 != nil {
+			im.stored.MD5 = hex.EncodeToString(s.MD5)
+		}
+		if s.SHA1 != nil {
+			im.stored.SHA1 = hex.EncodeToString(s.SHA1)
+		}
+		im.acqErrors = append(im.acqErrors, s.AcqErrors...)
+	}
+	if segs[0].HeaderText != "" {
+		im.header = ewf.ParseHeader(segs[0].HeaderText)
+	}
+	return im, nil
+}
+
+// withPath fills in the segment path of an *ewf.ParseError.
+func withPath(err error, path string) error {
+	var pe *ewf.ParseError
+	if errors.As(err, &pe) && pe.Path == "" {
+		pe.Path = path
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// multiReaderAt joins segment files end to end.
+type multiReaderAt struct {
+	files  []*os.File
+	starts []int64 // media offset of each file
+	size   int64
+}
+
+func newMultiReaderAt(files []*os.File, segs []Segment) *multiReaderAt {
+	m := &multiReaderAt{files: files, starts: make([]int64, len(files))}
+	for i, s := range segs {
+		m.starts[i] = m.size
+		m.size += s.Size
+	}
+	return m
+}
+
+// ReadAt reads across segment boundaries; safe for concurrent use (pread).
+func (m *multiReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("source: negative offset %d", off)
+	}
+	n := 0
+	for n < len(p) && off < m.size {
+		i := sort.Search(len(m.starts), func(k int) bool { return m.starts[k] > off }) - 1
+		end := m.size
+		if i+1 < len(m.starts) {
+			end = m.starts[i+1]
+		}
+		want := int(min(int64(len(p)-n), end-off))
+		k, err := m.files[i].ReadAt(p[n:n+want], off-m.starts[i])
+		n += k
+		off += int64(k)
+		if k < want {
+			if err == nil || err == io.EOF {
+				err = fmt.Errorf("%s: %w (file shrank while open?)", m.files[i].Name(), io.ErrUnexpectedEOF)
+			}
+			return n, err
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
