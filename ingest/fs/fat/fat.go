@@ -794,7 +794,7 @@ func entryName(e []byte, slots [][]byte, deleted bool) string {
 	first := -1 // recovered first byte of a deleted short name
 	var use [][]byte
 	if deleted {
-		if len(slots) > 0 {
+		if len(slots) > 0 && slots[len(slots)-1][0] == entryDeleted {
 			chk := slots[len(slots)-1][13]
 			k := len(slots) - 1
 			for k > 0 && slots[k-1][13] == chk && slots[k-1][0] == entryDeleted {
