@@ -171,7 +171,12 @@ func (c *Case) writeDFXML(ctx context.Context, w io.Writer, rep *Report, ev Evid
 	if ev.SectorSize > 0 {
 		x.elem("sector_size", itoa(int64(ev.SectorSize)))
 	}
-	for _, v := range ev.Volumes {
+	// One pass over the files (ordered by volume) merged with the volumes
+	// (ordered by index): each volume element holds its files; files of a
+	// volume the walker did not record get a volume element of their own.
+	vols := ev.Volumes
+	cur, open := 0, false
+	openVol := func(v Volume) {
 		v.Start, v.Size = max(v.Start, 0), max(v.Size, 0)
 		x.open("volume", "offset", itoa(v.Start))
 		x.open("byte_runs")
@@ -182,32 +187,48 @@ func (c *Case) writeDFXML(ctx context.Context, w io.Writer, rep *Report, ev Evid
 			x.elem("sector_size", itoa(int64(ev.SectorSize)))
 		}
 		x.elem("ftype_str", v.FileSystem)
-		err := c.Files(ctx, ev.ID, func(f File) error {
-			if f.Volume != v.Index {
-				return nil
-			}
-			writeFileObject(x, f, v.Index)
-			return x.e
-		})
-		if err != nil {
-			return err
-		}
-		x.elem("error", strings.Join(v.Problems, "; "))
-		x.close("volume")
+		cur, open = v.Index, true
 	}
-	// Files on volumes not recorded (a walker that reports no volumes) go
-	// directly under the image.
-	known := map[int]bool{}
-	for _, v := range ev.Volumes {
-		known[v.Index] = true
+	var problems string
+	closeVol := func() {
+		if open {
+			x.elem("error", problems)
+			x.close("volume")
+			open, problems = false, ""
+		}
+	}
+	// flushTo writes the recorded volumes with an index below idx (with
+	// no files) and opens the one equal to idx, or an unrecorded one.
+	flushTo := func(idx int) {
+		closeVol()
+		for len(vols) > 0 && vols[0].Index < idx {
+			openVol(vols[0])
+			problems = strings.Join(vols[0].Problems, "; ")
+			closeVol()
+			vols = vols[1:]
+		}
+		if len(vols) > 0 && vols[0].Index == idx {
+			openVol(vols[0])
+			problems = strings.Join(vols[0].Problems, "; ")
+			vols = vols[1:]
+			return
+		}
+		openVol(Volume{Index: idx, FileSystem: "unrecorded volume"})
 	}
 	if err := c.Files(ctx, ev.ID, func(f File) error {
-		if !known[f.Volume] {
-			writeFileObject(x, f, f.Volume)
+		if !open || f.Volume != cur {
+			flushTo(f.Volume)
 		}
+		writeFileObject(x, f, f.Volume)
 		return x.e
 	}); err != nil {
 		return err
+	}
+	closeVol()
+	for _, v := range vols { // recorded volumes after the last one with files
+		openVol(v)
+		problems = strings.Join(v.Problems, "; ")
+		closeVol()
 	}
 	if err := c.CarvedItems(ctx, ev.ID, func(cv Carved) error {
 		x.open("fileobject")

@@ -130,39 +130,46 @@ type Exported struct {
 // with names as export writes them. Report manifests use the same names.
 func (c *Case) exportList(ctx context.Context, fn func(Exported) error) error {
 	nm := newNamer()
-	md5s := func(obj string) (string, int64, error) {
-		var m string
-		var size int64
-		err := c.db.QueryRowContext(ctx, `SELECT md5, size FROM objects WHERE sha256=?`, obj).Scan(&m, &size)
-		if err != nil {
-			return "", 0, fmt.Errorf("custody: object %s: %w", obj, err)
-		}
-		return m, size, nil
-	}
-	err := c.Files(ctx, "", func(f File) error {
-		if f.Object == "" {
-			return nil
-		}
-		m, size, err := md5s(f.Object)
-		if err != nil {
-			return err
-		}
-		name := nm.name(fmt.Sprintf("%s/vol-%d/%s", f.EvidenceID, f.Volume, SafePath(f.Path)))
-		return fn(Exported{Name: name, Object: f.Object, MD5: m, Size: size})
-	})
+	rows, err := c.db.QueryContext(ctx, `SELECT f.evidence_id, f.volume, f.path, o.sha256, o.md5, o.size
+		FROM files f JOIN objects o ON o.sha256 = f.object ORDER BY f.evidence_id, f.volume, f.id`)
 	if err != nil {
-		return err
+		return fmt.Errorf("custody: export list: %w", err)
 	}
-	return c.CarvedItems(ctx, "", func(cv Carved) error {
-		if cv.Object == "" {
-			return nil
+	defer rows.Close()
+	for rows.Next() {
+		var ev, p string
+		var vol int
+		var e Exported
+		if err := rows.Scan(&ev, &vol, &p, &e.Object, &e.MD5, &e.Size); err != nil {
+			return fmt.Errorf("custody: export list: %w", err)
 		}
-		m, size, err := md5s(cv.Object)
-		if err != nil {
+		e.Name = nm.name(fmt.Sprintf("%s/vol-%d/%s", EscapeName(ev), vol, SafePath(p)))
+		if err := fn(e); err != nil {
 			return err
 		}
-		typ := EscapeName(cv.Type)
-		name := nm.name(fmt.Sprintf("%s/carved/%012x-%s.%s", cv.EvidenceID, cv.Offset, typ, typ))
-		return fn(Exported{Name: name, Object: cv.Object, MD5: m, Size: size})
-	})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("custody: export list: %w", err)
+	}
+	rows.Close()
+	rows, err = c.db.QueryContext(ctx, `SELECT c.evidence_id, c.offset, c.type, o.sha256, o.md5, o.size
+		FROM carved c JOIN objects o ON o.sha256 = c.object ORDER BY c.evidence_id, c.offset, c.id`)
+	if err != nil {
+		return fmt.Errorf("custody: export list: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ev, typ string
+		var off int64
+		var e Exported
+		if err := rows.Scan(&ev, &off, &typ, &e.Object, &e.MD5, &e.Size); err != nil {
+			return fmt.Errorf("custody: export list: %w", err)
+		}
+		t := EscapeName(typ)
+		e.Name = nm.name(fmt.Sprintf("%s/carved/%012x-%s.%s", EscapeName(ev), off, t, t))
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
