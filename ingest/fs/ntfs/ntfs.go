@@ -245,7 +245,7 @@ func (n *FS) mapMFT(off int64) error {
 	n.mftSize = first.dataSize
 	if rec.hasList {
 		// Now the first extent is mapped, gather all $DATA pieces.
-		st, err := n.stream(rec, "", 0)
+		st, err := n.stream(rec, "")
 		if err == nil && len(st.runs) > 0 {
 			n.mft = st.runs
 		} else if err != nil {

@@ -1,0 +1,443 @@
+package ntfs
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/evidx/evidx/ingest/fs"
+)
+
+// orphanDir is the virtual directory, named as TSK names it, for entries
+// whose parent directory is gone or reused.
+const orphanDir = "/$OrphanFiles"
+
+// maxPathDepth bounds the parent chain of one path: deeper chains are
+// treated as cycles.
+const maxPathDepth = 1024
+
+// entryInfo is what the first pass keeps of each base MFT record: enough to
+// build paths.
+type entryInfo struct {
+	valid bool // a readable base record
+	seq   uint16
+	flags uint16
+	names []fileName
+}
+
+// walker carries one Walk's state.
+type walker struct {
+	n       *FS
+	entries []entryInfo
+	paths   map[uint64]string // directory entry → path, "" for the root
+	busy    map[uint64]bool   // directories being resolved: cycle detection
+}
+
+// Walk reports every MFT base record that has a name: allocated and not in
+// use (deleted), one File per long name and data stream, in MFT entry order.
+// A deleted entry whose parent directory is gone is listed under
+// /$OrphanFiles.
+func (n *FS) Walk(ctx context.Context, fn func(*fs.File) error) error {
+	count := n.mftSize / n.bt.recordSize
+	w := &walker{n: n, entries: make([]entryInfo, count), paths: map[uint64]string{entryRoot: ""}, busy: map[uint64]bool{}}
+	raw := make([]byte, n.bt.recordSize)
+	// Pass 1: names, parents and flags of every record.
+	for i := int64(0); i < count; i++ {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		rec, err := n.record(uint64(i), raw)
+		if rec == nil || rec.baseRef != 0 {
+			if err != nil && !isEmptyRecord(raw) {
+				n.problem("%v", err)
+			}
+			continue
+		}
+		w.entries[i] = entryInfo{valid: true, seq: rec.seq, flags: rec.flags, names: rec.names()}
+	}
+	// Pass 2: files.
+	for i := int64(0); i < count; i++ {
+		e := &w.entries[i]
+		if !e.valid || len(e.names) == 0 || i == entryRoot {
+			continue
+		}
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		rec, err := n.record(uint64(i), raw)
+		if rec == nil {
+			continue // reported in pass 1
+		}
+		if err != nil {
+			n.problem("%v", err)
+		}
+		for _, name := range e.names {
+			files := w.files(rec, name)
+			for _, f := range files {
+				if err := fn(f); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// isEmptyRecord reports a never-used MFT slot (all zeros).
+func isEmptyRecord(raw []byte) bool {
+	for _, c := range raw[:min(len(raw), 64)] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// record reads and parses MFT entry num into raw. A nil record means the
+// entry is unreadable; a record with an error is partly decoded.
+func (n *FS) record(num uint64, raw []byte) (*record, error) {
+	off, err := n.readRecord(num, raw)
+	if err != nil {
+		return nil, err
+	}
+	return n.parseRecord(raw, num, off)
+}
+
+// dirPath resolves the path of directory entry num referenced with seq.
+func (w *walker) dirPath(num uint64, seq uint16, depth int) (string, bool) {
+	if p, ok := w.paths[num]; ok && (num == entryRoot || w.seqMatches(num, seq)) {
+		return p, true
+	}
+	if num >= uint64(len(w.entries)) || depth > maxPathDepth {
+		return "", false
+	}
+	e := &w.entries[num]
+	if !e.valid || e.flags&flagDir == 0 || len(e.names) == 0 || !w.seqMatches(num, seq) {
+		return "", false
+	}
+	if w.busy[num] {
+		w.n.problem("mft entry %d at %#x: %v: directory cycle through its parent references", num, w.n.recordOffset(num), ErrCorrupt)
+		return "", false
+	}
+	w.busy[num] = true
+	defer delete(w.busy, num)
+	fn := e.names[0]
+	pp, ok := w.dirPath(fn.parent, fn.parentSeq, depth+1)
+	if !ok {
+		return "", false
+	}
+	p := pp + "/" + fn.name
+	w.paths[num] = p
+	return p, true
+}
+
+// seqMatches checks a reference's sequence number against the entry's: equal,
+// or one behind for an entry freed since (NTFS bumps it on deletion). 0 is
+// a reference without a sequence.
+func (w *walker) seqMatches(num uint64, seq uint16) bool {
+	if seq == 0 || num >= uint64(len(w.entries)) {
+		return true
+	}
+	e := &w.entries[num]
+	if e.seq == seq {
+		return true
+	}
+	return e.flags&flagInUse == 0 && e.seq == seq+1
+}
+
+// files builds the Files of record rec under one of its names: the entry
+// itself, or its unnamed $DATA, then each named stream as path:stream.
+func (w *walker) files(rec *record, name fileName) []*fs.File {
+	n := w.n
+	deleted := !rec.inUse()
+	path := ""
+	if pp, ok := w.dirPath(name.parent, name.parentSeq, 0); ok {
+		path = pp + "/" + name.name
+	} else {
+		if !deleted {
+			n.problem("mft entry %d at %#x: %v: parent entry %d (sequence %d) is not a directory in use", rec.num, rec.off, ErrCorrupt, name.parent, name.parentSeq)
+		}
+		path = orphanDir + "/" + name.name
+	}
+	m, a, c, b, _ := rec.times()
+	base := fs.File{Path: path, Deleted: deleted, Inode: rec.num, Mtime: m, Atime: a, Ctime: c, Btime: b}
+	var out []*fs.File
+	names := n.streamNames(rec)
+	hasDefault := false
+	for _, s := range names {
+		hasDefault = hasDefault || s == ""
+	}
+	if rec.isDir() || !hasDefault {
+		f := base
+		f.Type = "other"
+		if rec.isDir() {
+			f.Type = "dir"
+		}
+		f.Recoverable = !deleted
+		out = append(out, &f)
+	}
+	for _, s := range names {
+		if s == "" && rec.isDir() {
+			continue
+		}
+		f := base
+		f.Type = "file"
+		if s != "" {
+			f.Path += ":" + s
+		}
+		st, err := n.stream(rec, s)
+		if st == nil {
+			f.Err = err.Error()
+			n.problem("%s: %v", f.Path, err)
+			out = append(out, &f)
+			continue
+		}
+		f.Size = st.size
+		if st.nonRes {
+			f.Runs = st.runs
+		} else if len(st.resident) > 0 {
+			f.Runs = []fs.Run{{Offset: st.residentAt, Length: int64(len(st.resident))}}
+		}
+		switch {
+		case err != nil:
+			f.Err = err.Error()
+			n.problem("%s: %v", f.Path, err)
+		case st.flags&attrEncrypted != 0:
+			f.Err = "encrypted stream"
+		}
+		f.Recoverable = f.Err == ""
+		if deleted && f.Recoverable && st.nonRes {
+			if reason := n.reallocated(st.runs); reason != "" {
+				f.Recoverable, f.Err = false, reason
+			}
+		}
+		out = append(out, &f)
+	}
+	return out
+}
+
+// streamNames lists the names of the record's $DATA streams ("" is the
+// unnamed one), in first-seen order, including those an $ATTRIBUTE_LIST
+// places in extension records.
+func (n *FS) streamNames(rec *record) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, a := range rec.attrs {
+		if a.typ == attrData {
+			add(a.name)
+		}
+	}
+	if rec.list != nil && !rec.list.nonResident {
+		le := binary.LittleEndian
+		b := rec.list.value
+		for p := 0; p+0x1A <= len(b); {
+			rl := int(le.Uint16(b[p+alRecLen:]))
+			if rl < 0x1A || p+rl > len(b) {
+				break
+			}
+			nl, no := int(b[p+alNameLen]), int(b[p+alNameOff])
+			if le.Uint32(b[p+alType:]) == attrData {
+				if nl == 0 {
+					add("")
+				} else if no+2*nl <= rl {
+					add(utf16le(b[p+no : p+no+2*nl]))
+				}
+			}
+			p += rl
+		}
+	}
+	return out
+}
+
+// reallocated says why a deleted stream's clusters cannot be trusted (one of
+// them is allocated again in $Bitmap), or "".
+func (n *FS) reallocated(runs []fs.Run) string {
+	bm, err := n.loadBitmap()
+	if err != nil {
+		return "allocation unknown: " + err.Error()
+	}
+	cs := n.bt.clusterSize
+	for _, r := range runs {
+		if r.Sparse {
+			continue
+		}
+		for c := r.Offset / cs; c*cs < r.Offset+r.Length; c++ {
+			if c/8 >= int64(len(bm)) || bm[c/8]&(1<<(c%8)) != 0 {
+				return fmt.Sprintf("cluster %d (offset %#x) reallocated", c, c*cs)
+			}
+		}
+	}
+	return ""
+}
+
+// loadBitmap reads $Bitmap (MFT entry 6) once: one bit per cluster, set
+// when allocated.
+func (n *FS) loadBitmap() ([]byte, error) {
+	n.bitmapOnce.Do(func() {
+		raw := make([]byte, n.bt.recordSize)
+		rec, err := n.record(entryBitmap, raw)
+		if rec == nil {
+			n.bitmapErr = err
+			return
+		}
+		st, err := n.stream(rec, "")
+		if st == nil {
+			n.bitmapErr = err
+			return
+		}
+		need := (n.bt.clusters + 7) / 8
+		if st.size < need {
+			n.bitmapErr = &ParseError{"$Bitmap", rec.off, fmt.Errorf("%w: %d bytes for %d clusters", ErrCorrupt, st.size, n.bt.clusters)}
+			return
+		}
+		b := make([]byte, need)
+		var r io.Reader = bytes.NewReader(st.resident)
+		if st.nonRes {
+			r = &runReader{r: n.r, runs: st.runs, size: st.size}
+		}
+		if _, err := ioReadFull(r, b); err != nil {
+			n.bitmapErr = err
+			return
+		}
+		n.bitmap = b
+	})
+	return n.bitmap, n.bitmapErr
+}
+
+// Unallocated returns the byte ranges of clusters $Bitmap marks free, plus
+// volume space past the last cluster other than the backup boot sector in
+// the last sector. Sorted and merged.
+func (n *FS) Unallocated() ([]fs.Range, error) {
+	bm, err := n.loadBitmap()
+	if err != nil {
+		return nil, err
+	}
+	cs := n.bt.clusterSize
+	var out []fs.Range
+	add := func(off, l int64) {
+		if k := len(out); k > 0 && out[k-1].Off+out[k-1].Len == off {
+			out[k-1].Len += l
+			return
+		}
+		out = append(out, fs.Range{Off: off, Len: l})
+	}
+	last := min(n.bt.clusters, n.size/cs)
+	for c := int64(0); c < last; c++ {
+		if bm[c/8] == 0xFF && c%8 == 0 && c+8 <= last {
+			c += 7
+			continue
+		}
+		if bm[c/8]&(1<<(c%8)) == 0 {
+			add(c*cs, cs)
+		}
+	}
+	end := min(n.size, n.bt.volumeBytes) - n.bt.sectorSize // backup boot sector
+	if tail := n.bt.clusters * cs; tail < end {
+		add(tail, end-tail)
+	}
+	return out, nil
+}
+
+// Open returns the content of a File Walk reported: resident data from the
+// (fixed-up) MFT record, non-resident data through its runs, compressed
+// streams through go-ntfs. Deleted files only when Recoverable.
+func (n *FS) Open(f *fs.File) (io.Reader, error) {
+	if f.Deleted && !f.Recoverable {
+		return nil, fmt.Errorf("%s: %w: %s", f.Path, ErrNotRecoverable, f.Err)
+	}
+	if f.Type != "file" {
+		return nil, fmt.Errorf("%s: ntfs: not a file (%s)", f.Path, f.Type)
+	}
+	raw := make([]byte, n.bt.recordSize)
+	rec, err := n.record(f.Inode, raw)
+	if rec == nil {
+		return nil, err
+	}
+	name := ""
+	if i := strings.LastIndexByte(f.Path, ':'); i > strings.LastIndexByte(f.Path, '/') {
+		name = f.Path[i+1:]
+	}
+	st, err := n.stream(rec, name)
+	if st == nil {
+		return nil, err
+	}
+	switch {
+	case !st.nonRes:
+		return bytes.NewReader(bytes.Clone(st.resident)), nil
+	case st.flags&attrEncrypted != 0:
+		return nil, fmt.Errorf("%s: %w: encrypted (EFS)", f.Path, ErrUnsupported)
+	case st.flags&attrCompressed != 0:
+		return n.compressed(f, name)
+	}
+	for _, r := range st.runs {
+		if !r.Sparse && r.Offset+r.Length > n.size {
+			return nil, &ParseError{f.Path + " byte run", r.Offset, ErrTruncated}
+		}
+	}
+	return &runReader{r: n.r, runs: st.runs, size: st.size}, nil
+}
+
+// runReader reads a stream of size bytes from its runs over r; gaps and
+// sparse runs read as zeros.
+type runReader struct {
+	r    io.ReaderAt
+	runs []fs.Run
+	size int64
+	pos  int64
+	i    int
+}
+
+func (rr *runReader) Read(p []byte) (int, error) {
+	if rr.pos >= rr.size {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > rr.size-rr.pos {
+		p = p[:rr.size-rr.pos]
+	}
+	for rr.i < len(rr.runs) && rr.runs[rr.i].Logical+rr.runs[rr.i].Length <= rr.pos {
+		rr.i++
+	}
+	if rr.i == len(rr.runs) || rr.runs[rr.i].Logical > rr.pos {
+		end := rr.size
+		if rr.i < len(rr.runs) {
+			end = rr.runs[rr.i].Logical
+		}
+		k := int(min(int64(len(p)), end-rr.pos))
+		clear(p[:k])
+		rr.pos += int64(k)
+		return k, nil
+	}
+	r := rr.runs[rr.i]
+	k := int(min(int64(len(p)), r.Logical+r.Length-rr.pos))
+	if r.Sparse {
+		clear(p[:k])
+		rr.pos += int64(k)
+		return k, nil
+	}
+	m, err := rr.r.ReadAt(p[:k], r.Offset+(rr.pos-r.Logical))
+	rr.pos += int64(m)
+	if m < k {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return m, &ParseError{"stream content", r.Offset + (rr.pos - r.Logical), err}
+	}
+	return m, nil
+}
+
+func ioReadFull(r io.Reader, b []byte) (int, error) { return io.ReadFull(r, b) }
+
