@@ -4,12 +4,12 @@ import (
 	"context"
 	"math/rand/v2"
 
-	"github.com/evidx/evidx/ingest/identity"
-	"syscall"
-	"time"
 	"fmt"
+	"github.com/evidx/evidx/ingest/identity"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkLoad loads a generated dataset into a fresh 16-shard index per

@@ -36,7 +36,7 @@ func FuzzLoadLookup(f *testing.F) {
 			total += v
 		}
 		if total != int64(len(want)) {
-			t.Fatalf("unique %v, want %d distinct", st.Unique, len(want))
+			t.Fatalf("unique %v, want %d distinct (%+v, dir %s)", st.Unique, len(want), st, ix.dir)
 		}
 		s := ix.NewSearcher()
 		defer s.Close()

@@ -148,7 +148,7 @@ func readTSV(ctx context.Context, path string, sink func([]identity.Sighting) er
 // testCase opens a fresh index with its own catalog in a temp dir.
 func testCase(t testing.TB, dir string, shards int) *Index {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "catalog.sqlite")+"?_busy_timeout=30000&_journal_mode=WAL")
+	db, err := sql.Open("sqlite3", shardDSN(filepath.Join(dir, "catalog.sqlite"), "_busy_timeout=30000&_journal_mode=WAL"))
 	if err != nil {
 		t.Fatal(err)
 	}
