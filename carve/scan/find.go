@@ -33,6 +33,7 @@ const (
 	cDomain // may appear in a domain
 	cSep    // separator between digit groups
 	cStart  // may start a numeric token
+	cBin    // control byte: never in text, common in record headers
 )
 
 var class = func() (t [256]uint8) {
@@ -55,6 +56,11 @@ var class = func() (t [256]uint8) {
 	t['.'] |= cSep
 	t['+'] |= cStart
 	t['('] |= cStart
+	for c := 0; c < 0x20; c++ {
+		if c != '\t' && c != '\n' && c != '\r' {
+			t[c] |= cBin
+		}
+	}
 	return t
 }()
 
@@ -245,6 +251,9 @@ func findNumbers(buf []byte, i int, out []hit) ([]hit, int) {
 		return out, end
 	}
 	glen := func(j int) int { return gs[j].e - gs[j].s }
+	// Cards and IDs glued to letters are fragments of hex or base64 runs.
+	alnum := func(c byte) bool { return class[c]&(cDigit|cLower|cUpper) != 0 }
+	free := (start == 0 || !alnum(buf[start-1])) && (end >= n || !alnum(buf[end]))
 	// A lone group joined by '.' to its neighbours is part of something
 	// else (a version, an address, a decimal).
 	loneOK := func(j int) bool {
@@ -267,7 +276,7 @@ func findNumbers(buf []byte, i int, out []hit) ([]hit, int) {
 	}
 	for j := 0; j < k; {
 		// Resident ID: 18 characters, or 6-8-4 groups.
-		if j == k-1 && glen(j) == 17 && xAt >= 0 || glen(j) == 18 && loneOK(j) {
+		if free && (j == k-1 && glen(j) == 17 && xAt >= 0 || glen(j) == 18 && loneOK(j)) {
 			e := gs[j].e
 			if xAt >= 0 && j == k-1 {
 				e = xAt + 1
@@ -307,7 +316,7 @@ func findNumbers(buf []byte, i int, out []hit) ([]hit, int) {
 		}
 		// Bank card: 13-19 digits alone, or 4-4-4-4(-1..3) / 4-6-5 groups
 		// with one separator; issuer digit 2-6.
-		if c, last, ok := cardAt(buf, gs[:k], j, loneOK); ok {
+		if c, last, ok := cardAt(buf, gs[:k], j, loneOK); ok && free {
 			if v, r := identity.NormalizeBankCard(c); r == identity.Valid {
 				if _, idr := identity.NormalizeCNID(c); idr != identity.Valid {
 					out = append(out, hit{gs[j].s, gs[last].e, identity.BankCard, v})

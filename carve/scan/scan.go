@@ -200,10 +200,51 @@ func (s *scanner) text(buf []byte, lo, hi int, field fieldFunc, out []hit) []hit
 		}
 		i = at + 1
 	}
-	// Numbers.
+	// Numbers. lastBin tracks the last control byte: near one, a token
+	// may sit in a SQLite record whose fields are glued together, and is
+	// parsed within its field (a name's digits and a phone's run on).
+	lastBin, force := -lookAround, -1
+	for j := lo - 1; j >= 0 && j > lo-lookAround; j-- {
+		if class[buf[j]]&cBin != 0 {
+			lastBin = j
+			break
+		}
+	}
 	for i := lo; i < hi; i++ {
-		if class[buf[i]]&cStart == 0 || !tokenStart(buf, i) {
+		cl := class[buf[i]]
+		if cl&cBin != 0 {
+			lastBin = i
+		}
+		if cl&cStart == 0 {
 			continue
+		}
+		if i != force && !tokenStart(buf, i) {
+			// At a block start, a glued run may begin a record field here.
+			if i != lo || field == nil || i-lastBin >= lookAround-8 || !isDigit(buf[i]) {
+				continue
+			}
+			if flo, _, ok := field(buf, i); !ok || flo != i {
+				continue
+			}
+		}
+		if field != nil && i-lastBin < lookAround-8 {
+			if flo, fhi, ok := field(buf, i); ok {
+				n0 := len(out)
+				var e int
+				out, e = findNumbers(buf[flo:fhi], i-flo, out)
+				for k := n0; k < len(out); k++ {
+					out[k].start += flo
+					out[k].end += flo
+				}
+				e += flo
+				if e == fhi && fhi < len(buf) && isDigit(buf[fhi]) {
+					force = fhi // the next field starts with digits
+				}
+				if e > i+1 {
+					i = e - 1
+				}
+				continue
+			}
 		}
 		var e int
 		out, e = findNumbers(buf, i, out)

@@ -105,9 +105,15 @@ func TestScanPlantedImage(t *testing.T) {
 		plant(sq)
 		db := filepath.Join(t.TempDir(), "u.db")
 		var sql strings.Builder
-		sql.WriteString("CREATE TABLE users(name TEXT, email TEXT, phone TEXT);BEGIN;")
-		for _, x := range sq {
-			fmt.Fprintf(&sql, "INSERT INTO users VALUES('Alice','%s','%s');", x.mail, x.phone)
+		// Records glue the fields: "Alice" "alice.0000@example.com" and
+		// "user12" "13912345678" "alice.0012@..." run together on disk.
+		sql.WriteString("CREATE TABLE users(name TEXT, email TEXT, phone TEXT);CREATE TABLE t2(name TEXT, phone TEXT, email TEXT);BEGIN;")
+		for i, x := range sq {
+			if i%2 == 0 {
+				fmt.Fprintf(&sql, "INSERT INTO users VALUES('Alice','%s','%s');", x.mail, x.phone)
+			} else {
+				fmt.Fprintf(&sql, "INSERT INTO t2 VALUES('user%d','%s','%s');", i, x.phone, x.mail)
+			}
 		}
 		sql.WriteString("COMMIT;")
 		if out, err := exec.Command(p, db, sql.String()).CombinedOutput(); err != nil {
