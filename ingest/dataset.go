@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/ingest/records"
@@ -342,6 +343,7 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 		return nil
 	}
 	var locBuf []byte
+	var arena []byte
 	loc := ""
 	err := c.Rows(func(r *records.Row) error {
 		if r.Reject != "" {
@@ -402,7 +404,23 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			if placeholder(v) {
 				continue
 			}
-			cv, res := identity.NormalizeAt(k, v, p.today)
+			var cv string
+			var res identity.Result
+			if k == identity.Phone {
+				// Phones always change (+86 prefix): build them in a shared
+				// buffer instead of one allocation each. Strings made from
+				// it stay valid: the buffer is replaced, never rewritten.
+				if cap(arena)-len(arena) < 32 {
+					arena = make([]byte, 0, 16<<10)
+				}
+				n := len(arena)
+				arena, res = identity.AppendPhone(arena, v)
+				if res == identity.Valid {
+					cv = unsafe.String(&arena[n], len(arena)-n)
+				}
+			} else {
+				cv, res = identity.NormalizeAt(k, v, p.today)
+			}
 			if res == identity.Valid {
 				batch = append(batch, identity.Sighting{Kind: k, Value: cv, Loc: loc})
 			} else if placeholder(identity.Fold(v)) {

@@ -120,9 +120,21 @@ func isMobile11(d []byte) bool {
 // with a leading "+" and valid for its country as E.164. Values of 7 to 20
 // digits that are neither are Invalid; anything else is NotKind.
 func NormalizePhone(s string) (string, Result) {
+	var buf [16]byte
+	b, r := AppendPhone(buf[:0], s)
+	if r != Valid {
+		return "", r
+	}
+	return string(b), r
+}
+
+// AppendPhone is NormalizePhone appending the canonical form to dst (so
+// callers can keep many values in one buffer); dst is returned unchanged
+// unless the result is Valid.
+func AppendPhone(dst []byte, s string) ([]byte, Result) {
 	s = Fold(s)
 	if s == "" {
-		return "", NotKind
+		return dst, NotKind
 	}
 	var buf [24]byte
 	d := buf[:0]
@@ -132,18 +144,18 @@ func NormalizePhone(s string) (string, Result) {
 		switch {
 		case c >= '0' && c <= '9':
 			if len(d) == cap(buf) {
-				return "", NotKind
+				return dst, NotKind
 			}
 			d = append(d, c)
 		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
 		case c == '+' && len(d) == 0 && !plus:
 			plus = true
 		default:
-			return "", NotKind
+			return dst, NotKind
 		}
 	}
 	if len(d) < 5 {
-		return "", NotKind
+		return dst, NotKind
 	}
 	var m []byte
 	switch {
@@ -159,25 +171,23 @@ func NormalizePhone(s string) (string, Result) {
 		m = d[4:]
 	}
 	if m != nil && isMobile11(m) {
-		var out [14]byte
-		copy(out[:], "+86")
-		copy(out[3:], m)
-		return string(out[:]), Valid
+		dst = append(dst, "+86"...)
+		return append(dst, m...), Valid
 	}
 	if plus {
 		if len(d) > 15 {
-			return "", Invalid
+			return dst, Invalid
 		}
 		num, err := phonenumbers.Parse("+"+string(d), "")
 		if err == nil && phonenumbers.IsValidNumber(num) {
-			return phonenumbers.Format(num, phonenumbers.E164), Valid
+			return append(dst, phonenumbers.Format(num, phonenumbers.E164)...), Valid
 		}
-		return "", Invalid
+		return dst, Invalid
 	}
 	if len(d) >= 7 && len(d) <= 20 {
-		return "", Invalid
+		return dst, Invalid
 	}
-	return "", NotKind
+	return dst, NotKind
 }
 
 // hasSpace reports ASCII white space or an ideographic space in s.
@@ -294,6 +304,9 @@ func NormalizeCNIDAt(s string, now Today) (string, Result) {
 		out[17] = c
 		if CNIDCheck(out[:17]) != c || !validBirth(out[6:14], now) {
 			return "", Invalid
+		}
+		if c == s[17] {
+			return s, Valid // already canonical: no copy
 		}
 		return string(out[:]), Valid
 	case 15:

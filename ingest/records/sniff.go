@@ -63,7 +63,7 @@ func sniffFormat(sample []byte, atEOF bool) Format {
 	if len(lines) == 0 {
 		return Format{Kind: KindText}
 	}
-	if j := jsonShare(lines); j >= 0.8 {
+	if j := jsonShare(lines); j >= 0.6 {
 		return Format{Kind: KindJSONL}
 	}
 	if loc := sqlStmt.FindIndex(sample); loc != nil {

@@ -175,6 +175,9 @@ func (s *sqlScanner) run() error {
 		if err != nil {
 			return s.perr("read", err)
 		}
+		if c == ';' {
+			continue // empty statement, or the end of a /*! ... */; line
+		}
 		if c == '-' || c == '#' {
 			// Comments: "-- ..." and "# ...".
 			if c == '#' {
