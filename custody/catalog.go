@@ -37,7 +37,7 @@ type Range struct {
 // Evidence is one registered evidence item as measured at intake.
 type Evidence struct {
 	ID         string            `json:"id"`
-	Format     string            `json:"format"` // "raw", "split-raw", "ewf"
+	Format     string            `json:"format"` // "raw", "split", "ewf"
 	Size       int64             `json:"size"`   // bytes of media data
 	SectorSize int               `json:"sector_size"`
 	Segments   []Segment         `json:"segments"`
@@ -55,8 +55,9 @@ type Evidence struct {
 // Compare sets e.Verified and e.HashReason from the computed hashes and
 // the stored and expected ones, and from container errors: true when at
 // least one hash was compared and all matched and the container is sound;
-// false on any mismatch or container error; nil when there was nothing to
-// compare. The reason names each comparison.
+// false on any mismatch or container checksum failure; nil when there was
+// nothing to compare. Unreadable (acquisition) ranges are noted, not
+// failures. The reason names each comparison.
 func (e *Evidence) Compare() {
 	var reasons []string
 	compared, bad := 0, false
@@ -80,8 +81,14 @@ func (e *Evidence) Compare() {
 		check(s.from, "SHA-1", s.h.SHA1, e.Computed.SHA1)
 		check(s.from, "SHA-256", s.h.SHA256, e.Computed.SHA256)
 	}
-	if len(e.Container) > 0 || len(e.Unreadable) > 0 {
+	if len(e.Container) > 0 {
 		bad = true
+		reasons = append(reasons, fmt.Sprintf("%d container checksum failure(s)", len(e.Container)))
+	}
+	if len(e.Unreadable) > 0 {
+		// Sectors the imager could not read are zeros in the image and
+		// covered by its hashes: noted, not a verification failure.
+		reasons = append(reasons, fmt.Sprintf("%d range(s) unreadable at acquisition", len(e.Unreadable)))
 	}
 	switch {
 	case bad:

@@ -170,7 +170,7 @@ func resolve(p string) string {
 func RawMeasure(ctx context.Context, paths []string, progress func(n int64)) (*Evidence, error) {
 	ev := &Evidence{Format: "raw", SectorSize: 512}
 	if len(paths) > 1 {
-		ev.Format = "split-raw"
+		ev.Format = "split"
 	}
 	readers := make([]io.Reader, 0, len(paths))
 	for _, p := range paths {

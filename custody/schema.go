@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS case_info(
 );
 CREATE TABLE IF NOT EXISTS evidence(
 	id               TEXT    PRIMARY KEY,         -- examiner's exhibit id (--id)
-	format           TEXT    NOT NULL,            -- "raw", "split-raw", "ewf"
+	format           TEXT    NOT NULL,            -- "raw", "split", "ewf"
 	size             INTEGER NOT NULL,            -- bytes of media data
 	sector_size      INTEGER NOT NULL,
 	stored_md5       TEXT    NOT NULL DEFAULT '', -- hashes stored in the container (E01)

@@ -399,7 +399,7 @@ func (c *Case) verifyEvidence(ctx context.Context, res *VerifyResult, rehash Reh
 	}
 	if rehash == nil {
 		rehash = func(ctx context.Context, ev Evidence) (digest.Sums, error) {
-			if ev.Format != "raw" && ev.Format != "split-raw" {
+			if ev.Format != "raw" && ev.Format != "split" {
 				return digest.Sums{}, fmt.Errorf("no reader for format %q", ev.Format)
 			}
 			paths := make([]string, len(ev.Segments))

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/digest"
+	"github.com/evidx/evidx/ingest/source"
 )
 
 // evidenceAddOptions are the flags of `evidx evidence add`.
@@ -176,45 +176,109 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 	return err
 }
 
-// ewfMagic starts every EWF (E01) segment file.
-var ewfMagic = []byte("EVF\x09\x0d\x0a\xff\x00")
-
-// measureImage measures the media of an evidence image for custody.
-// Raw and split-raw images (segments given in order) are hashed here;
-// container formats need the ingest/source reader.
+// measureImage measures the media of an evidence image for custody with
+// ingest/source: raw, split raw (found from its first segment) and EWF
+// (E01) images, read-only, one pass. Stored hashes come from the container;
+// bad EWF chunks become container errors naming their sectors, and sectors
+// the imager could not read become unreadable ranges. When several paths
+// are given they must be the segments source finds from the first, or,
+// for names source does not recognise as a split set, raw pieces hashed
+// in the order given.
 func measureImage(ctx context.Context, paths []string, progress func(int64)) (*custody.Evidence, error) {
-	if err := refuseContainer(paths[0]); err != nil {
+	img, err := source.Open(paths[0])
+	if err != nil {
 		return nil, err
 	}
-	return custody.RawMeasure(ctx, paths, progress)
+	defer img.Close()
+	segs := img.Segments()
+	if len(paths) > 1 {
+		if len(segs) == 1 && img.Format() == source.FormatRaw {
+			img.Close()
+			return custody.RawMeasure(ctx, paths, progress)
+		}
+		if !samePaths(paths, segs) {
+			return nil, fmt.Errorf("evidence: segments given (%d) differ from the %d found from %s; give only the first segment", len(paths), len(segs), paths[0])
+		}
+	}
+	res, err := source.Hash(ctx, img, source.Expected{}, progress)
+	if err != nil {
+		return nil, err
+	}
+	ev := &custody.Evidence{
+		Format:     res.Format,
+		Size:       res.Size,
+		SectorSize: res.SectorSize,
+		Stored:     custody.Hashes{MD5: res.Stored.MD5, SHA1: res.Stored.SHA1},
+		Computed:   res.Sums,
+		Header:     res.Header,
+	}
+	for _, sg := range segs {
+		ev.Segments = append(ev.Segments, custody.Segment{Path: sg.Path, Size: sg.Size})
+	}
+	if len(ev.Segments) == 1 && res.Format == source.FormatRaw {
+		ev.Segments[0].SHA256 = res.SHA256
+	}
+	// res.Errors lists bad chunks first, then one line per failed
+	// comparison with the stored hashes; custody makes its own comparisons,
+	// so only the container checksum failures are kept here.
+	failed := 0
+	for _, ch := range res.Checks {
+		if !ch.OK {
+			failed++
+		}
+	}
+	ev.Container = append(ev.Container, res.Errors[:max(len(res.Errors)-failed, 0)]...)
+	ss := int64(max(res.SectorSize, 1))
+	for _, r := range img.AcquisitionErrors() {
+		ev.Unreadable = append(ev.Unreadable, custody.Range{Offset: int64(r.Start) * ss, Length: int64(max(r.Count, 1)) * ss})
+	}
+	return ev, nil
 }
 
-// rehashImage re-hashes the media of a registered item for verify --evidence.
+func samePaths(given []string, segs []source.Segment) bool {
+	if len(given) != len(segs) {
+		return false
+	}
+	for i, p := range given {
+		a, _ := filepath.Abs(p)
+		b, _ := filepath.Abs(segs[i].Path)
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// rehashImage re-hashes the media of a registered item for verify
+// --evidence, through ingest/source from its first segment (or the pieces
+// in order for a raw image registered as explicit pieces).
 func rehashImage(ctx context.Context, ev custody.Evidence) (digest.Sums, error) {
+	if len(ev.Segments) == 0 {
+		return digest.Sums{}, fmt.Errorf("evidence %s has no segments recorded", ev.ID)
+	}
 	paths := make([]string, len(ev.Segments))
 	for i, s := range ev.Segments {
 		paths[i] = s.Path
 	}
-	if len(paths) == 0 {
-		return digest.Sums{}, fmt.Errorf("evidence %s has no segments recorded", ev.ID)
-	}
-	if ev.Format != "raw" && ev.Format != "split-raw" {
-		return digest.Sums{}, fmt.Errorf("evidence %s: no reader for format %q", ev.ID, ev.Format)
-	}
-	return custody.RawRehash(ctx, paths)
-}
-
-func refuseContainer(p string) error {
-	f, err := os.Open(p)
+	img, err := source.Open(paths[0])
 	if err != nil {
-		return fmt.Errorf("evidence: %w", err)
+		return digest.Sums{}, err
 	}
-	defer f.Close()
-	head := make([]byte, len(ewfMagic))
-	if _, err := io.ReadFull(f, head); err == nil && bytes.Equal(head, ewfMagic) {
-		return fmt.Errorf("evidence %s at 0x0: EWF (E01) container; this build has no EWF reader yet", p)
+	defer img.Close()
+	if len(paths) > 1 && len(img.Segments()) == 1 && img.Format() == source.FormatRaw {
+		img.Close()
+		return custody.RawRehash(ctx, paths)
 	}
-	return nil
+	if !samePaths(paths, img.Segments()) {
+		return digest.Sums{}, fmt.Errorf("evidence %s: segment files now %d, %d at intake", ev.ID, len(img.Segments()), len(paths))
+	}
+	res, err := source.Hash(ctx, img, source.Expected{}, nil)
+	if err != nil {
+		return digest.Sums{}, err
+	}
+	// Bad chunks are read as zeros: if they are new since intake, the sums
+	// differ and verify names the change.
+	return res.Sums, nil
 }
 
 // newByteProgress returns a progress callback drawing "label: NN% (MiB/s)"
