@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/probe"
+	"github.com/evidx/evidx/ingest/source"
 )
 
 // lsOptions are the flags of `evidx ls`.
@@ -88,38 +88,10 @@ type lsCounts struct {
 	Errors      int `json:"errors"`      // files with damaged content or metadata
 }
 
-// lsImage is what the fs layer needs from an opened evidence file.
-type lsImage interface {
-	io.ReaderAt
-	io.Closer
-	Size() int64
-}
-
-// lsRawImage is a raw image file opened read-only.
-type lsRawImage struct {
-	*os.File
-	size int64
-}
-
-func (r *lsRawImage) Size() int64 { return r.size }
-
-// lsOpenImage opens evidence read-only. Raw images only until ingest/source
-// (split raw, E01) is available.
-func lsOpenImage(path string) (lsImage, error) {
-	f, err := os.Open(path) // O_RDONLY: evidence is never written
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if st.IsDir() {
-		f.Close()
-		return nil, fmt.Errorf("%s: is a directory", path)
-	}
-	return &lsRawImage{File: f, size: st.Size()}, nil
+// lsOpenImage opens evidence read-only through ingest/source: raw, split
+// raw (x.001 ...) and EWF (x.E01 ...) images alike.
+func lsOpenImage(path string) (*source.Image, error) {
+	return source.Open(path)
 }
 
 func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) error {

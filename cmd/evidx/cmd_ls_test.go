@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,6 +160,48 @@ func TestLsEscape(t *testing.T) {
 	} {
 		if got := lsEscape(in); got != want {
 			t.Errorf("lsEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestLsContainers lists the same FAT image as raw, split raw and E01: the
+// files and their hashes must be identical (ingest/source does the reading).
+func TestLsContainers(t *testing.T) {
+	img, _ := lsFATImage(t)
+	dir := t.TempDir()
+	testutil.Run(t, "split", "--numeric-suffixes=1", "-a", "3", "-b", "7M", img, filepath.Join(dir, "split.img."))
+	testutil.Run(t, "ewfacquire", "-u", "-q", "-t", filepath.Join(dir, "ewf"), "-f", "encase6", "-c", "fast", "-S", "8MiB", img)
+	list := func(path string) map[string]string {
+		t.Helper()
+		out, err := lsRun(t, "ls", "--json", path)
+		if err != nil {
+			t.Fatalf("ls %s: %v", path, err)
+		}
+		var res struct {
+			Files []struct {
+				Path    string  `json:"path"`
+				Deleted bool    `json:"deleted"`
+				SHA256  *string `json:"sha256"`
+			} `json:"files"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, f := range res.Files {
+			h := "-"
+			if f.SHA256 != nil {
+				h = *f.SHA256
+			}
+			m[fmt.Sprintf("%s deleted=%v", f.Path, f.Deleted)] = h
+		}
+		return m
+	}
+	raw := list(img)
+	for _, p := range []string{filepath.Join(dir, "split.img.001"), filepath.Join(dir, "ewf.E01")} {
+		testutil.Unchanged(t, p)
+		if got := list(p); fmt.Sprint(got) != fmt.Sprint(raw) {
+			t.Errorf("%s lists\n%v\nraw lists\n%v", filepath.Base(p), got, raw)
 		}
 	}
 }
