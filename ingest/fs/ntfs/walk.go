@@ -309,9 +309,13 @@ func (n *FS) loadBitmap() ([]byte, error) {
 		if st.nonRes {
 			r = &runReader{r: n.r, runs: st.runs, size: st.size}
 		}
-		if _, err := ioReadFull(r, b); err != nil {
-			n.bitmapErr = err
-			return
+		if k, err := ioReadFull(r, b); err != nil {
+			// Unreadable bitmap bytes (a truncated image) count as
+			// allocated: nothing there is offered as free.
+			for i := k; i < len(b); i++ {
+				b[i] = 0xFF
+			}
+			n.problem("$Bitmap (mft entry 6 at %#x) bytes %d..%d: %v", rec.off, k, len(b), err)
 		}
 		n.bitmap = b
 	})
@@ -440,4 +444,3 @@ func (rr *runReader) Read(p []byte) (int, error) {
 }
 
 func ioReadFull(r io.Reader, b []byte) (int, error) { return io.ReadFull(r, b) }
-
