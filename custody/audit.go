@@ -284,12 +284,14 @@ type Chain struct {
 // VerifyChain reads an audit log and checks every line: valid JSON, seq
 // counting from 1, prev equal to the SHA-256 of the line before (Genesis for
 // the first), and a final newline. fn, if not nil, sees every good line
-// with its SHA-256. The
-// first break is returned as a *ChainError; lines after it are not read.
+// with its SHA-256. The first break is returned as a *ChainError naming
+// the line: the line that fails to parse or to count, or, when a line's
+// prev does not match, the line before it (whose content changed); lines
+// after the break are not read.
 func VerifyChain(r io.Reader, fn func(l Line, sum string)) (Chain, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	ch := Chain{Head: Genesis}
-	var off int64
+	var off, prevOff int64
 	for {
 		raw, err := readLine(br)
 		if err == io.EOF && len(raw) == 0 {
@@ -316,11 +318,17 @@ func VerifyChain(r io.Reader, fn func(l Line, sum string)) (Chain, error) {
 			return ch, &ChainError{n, off, fmt.Sprintf("seq %d, expected %d (line removed or inserted)", l.Seq, n)}
 		}
 		if l.Prev != ch.Head {
-			return ch, &ChainError{n, off, fmt.Sprintf("prev %.16s… does not match SHA-256 %.16s… of line %d (line %d or this line edited)", l.Prev, ch.Head, n-1, n-1)}
+			if n == 1 {
+				return ch, &ChainError{n, off, fmt.Sprintf("prev %.16s… is not the genesis value (lines removed from the start, or this line edited)", l.Prev)}
+			}
+			// Line n-1 no longer hashes to what line n recorded: most
+			// likely line n-1 was edited (else line n's prev field was).
+			return ch, &ChainError{n - 1, prevOff, fmt.Sprintf("edited: its SHA-256 %.16s… differs from the prev %.16s… recorded in line %d", ch.Head, l.Prev, n)}
 		}
 		ch.Lines = n
 		ch.Head = hashLine(body)
 		ch.Last = l
+		prevOff = off
 		if fn != nil {
 			fn(l, ch.Head)
 		}
