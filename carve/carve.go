@@ -185,9 +185,16 @@ func Carve(ctx context.Context, r io.ReaderAt, ranges []Run, opts Options, emit 
 			}
 		}()
 	}
+	// ahead bounds the chunks handed out but not yet merged.
+	ahead := make(chan struct{}, 2*opts.Workers+1)
 	go func() {
 		defer close(work)
 		for _, c := range chunks {
+			select {
+			case ahead <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			select {
 			case work <- c:
 			case <-ctx.Done():
@@ -211,6 +218,7 @@ func Carve(ctx context.Context, r io.ReaderAt, ranges []Run, opts Options, emit 
 			}
 			delete(pending, next)
 			next++
+			<-ahead
 			if d.err != nil {
 				return d.err
 			}

@@ -428,7 +428,14 @@ func tokenStart(buf []byte, i int) bool {
 // 512-byte multiple of the stream offset (pageBase is buf[0]'s offset
 // modulo 512, so page starts line up with the image's sectors).
 func sqliteField(pageBase int) fieldFunc {
+	// The page found last is tried first: records come page by page.
+	lastS, lastH, lastPS := -1, 0, 0
 	return func(buf []byte, p int) (int, int, bool) {
+		if lastS >= 0 && p >= lastS && p < lastS+lastPS && lastS+lastPS <= len(buf)+lastPS {
+			if lo, hi, ok := cellField(buf, lastS, lastH, lastPS, p); ok {
+				return lo, hi, true
+			}
+		}
 		// A record header holds small binary bytes; text never does.
 		bin := false
 		for i := max(0, p-lookAround+8); i < p; i++ {
@@ -448,6 +455,7 @@ func sqliteField(pageBase int) fieldFunc {
 					h = s + 100
 				}
 				if lo, hi, ok := cellField(buf, s, h, ps, p); ok {
+					lastS, lastH, lastPS = s, h, ps
 					return lo, hi, true
 				}
 			}

@@ -40,7 +40,7 @@ type Feature struct {
 	At int64
 }
 
-// Options control a scan. The zero value uses all CPUs, 8 MiB blocks, and
+// Options control a scan. The zero value uses all CPUs, 2 MiB blocks, and
 // decodes streams three levels deep, up to 256 MiB each.
 type Options struct {
 	Workers    int
@@ -67,7 +67,7 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.BlockSize <= 0 {
-		opts.BlockSize = 8 << 20
+		opts.BlockSize = 2 << 20
 	}
 	if opts.BlockSize < 4*margin {
 		opts.BlockSize = 4 * margin
@@ -122,9 +122,17 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 			}
 		}()
 	}
+	// ahead bounds the blocks handed out but not yet emitted, so a slow
+	// block (a large stream to decode) cannot make finished ones pile up.
+	ahead := make(chan struct{}, 2*opts.Workers+1)
 	go func() {
 		defer close(work)
 		for k := range nblocks {
+			select {
+			case ahead <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			select {
 			case work <- k:
 			case <-ctx.Done():
@@ -144,6 +152,7 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 			}
 			delete(pending, next)
 			next++
+			<-ahead
 			if d.err != nil {
 				return d.err
 			}
@@ -227,7 +236,7 @@ func (s *scanner) text(buf []byte, lo, hi int, field fieldFunc, out []hit) []hit
 				continue
 			}
 		}
-		if field != nil && i-lastBin < lookAround-8 {
+		if field != nil && i-lastBin < lookAround-8 && digitRun(buf, i) > 11 {
 			if flo, fhi, ok := field(buf, i); ok {
 				n0 := len(out)
 				var e int
@@ -432,7 +441,8 @@ func (s *scanner) decoded(ctx context.Context, rd io.Reader, path string, depth 
 // escape renders context bytes bulk_extractor style: printable ASCII and
 // valid UTF-8 as is, everything else (and backslash) as \xHH.
 func escape(b []byte) string {
-	var out []byte
+	const hex = "0123456789ABCDEF"
+	out := make([]byte, 0, len(b)+16)
 	for i := 0; i < len(b); {
 		c := b[i]
 		if c >= 0x20 && c < 0x7F && c != '\\' {
@@ -447,8 +457,20 @@ func escape(b []byte) string {
 				continue
 			}
 		}
-		out = append(out, fmt.Sprintf("\\x%02X", c)...)
+		out = append(out, '\\', 'x', hex[c>>4], hex[c&15])
 		i++
 	}
 	return string(out)
+}
+
+// digitRun is the number of digits from buf[i] on (after a leading '+').
+func digitRun(buf []byte, i int) int {
+	if i < len(buf) && buf[i] == '+' {
+		i++
+	}
+	n := 0
+	for i+n < len(buf) && isDigit(buf[i+n]) {
+		n++
+	}
+	return n
 }
