@@ -10,6 +10,7 @@ import (
 	"github.com/evidx/evidx/ingest/fs/ext"
 	"github.com/evidx/evidx/ingest/fs/fat"
 	"github.com/evidx/evidx/ingest/fs/iso"
+	"github.com/evidx/evidx/ingest/fs/ntfs"
 )
 
 // Options returns one fs.WithOpener per file-system family evidx reads.
@@ -18,6 +19,7 @@ func Options() []fs.Option {
 		fs.WithOpener("fat", fat.Open),
 		fs.WithOpener("ext", ext.Open),
 		fs.WithOpener("iso9660", iso.Open),
+		fs.WithOpener("ntfs", ntfs.Open),
 	}
 }
 
