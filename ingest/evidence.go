@@ -1,0 +1,505 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/evidx/evidx/carve"
+	"github.com/evidx/evidx/carve/scan"
+	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/digest"
+	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/probe"
+	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/ingest/records"
+	"github.com/evidx/evidx/ingest/source"
+)
+
+// EvidenceOptions says what `evidence add` does with one evidence item.
+type EvidenceOptions struct {
+	ID       string
+	Paths    []string       // the image, its first segment, or raw pieces in order
+	Expected custody.Hashes // hashes from the acquisition notes
+	NoCarve  bool           // skip carving unallocated space
+	NoScan   bool           // skip the identifier scan of the raw bytes
+	NoIndex  bool           // do not load the datasets found into the index
+	// Progress, if set, receives the stage name and byte counts as work
+	// advances ("hash", "carve", "scan"), from the working goroutine.
+	Progress func(stage string, n int64)
+	// Warn, if set, receives one-line problems that do not stop the run.
+	Warn func(msg string)
+}
+
+// FileCounts counts the entries a walk found.
+type FileCounts struct {
+	Allocated int `json:"allocated"` // allocated files (not directories)
+	Deleted   int `json:"deleted"`   // deleted files
+	Dirs      int `json:"dirs"`      // directories, allocated or deleted
+	Extracted int `json:"extracted"` // files whose content was stored in the case
+}
+
+// EvidenceResult is what AddEvidence found on one evidence item.
+type EvidenceResult struct {
+	Evidence     *custody.Evidence     `json:"evidence"`
+	Volumes      []custody.Volume      `json:"volumes"`
+	Files        FileCounts            `json:"files"`
+	Carved       int                   `json:"carved"`
+	Datasets     []index.SourceStats   `json:"datasets"`
+	Features     map[identity.Kind]int `json:"features"`
+	FeatureFiles []string              `json:"feature_files"`
+	Problems     []string              `json:"problems"`
+}
+
+// AddEvidence runs the whole intake of one evidence item into case c: hash
+// and verify the media, register them, walk every file system (allocated and
+// deleted files, stored by SHA-256), carve the unallocated space, scan the
+// raw bytes for identifiers, and load every dataset found (extracted or
+// carved) into the identity index with the evidence item as its origin.
+//
+// Media that fail verification are still walked, so the examiner sees what
+// is there; the returned error then wraps custody.ErrNotVerified. Damage in
+// file systems, carving and datasets is recorded in Problems and the run
+// goes on.
+func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*EvidenceResult, error) {
+	progress := func(stage string) func(int64) {
+		if opts.Progress == nil {
+			return nil
+		}
+		return func(n int64) { opts.Progress(stage, n) }
+	}
+	res := &EvidenceResult{Features: map[identity.Kind]int{}, Datasets: []index.SourceStats{}, Problems: []string{}, FeatureFiles: []string{}}
+	warn := func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		res.Problems = append(res.Problems, msg)
+		if opts.Warn != nil {
+			opts.Warn(msg)
+		}
+	}
+
+	ev, verr := c.AddEvidenceImage(ctx, custody.Intake{
+		ID:       opts.ID,
+		Paths:    opts.Paths,
+		Expected: opts.Expected,
+		Measure:  MeasureImage,
+		Progress: progress("hash"),
+	})
+	if ev == nil {
+		return nil, verr
+	}
+	res.Evidence = ev
+	if verr != nil && !errors.Is(verr, custody.ErrNotVerified) {
+		return res, verr
+	}
+
+	img, err := source.Open(opts.Paths[0])
+	if err != nil {
+		return res, err
+	}
+	defer img.Close()
+	// Bad EWF chunks make ReadAt fail; the file-system readers and the
+	// carver report those reads as damage and go on.
+	disk, err := probe.OpenDisk(img, img.Size())
+	if err != nil {
+		return res, fmt.Errorf("evidence %s: %w", opts.ID, err)
+	}
+
+	w := &walker{c: c, disk: disk, evID: opts.ID, known: map[string]bool{}, warn: warn}
+	if err := w.walk(ctx, res); err != nil {
+		return res, err
+	}
+	for _, p := range disk.Problems() {
+		warn("evidence %s: %s", opts.ID, p)
+	}
+
+	if !opts.NoCarve {
+		if err := w.carve(ctx, img, progress("carve"), res); err != nil {
+			return res, err
+		}
+	}
+	if !opts.NoScan {
+		if err := scanFeatures(ctx, c, img, opts.ID, progress("scan"), res); err != nil {
+			return res, err
+		}
+	}
+	if !opts.NoIndex && len(w.datasets) > 0 {
+		if err := loadDatasets(ctx, c, opts.ID, w.datasets, res, warn); err != nil {
+			return res, err
+		}
+	}
+	return res, verr
+}
+
+// datasetFile is a file found on the media that looks like a leaked
+// dataset: its content is the stored object.
+type datasetFile struct {
+	evidencePath string // "p1:/stock/leak.csv" or "carved:1048576.csv"
+	object       string // SHA-256 of the content in the case's store
+}
+
+// walker carries the state of one evidence item's walk and carve.
+type walker struct {
+	c        *custody.Case
+	disk     *fs.Disk
+	evID     string
+	known    map[string]bool // SHA-256 of every extracted file: the carver skips them
+	datasets []datasetFile
+	warn     func(format string, a ...any)
+}
+
+// walk records every volume and file and stores the content of every
+// recoverable file.
+func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
+	for _, p := range w.disk.Partitions {
+		v := custody.Volume{EvidenceID: w.evID, Index: p.Index, Start: p.Start, Size: p.Size, Type: p.Type, FileSystem: p.FileSystem}
+		if p.Error != "" {
+			v.Problems = append(v.Problems, p.Error)
+		}
+		if p.FS != nil {
+			v.Problems = append(v.Problems, p.FS.Problems()...)
+		}
+		if err := w.c.AddVolume(ctx, v); err != nil {
+			return err
+		}
+		res.Volumes = append(res.Volumes, v)
+	}
+	batch, err := w.c.NewBatch(ctx, 0)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = w.disk.Walk(ctx, func(part int, f *fs.File) error {
+		row := custody.File{EvidenceID: w.evID, Volume: part, Path: f.Path, Size: f.Size, Type: f.Type,
+			Deleted: f.Deleted, Inode: f.Inode, Mtime: f.Mtime, Atime: f.Atime, Ctime: f.Ctime, Crtime: f.Btime,
+			Recoverable: f.Recoverable, Err: f.Err, Runs: custodyRuns(f.Runs)}
+		switch {
+		case f.Type == "dir":
+			res.Files.Dirs++
+		case f.Deleted:
+			res.Files.Deleted++
+		default:
+			res.Files.Allocated++
+		}
+		if f.Type == "file" && f.Recoverable {
+			if err := w.extract(batch, part, f, &row); err != nil {
+				row.Err = joinErr(row.Err, err.Error())
+				w.warn("evidence %s: p%d:%s: %v", w.evID, part, f.Path, err)
+			} else {
+				res.Files.Extracted++
+			}
+		}
+		return batch.AddFile(row)
+	})
+	if err != nil {
+		batch.Abort()
+		return err
+	}
+	if err := batch.Close(); err != nil {
+		return err
+	}
+	return w.c.Audit(custody.Entry{Action: "evidence.walk", Outcome: custody.OutcomeOK,
+		Inputs: []custody.Item{{Kind: "evidence", ID: w.evID}},
+		Details: map[string]any{"volumes": len(res.Volumes), "allocated": res.Files.Allocated, "deleted": res.Files.Deleted,
+			"dirs": res.Files.Dirs, "extracted": res.Files.Extracted, "seconds": time.Since(start).Seconds()}})
+}
+
+// extract stores one file's content and notes it as a dataset when its
+// first bytes say so.
+func (w *walker) extract(batch *custody.Batch, part int, f *fs.File, row *custody.File) error {
+	rd, err := w.disk.Open(part, f)
+	if err != nil {
+		return err
+	}
+	head := newHeadReader(rd, headSize)
+	sums, err := batch.StoreObject(head)
+	if err != nil {
+		return err
+	}
+	if sums.Size != f.Size {
+		// A deleted file's clusters may have been reused or the image cut
+		// short: what was read is stored, and the shortfall recorded.
+		row.Err = joinErr(row.Err, fmt.Sprintf("read %d of %d bytes", sums.Size, f.Size))
+	}
+	row.MD5, row.SHA256, row.Object = sums.MD5, sums.SHA256, sums.SHA256
+	w.known[sums.SHA256] = true
+	if looksLikeDataset(f.Path, head.head) {
+		w.datasets = append(w.datasets, datasetFile{evidencePath: fmt.Sprintf("p%d:%s", part, f.Path), object: sums.SHA256})
+	}
+	return nil
+}
+
+// carve recovers files from the unallocated space the walk found (the
+// whole image when no file system was readable) and stores them.
+func (w *walker) carve(ctx context.Context, img io.ReaderAt, progress func(int64), res *EvidenceResult) error {
+	var ranges []carve.Run
+	for _, r := range w.disk.Unallocated() {
+		ranges = append(ranges, carve.Run{Off: r.Off, Len: r.Len})
+	}
+	batch, err := w.c.NewBatch(ctx, 0)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var bytesCarved int64
+	err = carve.Carve(ctx, img, ranges, carve.Options{
+		Known:    func(sum string) bool { return w.known[sum] },
+		Progress: progress,
+	}, func(cv carve.Carved) error {
+		head := newHeadReader(carve.Open(img, cv), headSize)
+		sums, err := batch.StoreObject(head)
+		if err != nil {
+			return err
+		}
+		if sums.SHA256 != cv.SHA256 {
+			// The carver hashed the same bytes: a difference means the
+			// image read differently twice (a failing device or bad chunk).
+			w.warn("evidence %s: carved file at %#x: sha256 %s on store, %s when carved", w.evID, cv.Offset, sums.SHA256, cv.SHA256)
+		}
+		runs := make([]custody.Run, len(cv.Runs))
+		var logical int64
+		for i, r := range cv.Runs {
+			runs[i] = custody.Run{Logical: logical, Offset: r.Off, Length: r.Len}
+			logical += r.Len
+		}
+		res.Carved++
+		bytesCarved += cv.Length
+		name := fmt.Sprintf("carved:%d.%s", cv.Offset, cv.Ext)
+		if looksLikeDataset(name, head.head) {
+			w.datasets = append(w.datasets, datasetFile{evidencePath: name, object: sums.SHA256})
+		}
+		return batch.AddCarved(custody.Carved{EvidenceID: w.evID, Offset: cv.Offset, Length: cv.Length, Type: cv.Type,
+			Runs: runs, MD5: sums.MD5, SHA256: sums.SHA256, Object: sums.SHA256})
+	})
+	if err != nil {
+		batch.Abort()
+		return fmt.Errorf("evidence %s: carve: %w", w.evID, err)
+	}
+	if err := batch.Close(); err != nil {
+		return err
+	}
+	var searched int64
+	for _, r := range ranges {
+		searched += r.Len
+	}
+	return w.c.Audit(custody.Entry{Action: "evidence.carve", Outcome: custody.OutcomeOK,
+		Inputs: []custody.Item{{Kind: "evidence", ID: w.evID}},
+		Details: map[string]any{"ranges": len(ranges), "bytes_searched": searched, "carved": res.Carved,
+			"bytes_carved": bytesCarved, "seconds": time.Since(start).Seconds()}})
+}
+
+// scanFeatures runs the identifier scan over the whole image and writes
+// bulk_extractor-style feature files into features/<evidence id>/ of the case.
+func scanFeatures(ctx context.Context, c *custody.Case, img *source.Image, evID string, progress func(int64), res *EvidenceResult) error {
+	dir := path.Join(c.Dir(), "features", evID)
+	rec, err := scan.NewRecorder(dir)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = scan.Scan(ctx, img, img.Size(), scan.Options{Progress: progress}, rec.Add)
+	files, cerr := rec.Close()
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("evidence %s: scan: %w", evID, err)
+	}
+	res.Features = rec.Counts()
+	var outputs []custody.Item
+	for _, f := range files {
+		rel := strings.TrimPrefix(strings.TrimPrefix(f, c.Dir()), "/")
+		res.FeatureFiles = append(res.FeatureFiles, rel)
+		sum, size, err := hashFile(f)
+		if err != nil {
+			return err
+		}
+		outputs = append(outputs, custody.Item{Kind: "features", Path: rel, Size: size, SHA256: sum})
+	}
+	return c.Audit(custody.Entry{Action: "evidence.scan", Outcome: custody.OutcomeOK,
+		Inputs: []custody.Item{{Kind: "evidence", ID: evID}}, Outputs: outputs,
+		Details: map[string]any{"features": res.Features, "seconds": time.Since(start).Seconds()}})
+}
+
+// loadDatasets loads every dataset found on the item into the index, each a
+// source whose origin is the evidence item and its path there.
+func loadDatasets(ctx context.Context, c *custody.Case, evID string, found []datasetFile, res *EvidenceResult, warn func(string, ...any)) error {
+	ix, err := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
+	if err != nil {
+		return err
+	}
+	// Spill files of SQLite datasets go beside the shards, inside the case (0700).
+	read := DatasetReader(Options{Records: records.Options{TmpDir: c.IndexDir()}})
+	loaded := false
+	for _, d := range found {
+		obj, err := c.ObjectPath(d.object)
+		if err != nil {
+			return err
+		}
+		name := d.evidencePath
+		if i := strings.LastIndexAny(name, "/:"); i >= 0 {
+			name = name[i+1:]
+		}
+		st, err := ix.AddDataset(ctx, obj, name, index.Origin{EvidenceID: evID, EvidencePath: d.evidencePath}, read, index.NoProgress{})
+		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", ID: evID, Path: d.evidencePath, Size: st.Size, SHA256: d.object}}}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
+			warn("evidence %s: dataset %s: %v", evID, d.evidencePath, err)
+		} else {
+			entry.Outcome = custody.OutcomeOK
+			entry.Details = map[string]any{"source_id": st.ID, "skipped": st.Skipped, "rows": st.Rows, "rejected": st.Rejected,
+				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds}
+			res.Datasets = append(res.Datasets, st)
+			loaded = loaded || !st.Skipped
+		}
+		if err := c.Audit(entry); err != nil {
+			return err
+		}
+	}
+	if loaded {
+		_, err = c.RecordShards(ctx)
+	}
+	return err
+}
+
+// DatasetReader adapts ReadDataset to the index's reader type.
+func DatasetReader(opts Options) index.ReadFunc {
+	return func(ctx context.Context, path string, sink func([]identity.Sighting) error) (index.FileInfo, error) {
+		st, err := ReadDataset(ctx, path, opts, sink)
+		if err != nil {
+			return index.FileInfo{}, err
+		}
+		return index.FileInfo{SHA256: st.SHA256, Format: st.Format, Encoding: st.Encoding, Compression: st.Compression,
+			Rows: st.Rows, Rejected: st.Rejected, Invalid: st.Invalid}, nil
+	}
+}
+
+const headSize = 64 << 10 // bytes of each file kept to decide whether it is a dataset
+
+// headReader passes a stream through and keeps its first bytes.
+type headReader struct {
+	r    io.Reader
+	head []byte
+}
+
+func newHeadReader(r io.Reader, n int) *headReader {
+	return &headReader{r: r, head: make([]byte, 0, n)}
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if room := cap(h.head) - len(h.head); room > 0 && n > 0 {
+		h.head = append(h.head, p[:min(n, room)]...)
+	}
+	return n, err
+}
+
+// datasetMagic are container formats the record reader opens.
+var datasetMagic = [][]byte{
+	{0x1f, 0x8b},                  // gzip
+	{0x28, 0xb5, 0x2f, 0xfd},      // zstd
+	[]byte("BZh"),                 // bzip2
+	{0xfd, '7', 'z', 'X', 'Z', 0}, // xz
+	[]byte("SQLite format 3\x00"), // SQLite database
+	{'P', 'K', 0x03, 0x04},        // zip
+}
+
+// notDatasets are names whose zip or text content is a document or code,
+// not a table of people.
+var notDatasets = map[string]bool{
+	".docx": true, ".xlsm": true, ".pptx": true, ".odt": true, ".ods": true, ".odp": true, ".jar": true, ".apk": true,
+	".epub": true, ".html": true, ".htm": true, ".xml": true, ".js": true, ".css": true, ".go": true, ".c": true, ".h": true,
+	".py": true, ".sh": true, ".pdf": true,
+}
+
+// looksLikeDataset decides from a file's name and first bytes whether to
+// load it as a leaked dataset: a compressed stream, zip or SQLite file, or
+// text in which identifiers occur. The index keeps the result only when
+// rows parse, so a wrong yes costs time, never counts.
+func looksLikeDataset(name string, head []byte) bool {
+	if notDatasets[strings.ToLower(path.Ext(name))] {
+		return false
+	}
+	for _, m := range datasetMagic {
+		if bytes.HasPrefix(head, m) {
+			return true
+		}
+	}
+	if len(head) == 0 || bytes.IndexByte(head, 0) >= 0 && !bytes.HasPrefix(head, []byte{0xff, 0xfe}) && !bytes.HasPrefix(head, []byte{0xfe, 0xff}) {
+		return false
+	}
+	if bytes.HasPrefix(head, []byte{0xff, 0xfe}) || bytes.HasPrefix(head, []byte{0xfe, 0xff}) {
+		return true // UTF-16 text with a BOM
+	}
+	// Cut at the last newline so a multi-byte character or a row is not split.
+	if i := bytes.LastIndexByte(head, '\n'); i > 0 {
+		head = head[:i]
+	}
+	if utf8.Valid(head) || printableRatio(head) > 0.9 {
+		found := 0
+		for _, line := range strings.Split(string(head), "\n") {
+			identity.ScanText(line, func(identity.Kind, string, identity.Result) { found++ })
+			if found >= 2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// printableRatio is the share of bytes that are printable ASCII, line
+// breaks or high bytes (GBK text is mostly high bytes).
+func printableRatio(b []byte) float64 {
+	if len(b) == 0 {
+		return 0
+	}
+	n := 0
+	for _, c := range b {
+		if c >= 0x20 && c != 0x7f || c == '\n' || c == '\r' || c == '\t' {
+			n++
+		}
+	}
+	return float64(n) / float64(len(b))
+}
+
+func custodyRuns(runs []fs.Run) []custody.Run {
+	if len(runs) == 0 {
+		return nil
+	}
+	out := make([]custody.Run, len(runs))
+	for i, r := range runs {
+		out[i] = custody.Run{Logical: r.Logical, Offset: r.Offset, Length: r.Length, Sparse: r.Sparse}
+	}
+	return out
+}
+
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	w := digest.NewWriter()
+	if _, err := io.Copy(w, f); err != nil {
+		return "", 0, err
+	}
+	s := w.Sums()
+	return s.SHA256, s.Size, nil
+}

@@ -1,0 +1,170 @@
+package ingest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/internal/leakgen"
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// seizedDisk builds a FAT32 image holding every dataset leakgen wrote,
+// each exactly once: most allocated under /stock, one only inside a zip,
+// one deleted after copying (its clusters stay free, so it is recovered).
+// Every dataset being on the image once makes leakgen's truth the truth of
+// the image.
+func seizedDisk(t *testing.T, dir string) (img string, truth *leakgen.Truth, allocated int) {
+	t.Helper()
+	for _, tool := range []string{"mkfs.fat", "mcopy", "mmd", "mdel", "zip"} {
+		testutil.NeedTool(t, tool)
+	}
+	leaks := filepath.Join(dir, "leaks")
+	truth, err := leakgen.Generate(leaks, leakgen.Options{Seed: 11, Rows: 6000, Dup: 0.2, Overlap: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, ft := range truth.Files {
+		files = append(files, ft.Path)
+	}
+	sort.Strings(files)
+	if len(files) < 3 {
+		t.Fatalf("leakgen wrote %d files, want at least 3", len(files))
+	}
+	img = filepath.Join(dir, "seized.dd")
+	testutil.Run(t, "mkfs.fat", "-F", "32", "-C", img, "65536")
+	testutil.Run(t, "mmd", "-i", img, "::/stock")
+	zipped, deleted, rest := files[0], files[1], files[2:]
+	for _, f := range rest {
+		testutil.Run(t, "mcopy", "-i", img, f, "::/stock/")
+		allocated++
+	}
+	zipPath := filepath.Join(dir, "bundle.zip")
+	testutil.Run(t, "zip", "-j", "-q", zipPath, zipped)
+	testutil.Run(t, "mcopy", "-i", img, zipPath, "::/stock/bundle.zip")
+	allocated++
+	testutil.Run(t, "mcopy", "-i", img, deleted, "::/stock/")
+	testutil.Run(t, "mdel", "-i", img, "::/stock/"+filepath.Base(deleted))
+	return img, truth, allocated
+}
+
+func TestAddEvidenceIndexesDatasetsOnTheMedia(t *testing.T) {
+	dir := t.TempDir()
+	img, truth, allocated := seizedDisk(t, dir)
+	testutil.Unchanged(t, img)
+
+	ctx := context.Background()
+	c, err := custody.Init(ctx, filepath.Join(dir, "case"), custody.Meta{CaseNumber: "T-1", Examiner: "tester", Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := AddEvidence(ctx, c, EvidenceOptions{ID: "EV1", Paths: []string{img}})
+	if err != nil {
+		t.Fatalf("AddEvidence: %v", err)
+	}
+	t.Logf("files %+v carved %d datasets %d features %v problems %v", res.Files, res.Carved, len(res.Datasets), res.Features, res.Problems)
+	if res.Files.Allocated != allocated {
+		t.Errorf("allocated files: got %d, want %d", res.Files.Allocated, allocated)
+	}
+	if res.Files.Deleted < 1 {
+		t.Errorf("deleted files: got %d, want at least the one deleted", res.Files.Deleted)
+	}
+	if len(res.Volumes) != 1 || res.Volumes[0].FileSystem != "fat32" {
+		t.Errorf("volumes: %+v, want one fat32", res.Volumes)
+	}
+
+	// Every dataset is on the image once (allocated, zipped or deleted), so
+	// the index must hold exactly the generator's identities.
+	ix, err := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ix.Stats(ctx, index.StatsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, want := range truth.Unique {
+		if got := st.Unique[identity.Kind(kind)]; got != want {
+			t.Errorf("unique %s: got %d, want %d", kind, got, want)
+		}
+	}
+	var fromDeleted, fromZip bool
+	for _, s := range st.Sources {
+		if s.Evidence != "EV1" {
+			t.Errorf("source %s: evidence %q, want EV1", s.Name, s.Evidence)
+		}
+		if strings.HasSuffix(s.EvidPath, "bundle.zip") {
+			fromZip = true
+		}
+		if !strings.HasPrefix(s.EvidPath, "carved:") && !strings.HasSuffix(s.EvidPath, "bundle.zip") {
+			base := filepath.Base(s.EvidPath)
+			fromDeleted = fromDeleted || !fileIn(truth, base)
+		}
+	}
+	if !fromZip {
+		t.Error("no source came from the zip on the image")
+	}
+	if !fromDeleted {
+		t.Error("no source came from the deleted file (FAT keeps its name minus the first letter)")
+	}
+	if len(res.FeatureFiles) == 0 || res.Features[identity.Email] == 0 {
+		t.Errorf("scan found no e-mail features: %+v", res.Features)
+	}
+	for _, f := range res.FeatureFiles {
+		fi, err := os.Stat(filepath.Join(c.Dir(), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600 (personal data)", f, fi.Mode().Perm())
+		}
+	}
+
+	// The case records what was done and still verifies.
+	vr, err := c.Verify(ctx, custody.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !vr.OK {
+		t.Errorf("verify after evidence add: %+v", vr.Failures)
+	}
+}
+
+func fileIn(truth *leakgen.Truth, base string) bool {
+	for _, f := range truth.Files {
+		if filepath.Base(f.Path) == base {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLooksLikeDataset(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		head string
+		want bool
+	}{
+		{"/a/leak.csv", "name,phone\nZhang,13812345678\nLi,13987654321\n", true},
+		{"/a/leak.txt", "alice@example.com----13812345678\nbob@example.cn----13912345678\n", true},
+		{"/a/readme.txt", "hello world\nnothing to see\n", false},
+		{"/a/page.html", "<a href=mailto:a@b.cn>a@b.cn</a> c@d.cn\n", false},
+		{"/a/x.gz", "\x1f\x8b\x08\x00rest", true},
+		{"/a/x.db", "SQLite format 3\x00....", true},
+		{"/a/x.docx", "PK\x03\x04....", false},
+		{"/a/x.bin", "\x00\x01\x02\x03", false},
+		{"/a/empty", "", false},
+	} {
+		if got := looksLikeDataset(tc.name, []byte(tc.head)); got != tc.want {
+			t.Errorf("looksLikeDataset(%q, %q) = %v, want %v", tc.name, tc.head, got, tc.want)
+		}
+	}
+}
