@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// idxRun runs the CLI in-process and returns stdout and the error main
+// would map to an exit code.
+func idxRun(t *testing.T, argv ...string) ([]byte, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	root.SetArgs(argv)
+	err := root.Execute()
+	return out.Bytes(), err
+}
+
+// leak is a generated dataset: the CSV text (identifiers in messy
+// spellings) and the canonical identities it holds.
+type leak struct {
+	csv    string
+	truth  map[string]map[string]bool // kind -> canonical value
+	spelt  map[string]string          // canonical -> one spelling used in the file
+	bad    int                        // ID numbers with a wrong check character
+	rows   int
+	phones []string
+}
+
+// cnCheck is the ISO 7064 MOD 11-2 check character of 17 digits.
+func cnCheck(d17 string) byte {
+	w := []int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+	s := 0
+	for i := range 17 {
+		s += int(d17[i]-'0') * w[i]
+	}
+	return "10X98765432"[s%11]
+}
+
+// genLeak writes rows rows with a header; identities come from pools
+// starting at off, so two leaks with overlapping ranges share identities.
+func genLeak(seed uint64, rows, pool, off int) leak {
+	r := rand.New(rand.NewPCG(seed, 1))
+	l := leak{truth: map[string]map[string]bool{"phone": {}, "email": {}, "cn_id": {}}, spelt: map[string]string{}, rows: rows}
+	var b strings.Builder
+	b.WriteString("name,phone,email,idcard\n")
+	for i := range rows {
+		n := off + r.IntN(pool)
+		digits := fmt.Sprintf("1%d%09d", 3+n%7, n*7919%1000000000)
+		var ph string
+		switch i % 4 {
+		case 0:
+			ph = digits
+		case 1:
+			ph = digits[:3] + "-" + digits[3:7] + "-" + digits[7:]
+		case 2:
+			ph = "+86 " + digits[:3] + " " + digits[3:7] + " " + digits[7:]
+		default:
+			ph = "0086" + digits
+		}
+		l.truth["phone"]["+86"+digits] = true
+		l.spelt["+86"+digits] = ph
+		l.phones = append(l.phones, "+86"+digits)
+		e := off + r.IntN(pool)
+		email := fmt.Sprintf("user%d@mail%d.example.cn", e, e%5)
+		l.truth["email"][email] = true
+		if i%3 == 0 {
+			email = strings.ToUpper(email)
+		}
+		d := off + r.IntN(pool)
+		d17 := fmt.Sprintf("110105%04d%02d%02d%03d", 1950+d%50, 1+d%12, 1+d%28, d%1000)
+		id := d17 + string(cnCheck(d17))
+		idField := id
+		switch {
+		case i%50 == 7:
+			// A wrong check character: invalid, never an identity.
+			bad := byte('0')
+			if id[17] == '0' {
+				bad = '1'
+			}
+			idField = d17 + string(bad)
+			l.bad++
+		case i%5 == 0:
+			// 15-digit legacy form: no century, no check character.
+			idField = d17[:6] + d17[8:17]
+			l.truth["cn_id"][id] = true
+		default:
+			if i%2 == 0 {
+				idField = strings.ToLower(idField)
+			}
+			l.truth["cn_id"][id] = true
+		}
+		fmt.Fprintf(&b, "name%d,%s,%s,%s\n", i, ph, email, idField)
+	}
+	l.csv = b.String()
+	return l
+}
+
+func (l leak) counts() map[string]int64 {
+	out := map[string]int64{}
+	for k, m := range l.truth {
+		out[k] = int64(len(m))
+	}
+	return out
+}
+
+func unionCounts(ls ...leak) map[string]int64 {
+	out := map[string]int64{}
+	for _, k := range []string{"phone", "email", "cn_id"} {
+		s := map[string]bool{}
+		for _, l := range ls {
+			for v := range l.truth[k] {
+				s[v] = true
+			}
+		}
+		out[k] = int64(len(s))
+	}
+	return out
+}
+
+type statsJSON struct {
+	Unique  map[string]int64 `json:"unique"`
+	Sources []struct {
+		Name     string           `json:"name"`
+		SHA256   string           `json:"sha256"`
+		Rows     int64            `json:"rows"`
+		Rejected int64            `json:"rejected"`
+		Unique   map[string]int64 `json:"unique"`
+		New      map[string]int64 `json:"new"`
+		Invalid  map[string]int64 `json:"invalid"`
+		Status   string           `json:"status"`
+	} `json:"sources"`
+	Overlap []struct {
+		A, B   string
+		Shared int64
+	} `json:"overlap"`
+}
+
+func decodeOne(t *testing.T, out []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(out))
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON value on stdout:\n%s", out)
+	}
+}
+
+func sameCounts(t *testing.T, what string, got, want map[string]int64) {
+	t.Helper()
+	for _, k := range []string{"phone", "email", "cn_id"} {
+		if got[k] != want[k] {
+			t.Errorf("%s[%s] = %d, want %d (got %v)", what, k, got[k], want[k], got)
+		}
+	}
+}
+
+// TestDatasetAddStatsSearch drives the three commands on a real case with
+// generated leaks whose truth the generator computed.
+func TestDatasetAddStatsSearch(t *testing.T) {
+	dir := t.TempDir()
+	cs := filepath.Join(dir, "case")
+	if _, err := idxRun(t, "case", "init", cs, "--case-number", "T-6", "--examiner", "tester", "--shards", "4"); err != nil {
+		t.Fatal(err)
+	}
+	a := genLeak(1, 3000, 2000, 0)
+	b := genLeak(2, 2000, 2000, 1200)
+	pa, pb := filepath.Join(dir, "a.csv"), filepath.Join(dir, "b leak.csv")
+	os.WriteFile(pa, []byte(a.csv), 0o600)
+	os.WriteFile(pb, []byte(b.csv), 0o600)
+	testutil.Unchanged(t, pa, pb)
+
+	out, err := idxRun(t, "dataset", "add", cs, pa, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added struct {
+		Sources []struct {
+			Name    string `json:"name"`
+			Skipped bool   `json:"skipped"`
+		} `json:"sources"`
+	}
+	decodeOne(t, out, &added)
+	if len(added.Sources) != 1 || added.Sources[0].Name != "a.csv" || added.Sources[0].Skipped {
+		t.Fatalf("add a: %s", out)
+	}
+	if _, err := idxRun(t, "dataset", "add", cs, pb, "--source", "leak B"); err != nil {
+		t.Fatal(err)
+	}
+
+	var st statsJSON
+	out, err = idxRun(t, "stats", cs, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeOne(t, out, &st)
+	sameCounts(t, "unique", st.Unique, unionCounts(a, b))
+	if len(st.Sources) != 2 || st.Sources[1].Name != "leak B" {
+		t.Fatalf("sources: %s", out)
+	}
+	sameCounts(t, "a unique", st.Sources[0].Unique, a.counts())
+	sameCounts(t, "b unique", st.Sources[1].Unique, b.counts())
+	newB := map[string]int64{}
+	var shared int64
+	for k, m := range b.truth {
+		for v := range m {
+			if a.truth[k][v] {
+				shared++
+			} else {
+				newB[k]++
+			}
+		}
+	}
+	sameCounts(t, "b new", st.Sources[1].New, newB)
+	if st.Sources[0].Rows != int64(a.rows) || st.Sources[0].Invalid["cn_id"] != int64(a.bad) {
+		t.Errorf("a rows %d invalid %v, want %d and %d", st.Sources[0].Rows, st.Sources[0].Invalid, a.rows, a.bad)
+	}
+	if len(st.Overlap) != 1 || st.Overlap[0].Shared != shared {
+		t.Errorf("overlap %+v, want %d", st.Overlap, shared)
+	}
+
+	// Adding the same files again changes nothing.
+	if _, err := idxRun(t, "dataset", "add", cs, pa, pb); err != nil {
+		t.Fatal(err)
+	}
+	var again statsJSON
+	out, _ = idxRun(t, "stats", cs, "--json")
+	decodeOne(t, out, &again)
+	sameCounts(t, "unique after re-add", again.Unique, unionCounts(a, b))
+	if len(again.Sources) != 2 {
+		t.Errorf("re-add made %d sources", len(again.Sources))
+	}
+
+	// Search: other spellings of known values, and absent ones.
+	var onlyA, inBoth string
+	for _, p := range a.phones {
+		if !b.truth["phone"][p] && onlyA == "" {
+			onlyA = p
+		}
+		if b.truth["phone"][p] && inBoth == "" {
+			inBoth = p
+		}
+	}
+	spell := func(canon string) string { // ＋86 and full-width digits
+		var s strings.Builder
+		s.WriteString("＋８６ ")
+		for _, c := range canon[3:] {
+			s.WriteRune(c - '0' + '０')
+		}
+		return s.String()
+	}
+	var anEmail, anID string
+	for v := range a.truth["email"] {
+		if !b.truth["email"][v] {
+			anEmail = v
+			break
+		}
+	}
+	for v := range a.truth["cn_id"] {
+		if !b.truth["cn_id"][v] {
+			anID = v
+			break
+		}
+	}
+	absentID := "11010519491231002X"
+	if a.truth["cn_id"][absentID] || b.truth["cn_id"][absentID] {
+		t.Fatal("generator made the absent ID")
+	}
+	out, err = idxRun(t, "search", cs, spell(onlyA), inBoth[3:6]+"-"+inBoth[6:10]+"-"+inBoth[10:], strings.ToUpper(anEmail),
+		strings.ToLower(anID), "19999999999", "nobody@nowhere.cn", absentID, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr struct {
+		Matches []struct {
+			Query   string
+			Kind    string
+			Value   string
+			Sources []struct {
+				Name        string `json:"name"`
+				Occurrences int64  `json:"occurrences"`
+				FirstLoc    string `json:"first_loc"`
+			}
+		}
+		NotFound []string `json:"not_found"`
+	}
+	decodeOne(t, out, &sr)
+	want := map[string][]string{onlyA: {"a.csv"}, inBoth: {"a.csv", "leak B"}, anEmail: {"a.csv"}, anID: {"a.csv"}}
+	if len(sr.Matches) != len(want) {
+		t.Fatalf("matches: %s", out)
+	}
+	for _, m := range sr.Matches {
+		names := []string{}
+		for _, s := range m.Sources {
+			names = append(names, s.Name)
+			if s.Occurrences < 1 || !strings.HasPrefix(s.FirstLoc, "line ") {
+				t.Errorf("%s in %s: %+v", m.Value, s.Name, s)
+			}
+		}
+		if fmt.Sprint(names) != fmt.Sprint(want[m.Value]) {
+			t.Errorf("%q (%s %s) in %v, want %v", m.Query, m.Kind, m.Value, names, want[m.Value])
+		}
+	}
+	if len(sr.NotFound) != 3 {
+		t.Errorf("not found: %v", sr.NotFound)
+	}
+
+	// --file: victims who reported, one per line, in their own spellings.
+	list := filepath.Join(dir, "victims.txt")
+	os.WriteFile(list, []byte(a.spelt[onlyA]+"\n\n19999999999\n"+strings.ToUpper(anEmail)+"\n"), 0o600)
+	out, err = idxRun(t, "search", cs, "--file", list, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr.Matches, sr.NotFound = nil, nil
+	decodeOne(t, out, &sr)
+	if len(sr.Matches) != 2 || len(sr.NotFound) != 1 || sr.NotFound[0] != "19999999999" {
+		t.Errorf("--file: %s", out)
+	}
+
+	// Human output is a table naming both sources.
+	out, err = idxRun(t, "stats", cs)
+	if err != nil || !bytes.Contains(out, []byte("leak B")) || !bytes.Contains(out, []byte("Overlap")) {
+		t.Errorf("stats table: %v\n%s", err, out)
+	}
+}
+
+// TestIndexCommandsUsage: bad usage is a usageError (exit 2).
+func TestIndexCommandsUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, argv := range [][]string{
+		{"dataset", "add", dir},
+		{"stats"},
+		{"stats", dir, dir},
+		{"search"},
+		{"search", dir},
+		{"search", dir, "x", "--kind", "shoe_size"},
+		{"dataset", "add", dir, "a", "b", "--source", "x"},
+	} {
+		_, err := idxRun(t, argv...)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%v: %v, want a usage error", argv, err)
+		}
+	}
+	// Not a case: a failure, not usage.
+	f := filepath.Join(dir, "x.csv")
+	os.WriteFile(f, []byte("a\n"), 0o600)
+	if _, err := idxRun(t, "dataset", "add", dir, f); err == nil || errors.As(err, new(usageError)) {
+		t.Errorf("dataset add into a non-case: %v", err)
+	}
+}
