@@ -851,8 +851,6 @@ func entryName(e []byte, slots [][]byte, deleted bool) string {
 	return shortName(sfn, e[dirNTRes])
 }
 
-var cp437 = charmap.CodePage437.NewDecoder()
-
 // shortName renders an 8.3 name (OEM code page 437 assumed) with the NT
 // lower-case flags applied.
 func shortName(sfn []byte, nt byte) string {
@@ -886,7 +884,7 @@ func decode437(b []byte) string {
 	if ascii {
 		return string(b)
 	}
-	s, err := cp437.Bytes(b)
+	s, err := charmap.CodePage437.NewDecoder().Bytes(b) // a Decoder has state: one per call
 	if err != nil {
 		return strings.ToValidUTF8(string(b), "\uFFFD")
 	}
