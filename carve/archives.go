@@ -178,7 +178,7 @@ func validateZstd(r io.ReaderAt, size int64) (result, error) {
 		return result{}, fail("zstd checksum", c)
 	}
 	n := c.pos
-	d, err := zstd.NewReader(io.NewSectionReader(r, 0, n), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(1<<30))
+	d, err := zstd.NewReader(bufio.NewReaderSize(io.NewSectionReader(r, 0, n), 64<<10), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(1<<30))
 	if err != nil {
 		return result{}, truncErr("zstd", 0, err)
 	}
@@ -233,7 +233,7 @@ func validateXz(r io.ReaderAt, size int64) (result, error) {
 				continue
 			}
 			if end, ok := xzFooter(r, p-10, hdr[6:8]); ok {
-				d, err := xz.NewReader(io.NewSectionReader(r, 0, end))
+				d, err := xz.NewReader(bufio.NewReaderSize(io.NewSectionReader(r, 0, end), 64<<10))
 				if err != nil {
 					return result{}, truncErr("xz", 0, err)
 				}

@@ -8,6 +8,7 @@
 package scan
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -341,7 +342,7 @@ var (
 func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
 	open := func(i int) io.Reader {
 		if top < 0 && s.src != nil {
-			return io.NewSectionReader(s.src, base+int64(i), s.srcSize-(base+int64(i)))
+			return bufio.NewReaderSize(io.NewSectionReader(s.src, base+int64(i), s.srcSize-(base+int64(i))), 64<<10)
 		}
 		return bytes.NewReader(buf[i:])
 	}
