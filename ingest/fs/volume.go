@@ -289,6 +289,9 @@ func (t *Table) readGPT(r io.ReaderAt, size int64, promised bool) bool {
 		if size < 3*ss {
 			continue
 		}
+		if ss == 4096 && len(errs) > 0 && allNoSignature(errs) {
+			errs = nil // a 4 KiB-sector disk: nothing at the 512-byte places was ever a GPT
+		}
 		for _, hdrOff := range []int64{ss, (size/ss - 1) * ss} {
 			parts, err := readGPTAt(r, size, ss, hdrOff)
 			if err != nil {
@@ -312,6 +315,15 @@ func (t *Table) readGPT(r io.ReaderAt, size int64, promised bool) bool {
 		t.problem("%v", e)
 	}
 	return false
+}
+
+func allNoSignature(errs []error) bool {
+	for _, e := range errs {
+		if !errors.Is(e, errNoGPTSignature) {
+			return false
+		}
+	}
+	return true
 }
 
 // errNoGPTSignature: no "EFI PART" where a GPT header would be.
