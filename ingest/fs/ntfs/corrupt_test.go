@@ -352,3 +352,24 @@ func FuzzNTFS(f *testing.F) {
 		_, _, _, _ = walkBytes(t, b, false)
 	})
 }
+
+// TestRecoverAs checks that a panic inside a go-ntfs call becomes an error
+// and a Problem naming the MFT entry and its offset.
+func TestRecoverAs(t *testing.T) {
+	s := smallNTFS(t)
+	n, err := open(bytes.NewReader(s.img), int64(len(s.img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func() (err error) {
+		defer n.recoverAs(&err, 64, "go-ntfs read")
+		var m map[string]int
+		m["x"]++ // nil map write: panics
+		return nil
+	}
+	err = call()
+	want := fmt.Sprintf("mft entry 64 go-ntfs read at %#x", n.recordOffset(64))
+	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrCorrupt) || !hasProblem(n, want) {
+		t.Errorf("err %v, problems %q; want %q", err, n.Problems(), want)
+	}
+}

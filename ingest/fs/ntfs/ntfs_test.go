@@ -126,6 +126,20 @@ func buildNTFS(t testing.TB, seed uint64, sizeMB int, cluster int) *ntfsImage {
 		for i := range 6 {
 			put(fmt.Sprintf("d%d/sub/f%02d.bin", i%3, i), rnd(1+rng.IntN(40000)))
 		}
+		// A compressed directory (FILE_ATTRIBUTE_COMPRESSED 0x800 through
+		// ntfs-3g's system.ntfs_attrib_be): files created in it are
+		// LZNT1-compressed, with sparse runs where units shrank.
+		if err := os.Mkdir(filepath.Join(dir, "comp"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Setxattr(filepath.Join(dir, "comp"), "system.ntfs_attrib_be", []byte{0, 0, 0x08, 0x10}, 0); err != nil {
+			t.Fatal(err)
+		}
+		var text bytes.Buffer
+		for i := range 20000 {
+			fmt.Fprintf(&text, "line %d of compressible text %d\n", i, rng.IntN(1000))
+		}
+		put("comp/z.txt", text.Bytes())
 		ads("tiny.txt", "secret", []byte("hidden stream"))
 		ads("docs", "dirstream", rnd(5000))
 		if err := os.Link(filepath.Join(dir, "d0/sub/f00.bin"), filepath.Join(dir, "docs/hardlink.bin")); err != nil {
@@ -305,6 +319,9 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			if f := byPath["/tiny.txt"]; f == nil || f.Mtime.IsZero() || f.Btime.IsZero() || f.Ctime.IsZero() || f.Atime.IsZero() || time.Since(f.Mtime) > time.Hour {
 				t.Errorf("tiny.txt times: %+v", f)
 			}
+			if f := byPath["/comp/z.txt"]; f == nil || !hasSparse(f.Runs) {
+				t.Errorf("comp/z.txt not stored compressed: %+v", f)
+			}
 			if f := byPath["/docs"]; f == nil || f.Type != "dir" {
 				t.Errorf("docs: %+v", f)
 			}
@@ -360,4 +377,13 @@ func checkUnallocated(t testing.TB, n *FS, files []*fs.File) {
 			}
 		}
 	}
+}
+
+func hasSparse(runs []fs.Run) bool {
+	for _, r := range runs {
+		if r.Sparse {
+			return true
+		}
+	}
+	return false
 }
