@@ -197,3 +197,64 @@ func TestScanCLI(t *testing.T) {
 		t.Errorf("scan without --out: %v, want usage error", err)
 	}
 }
+
+// TestCarveCLIExt4 deletes files from an ext4 file system (debugfs rm frees
+// the blocks without wiping them) and carves its unallocated blocks.
+func TestCarveCLIExt4(t *testing.T) {
+	testutil.NeedTool(t, "mkfs.ext4")
+	testutil.NeedTool(t, "debugfs")
+	rng := rand.New(rand.NewPCG(31, 32))
+	dir := t.TempDir()
+	img := filepath.Join(dir, "ext4.img")
+	fill := make([]byte, 24<<20)
+	for i := range fill {
+		fill[i] = byte(rng.Uint32())
+	}
+	os.WriteFile(img, fill, 0o600)
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o700)
+	m := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for i := range m.Pix {
+		m.Pix[i] = byte(rng.Uint32())
+	}
+	var pb bytes.Buffer
+	png.Encode(&pb, m)
+	var csv bytes.Buffer
+	for i := range 500 {
+		fmt.Fprintf(&csv, "%d|user%d@example.org|1370000%04d\n", i, i, i)
+	}
+	files := map[string][]byte{"gone.png": pb.Bytes(), "leak.txt": csv.Bytes(), "kept.bin": fill[:5000]}
+	for n, b := range files {
+		os.WriteFile(filepath.Join(src, n), b, 0o600)
+	}
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-E", "nodiscard", "-d", src, img)
+	testutil.Run(t, "debugfs", "-w", "-R", "rm /gone.png", img)
+	testutil.Run(t, "debugfs", "-w", "-R", "rm /leak.txt", img)
+	testutil.Unchanged(t, img)
+	out := filepath.Join(t.TempDir(), "out")
+	stdout, err := lsRun(t, "carve", img, "--out", out, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Mode   string `json:"mode"`
+		Carved []struct {
+			SHA256 string `json:"sha256"`
+		} `json:"carved"`
+	}
+	if err := json.Unmarshal(stdout, &res); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, c := range res.Carved {
+		got[c.SHA256] = true
+	}
+	for _, n := range []string{"gone.png", "leak.txt"} {
+		if !got[testutil.SHA256File(t, filepath.Join(src, n))] {
+			t.Errorf("deleted %s not carved byte-identical (mode %s, %d carved)", n, res.Mode, len(res.Carved))
+		}
+	}
+	if res.Mode != "unallocated" {
+		t.Errorf("mode %q: the ext4 file system was not read", res.Mode)
+	}
+}
