@@ -146,7 +146,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
   .meta th { width: 14em; } .note { color: #444; font-size: 9.5pt; }
   section.finding, section.interpretation { page-break-inside: auto; }
   svg text { font: 9pt sans-serif; }
-  @page { size: A4; margin: 15mm 12mm; }
+  @page { margin: 15mm 12mm; } /* A4 or Letter, as the printer is set */
   @media print {
     body { margin: 0; max-width: none; font-size: 9.5pt; }
     h2 { page-break-after: avoid; } tr, svg, .evidence-head { page-break-inside: avoid; }

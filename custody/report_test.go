@@ -344,6 +344,13 @@ func TestShardHashes(t *testing.T) {
 	if err := os.WriteFile(shard, []byte("SQLite format 3\x00 pretend shard"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Any other output recorded inside the case is checked the same way.
+	feat := filepath.Join(c.Dir(), "features", "EV1", "phone.txt")
+	os.MkdirAll(filepath.Dir(feat), 0o700)
+	os.WriteFile(feat, []byte("+8613800138000\n"), 0o600)
+	if err := c.Audit(Entry{Action: "evidence.scan", Outputs: []Item{{Kind: "features", Path: "features/EV1/phone.txt", SHA256: testutil.SHA256File(t, feat)}}}); err != nil {
+		t.Fatal(err)
+	}
 	items, err := c.RecordShards(ctx)
 	if err != nil || len(items) != 1 || items[0].Path != "index/shard-000.sqlite" || items[0].SHA256 != testutil.SHA256File(t, shard) {
 		t.Fatalf("%+v %v", items, err)
@@ -356,5 +363,10 @@ func TestShardHashes(t *testing.T) {
 	vr, _ = c.Verify(ctx, VerifyOptions{NoAudit: true})
 	if vr.OK || !strings.Contains(strings.Join(vr.Failures, "\n"), "index/shard-000.sqlite") {
 		t.Fatalf("edited shard: %v", vr.Failures)
+	}
+	os.WriteFile(feat, []byte("+8613800138001\n"), 0o600)
+	vr, _ = c.Verify(ctx, VerifyOptions{NoAudit: true})
+	if !strings.Contains(strings.Join(vr.Failures, "\n"), "features/EV1/phone.txt") {
+		t.Fatalf("edited feature file: %v", vr.Failures)
 	}
 }

@@ -72,6 +72,7 @@ func (c *Case) Verify(ctx context.Context, opts VerifyOptions) (*VerifyResult, e
 		return nil, err
 	}
 	c.verifyShards(ctx, res, lines)
+	c.verifyOutputs(res, lines)
 	c.verifyReports(res, lines)
 	if opts.Evidence {
 		if err := c.verifyEvidence(ctx, res, opts.Rehash); err != nil {
@@ -300,6 +301,38 @@ func (c *Case) verifyShards(ctx context.Context, res *VerifyResult, lines []Line
 		detail += fmt.Sprintf("; %d shard files have no recorded hash yet", unrec)
 	}
 	res.check("index shards", fails, detail)
+}
+
+// verifyOutputs checks every other file an action recorded as an output
+// inside the case (feature files of a scan, ...), by its last record.
+// Shards, reports and files outside the case (export manifests) are not
+// included: the first two have their own checks, the last are not the
+// case's to keep.
+func (c *Case) verifyOutputs(res *VerifyResult, lines []Line) {
+	rec := map[string]recorded{}
+	for _, l := range lines {
+		if l.Outcome != OutcomeOK {
+			continue
+		}
+		for _, it := range l.Outputs {
+			if it.Kind == "shard" || it.Kind == "report" || it.SHA256 == "" || !filepath.IsLocal(it.Path) {
+				continue
+			}
+			rec[it.Path] = recorded{it, l.Seq}
+		}
+	}
+	var fails []string
+	for _, rel := range sortedKeys(rec) {
+		r := rec[rel]
+		sum, _, err := hashFile(filepath.Join(c.dir, rel))
+		switch {
+		case err != nil:
+			fails = append(fails, fmt.Sprintf("%s: %v (recorded at audit line %d)", rel, err, r.seq))
+		case sum != r.SHA256:
+			fails = append(fails, fmt.Sprintf("%s: SHA-256 now %s, recorded %s at audit line %d", rel, sum, r.SHA256, r.seq))
+		}
+	}
+	res.check("recorded outputs", fails, fmt.Sprintf("%d files recorded by other actions", len(rec)))
 }
 
 // verifyReports checks the files of the last report against its audit
