@@ -13,10 +13,16 @@ import (
 // panic becomes an error naming the MFT entry and its offset.
 func (n *FS) compressed(f *fs.File, name string) (r io.Reader, err error) {
 	defer n.recoverAs(&err, f.Inode, "go-ntfs open")
-	ctx, err := parser.GetNTFSContext(n.r, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: go-ntfs: %w", f.Path, err)
+	if n.gontfs == nil {
+		// The context bootstraps $MFT once; it is reused for every
+		// compressed stream of this volume.
+		ctx, err := parser.GetNTFSContext(n.r, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: go-ntfs: %w", f.Path, err)
+		}
+		n.gontfs = ctx
 	}
+	ctx := n.gontfs
 	entry, err := ctx.GetMFT(int64(f.Inode))
 	if err != nil {
 		return nil, fmt.Errorf("%s: go-ntfs: %w", f.Path, err)

@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"www.velocidex.com/golang/go-ntfs/parser"
 )
 
 // Sentinel errors of this package; ParseError wraps them with an offset.
@@ -150,6 +151,10 @@ type FS struct {
 	bitmapOnce sync.Once
 	bitmap     []byte // $Bitmap content, one bit per cluster; nil if unreadable
 	bitmapErr  error
+
+	// gontfs is the go-ntfs context for compressed streams, made on first
+	// use by Open (so only Open's goroutine touches it).
+	gontfs *parser.NTFSContext
 
 	mu       sync.Mutex
 	problems []string
