@@ -24,8 +24,8 @@ mmd -i "$img" ::/stock ::/photos
 mapfile -t leaks < <(find "$out/leaks" -maxdepth 1 -type f ! -name 'truth.json' | sort)
 onimage=("${leaks[@]:0:3}")
 for f in "${onimage[@]}"; do mcopy -i "$img" "$f" ::/stock/; done
-(cd "$out/leaks" && zip -q ../bundle.zip "$(basename "${leaks[3]}")")
-mcopy -i "$img" "$out/bundle.zip" ::/stock/bundle.zip
+(cd "$out/leaks" && zip -q ../stock-archive.zip "$(basename "${leaks[3]}")")
+mcopy -i "$img" "$out/stock-archive.zip" ::/stock/stock-archive.zip
 for f in $(find "$(go env GOROOT)/src/image" -name '*.png' | sort | head -5); do mcopy -i "$img" "$f" ::/photos/; done
 mcopy -i "$img" "${leaks[4]}" ::/stock/
 mdel -i "$img" "::/stock/$(basename "${leaks[4]}")"
@@ -55,3 +55,4 @@ step "evidx report + verify --evidence"
 $evidx report "$case" >&2
 $evidx verify "$case" --evidence >&2
 printf '\nreport: %s\n' "$case/reports/report.html"
+printf 'ground truth from the generator (unique per kind): %s\n' "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unique"])' "$out/leaks/truth.json" 2>/dev/null || grep -o '"unique":{[^}]*}' "$out/leaks/truth.json" | head -1)"

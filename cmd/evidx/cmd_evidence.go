@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,7 +13,9 @@ import (
 
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/digest"
-	"github.com/evidx/evidx/ingest/source"
+	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest"
+	"github.com/evidx/evidx/ingest/identity"
 )
 
 // evidenceAddOptions are the flags of `evidx evidence add`.
@@ -24,6 +25,8 @@ type evidenceAddOptions struct {
 	SHA1   string
 	SHA256 string
 	JSON   bool
+	// NoCarve, NoScan and NoIndex leave out stages of the intake.
+	NoCarve, NoScan, NoIndex bool
 }
 
 func newEvidenceCmd() *cobra.Command {
@@ -43,15 +46,26 @@ func newEvidenceAddCmd() *cobra.Command {
 	var opts evidenceAddOptions
 	cmd := &cobra.Command{
 		Use:   "add DIR IMAGE... --id EVID",
-		Short: "Hash, verify and register an evidence image in a case",
-		Long: `Register an evidence image in the case DIR: the media are read once,
-read-only, for MD5, SHA-1 and SHA-256 together, compared with the hashes the
-container stores and with --md5/--sha1/--sha256 (acquisition notes), and
-recorded with their segments in the catalog, with audit entries before and
-after. A split raw image is given as all its segments in order.
+		Short: "Hash, verify, walk, extract, carve and index an evidence image",
+		Long: `Take an evidence image into the case DIR, read-only, in one command:
+
+  1. the media are read once for MD5, SHA-1 and SHA-256 together, compared
+     with the hashes the container stores (E01) and with --md5/--sha1/--sha256
+     (acquisition notes), and recorded with their segments;
+  2. every partition and file system is walked; every file, allocated or
+     deleted, is recorded with its metadata and byte runs, and every
+     recoverable file's content is stored in the case by SHA-256;
+  3. the unallocated space is carved (the whole image when no file system
+     is readable); carved files are stored likewise;
+  4. the raw bytes are scanned for identifiers (features/<ID>/ in the case);
+  5. every file or carved file that is a leaked dataset is loaded into the
+     identity index, with this evidence item and its path as the origin.
+
+Each stage writes audit entries. An image given as its first segment finds
+the rest (split raw, E01); raw pieces with other names are given in order.
 
 Exit 1 when the media do not verify (a hash mismatch or a container
-checksum failure); the item is still recorded, with the reason.`,
+checksum failure); the item is still recorded and walked, with the reason.`,
 		Args: args(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runEvidenceAdd(cmd.Context(), cmd, opts, a)
@@ -62,6 +76,9 @@ checksum failure); the item is still recorded, with the reason.`,
 	f.StringVar(&opts.MD5, "md5", "", "expected MD5 of the media data (hex)")
 	f.StringVar(&opts.SHA1, "sha1", "", "expected SHA-1 of the media data (hex)")
 	f.StringVar(&opts.SHA256, "sha256", "", "expected SHA-256 of the media data (hex)")
+	f.BoolVar(&opts.NoCarve, "no-carve", false, "do not carve unallocated space")
+	f.BoolVar(&opts.NoScan, "no-scan", false, "do not scan the raw bytes for identifiers")
+	f.BoolVar(&opts.NoIndex, "no-index", false, "do not load the datasets found into the identity index")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
 	return cmd
 }
@@ -69,22 +86,29 @@ checksum failure); the item is still recorded, with the reason.`,
 // evidenceResult is the JSON of `evidence add`: the registered item with
 // its computed hashes at the top level, like `evidx hash`.
 type evidenceResult struct {
-	ID              string            `json:"id"`
-	Format          string            `json:"format"`
-	Size            int64             `json:"size"`
-	SectorSize      int               `json:"sector_size"`
-	Segments        []custody.Segment `json:"segments"`
-	MD5             string            `json:"md5"`
-	SHA1            string            `json:"sha1"`
-	SHA256          string            `json:"sha256"`
-	Stored          custody.Hashes    `json:"stored"`
-	Expected        custody.Hashes    `json:"expected"`
-	Verified        *bool             `json:"verified"`
-	HashReason      string            `json:"hash_reason"`
-	ContainerErrors []string          `json:"container_errors"`
-	Unreadable      []custody.Range   `json:"unreadable"`
-	Header          map[string]string `json:"header,omitempty"`
-	Seconds         float64           `json:"seconds"`
+	ID              string                `json:"id"`
+	Format          string                `json:"format"`
+	Size            int64                 `json:"size"`
+	SectorSize      int                   `json:"sector_size"`
+	Segments        []custody.Segment     `json:"segments"`
+	MD5             string                `json:"md5"`
+	SHA1            string                `json:"sha1"`
+	SHA256          string                `json:"sha256"`
+	Stored          custody.Hashes        `json:"stored"`
+	Expected        custody.Hashes        `json:"expected"`
+	Verified        *bool                 `json:"verified"`
+	HashReason      string                `json:"hash_reason"`
+	ContainerErrors []string              `json:"container_errors"`
+	Unreadable      []custody.Range       `json:"unreadable"`
+	Header          map[string]string     `json:"header,omitempty"`
+	Volumes         []custody.Volume      `json:"volumes"`
+	Files           ingest.FileCounts     `json:"files"`
+	Carved          int                   `json:"carved"`
+	Datasets        []index.SourceStats   `json:"datasets"`
+	Features        map[identity.Kind]int `json:"features"`
+	FeatureFiles    []string              `json:"feature_files"`
+	Problems        []string              `json:"problems"`
+	Seconds         float64               `json:"seconds"`
 }
 
 func checkHex(name, v string, n int) error {
@@ -133,152 +157,95 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 			total += st.Size()
 		}
 	}
-	prog, stop := newByteProgress("hashing "+opts.ID, total)
+	var warned int
+	prog, stop := newByteProgress("evidence "+opts.ID, total)
 	start := time.Now()
-	ev, err := c.AddEvidenceImage(ctx, custody.Intake{
+	res, err := ingest.AddEvidence(ctx, c, ingest.EvidenceOptions{
 		ID:       opts.ID,
 		Paths:    images,
 		Expected: custody.Hashes{MD5: opts.MD5, SHA1: opts.SHA1, SHA256: opts.SHA256},
-		Measure:  measureImage,
-		Progress: prog,
+		NoCarve:  opts.NoCarve,
+		NoScan:   opts.NoScan,
+		NoIndex:  opts.NoIndex,
+		Progress: func(stage string, n int64) {
+			if stage == "hash" && prog != nil {
+				prog(n)
+			}
+		},
+		Warn: func(msg string) {
+			warned++
+			if warned <= maxWarnings {
+				fmt.Fprintln(os.Stderr, "evidx: "+oneLine(msg))
+			}
+		},
 	})
 	stop()
-	if ev == nil {
+	if warned > maxWarnings {
+		fmt.Fprintf(os.Stderr, "evidx: %d more problems (see --json and the report)\n", warned-maxWarnings)
+	}
+	if res == nil {
 		return err
 	}
-	res := evidenceResult{ID: ev.ID, Format: ev.Format, Size: ev.Size, SectorSize: ev.SectorSize, Segments: ev.Segments,
+	ev := res.Evidence
+	out := evidenceResult{ID: ev.ID, Format: ev.Format, Size: ev.Size, SectorSize: ev.SectorSize, Segments: ev.Segments,
 		MD5: ev.Computed.MD5, SHA1: ev.Computed.SHA1, SHA256: ev.Computed.SHA256, Stored: ev.Stored, Expected: ev.Expected,
 		Verified: ev.Verified, HashReason: ev.HashReason, ContainerErrors: ev.Container, Unreadable: ev.Unreadable,
-		Header: ev.Header, Seconds: time.Since(start).Seconds()}
-	if res.ContainerErrors == nil {
-		res.ContainerErrors = []string{}
+		Header: ev.Header, Volumes: res.Volumes, Files: res.Files, Carved: res.Carved, Datasets: res.Datasets,
+		Features: res.Features, FeatureFiles: res.FeatureFiles, Problems: res.Problems, Seconds: time.Since(start).Seconds()}
+	if out.ContainerErrors == nil {
+		out.ContainerErrors = []string{}
 	}
-	if res.Unreadable == nil {
-		res.Unreadable = []custody.Range{}
+	if out.Unreadable == nil {
+		out.Unreadable = []custody.Range{}
+	}
+	if out.Volumes == nil {
+		out.Volumes = []custody.Volume{}
 	}
 	if opts.JSON {
-		if werr := writeJSON(cmd.OutOrStdout(), res); werr != nil {
+		if werr := writeJSON(cmd.OutOrStdout(), out); werr != nil {
 			return werr
 		}
-	} else {
-		w := cmd.OutOrStdout()
-		fmt.Fprintf(w, "evidence %s: %s, %d bytes, %d-byte sectors, %d segment(s)\n", ev.ID, ev.Format, ev.Size, ev.SectorSize, len(ev.Segments))
-		fmt.Fprintf(w, "MD5     %s\nSHA-1   %s\nSHA-256 %s\n", res.MD5, res.SHA1, res.SHA256)
-		verdict := "not compared"
-		if ev.Verified != nil {
-			verdict = map[bool]string{true: "VERIFIED", false: "NOT VERIFIED"}[*ev.Verified]
+		return err
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "evidence %s: %s, %d bytes, %d-byte sectors, %d segment(s)\n", ev.ID, ev.Format, ev.Size, ev.SectorSize, len(ev.Segments))
+	fmt.Fprintf(w, "MD5     %s\nSHA-1   %s\nSHA-256 %s\n", out.MD5, out.SHA1, out.SHA256)
+	verdict := "not compared"
+	if ev.Verified != nil {
+		verdict = map[bool]string{true: "VERIFIED", false: "NOT VERIFIED"}[*ev.Verified]
+	}
+	fmt.Fprintf(w, "verification: %s (%s)\n", verdict, oneLine(ev.HashReason))
+	for _, ce := range ev.Container {
+		fmt.Fprintf(w, "container: %s\n", oneLine(ce))
+	}
+	for _, v := range res.Volumes {
+		fmt.Fprintf(w, "volume %d: %s at %d, %d bytes\n", v.Index, v.FileSystem, v.Start, v.Size)
+	}
+	fmt.Fprintf(w, "files: %d allocated, %d deleted, %d directories, %d extracted; carved: %d\n",
+		res.Files.Allocated, res.Files.Deleted, res.Files.Dirs, res.Files.Extracted, res.Carved)
+	for _, d := range res.Datasets {
+		state := ""
+		if d.Skipped {
+			state = " (already in the case)"
 		}
-		fmt.Fprintf(w, "verification: %s (%s)\n", verdict, oneLine(ev.HashReason))
-		for _, ce := range ev.Container {
-			fmt.Fprintf(w, "container: %s\n", oneLine(ce))
+		fmt.Fprintf(w, "dataset %s: %d rows, %d rejected, unique %s%s\n", oneLine(d.EvidPath), d.Rows, d.Rejected, kindCounts(d.Unique), state)
+	}
+	if len(res.Features) > 0 {
+		feats := map[identity.Kind]int64{}
+		for k, n := range res.Features {
+			feats[k] = int64(n)
 		}
+		fmt.Fprintf(w, "features: %s (features/%s/)\n", kindCounts(feats), ev.ID)
 	}
 	return err
 }
 
-// measureImage measures the media of an evidence image for custody with
-// ingest/source: raw, split raw (found from its first segment) and EWF
-// (E01) images, read-only, one pass. Stored hashes come from the container;
-// bad EWF chunks become container errors naming their sectors, and sectors
-// the imager could not read become unreadable ranges. When several paths
-// are given they must be the segments source finds from the first, or,
-// for names source does not recognise as a split set, raw pieces hashed
-// in the order given.
-func measureImage(ctx context.Context, paths []string, progress func(int64)) (*custody.Evidence, error) {
-	img, err := source.Open(paths[0])
-	if err != nil {
-		return nil, err
-	}
-	defer img.Close()
-	segs := img.Segments()
-	if len(paths) > 1 {
-		if len(segs) == 1 && img.Format() == source.FormatRaw {
-			img.Close()
-			return custody.RawMeasure(ctx, paths, progress)
-		}
-		if !samePaths(paths, segs) {
-			return nil, fmt.Errorf("evidence: segments given (%d) differ from the %d found from %s; give only the first segment", len(paths), len(segs), paths[0])
-		}
-	}
-	res, err := source.Hash(ctx, img, source.Expected{}, progress)
-	if err != nil {
-		return nil, err
-	}
-	ev := &custody.Evidence{
-		Format:     res.Format,
-		Size:       res.Size,
-		SectorSize: res.SectorSize,
-		Stored:     custody.Hashes{MD5: res.Stored.MD5, SHA1: res.Stored.SHA1},
-		Computed:   res.Sums,
-		Header:     res.Header,
-	}
-	for _, sg := range segs {
-		ev.Segments = append(ev.Segments, custody.Segment{Path: sg.Path, Size: sg.Size})
-	}
-	if len(ev.Segments) == 1 && res.Format == source.FormatRaw {
-		ev.Segments[0].SHA256 = res.SHA256
-	}
-	// res.Errors lists bad chunks first, then one line per failed
-	// comparison with the stored hashes; custody makes its own comparisons,
-	// so only the container checksum failures are kept here.
-	failed := 0
-	for _, ch := range res.Checks {
-		if !ch.OK {
-			failed++
-		}
-	}
-	ev.Container = append(ev.Container, res.Errors[:max(len(res.Errors)-failed, 0)]...)
-	ss := int64(max(res.SectorSize, 1))
-	for _, r := range img.AcquisitionErrors() {
-		ev.Unreadable = append(ev.Unreadable, custody.Range{Offset: int64(r.Start) * ss, Length: int64(max(r.Count, 1)) * ss})
-	}
-	return ev, nil
-}
+// maxWarnings bounds the problems echoed to stderr; all are in --json.
+const maxWarnings = 20
 
-func samePaths(given []string, segs []source.Segment) bool {
-	if len(given) != len(segs) {
-		return false
-	}
-	for i, p := range given {
-		a, _ := filepath.Abs(p)
-		b, _ := filepath.Abs(segs[i].Path)
-		if a != b {
-			return false
-		}
-	}
-	return true
-}
-
-// rehashImage re-hashes the media of a registered item for verify
-// --evidence, through ingest/source from its first segment (or the pieces
-// in order for a raw image registered as explicit pieces).
+// rehashImage re-hashes a registered item's media for verify --evidence.
 func rehashImage(ctx context.Context, ev custody.Evidence) (digest.Sums, error) {
-	if len(ev.Segments) == 0 {
-		return digest.Sums{}, fmt.Errorf("evidence %s has no segments recorded", ev.ID)
-	}
-	paths := make([]string, len(ev.Segments))
-	for i, s := range ev.Segments {
-		paths[i] = s.Path
-	}
-	img, err := source.Open(paths[0])
-	if err != nil {
-		return digest.Sums{}, err
-	}
-	defer img.Close()
-	if len(paths) > 1 && len(img.Segments()) == 1 && img.Format() == source.FormatRaw {
-		img.Close()
-		return custody.RawRehash(ctx, paths)
-	}
-	if !samePaths(paths, img.Segments()) {
-		return digest.Sums{}, fmt.Errorf("evidence %s: segment files now %d, %d at intake", ev.ID, len(img.Segments()), len(paths))
-	}
-	res, err := source.Hash(ctx, img, source.Expected{}, nil)
-	if err != nil {
-		return digest.Sums{}, err
-	}
-	// Bad chunks are read as zeros: if they are new since intake, the sums
-	// differ and verify names the change.
-	return res.Sums, nil
+	return ingest.RehashImage(ctx, ev)
 }
 
 // newByteProgress returns a progress callback drawing "label: NN% (MiB/s)"
