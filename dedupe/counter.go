@@ -65,6 +65,9 @@ type Counter struct {
 	closed bool
 	// mkdirMu guards the lazy creation of dir.
 	mkdirMu sync.Mutex
+	// spillMu serialises spills; sw is the spill writer it guards.
+	spillMu sync.Mutex
+	sw      *s2.Writer
 	// scratch recycles Add's per-call buffers.
 	scratch sync.Pool
 }
@@ -156,7 +159,7 @@ func (c *Counter) Add(file int, batch []identity.Sighting) error {
 		}
 		lo = hi
 	}
-	return nil
+	return c.maybeSpill()
 }
 
 func (c *Counter) addPart(p, file int, batch []identity.Sighting, h []uint64, idx []int32) error {
@@ -188,10 +191,33 @@ func (c *Counter) addPart(p, file int, batch []identity.Sighting, h []uint64, id
 	}
 	pt.touched += sink & 1
 	after := pt.t.mem()
-	total := c.total.Add(after - before)
-	if total > c.opts.MemBytes && after >= c.opts.MemBytes/int64(2*len(c.parts)) {
-		if err := c.spill(p, pt); err != nil {
+	c.total.Add(after - before)
+	return nil
+}
+
+// maybeSpill writes every partition out as a run when the tables have
+// outgrown the budget. Spilling all at once (rather than the partition
+// that tipped the balance) keeps runs few and large: one per partition per
+// budget's worth of input. Callers hold no partition lock.
+func (c *Counter) maybeSpill() error {
+	if c.total.Load() <= c.opts.MemBytes {
+		return nil
+	}
+	c.spillMu.Lock()
+	defer c.spillMu.Unlock()
+	if c.total.Load() <= c.opts.MemBytes {
+		return nil // another goroutine spilled meanwhile
+	}
+	for p := range c.parts {
+		pt := &c.parts[p]
+		pt.mu.Lock()
+		var err error
+		if pt.err == nil && pt.t.n > 0 {
+			err = c.spill(p, pt)
 			pt.err = err
+		}
+		pt.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -212,7 +238,13 @@ func (c *Counter) spill(p int, pt *partition) error {
 		return fmt.Errorf("dedupe: spill: %w", err)
 	}
 	pt.runs = append(pt.runs, name)
-	w := s2.NewWriter(f, s2.WriterConcurrency(1))
+	// One writer for all spills (they are serialised by spillMu): its
+	// buffers are allocated once.
+	if c.sw == nil {
+		c.sw = s2.NewWriter(nil, s2.WriterConcurrency(1), s2.WriterBlockSize(256<<10))
+	}
+	w := c.sw
+	w.Reset(f)
 	var hdr [2 + 2*binary.MaxVarintLen32]byte
 	err = pt.t.each(func(k byte, v []byte, first, last uint32) error {
 		hdr[0], hdr[1] = k, byte(len(v))
@@ -338,8 +370,9 @@ func (c *Counter) mergePart(pt *partition, files int) ([]int64, []int64, error) 
 		}
 		return nil
 	}
+	sr := s2.NewReader(nil)
 	for _, name := range pt.runs {
-		if err := readRun(name, visit); err != nil {
+		if err := readRun(name, sr, visit); err != nil {
 			return nil, nil, fmt.Errorf("dedupe: run %s: %w", name, err)
 		}
 	}
@@ -350,13 +383,14 @@ func (c *Counter) mergePart(pt *partition, files int) ([]int64, []int64, error) 
 }
 
 // readRun streams the records of one spill run.
-func readRun(name string, fn func(k byte, v []byte, first, last uint32) error) error {
+func readRun(name string, sr *s2.Reader, fn func(k byte, v []byte, first, last uint32) error) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(s2.NewReader(f), 64<<10)
+	sr.Reset(f)
+	r := bufio.NewReaderSize(sr, 64<<10)
 	var v [256]byte
 	var rec int64
 	for {

@@ -190,14 +190,14 @@ func (t *table) each(fn func(k byte, v []byte, first, last uint32) error) error 
 	return nil
 }
 
-// reset empties the table, returning its chunks to the pool and keeping
-// its slot array for reuse.
+// reset empties the table, returning its chunks to the pool.
 func (t *table) reset() {
 	for _, c := range t.chunks {
 		t.pool.put(c)
 	}
 	t.chunks, t.fill = t.chunks[:0], t.fill[:0]
-	clear(t.slots)
+	// The slot array goes too: a spilled table restarts small.
+	t.slots, t.bits = nil, 0
 	t.n = 0
 }
 
