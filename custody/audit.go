@@ -122,7 +122,9 @@ func Tool() ToolInfo {
 // Audit appends one line for e to audit.log: under an exclusive flock on
 // case.lock (other evidx processes wait), it reads the last line, chains to
 // it, appends with O_APPEND, fsyncs, and records the new head in the
-// catalog. It is safe for concurrent use.
+// catalog. It is safe for concurrent use, but must not be called while a
+// Batch of the same process is open: the catalog update would wait for the
+// batch's write lock (up to the 30 s busy timeout) and fail.
 func (c *Case) Audit(e Entry) error {
 	_, err := c.audit(e)
 	return err

@@ -290,6 +290,9 @@ func TestReportVerifyExport(t *testing.T) {
 	tamper("report dfxml", filepath.Join(rdir, "evidence-EV1.dfxml"), -10, VerifyOptions{NoAudit: true}, "reports/evidence-EV1.dfxml")
 	tamper("signature", filepath.Join(rdir, SigName), 3, VerifyOptions{NoAudit: true}, "SHA256SUMS.sig")
 	tamper("audit log", filepath.Join(c.Dir(), AuditName), 300, VerifyOptions{NoAudit: true}, "audit.log line 1")
+	// The last line has no successor to chain it: the head kept in the
+	// catalog catches its edit.
+	tamper("audit log last line", filepath.Join(c.Dir(), AuditName), -30, VerifyOptions{NoAudit: true}, "audit.log line")
 	// The image itself is evidence: change it through a copy-and-restore
 	// only for this check, then prove it restored byte for byte.
 	tamper("image", fc.img, 70000, VerifyOptions{Evidence: true, NoAudit: true}, "evidence EV1")
