@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -371,5 +372,65 @@ func TestShardHashes(t *testing.T) {
 	vr, _ = c.Verify(ctx, VerifyOptions{NoAudit: true})
 	if !strings.Contains(strings.Join(vr.Failures, "\n"), "features/EV1/phone.txt") {
 		t.Fatalf("edited feature file: %v", vr.Failures)
+	}
+}
+
+// TestReportOutAndKeys writes a report outside the case (--out), checks
+// that verify follows it there, that a key other than the case's is
+// refused before anything is written, and that an unsigned case refuses
+// --sign.
+func TestReportOutAndKeys(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	key := filepath.Join(tmp, "k.pem")
+	pub, err := LoadOrCreateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := LoadOrCreateKey(key); err != nil || again != pub {
+		t.Fatalf("reloading the key: %v %s != %s", err, again, pub)
+	}
+	c, err := Init(ctx, filepath.Join(tmp, "case"), Meta{CaseNumber: "K", Examiner: "k", SignPubKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	other := filepath.Join(tmp, "other.pem")
+	if _, err := LoadOrCreateKey(other); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "court")
+	if _, err := c.WriteReport(ctx, ReportOptions{OutDir: out, SignKey: other}); err == nil {
+		t.Fatal("report signed with a key that is not the case's")
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.html")); err == nil {
+		t.Fatal("report written despite the bad key")
+	}
+	res, err := c.WriteReport(ctx, ReportOptions{OutDir: out, SignKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dir != out {
+		t.Fatalf("dir %s", res.Dir)
+	}
+	vr, err := c.Verify(ctx, VerifyOptions{NoAudit: true})
+	if err != nil || !vr.OK {
+		t.Fatalf("%v %v", err, vr.Failures)
+	}
+	p := filepath.Join(out, "report.json")
+	b, _ := os.ReadFile(p)
+	b[20] ^= 1
+	os.WriteFile(p, b, 0o600)
+	vr, _ = c.Verify(ctx, VerifyOptions{NoAudit: true})
+	if vr.OK || !strings.Contains(strings.Join(vr.Failures, "\n"), filepath.Join(out, "report.json")) {
+		t.Fatalf("edited report outside the case: %v", vr.Failures)
+	}
+	// A case made without a key cannot sign.
+	c2 := newCase(t)
+	if _, err := c2.WriteReport(ctx, ReportOptions{SignKey: key}); !errors.Is(err, ErrNoSigningKey) {
+		t.Fatalf("signing in a case without a key: %v", err)
+	}
+	if _, err := LoadKey(filepath.Join(c2.Dir(), AuditName)); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("audit.log as a key: %v", err)
 	}
 }
