@@ -210,34 +210,41 @@ func (s *scanner) text(buf []byte, lo, hi int, field fieldFunc, out []hit) []hit
 		}
 		i = at + 1
 	}
-	// Numbers. lastBin tracks the last control byte: near one, a token
-	// may sit in a SQLite record whose fields are glued together, and is
-	// parsed within its field (a name's digits and a phone's run on).
-	lastBin, force := -lookAround, -1
-	for j := lo - 1; j >= 0 && j > lo-lookAround; j-- {
-		if class[buf[j]]&cBin != 0 {
-			lastBin = j
-			break
+	// Numbers. Near a control byte a token may sit in a SQLite record
+	// whose fields are glued together, and is parsed within its field (a
+	// name's digits and a phone's run on). nearBin looks back lazily: only
+	// long digit runs ask.
+	nearBin := func(i int) bool {
+		for j := i - 1; j >= 0 && j > i-lookAround+8; j-- {
+			if class[buf[j]]&cBin != 0 {
+				return true
+			}
 		}
+		return false
 	}
+	force := -1
 	for i := lo; i < hi; i++ {
-		cl := class[buf[i]]
-		if cl&cBin != 0 {
-			lastBin = i
-		}
-		if cl&cStart == 0 {
+		if class[buf[i]]&cStart == 0 {
 			continue
 		}
 		if i != force && !tokenStart(buf, i) {
 			// At a block start, a glued run may begin a record field here.
-			if i != lo || field == nil || i-lastBin >= lookAround-8 || !isDigit(buf[i]) {
+			if i != lo || field == nil || !isDigit(buf[i]) || !nearBin(i) {
 				continue
 			}
 			if flo, _, ok := field(buf, i); !ok || flo != i {
 				continue
 			}
 		}
-		if field != nil && i-lastBin < lookAround-8 && digitRun(buf, i) > 11 {
+		// Most tokens in binary data are a digit or two: skip any token
+		// with fewer digits than the shortest phone number.
+		if d, e := tokenDigits(buf, i); d < 7 {
+			if e > i+1 {
+				i = e - 1
+			}
+			continue
+		}
+		if field != nil && digitRun(buf, i) > 11 && nearBin(i) {
 			if flo, fhi, ok := field(buf, i); ok {
 				n0 := len(out)
 				var e int
@@ -263,6 +270,30 @@ func (s *scanner) text(buf []byte, lo, hi int, field fieldFunc, out []hit) []hit
 		}
 	}
 	return out
+}
+
+// tokenDigits counts the digits of the numeric token at buf[i] (digit
+// groups joined by single separators, after an optional "+" or "(+86)")
+// and returns where the digits end; findNumbers never reports from a token
+// with fewer than 7.
+func tokenDigits(buf []byte, i int) (int, int) {
+	if buf[i] == '+' || buf[i] == '(' {
+		return 7, i + 1 // rare: let findNumbers decide
+	}
+	d := 0
+	for i < len(buf) {
+		if isDigit(buf[i]) {
+			d++
+			i++
+			continue
+		}
+		if d < 7 && i+1 < len(buf) && class[buf[i]]&cSep != 0 && isDigit(buf[i+1]) {
+			i++
+			continue
+		}
+		break
+	}
+	return d, i
 }
 
 // add records hit h found in buf (positions start..end in buf).
