@@ -14,6 +14,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Sums holds hex-encoded digests of Size bytes.
@@ -60,55 +61,62 @@ const (
 	inFlight = 8       // buffers shared between the reader and the hashers
 )
 
-// Sum reads r to EOF and returns its digests. The three hashes run on their
-// own goroutines over shared read buffers, so on two cores the wall time is
-// close to that of MD5 alone. progress, if not nil, is called from Sum's
-// goroutine with the byte count of each read.
-func Sum(ctx context.Context, r io.Reader, progress func(n int64)) (Sums, error) {
-	hs := []hash.Hash{md5.New(), sha1.New(), sha256.New()}
+// block is one read buffer on its way through the hashers. left counts the
+// hasher groups that still have to hash it; the last one returns it to the
+// free list.
+type block struct {
+	b    []byte
+	n    int
+	left atomic.Int32
+}
 
-	type block struct {
-		b    []byte
-		refs sync.WaitGroup
-	}
+// Sum reads r to EOF and returns its digests in one pass. The hashes run in
+// two groups on their own goroutines over shared read buffers: MD5 alone
+// (it has no hardware support and is the slowest, ~0.75 GB/s on amd64) and
+// SHA-1 then SHA-256 together (SHA-NI: ~1.9 GB/s each), so on two cores the
+// wall time is close to that of MD5 alone. Three goroutines on two cores
+// would time-share MD5's core and slow the whole pass. progress, if not nil,
+// is called from Sum's goroutine with the byte count of each read.
+func Sum(ctx context.Context, r io.Reader, progress func(n int64)) (Sums, error) {
+	m, s1, s2 := md5.New(), sha1.New(), sha256.New()
+	groups := [][]hash.Hash{{m}, {s1, s2}}
+
 	free := make(chan *block, inFlight)
 	for range inFlight {
 		free <- &block{b: make([]byte, bufSize)}
 	}
-	queues := make([]chan *block, len(hs))
+	queues := make([]chan *block, len(groups))
 	var done sync.WaitGroup
-	for i, h := range hs {
+	for i, g := range groups {
 		queues[i] = make(chan *block, inFlight)
 		done.Add(1)
 		go func() {
 			defer done.Done()
 			for blk := range queues[i] {
-				h.Write(blk.b)
-				blk.refs.Done()
+				for _, h := range g {
+					h.Write(blk.b[:blk.n])
+				}
+				if blk.left.Add(-1) == 0 {
+					free <- blk
+				}
 			}
 		}()
-	}
-	// recycle returns a block to the free list once every hasher is done with it.
-	recycle := func(blk *block, full []byte) {
-		blk.refs.Wait()
-		blk.b = full
-		free <- blk
 	}
 
 	var total int64
 	var readErr error
-	var pending sync.WaitGroup
 	for readErr == nil {
-		if err := ctx.Err(); err != nil {
-			readErr = err
-			break
+		var blk *block
+		select {
+		case <-ctx.Done():
+			readErr = ctx.Err()
+			continue
+		case blk = <-free:
 		}
-		blk := <-free
-		full := blk.b[:cap(blk.b)]
-		n, err := io.ReadFull(r, full)
+		n, err := io.ReadFull(r, blk.b)
 		if n > 0 {
-			blk.b = full[:n]
-			blk.refs.Add(len(hs))
+			blk.n = n
+			blk.left.Store(int32(len(groups)))
 			for _, q := range queues {
 				q <- blk
 			}
@@ -116,10 +124,7 @@ func Sum(ctx context.Context, r io.Reader, progress func(n int64)) (Sums, error)
 			if progress != nil {
 				progress(int64(n))
 			}
-			pending.Add(1)
-			go func() { defer pending.Done(); recycle(blk, full) }()
 		} else {
-			blk.b = full
 			free <- blk
 		}
 		switch {
@@ -133,14 +138,13 @@ func Sum(ctx context.Context, r io.Reader, progress func(n int64)) (Sums, error)
 		close(q)
 	}
 	done.Wait()
-	pending.Wait()
 	if readErr != io.EOF {
 		return Sums{Size: total}, fmt.Errorf("digest: after %d bytes: %w", total, readErr)
 	}
 	return Sums{
-		MD5:    hex.EncodeToString(hs[0].Sum(nil)),
-		SHA1:   hex.EncodeToString(hs[1].Sum(nil)),
-		SHA256: hex.EncodeToString(hs[2].Sum(nil)),
+		MD5:    hex.EncodeToString(m.Sum(nil)),
+		SHA1:   hex.EncodeToString(s1.Sum(nil)),
+		SHA256: hex.EncodeToString(s2.Sum(nil)),
 		Size:   total,
 	}, nil
 }

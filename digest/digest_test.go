@@ -76,3 +76,12 @@ func BenchmarkSum(b *testing.B) {
 		}
 	}
 }
+
+func TestSumCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Sum(ctx, bytes.NewReader(make([]byte, 4*bufSize)), nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
