@@ -226,7 +226,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
 {{if .Identities.Unique}}<table>
 <thead><tr><th>Kind</th><th>Unique identities</th></tr></thead>
 {{$u := .Identities.Unique}}{{range kinds $u}}<tr><td>{{.}}</td><td class="n">{{num (index $u .)}}</td></tr>{{end}}
-<tr><th>Total</th><th class="n">{{num .Identities.Total}}</th></tr>
+<tr><th>All kinds (one person may have an identity of several kinds)</th><th class="n">{{num .Identities.Total}}</th></tr>
 </table>{{else}}<p>No identities indexed.</p>{{end}}
 {{range charts .}}
 <figure>
