@@ -106,6 +106,10 @@ func Sum(ctx context.Context, r io.Reader, progress func(n int64)) (Sums, error)
 	var total int64
 	var readErr error
 	for readErr == nil {
+		if err := ctx.Err(); err != nil {
+			readErr = err
+			break
+		}
 		var blk *block
 		select {
 		case <-ctx.Done():
