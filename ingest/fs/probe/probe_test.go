@@ -281,4 +281,70 @@ func TestDiskAgainstTSK(t *testing.T) {
 		t.Errorf("unallocated %v misses the pre-partition gap or p7 %+v", un, p7)
 	}
 	t.Logf("%d partitions, unallocated ranges %d, problems %v", len(d.Partitions), len(un), d.Problems())
+
+	// The same disk cut in the middle of the logical FAT32 partition (p5):
+	// p1, p2 list as before; p5 lists what its directories still hold with
+	// damage reported; nothing panics and every range stays inside the image.
+	p5 := d.Partition(5)
+	cut := p5.Start + p5.Size/2
+	trunc := filepath.Join(dir, "truncated.img")
+	whole, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(trunc, whole[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	th, err := os.Open(trunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	td, err := OpenDisk(th, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := 0
+	err = td.Walk(context.Background(), func(pi int, f *fs.File) error {
+		if pi == 1 && f.Type == "file" {
+			n1++
+		}
+		if f.Type == "file" && f.Recoverable && f.Err == "" {
+			r, err := td.Open(pi, f)
+			if err == nil {
+				_, err = io.Copy(io.Discard, r)
+			}
+			if err != nil && pi != 5 {
+				t.Errorf("p%d %s: %v", pi, f.Path, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1 != len(parts[0].files) {
+		t.Errorf("truncated disk: p1 lists %d files, want %d", n1, len(parts[0].files))
+	}
+	if tp := td.Partition(5); !tp.Truncated || tp.FS == nil {
+		t.Errorf("p5 on the truncated disk: %+v", tp)
+	}
+	// p6-p8 are described by EBRs that lie past the cut: not listed, and
+	// the broken chain is reported with the EBR's offset.
+	for _, i := range []int{6, 7, 8} {
+		if tp := td.Partition(i); tp != nil {
+			t.Errorf("p%d listed though its EBR is past the end: %+v", i, tp)
+		}
+	}
+	if !regexp.MustCompile(`ebr at 0x[0-9a-f]+: fs: truncated`).MatchString(strings.Join(td.Problems(), "\n")) {
+		t.Errorf("no problem naming the lost EBR: %v", td.Problems())
+	}
+	for _, u := range td.Unallocated() {
+		if u.Off < 0 || u.Off+u.Len > cut {
+			t.Errorf("unallocated %+v outside the %d-byte image", u, cut)
+		}
+	}
+	if !strings.Contains(strings.Join(td.Problems(), "\n"), "truncated") {
+		t.Errorf("truncation not reported: %v", td.Problems())
+	}
 }
