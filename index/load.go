@@ -150,8 +150,8 @@ func hashFile(ctx context.Context, path string) (string, int64, error) {
 
 // AddSource loads one source's sightings from feed. Steps, each safe to be
 // killed at: (1) under the load lock, every source left in status loading
-// by a killed run has its sightings and the identities it introduced
-// deleted from every shard; (2) a source with src.SHA256 in status done is
+// by a killed run has its sightings deleted from every shard (which also
+// removes the identities only it held); (2) a source with src.SHA256 in status done is
 // returned with Skipped set; (3) the source row is inserted (or reused)
 // with status loading; (4) the sightings are loaded; (5) the row gets its
 // counts and status done in one statement. Counts are therefore those of one
@@ -250,7 +250,8 @@ func (ix *Index) beginSource(ctx context.Context, src Source, start time.Time) (
 }
 
 // recover purges every source left in status loading (a killed or failed
-// run): its sightings and the identities it introduced go from every shard.
+// run): its sightings go from every shard, and with them the identities
+// only it held.
 // The row itself stays when it is the file about to be loaded again (keep),
 // and is deleted otherwise. Idempotent: being killed here is harmless.
 func (ix *Index) recover(ctx context.Context, keep string) error {
@@ -288,8 +289,8 @@ func (ix *Index) recover(ctx context.Context, keep string) error {
 	return nil
 }
 
-// purge deletes source id's sightings and the identities it introduced
-// from every existing shard, shards in parallel.
+// purge deletes source id's sightings from every existing shard, shards in
+// parallel.
 func (ix *Index) purge(ctx context.Context, id int64) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ix.opts.Workers)
@@ -302,8 +303,7 @@ func (ix *Index) purge(ctx context.Context, id int64) error {
 			if err != nil {
 				return err
 			}
-			// Both deletes in one transaction; the ids are catalog integers.
-			_, err = db.ExecContext(gctx, fmt.Sprintf(`BEGIN; DELETE FROM sightings WHERE source_id=%d; DELETE FROM identities WHERE first_source=%d; COMMIT;`, id, id))
+			_, err = db.ExecContext(gctx, fmt.Sprintf(`DELETE FROM sightings WHERE source_id=%d`, id))
 			if cerr := closeShardWrite(gctx, db); err == nil {
 				err = cerr
 			}
@@ -338,6 +338,10 @@ type loadStats struct {
 // queue is full, so memory stays bounded by about
 // shards × 3 × BatchSize sightings.
 func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (loadStats, error) {
+	var others bool
+	if err := ix.catalog.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sources WHERE status='done' AND id != ?)`, srcID).Scan(&others); err != nil {
+		return loadStats{}, fmt.Errorf("index: sources: %w", err)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	sem := make(chan struct{}, ix.opts.Workers)
 	writers := make([]*shardWriter, ix.n)
@@ -350,7 +354,7 @@ func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (
 			}
 			return loadStats{}, err
 		}
-		writers[i] = newShardWriter(db, i, srcID, ix.opts.CommitRows)
+		writers[i] = newShardWriter(db, i, srcID, others, ix.opts.CommitRows)
 		queues[i] = make(chan []identity.Sighting, 1)
 	}
 	for i, w := range writers {
@@ -472,10 +476,6 @@ func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (
 	return st, nil
 }
 
-// rowsPerStmt is how many rows one multi-row INSERT carries (4 parameters
-// per row stays far below SQLite's 32766-parameter limit).
-const rowsPerStmt = 256
-
 // shardWriter writes one source's sightings into one shard inside long
 // transactions. Used by one goroutine.
 type shardWriter struct {
@@ -483,19 +483,18 @@ type shardWriter struct {
 	conn    *sql.Conn
 	shard   int
 	src     int64
+	others  bool // other sources exist in the case: "new" needs a lookup
 	inTx    bool
 	sinceTx int
 	commit  int
 
-	idStmts  map[int]*sql.Stmt // INSERT OR IGNORE INTO identities, by row count
-	sigStmts map[int]*sql.Stmt // upsert INTO sightings ... RETURNING occurrences, by row count
-	args     []any
 	entries  []entry
 	perm     []int32
 	jb1, jb2 []byte    // JSON buffers, reused
-	jIDs     *sql.Stmt // JSON path statements (writeJSON)
-	jExist   *sql.Stmt
-	jSig     *sql.Stmt
+	jCount   *sql.Stmt // counts keys held by this source / by no source
+	jSig     *sql.Stmt // upserts a chunk
+	rCount   *sql.Stmt // the same for one row (values JSON cannot carry)
+	rSig     *sql.Stmt
 
 	sightings int64
 	unique    map[identity.Kind]int64
@@ -511,61 +510,55 @@ type entry struct {
 	count int64
 }
 
-func newShardWriter(db *sql.DB, shard int, src int64, commit int) *shardWriter {
-	return &shardWriter{db: db, shard: shard, src: src, commit: commit,
-		idStmts: map[int]*sql.Stmt{}, sigStmts: map[int]*sql.Stmt{},
+func newShardWriter(db *sql.DB, shard int, src int64, others bool, commit int) *shardWriter {
+	return &shardWriter{db: db, shard: shard, src: src, others: others, commit: commit,
 		unique: map[identity.Kind]int64{}, new: map[identity.Kind]int64{}}
 }
 
-func (w *shardWriter) stmt(ctx context.Context, sighting bool, n int) (*sql.Stmt, error) {
-	m := w.idStmts
-	if sighting {
-		m = w.sigStmts
+// prepare makes the writer's statements (the source id is a literal in
+// them). Counting: T = keys this source already holds (seen in an earlier
+// batch), N = keys no source holds. Then the chunk adds len−T identities
+// to the source and N to the case. With no other source in the case,
+// N = len−T and its lookup is skipped.
+func (w *shardWriter) prepare(ctx context.Context) error {
+	if w.jSig != nil {
+		return nil
 	}
-	if s := m[n]; s != nil {
-		return s, nil
-	}
-	var b strings.Builder
-	if sighting {
-		b.WriteString("INSERT INTO sightings(kind, value, source_id, occurrences, first_loc) VALUES ")
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "(?,?,%d,?,?)", w.src)
-		}
-		b.WriteString(" ON CONFLICT(kind, value, source_id) DO UPDATE SET occurrences = occurrences + excluded.occurrences RETURNING occurrences")
-	} else {
-		b.WriteString("INSERT OR IGNORE INTO identities(kind, value, first_source) VALUES ")
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "(?,?,%d)", w.src)
-		}
-	}
-	if w.conn == nil {
-		c, err := w.db.Conn(ctx)
-		if err != nil {
-			return nil, err
-		}
-		w.conn = c
-	}
-	s, err := w.conn.PrepareContext(ctx, b.String())
+	c, err := w.db.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	m[n] = s
-	return s, nil
-}
-
-func (w *shardWriter) exec(ctx context.Context, q string) error {
-	if w.conn == nil {
-		c, err := w.db.Conn(ctx)
+	w.conn = c
+	countExpr := `count(*) FILTER (WHERE EXISTS (SELECT 1 FROM sightings s WHERE s.kind = ?1 AND s.value = %[2]s AND s.source_id = %[1]d)), `
+	if w.others {
+		countExpr += `count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM sightings s WHERE s.kind = ?1 AND s.value = %[2]s))`
+	} else {
+		countExpr += `-1`
+	}
+	for _, q := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&w.jCount, `SELECT ` + fmt.Sprintf(countExpr, w.src, "j.value") + ` FROM json_each(?2) j`},
+		{&w.jSig, fmt.Sprintf(`INSERT INTO sightings(kind, value, source_id, occurrences, first_loc)
+			SELECT ?1, j.value->>0, %d, j.value->>1, j.value->>2 FROM json_each(?2) j WHERE true
+			ON CONFLICT(kind, value, source_id) DO UPDATE SET occurrences = occurrences + excluded.occurrences`, w.src)},
+		{&w.rCount, `SELECT ` + fmt.Sprintf(countExpr, w.src, "?2")},
+		{&w.rSig, fmt.Sprintf(`INSERT INTO sightings(kind, value, source_id, occurrences, first_loc) VALUES (?1, ?2, %d, ?3, ?4)
+			ON CONFLICT(kind, value, source_id) DO UPDATE SET occurrences = occurrences + excluded.occurrences`, w.src)},
+	} {
+		st, err := w.conn.PrepareContext(ctx, q.sql)
 		if err != nil {
 			return err
 		}
-		w.conn = c
+		*q.dst = st
+	}
+	return nil
+}
+
+func (w *shardWriter) exec(ctx context.Context, q string) error {
+	if err := w.prepare(ctx); err != nil {
+		return err
 	}
 	_, err := w.conn.ExecContext(ctx, q)
 	return err
@@ -640,7 +633,7 @@ const jsonChunk = 2048
 // writeKind stores the distinct, key-sorted entries of one kind, in chunks
 // passed to SQLite as one JSON array each (json_each): two bound
 // parameters per chunk instead of four per row, and SQLite does the rest
-// in C. Chunks with values JSON cannot carry go through writeRows.
+// in C. Chunks with values JSON cannot carry go row by row.
 func (w *shardWriter) writeKind(ctx context.Context, es []entry) error {
 	for off := 0; off < len(es); off += jsonChunk {
 		chunk := es[off:min(off+jsonChunk, len(es))]
@@ -688,45 +681,18 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// jsonStmts are the three statements of the JSON path, prepared once per
-// load (the source id is a literal in them).
-func (w *shardWriter) jsonStmts(ctx context.Context) error {
-	if w.jIDs != nil {
-		return nil
+// count adds one chunk's counts (see prepare) to the writer's totals.
+func (w *shardWriter) count(kind identity.Kind, n, held, unheld int64) {
+	w.unique[kind] += n - held
+	if w.others {
+		w.new[kind] += unheld
+	} else {
+		w.new[kind] += n - held
 	}
-	if w.conn == nil {
-		c, err := w.db.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		w.conn = c
-	}
-	var err error
-	prep := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, err = w.conn.PrepareContext(ctx, fmt.Sprintf(q, w.src))
-		return st
-	}
-	w.jIDs = prep(`INSERT OR IGNORE INTO identities(kind, value, first_source) SELECT ?1, value, %d FROM json_each(?2)`)
-	w.jExist = prep(`SELECT count(*) FROM json_each(?2) j WHERE EXISTS (SELECT 1 FROM sightings s WHERE s.kind = ?1 AND s.value = j.value AND s.source_id = %d)`)
-	w.jSig = prep(`INSERT INTO sightings(kind, value, source_id, occurrences, first_loc)
-		SELECT ?1, j.value->>0, %d, j.value->>1, j.value->>2 FROM json_each(?2) j WHERE true
-		ON CONFLICT(kind, value, source_id) DO UPDATE SET occurrences = occurrences + excluded.occurrences`)
-	return err
 }
 
-// writeJSON stores one chunk. identities: INSERT OR IGNORE, the rows it
-// inserted are new to the case. sightings: the entries this source already
-// holds (from earlier batches) are counted first — only when some identity
-// was not new, since a new identity cannot have a sighting — then an upsert
-// adds occurrences; the rest are new to the source.
+// writeJSON counts then upserts one chunk.
 func (w *shardWriter) writeJSON(ctx context.Context, es []entry) error {
-	if err := w.jsonStmts(ctx); err != nil {
-		return err
-	}
 	kind := string(es[0].kind)
 	ids, sig := append(w.jb1[:0], '['), append(w.jb2[:0], '[')
 	for i := range es {
@@ -744,93 +710,31 @@ func (w *shardWriter) writeJSON(ctx context.Context, es []entry) error {
 	}
 	ids, sig = append(ids, ']'), append(sig, ']')
 	w.jb1, w.jb2 = ids, sig
-	// Strings, not []byte: the driver binds []byte as a BLOB, and JSON
+	// Strings, not []byte: the driver binds []byte as a BLOB, and the JSON
 	// functions want TEXT.
-	idsText, sigText := string(ids), string(sig)
-	res, err := w.jIDs.ExecContext(ctx, kind, idsText)
-	if err != nil {
-		return fmt.Errorf("insert identities: %w", err)
+	var held, unheld int64
+	if err := w.jCount.QueryRowContext(ctx, kind, string(ids)).Scan(&held, &unheld); err != nil {
+		return fmt.Errorf("count sightings: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	w.new[es[0].kind] += n
-	var existing int64
-	if n < int64(len(es)) {
-		if err := w.jExist.QueryRowContext(ctx, kind, idsText).Scan(&existing); err != nil {
-			return fmt.Errorf("count sightings: %w", err)
-		}
-	}
-	if _, err := w.jSig.ExecContext(ctx, kind, sigText); err != nil {
+	if _, err := w.jSig.ExecContext(ctx, kind, string(sig)); err != nil {
 		return fmt.Errorf("upsert sightings: %w", err)
 	}
-	w.unique[es[0].kind] += int64(len(es)) - existing
+	w.count(es[0].kind, int64(len(es)), held, unheld)
 	return nil
 }
 
-// writeRows stores distinct, key-sorted entries of one kind with one
-// bound parameter per column: the path for values JSON cannot carry
-// (invalid UTF-8, NUL). identities: INSERT OR IGNORE; the rows it inserted are new to the case.
-// sightings: upsert adding occurrences; RETURNING occurrences tells inserted
-// rows (occurrences == this batch's count) from updated ones (larger, as a
-// stored row holds at least 1), so statements group rows of equal count.
+// writeRows counts and upserts entries one row at a time: the path for
+// values JSON cannot carry (invalid UTF-8, NUL), which evidence may hold.
 func (w *shardWriter) writeRows(ctx context.Context, es []entry) error {
-	kind := es[0].kind
-	for off := 0; off < len(es); off += rowsPerStmt {
-		chunk := es[off:min(off+rowsPerStmt, len(es))]
-		st, err := w.stmt(ctx, false, len(chunk))
-		if err != nil {
-			return err
+	for _, e := range es {
+		var held, unheld int64
+		if err := w.rCount.QueryRowContext(ctx, string(e.kind), e.value).Scan(&held, &unheld); err != nil {
+			return fmt.Errorf("count sighting: %w", err)
 		}
-		args := w.args[:0]
-		for _, e := range chunk {
-			args = append(args, string(e.kind), e.value)
+		if _, err := w.rSig.ExecContext(ctx, string(e.kind), e.value, e.count, e.loc); err != nil {
+			return fmt.Errorf("upsert sighting: %w", err)
 		}
-		res, err := st.ExecContext(ctx, args...)
-		if err != nil {
-			return fmt.Errorf("insert identities: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		w.new[kind] += n
-		w.args = args
-	}
-	// Group by count, keeping key order within a count.
-	slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.count, b.count) })
-	for i := 0; i < len(es); {
-		j := i + 1
-		for j < len(es) && es[j].count == es[i].count {
-			j++
-		}
-		c := es[i].count
-		for off := i; off < j; off += rowsPerStmt {
-			chunk := es[off:min(off+rowsPerStmt, j)]
-			st, err := w.stmt(ctx, true, len(chunk))
-			if err != nil {
-				return err
-			}
-			args := w.args[:0]
-			for _, e := range chunk {
-				args = append(args, string(e.kind), e.value, e.count, e.loc)
-			}
-			rows, err := st.QueryContext(ctx, args...)
-			if err != nil {
-				return fmt.Errorf("upsert sightings: %w", err)
-			}
-			for rows.Next() {
-				var occ int64
-				if err := rows.Scan(&occ); err != nil {
-					rows.Close()
-					return fmt.Errorf("upsert sightings: %w", err)
-				}
-				if occ == c {
-					w.unique[kind]++
-				}
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("upsert sightings: %w", err)
-			}
-			w.args = args
-		}
-		i = j
+		w.count(e.kind, 1, held, unheld)
 	}
 	return nil
 }
@@ -842,19 +746,12 @@ func (w *shardWriter) abort() {
 }
 
 func (w *shardWriter) closeStmts() {
-	for _, s := range w.idStmts {
-		s.Close()
-	}
-	for _, s := range w.sigStmts {
-		s.Close()
-	}
-	w.idStmts, w.sigStmts = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
-	for _, s := range []*sql.Stmt{w.jIDs, w.jExist, w.jSig} {
+	for _, s := range []*sql.Stmt{w.jCount, w.jSig, w.rCount, w.rSig} {
 		if s != nil {
 			s.Close()
 		}
 	}
-	w.jIDs, w.jExist, w.jSig = nil, nil, nil
+	w.jCount, w.jSig, w.rCount, w.rSig = nil, nil, nil, nil
 	if w.conn != nil {
 		w.conn.Close()
 		w.conn = nil

@@ -209,8 +209,8 @@ type StatsOptions struct {
 	NoOverlap bool
 }
 
-// Stats counts unique identities per kind (identities rows of sources that
-// finished; shards scanned in parallel), lists the sources, totals them per
+// Stats counts unique identities per kind (distinct keys of the sightings
+// of sources that finished; shards scanned in parallel), lists the sources, totals them per
 // evidence item (identities seen on an item counted once) and, unless
 // opts.NoOverlap, the identities each pair of sources shares.
 func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
@@ -236,9 +236,10 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 		}
 	}
 	// Queries per shard. ids in the SQL are integers from the catalog.
-	countQ := `SELECT kind, count(*) FROM identities GROUP BY kind`
+	// Distinct identities: GROUP BY on the key prefix streams in key order.
+	countQ := `SELECT kind, count(*) FROM (SELECT kind FROM sightings GROUP BY kind, value) GROUP BY kind`
 	if len(loading) > 0 {
-		countQ = `SELECT kind, count(*) FROM identities WHERE first_source NOT IN (` + strings.Join(loading, ",") + `) GROUP BY kind`
+		countQ = `SELECT kind, count(*) FROM (SELECT kind FROM sightings WHERE source_id NOT IN (` + strings.Join(loading, ",") + `) GROUP BY kind, value) GROUP BY kind`
 	}
 	type evQ struct {
 		id  string
@@ -264,7 +265,7 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 			ids[i] = strconv.FormatInt(s.ID, 10)
 		}
 		evUnique[ev] = map[identity.Kind]int64{}
-		evQs = append(evQs, evQ{ev, `SELECT kind, count(DISTINCT value) FROM sightings WHERE source_id IN (` + strings.Join(ids, ",") + `) GROUP BY kind`})
+		evQs = append(evQs, evQ{ev, `SELECT kind, count(*) FROM (SELECT kind FROM sightings WHERE source_id IN (` + strings.Join(ids, ",") + `) GROUP BY kind, value) GROUP BY kind`})
 	}
 	overlap := !opts.NoOverlap && len(done) > 1
 	pairs := map[[2]int64]int64{}
@@ -279,10 +280,10 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 			}
 			defer db.Close()
 			var hasTables int
-			if err := db.QueryRowContext(gctx, `SELECT count(*) FROM sqlite_master WHERE name IN ('identities','sightings')`).Scan(&hasTables); err != nil {
+			if err := db.QueryRowContext(gctx, `SELECT count(*) FROM sqlite_master WHERE name = 'sightings'`).Scan(&hasTables); err != nil {
 				return fmt.Errorf("index: shard %d: %w", i, err)
 			}
-			if hasTables < 2 {
+			if hasTables < 1 {
 				return nil
 			}
 			add := func(q string, dst map[identity.Kind]int64) error {

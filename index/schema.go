@@ -6,25 +6,24 @@ import (
 	"fmt"
 )
 
-// shardSchema is the DDL of one shard file (index/shard-NNN.sqlite). Both
-// tables are WITHOUT ROWID and keyed by the normalised identity itself, so a
-// lookup is one B-tree descent and a bulk insert touches one B-tree per table
-// (no separate UNIQUE index to maintain). See SCHEMA.md for the analyst's view.
+// shardSchema is the DDL of one shard file (index/shard-NNN.sqlite). One
+// table, WITHOUT ROWID and keyed by the normalised identity and the source,
+// so a lookup is one B-tree descent and a bulk insert maintains one B-tree
+// (a separate identities table doubled the load's SQLite work). An
+// identity's rows are adjacent: distinct identities are a streaming GROUP BY
+// on the key. The identities view gives the analyst one row per identity.
+// See SCHEMA.md.
 const shardSchema = `
-CREATE TABLE IF NOT EXISTS identities(
-	kind         TEXT    NOT NULL,  -- "phone", "email", "cn_id", "bank_card", ...
-	value        TEXT    NOT NULL,  -- normalised form (E.164, lower-case email, 18-char ID)
-	first_source INTEGER NOT NULL,  -- catalog sources.id of the source that introduced it
-	PRIMARY KEY(kind, value)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sightings(
-	kind        TEXT    NOT NULL,
-	value       TEXT    NOT NULL,
+	kind        TEXT    NOT NULL,   -- "phone", "email", "cn_id", "bank_card", ...
+	value       TEXT    NOT NULL,   -- normalised form (E.164, lower-case email, 18-char ID)
 	source_id   INTEGER NOT NULL,   -- catalog sources.id
 	occurrences INTEGER NOT NULL,   -- times the identity was seen in that source
 	first_loc   TEXT    NOT NULL,   -- where it was first seen ("line 12", "table t row 5")
 	PRIMARY KEY(kind, value, source_id)
 ) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS identities(kind, value, first_source, sources) AS
+	SELECT kind, value, min(source_id), count(*) FROM sightings GROUP BY kind, value;
 CREATE TABLE IF NOT EXISTS shard_meta(
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
