@@ -69,3 +69,6 @@ n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for
 [[ $n -eq $files ]] || echo "bench-fs: evidx hashed $n files, expected $files"
 printf 'listing: evidx is %.1fx fls;  extraction+hashing: evidx is %.1fx tsk_recover -a\n' \
   "$(echo "$fls_t / $ls_t" | bc -l)" "$(echo "$rec_t / $hash_t" | bc -l)"
+
+echo "bench-fs: in-process FAT walk (go test -bench, 3,000 files, page cache warm)"
+go test -run '^$' -bench 'BenchmarkWalk' -benchtime 5x ./ingest/fs/fat | grep -E '^Benchmark'
