@@ -301,6 +301,21 @@ func (p *pipeline) decideRoles(c *records.Chunk) {
 	p.rolesMu.Unlock()
 }
 
+// wholeLine reports whether a text line is, as a whole, one valid
+// identifier, and which. Lines with letters other than an e-mail's or an
+// ID's X are not tried.
+func wholeLine(l string, today identity.Today) (identity.Kind, string, bool) {
+	if len(l) > 64 {
+		return "", "", false
+	}
+	for _, k := range [...]identity.Kind{identity.Email, identity.CNID, identity.Phone} {
+		if v, r := identity.NormalizeAt(k, l, today); r == identity.Valid {
+			return k, v, true
+		}
+	}
+	return "", "", false
+}
+
 // placeholder reports values that stand for "no value" in leaks.
 func placeholder(v string) bool {
 	switch v {
@@ -362,6 +377,12 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			loc = string(locBuf)
 		}
 		if r.Text {
+			// A line that is one identifier as a whole (a list of phones
+			// written "+86 138 1234 5678") is taken whole; else scanned.
+			if k, cv, ok := wholeLine(r.Fields[0], p.today); ok {
+				batch = append(batch, identity.Sighting{Kind: k, Value: cv, Loc: loc})
+				return nil
+			}
 			identity.ScanTextAt(identity.Fold(r.Fields[0]), p.today, func(k identity.Kind, v string, res identity.Result) {
 				if res == identity.Valid {
 					batch = append(batch, identity.Sighting{Kind: k, Value: v, Loc: loc})

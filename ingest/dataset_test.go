@@ -201,3 +201,20 @@ func cpuTime() int64 {
 
 // smallChunks makes many chunks from small test files.
 func smallChunks() records.Options { return records.Options{ChunkSize: 4096} }
+
+// TestPlainList: a text file listing one identifier per line, written
+// with spaces inside, counts each line whole.
+func TestPlainList(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "list.txt")
+	data := "+86 138 1234 5678\n138-1234-5678\n(+86) 139 0000 1111\nAlice@Example.com\n不是号码 12\n"
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stats, res, _ := countCorpus(t, []string{p}, 0)
+	if got := counts(res.Unique); got != "phone=2 email=1 cn_id=0 bank_card=0 " {
+		t.Errorf("unique %s", got)
+	}
+	if stats[0].Format != "text" || stats[0].Rows != 5 {
+		t.Errorf("format %s rows %d", stats[0].Format, stats[0].Rows)
+	}
+}

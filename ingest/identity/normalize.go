@@ -206,7 +206,7 @@ func hasSpace(s string) bool {
 }
 
 // NormalizeEmail lower-cases the whole address; it must have exactly one
-// "@", a non-empty local part and a domain with a dot and no spaces.
+// "@", a non-empty local part and a domain with a dot, and no spaces.
 // Values with an "@" that fail are Invalid; values without are NotKind.
 func NormalizeEmail(s string) (string, Result) {
 	s = Fold(s)
@@ -218,7 +218,9 @@ func NormalizeEmail(s string) (string, Result) {
 		return "", Invalid
 	}
 	dom := s[at+1:]
-	if strings.IndexByte(dom, '.') < 0 || hasSpace(dom) {
+	// Spaces are refused in the local part too: unquoted, no address has
+	// them, and free text around an "@" must not become an address.
+	if strings.IndexByte(dom, '.') < 0 || hasSpace(s) {
 		return "", Invalid
 	}
 	for i := 0; i < len(s); i++ {

@@ -60,6 +60,7 @@ func TestNormalizeEmail(t *testing.T) {
 		{"a@b@qq.com", "", Invalid},
 		{"a@localhost", "", Invalid},
 		{"a@q q.com", "", Invalid},
+		{"call me a@q.com", "", Invalid},
 		{"alice", "", NotKind},
 	}
 	for _, tt := range tests {

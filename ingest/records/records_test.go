@@ -126,6 +126,7 @@ func TestJSONL(t *testing.T) {
 func TestMySQLDump(t *testing.T) {
 	in := "-- dump\n/*!40101 SET NAMES utf8 */;\nCREATE TABLE `u` (\n  `id` int NOT NULL,\n  `name` varchar(10) DEFAULT 'x,y',\n  `tel` varchar(20),\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n" +
 		"INSERT INTO `u` VALUES (1,'O\\'Brien','138'),(2,'a\\nb;c','139'),(3,NULL,'13\\\\7');\n" +
+		"lorem ipsum garbage\n" +
 		"INSERT INTO u (tel, name) VALUES ('140', 'Z');\n"
 	got, infos, err := collect(t, []byte(in), Options{})
 	if err != nil {
@@ -138,7 +139,8 @@ func TestMySQLDump(t *testing.T) {
 		`table "u" row 1 line 9|id=1|name=O'Brien|tel=138`,
 		"table \"u\" row 2 line 9|id=2|name=a\nb;c|tel=139",
 		`table "u" row 3 line 9|id=3|name=|tel=13\7`,
-		`table "u" row 4 line 10|tel=140|name=Z`,
+		`table "u" row 4 line 11|tel=140|name=Z`,
+		`line 10|REJECT not SQL`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got %q\nwant %q", got, want)

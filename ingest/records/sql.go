@@ -22,6 +22,8 @@ type sqlScanner struct {
 	rowNo   map[string]int64
 	buf     []byte
 	dialect string
+	// rejected counts garbage lines.
+	rejected int64
 }
 
 var errSQLEOF = errors.New("unexpected end of dump")
@@ -175,6 +177,7 @@ func (s *sqlScanner) run() error {
 		if err != nil {
 			return s.perr("read", err)
 		}
+		line0 := s.line
 		if c == ';' {
 			continue // empty statement, or the end of a /*! ... */; line
 		}
@@ -196,18 +199,20 @@ func (s *sqlScanner) run() error {
 			if werr != nil {
 				return s.perr("statement", werr)
 			}
-			switch strings.ToUpper(w) {
-			case "INSERT", "REPLACE":
+			switch u := strings.ToUpper(w); {
+			case u == "INSERT" || u == "REPLACE":
 				err = s.insert()
-			case "CREATE":
+			case u == "CREATE":
 				err = s.create()
-			case "COPY":
+			case u == "COPY":
 				err = s.copyFrom()
-			default:
+			case sqlKeywords[u]:
 				err = s.skipStatement()
+			default:
+				err = s.garbage(line0)
 			}
 		} else {
-			err = s.skipStatement()
+			err = s.garbage(line0)
 		}
 		if err == io.EOF {
 			return nil
@@ -224,6 +229,33 @@ func (s *sqlScanner) run() error {
 			return s.perr("statement", err)
 		}
 	}
+}
+
+// sqlKeywords start statements a dump may hold besides INSERT, CREATE
+// and COPY; they are skipped to their ';'. A line starting with anything
+// else is garbage: rejected alone, so it cannot swallow the next INSERT.
+var sqlKeywords = map[string]bool{
+	"SET": true, "LOCK": true, "UNLOCK": true, "DROP": true, "ALTER": true, "USE": true,
+	"BEGIN": true, "COMMIT": true, "START": true, "SELECT": true, "DELETE": true, "UPDATE": true,
+	"GRANT": true, "REVOKE": true, "TRUNCATE": true, "ANALYZE": true, "VACUUM": true,
+	"COMMENT": true, "ROLLBACK": true, "SAVEPOINT": true, "RELEASE": true, "PRAGMA": true,
+	"DELIMITER": true, "FLUSH": true, "REINDEX": true, "CLUSTER": true, "REFRESH": true,
+	"DECLARE": true, "END": true, "WITH": true, "VALUES": true, "SHOW": true, "DESCRIBE": true,
+}
+
+// garbage skips the rest of a line that is no SQL and records it as a
+// rejected row.
+func (s *sqlScanner) garbage(line int64) error {
+	if err := s.skipLine(); err != nil && err != io.EOF {
+		return err
+	}
+	s.rejected++
+	c := s.chunk("")
+	c.rows = append(c.rows, Row{Loc: Loc{Member: s.info.Member, Line: line}, Reject: "not SQL"})
+	if len(c.rows) >= s.r.o.RowsPerChunk {
+		return s.flush("")
+	}
+	return nil
 }
 
 func isWordStart(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' }

@@ -266,7 +266,7 @@ func emailVariant(rng *rand.Rand, e string, textSafe bool) string {
 
 // garbage is a line that is no record of any format.
 func garbage(rng *rand.Rand) string {
-	g := []string{"@@@@ CORRUPTED BLOCK @@@@", "~~~~~~~~~~~~~~~~", "?? ??? ?? ???", "=== page break ==="}
+	g := []string{"@@@@ CORRUPTED BLOCK @@@@", "~~~~~~~~~~~~~~~~", "?? ??? ?? ???", "=== page break ===", "lorem ipsum dolor sit amet"}
 	return g[rng.IntN(len(g))]
 }
 
@@ -538,6 +538,11 @@ func (g *gen) text(format string, f *fileState, n int) (string, string, string) 
 				fmt.Fprintf(&b, "(%d,%s,%s,%s,%s,%s,%s)", i+1, sqlQuote(name), sqlQuote(r.phone), email, sqlQuote(r.id), sqlQuote(r.addr+"\n2F"), r.decoy11)
 			}
 			b.WriteString(";\n")
+			if rng.Float64() < 0.2 {
+				// Garbage between statements: one rejected row each.
+				b.WriteString(garbage(rng) + "\n")
+				f.rejected++
+			}
 		}
 		b.WriteString("UNLOCK TABLES;\n")
 		return b.String(), "mysql", "utf-8"
