@@ -43,12 +43,21 @@ func buildFAT(t *testing.T, rng *rand.Rand, files []planted, fragEvery int) fatI
 		t.Fatal(err)
 	}
 	testutil.Run(t, "mkfs.fat", "-F", "32", "-s", "1", "-S", "512", img)
+	// put queues a file; flush copies the queue in one mcopy call (in
+	// order, so allocation stays sequential) to keep process starts few.
+	var queue []string
+	flush := func() {
+		if len(queue) > 0 {
+			testutil.Run(t, "mcopy", append(append([]string{"-i", img}, queue...), "::/")...)
+			queue = queue[:0]
+		}
+	}
 	put := func(name string, b []byte) {
-		p := filepath.Join(dir, "src-"+name)
+		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		testutil.Run(t, "mcopy", "-i", img, p, "::"+name)
+		queue = append(queue, p)
 	}
 	resetHint := func() {
 		f, err := os.OpenFile(img, os.O_WRONLY, 0)
@@ -75,9 +84,11 @@ func buildFAT(t *testing.T, rng *rand.Rand, files []planted, fragEvery int) fatI
 			hole := fmt.Sprintf("H%03d.BIN", i)
 			put(hole, random(len(f.data)/2))
 			put(fmt.Sprintf("K%03d.BIN", i), random(1024+rng.IntN(4096)))
+			flush()
 			testutil.Run(t, "mdel", "-i", img, "::"+hole)
 			resetHint()
 			put(name, f.data)
+			flush()
 			fi.frag[f.name] = true
 		} else {
 			put(name, f.data)
@@ -86,9 +97,12 @@ func buildFAT(t *testing.T, rng *rand.Rand, files []planted, fragEvery int) fatI
 		names = append(names, name)
 		fi.deleted = append(fi.deleted, f)
 	}
+	flush()
+	del := []string{"-i", img}
 	for _, n := range names {
-		testutil.Run(t, "mdel", "-i", img, "::"+n)
+		del = append(del, "::"+n)
 	}
+	testutil.Run(t, "mdel", del...)
 	return fi
 }
 
