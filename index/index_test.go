@@ -330,3 +330,35 @@ func TestSIGKILL(t *testing.T) {
 		t.Logf("trial %d: %d kills, rerun skipped=%v", trial, killed, got.Skipped)
 	}
 }
+
+// TestConcurrentLoads runs two loads of different sources at once (as two
+// `dataset add` processes would): the lock serialises them, so the case
+// ends with the union and with new counts that add up to it.
+func TestConcurrentLoads(t *testing.T) {
+	ix := testCase(t, t.TempDir(), 4)
+	a := generate(21, 3000, 2000, 0)
+	b := generate(22, 3000, 2000, 1000)
+	var wg sync.WaitGroup
+	res := make([]SourceStats, 2)
+	errs := make([]error, 2)
+	for i, d := range []genDataset{a, b} {
+		wg.Go(func() {
+			res[i], errs[i] = ix.AddSource(context.Background(), Source{Name: strconv.Itoa(i), SHA256: strconv.Itoa(i)}, d.feed(50), nil)
+		})
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	eqCounts(t, "a unique", res[0].Unique, uniqueOf(a))
+	eqCounts(t, "b unique", res[1].Unique, uniqueOf(b))
+	total := map[identity.Kind]int64{}
+	for _, r := range res {
+		for k, v := range r.New {
+			total[k] += v
+		}
+	}
+	eqCounts(t, "sum of new", total, union(a, b))
+	st, _ := ix.Stats(context.Background(), StatsOptions{})
+	eqCounts(t, "stats", st.Unique, union(a, b))
+}

@@ -13,7 +13,6 @@ import (
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest"
-	"github.com/evidx/evidx/ingest/identity"
 	"github.com/spf13/cobra"
 )
 
@@ -81,6 +80,8 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 	if err != nil {
 		return err
 	}
+	// Records of SQLite datasets spill beside the shards, inside the case
+	// (0700): they are personal data.
 	added := false
 	res := datasetResult{Sources: []index.SourceStats{}, Failed: []datasetFailure{}}
 	for _, f := range files {
@@ -89,7 +90,7 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return err
 		}
 		prog := newLoadProgress(stderr, filepath.Base(f))
-		st, err := ix.AddDataset(ctx, abs, opts.source, index.Origin{}, datasetReader(ix.Dir()), prog)
+		st, err := ix.AddDataset(ctx, abs, opts.source, index.Origin{}, ingest.DatasetReader(ingest.Options{Records: recordsOptions(ix.Dir())}), prog)
 		prog.stop()
 		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", Path: abs, Size: st.Size, SHA256: st.SHA256}}}
 		if err != nil {
@@ -135,21 +136,6 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		return fmt.Errorf("%d of %d dataset files failed", len(res.Failed), len(files))
 	}
 	return nil
-}
-
-// datasetReader returns the reader the CLI hands to the index: the
-// datasets pipeline (ingest.ReadDataset: decompression, charset, format
-// sniffing, column roles, normalisation), spilling under tmp, which lies
-// in the case directory because spilled rows are personal data.
-func datasetReader(tmp string) index.ReadFunc {
-	return func(ctx context.Context, path string, sink func([]identity.Sighting) error) (index.FileInfo, error) {
-		st, err := ingest.ReadDataset(ctx, path, ingest.Options{Records: recordsOptions(tmp)}, sink)
-		if err != nil {
-			return index.FileInfo{}, err
-		}
-		return index.FileInfo{SHA256: st.SHA256, Format: st.Format, Encoding: st.Encoding, Compression: st.Compression,
-			Rows: st.Rows, Rejected: st.Rejected, Invalid: st.Invalid}, nil
-	}
 }
 
 // loadProgress prints sightings stored and the rate to stderr once a
