@@ -18,6 +18,7 @@ import (
 	"github.com/evidx/evidx/carve"
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/probe"
+	"github.com/evidx/evidx/ingest/source"
 )
 
 // carveOptions are the flags of `evidx carve`.
@@ -44,7 +45,7 @@ structure (JPEG markers, PNG CRCs, GIF blocks, PDF revisions, ZIP/OOXML
 directories and CRCs, gzip/bzip2/xz/zstd streams, SQLite header size, text
 datasets) so the output is the exact file; a file split around allocated
 blocks is followed into the next free range. Files go to DIR/<type>/
-<offset>.<ext> (0600) with DIR/manifest.json. The image is opened read-only.
+<offset>.<ext> (0600) with DIR/manifest.json. The image (raw, split raw or E01) is opened read-only.
 
 Types: ` + strings.Join(carve.Types(), ", "),
 		Args: args(cobra.ExactArgs(1)),
@@ -92,22 +93,14 @@ type carveResult struct {
 	Tool          string         `json:"tool_version"`
 }
 
-// openEvidence opens an image read-only and returns it with its size.
-func openEvidence(path string) (*os.File, int64, error) {
-	f, err := os.Open(path) // O_RDONLY: evidence is never written
+// openEvidence opens an image read-only (raw, split raw or E01) and returns
+// it with its media size.
+func openEvidence(path string) (*source.Image, int64, error) {
+	img, err := source.Open(path) // os.Open underneath: evidence is never written
 	if err != nil {
 		return nil, 0, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, err
-	}
-	if st.IsDir() {
-		f.Close()
-		return nil, 0, fmt.Errorf("%s: is a directory", path)
-	}
-	return f, st.Size(), nil
+	return img, img.Size(), nil
 }
 
 // checkOutDir refuses an output directory that is the evidence path or lies

@@ -258,3 +258,48 @@ func TestCarveCLIExt4(t *testing.T) {
 		t.Errorf("mode %q: the ext4 file system was not read", res.Mode)
 	}
 }
+
+// TestCarveScanE01 acquires the FAT image with ewfacquire and checks carve
+// and scan give over the E01 what they give over the raw image.
+func TestCarveScanE01(t *testing.T) {
+	testutil.NeedTool(t, "ewfacquire")
+	raw, _ := carveFATImage(t)
+	target := filepath.Join(t.TempDir(), "disk")
+	testutil.Run(t, "ewfacquire", "-u", "-q", "-t", target, "-f", "encase6", "-c", "deflate:fast", raw)
+	e01 := target + ".E01"
+	testutil.Unchanged(t, e01)
+	hashes := func(img string) (string, map[string]int) {
+		stdout, err := lsRun(t, "carve", img, "--out", filepath.Join(t.TempDir(), "c"), "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Carved []struct {
+				Offset int64  `json:"offset"`
+				SHA256 string `json:"sha256"`
+			} `json:"carved"`
+		}
+		json.Unmarshal(stdout, &c)
+		var s []string
+		for _, x := range c.Carved {
+			s = append(s, fmt.Sprint(x.Offset, x.SHA256))
+		}
+		stdout, err = lsRun(t, "scan", img, "--out", filepath.Join(t.TempDir(), "s"), "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct {
+			Features map[string]int `json:"features"`
+		}
+		json.Unmarshal(stdout, &f)
+		return strings.Join(s, ","), f.Features
+	}
+	rc, rf := hashes(raw)
+	ec, ef := hashes(e01)
+	if rc != ec || rc == "" {
+		t.Errorf("carved from E01 %q, from raw %q", ec, rc)
+	}
+	if fmt.Sprint(rf) != fmt.Sprint(ef) {
+		t.Errorf("features from E01 %v, from raw %v", ef, rf)
+	}
+}
