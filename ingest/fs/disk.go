@@ -219,7 +219,7 @@ func (d *Disk) Unallocated() []Range {
 			rs = append(rs, Range{Off: start, Len: end - start})
 			continue
 		}
-		un, err := p.FS.Unallocated()
+		un, err := safeUnallocated(p.FS)
 		if err != nil {
 			d.problems = append(d.problems, fmt.Sprintf("partition %d at %#x: unallocated space unknown, whole partition given to the carver: %v", p.Index, p.Start, err))
 			rs = append(rs, Range{Off: start, Len: end - start})
@@ -245,6 +245,17 @@ func (d *Disk) Unallocated() []Range {
 		rs = append(rs, Range{Off: pos, Len: d.Size - pos})
 	}
 	return MergeRanges(rs)
+}
+
+// safeUnallocated calls a reader's Unallocated with a panic turned into an
+// error, which gives the whole partition to the carver.
+func safeUnallocated(fsys FileSystem) (rs []Range, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			rs, err = nil, &readerPanic{v}
+		}
+	}()
+	return fsys.Unallocated()
 }
 
 // MergeRanges sorts ranges and joins overlapping or touching ones; empty
