@@ -61,6 +61,10 @@ func writeTree(t testing.TB, dir string, seed uint64, nfill int, fillSize int) t
 	for i := range 4 {
 		put(fmt.Sprintf("del/victim%d.dat", i), rnd(3000+rng.IntN(9000)))
 	}
+	// A directory of several blocks: e2fsck -D turns it into an htree.
+	for i := range 150 {
+		put(fmt.Sprintf("many/an-entry-with-a-longer-name-%03d.txt", i), []byte(fmt.Sprint(i)))
+	}
 	for i := range nfill {
 		put(fmt.Sprintf("fill/f%03d", i), rnd(fillSize))
 	}
@@ -93,6 +97,9 @@ type image struct {
 	sizeKB int
 	extra  []string
 	big    int // bytes of the fragmented file written after deletions
+	// reindex runs e2fsck -fyD at the end, which rebuilds every directory
+	// of more than one block as an htree (hashed b-tree) index.
+	reindex bool
 }
 
 // buildImage makes the image and returns its path and the truth: allocated
@@ -139,6 +146,13 @@ func buildImage(t testing.TB, im image, seed uint64) (img string, live, deleted 
 		delete(live, p)
 	}
 	debugfs(t, img, cmds...)
+	if im.reindex {
+		// e2fsck exits 1 when it changed the file system, as -D does.
+		out, err := exec.Command(testutil.NeedTool(t, "e2fsck"), "-fyD", img).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() > 1) {
+			t.Fatalf("e2fsck -fyD: %v\n%s", err, out)
+		}
+	}
 	return img, live, deleted
 }
 
@@ -210,11 +224,15 @@ var images = []image{
 	{mkfs: "mkfs.ext4", bs: 4096, sizeKB: 16384, big: 3 << 20},
 	{mkfs: "mkfs.ext4", bs: 4096, sizeKB: 16384, big: 2 << 20, extra: []string{"-O", "inline_data,^has_journal"}},
 	{mkfs: "mkfs.ext4", bs: 1024, sizeKB: 8192, big: 1 << 20, extra: []string{"-O", "64bit,metadata_csum"}},
+	{mkfs: "mkfs.ext3", bs: 1024, sizeKB: 8192, big: 1 << 20, reindex: true},
 }
 
 func TestAgainstTruthAndTSK(t *testing.T) {
 	for i, im := range images {
 		name := fmt.Sprintf("%s-%d-%s", im.mkfs, im.bs, strings.Join(im.extra, ""))
+		if im.reindex {
+			name += "htree"
+		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			img, live, deleted := buildImage(t, im, uint64(100+i))
@@ -237,6 +255,22 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			compare(t, "generator", live, gotLive)
 			compare(t, "TSK", tskAllocated(t, img), gotLive)
 
+			if im.reindex {
+				// e2fsck -D compacts directories: the deleted names are
+				// gone, the deleted inodes remain as orphans.
+				orphans := map[string]bool{}
+				for _, f := range files {
+					if f.Deleted && strings.HasPrefix(f.Path, orphanDir+"/") && f.Recoverable {
+						orphans[sums[f.Path]] = true
+					}
+				}
+				for p, want := range deleted {
+					if !orphans[want] {
+						t.Errorf("deleted %s not recovered as an orphan", p)
+					}
+				}
+				deleted = nil
+			}
 			for p, want := range deleted {
 				f := byPath[p]
 				if f == nil {
@@ -267,6 +301,12 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			}
 			if f := byPath["/tiny.txt"]; f == nil || f.Mtime.IsZero() || f.Ctime.IsZero() {
 				t.Errorf("tiny.txt times: %+v", f)
+			}
+			if im.reindex {
+				in, err := e.readInode(uint32(byPath["/many"].Inode))
+				if err != nil || in.flags&flagIndex == 0 {
+					t.Errorf("/many is not an htree directory after e2fsck -D (%v)", err)
+				}
 			}
 			checkUnallocated(t, e, files)
 		})
