@@ -73,3 +73,28 @@ func streamFeed(seed uint64, rows, pool int) Feed {
 		return FileInfo{Rows: int64(rows)}, sink(buf)
 	}
 }
+
+// BenchmarkLookup looks up identities of a 200k-row load, each in its one
+// shard, through one Searcher (as `search --file` does).
+func BenchmarkLookup(b *testing.B) {
+	ix := testCase(b, b.TempDir(), 16)
+	const rows = 200_000
+	if _, err := ix.AddSource(context.Background(), Source{Name: "g", SHA256: "g"}, streamFeed(7, rows, rows), nil); err != nil {
+		b.Fatal(err)
+	}
+	s := ix.NewSearcher()
+	defer s.Close()
+	r := rand.New(rand.NewPCG(7, 0x5eed))
+	b.ResetTimer()
+	for i := range b.N {
+		n := r.IntN(rows)
+		v := "+861" + strconv.Itoa(3000000000+n*7919%7000000000)
+		if i%2 == 1 {
+			v += "0" // absent
+		}
+		if _, _, err := s.Lookup(context.Background(), "phone", v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/lookup")
+}
