@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/evidx/evidx/ingest/fs"
@@ -284,6 +285,27 @@ func TestAgainstTSK(t *testing.T) {
 				if e.typ == "r/r" {
 					if want := icatSHA(t, s.img, 0, e.inode); l.sha != want || l.err != nil {
 						t.Errorf("%s: sha256 %s (%v), icat %s", e.path, l.sha, l.err, want)
+					}
+				}
+			}
+			// Timestamps of a few files against istat (written, accessed, created).
+			checked := 0
+			for _, e := range tsk {
+				if e.deleted || e.typ != "r/r" || checked == 3 {
+					continue
+				}
+				checked++
+				cmd := exec.Command(testutil.NeedTool(t, "istat"), s.img, strconv.FormatUint(e.inode, 10))
+				cmd.Env = append(os.Environ(), "TZ=UTC") // FAT times have no zone; TSK shows them in TZ
+				b, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("istat: %v", err)
+				}
+				out := string(b)
+				f := byPath[e.path].file
+				for label, tm := range map[string]time.Time{"Written": f.Mtime, "Accessed": f.Atime, "Created": f.Btime} {
+					if want := fmt.Sprintf("%s:\t%s (UTC)", label, tm.Format("2006-01-02 15:04:05")); !strings.Contains(out, want) {
+						t.Errorf("%s: istat has no %q:\n%s", e.path, want, out)
 					}
 				}
 			}
