@@ -62,6 +62,7 @@ type lsFile struct {
 	*fs.File
 	SHA256 *string `json:"sha256"` // null when the content is unreadable or the entry is a directory
 	MD5    *string `json:"md5"`
+	SHA1   *string `json:"sha1"`
 }
 
 // lsHead is what `ls --json` prints before the files.
@@ -325,7 +326,7 @@ func lsHashOne(disk *fs.Disk, f *lsFile, buf []byte) {
 		return
 	}
 	s := w.Sums()
-	f.SHA256, f.MD5 = &s.SHA256, &s.MD5
+	f.SHA256, f.MD5, f.SHA1 = &s.SHA256, &s.MD5, &s.SHA1
 }
 
 func lsJoinErr(a, b string) string {
