@@ -370,8 +370,7 @@ func primaryName(raw []byte) string {
 }
 
 // rrName assembles the Rock Ridge NM entries of a record (continued by the
-// CONTINUE flag). Continuation areas (CE) are not followed; names long
-// enough to need them fall back to the primary name.
+// CONTINUE flag), following SUSP continuation areas (CE) up to maxCE hops.
 func (w *walker) rrName(rec []byte) (string, bool) {
 	su := systemUse(rec)
 	if w.f.susp < len(su) {
@@ -379,22 +378,44 @@ func (w *walker) rrName(rec []byte) (string, bool) {
 	}
 	var name []byte
 	found := false
-	for len(su) >= 4 {
-		l := int(su[2])
-		if l < 4 || l > len(su) {
-			break
-		}
-		if string(su[:2]) == "NM" && l >= 5 {
-			flags := su[4]
-			if flags&0x06 == 0 { // not "." or ".." aliases
-				name = append(name, su[5:l]...)
-				found = true
+	const maxCE = 8 // continuation areas followed per record
+	for hops := 0; ; hops++ {
+		var ceLBA, ceOff, ceLen int64 = -1, 0, 0
+		for len(su) >= 4 {
+			l := int(su[2])
+			if l < 4 || l > len(su) {
+				break
 			}
+			switch string(su[:2]) {
+			case "NM":
+				if l >= 5 && su[4]&0x06 == 0 { // not "." or ".." aliases
+					name = append(name, su[5:l]...)
+					found = true
+				}
+			case "CE":
+				if l >= 28 {
+					ceLBA = int64(binary.LittleEndian.Uint32(su[4:]))
+					ceOff = int64(binary.LittleEndian.Uint32(su[12:]))
+					ceLen = int64(binary.LittleEndian.Uint32(su[20:]))
+				}
+			}
+			if string(su[:2]) == "ST" {
+				break
+			}
+			su = su[l:]
 		}
-		if string(su[:2]) == "ST" {
+		if ceLBA < 0 || hops >= maxCE || ceLen <= 0 || ceLen > sectorSize {
 			break
 		}
-		su = su[l:]
+		buf := make([]byte, ceLen)
+		if _, err := w.f.r.ReadAt(buf, ceLBA*w.f.block+ceOff); err != nil {
+			w.f.problem("rock ridge continuation area at %#x: %v", ceLBA*w.f.block+ceOff, err)
+			break
+		}
+		su = buf
+	}
+	if len(name) > 1024 {
+		name = name[:1024] // longer than any POSIX name: damage, not data
 	}
 	return string(name), found && len(name) > 0
 }

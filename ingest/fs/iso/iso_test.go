@@ -236,3 +236,29 @@ func FuzzISO(f *testing.F) {
 		})
 	})
 }
+
+// TestRockRidgeLongName: a 229-byte name does not fit a directory record's
+// system use area; genisoimage continues its NM entry in a CE area.
+func TestRockRidgeLongName(t *testing.T) {
+	src := t.TempDir()
+	name := strings.Repeat("a very long rock ridge name ", 8) + ".txt"
+	body := []byte("long name in a continuation area")
+	if err := os.WriteFile(filepath.Join(src, name), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "rr.iso")
+	testutil.Run(t, "genisoimage", "-quiet", "-R", "-o", img, src)
+	testutil.Unchanged(t, img)
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := listAll(t, f)
+	if got["/"+name] != sha(body) {
+		t.Errorf("long name not read whole: %v", got)
+	}
+}
