@@ -3,6 +3,13 @@
 // allocated and deleted files, their byte runs in the image, and the
 // unallocated space the carver works on. Each file-system reader lives in a
 // subpackage (fat, ntfs, ext, iso) and implements FileSystem.
+//
+// ReadPartitions reads the table alone. OpenDisk also opens each volume
+// with the readers passed as options; package ingest/fs/probe passes all
+// of them (probe.OpenDisk), because this package cannot import its readers.
+// A Disk's Walk reports files with Run offsets in the image, Open reads a
+// file's content, and Unallocated gives the carver every byte range no
+// file system claims.
 package fs
 
 import (
