@@ -306,3 +306,46 @@ func TestAuditConcurrentHandles(t *testing.T) {
 		t.Fatalf("verify: %v %v", err, vr.Failures)
 	}
 }
+
+// TestVerifySplitSegments registers a raw image given as three pieces with
+// their own hashes and checks that verify --evidence names the piece that
+// changed.
+func TestVerifySplitSegments(t *testing.T) {
+	ctx := context.Background()
+	c := newCase(t)
+	dir := t.TempDir()
+	img, _ := randomImage(t, dir, 3000, 4)
+	data, _ := os.ReadFile(img)
+	var paths []string
+	var segs []Segment
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("piece-%d", i))
+		os.WriteFile(p, data[i*1000:(i+1)*1000], 0o600)
+		paths = append(paths, p)
+		segs = append(segs, Segment{Path: p, Size: 1000, SHA256: sha256Hex(data[i*1000 : (i+1)*1000])})
+	}
+	measure := func(ctx context.Context, ps []string, progress func(int64)) (*Evidence, error) {
+		ev, err := RawMeasure(ctx, ps, progress)
+		if err != nil {
+			return nil, err
+		}
+		ev.Segments = segs
+		return ev, nil
+	}
+	ev, err := c.AddEvidenceImage(ctx, Intake{ID: "SPLIT", Paths: paths, Measure: measure})
+	if err != nil || ev.Format != "split" || ev.Computed.SHA256 != sha256Hex(data) {
+		t.Fatalf("%v %+v", err, ev)
+	}
+	vr, err := c.Verify(ctx, VerifyOptions{Evidence: true, NoAudit: true})
+	if err != nil || !vr.OK {
+		t.Fatalf("%v %v", err, vr.Failures)
+	}
+	b, _ := os.ReadFile(paths[1])
+	b[7] ^= 1
+	os.WriteFile(paths[1], b, 0o600)
+	vr, _ = c.Verify(ctx, VerifyOptions{Evidence: true, NoAudit: true})
+	all := strings.Join(vr.Failures, "\n")
+	if vr.OK || !strings.Contains(all, "segment "+paths[1]) || !strings.Contains(all, "evidence SPLIT") {
+		t.Fatalf("changed piece: %v", vr.Failures)
+	}
+}

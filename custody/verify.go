@@ -448,6 +448,23 @@ func (c *Case) verifyEvidence(ctx context.Context, res *VerifyResult, rehash Reh
 		if len(ev.Segments) > 0 {
 			where += " (" + ev.Segments[0].Path + ")"
 		}
+		// Segment files with a recorded SHA-256 of their own (container
+		// files, split pieces) are checked first, so a change is named by
+		// the file it is in; a single raw file's hash is the media hash.
+		if len(ev.Segments) > 1 || ev.Format != "raw" {
+			for _, sg := range ev.Segments {
+				if sg.SHA256 == "" {
+					continue
+				}
+				sum, _, err := hashFile(sg.Path)
+				switch {
+				case err != nil:
+					fails = append(fails, fmt.Sprintf("evidence %s segment %s: %v", ev.ID, sg.Path, err))
+				case sum != sg.SHA256:
+					fails = append(fails, fmt.Sprintf("evidence %s segment %s: SHA-256 now %s, was %s at intake", ev.ID, sg.Path, sum, sg.SHA256))
+				}
+			}
+		}
 		sums, err := rehash(ctx, ev)
 		if err != nil {
 			if ctx.Err() != nil {
