@@ -231,6 +231,9 @@ func openEWF(path string, f *os.File, size int64) (*Image, error) {
 	if err != nil {
 		return fail(withPath(err, path))
 	}
+	if seg.Number != 1 {
+		return fail(fmt.Errorf("%s: %w: it is EWF segment %d; open the .E01", path, ErrNotFirstSegment, seg.Number))
+	}
 	segs := []*ewf.Segment{seg}
 	names := []string{path}
 	for n := 2; !seg.Last; n++ {

@@ -380,6 +380,7 @@ func TestBadInput(t *testing.T) {
 		{"table-past-end", variant("table", func(s []string) {
 			rewriteTableEntry(t, s[1], 3, 0x7ff00000) // offset far beyond the 1 MiB file
 		}), ewf.ErrCorrupt, "points to"},
+		{"not-first", segs[1], ErrNotFirstSegment, "good.E02"},
 		{"empty", empty, ErrEmpty, "empty.dd"},
 		{"directory", dir, ErrDirectory, dir},
 		{"missing-path", filepath.Join(dir, "nope.E01"), os.ErrNotExist, "nope.E01"},
