@@ -44,6 +44,8 @@ func TestFinders(t *testing.T) {
 		{"notacard 4111111111111112", nil},
 		{"user13800138000@qq.com", []string{"email:user13800138000@qq.com"}},
 		{"全角 张三zhang.san@163.com 李四", []string{"email:zhang.san@163.com"}},
+		{"手机：１３８００１３８０００，邮箱：ｗａｎｇ＠ｅｘａｍｐｌｅ．ｃｎ", []string{"phone:+8613800138000", "email:wang@example.cn"}},
+		{"mixed 138０0138000 and plain 13900139000", []string{"phone:+8613800138000", "phone:+8613900139000"}},
 	} {
 		got := scanBytes(t, []byte(tc.in), Options{})
 		if !slices.Equal(got, tc.want) {

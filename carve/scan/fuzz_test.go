@@ -14,6 +14,7 @@ import (
 func FuzzScan(f *testing.F) {
 	f.Add([]byte("x alice.0000@example.com, +86 138-0013-8000 11010519491231002X 4111 1111 1111 1111"))
 	f.Add([]byte("fips140@v1.0.0 (+86)13912345678 a\x00b\x00c\x00"))
+	f.Add([]byte("手机：１３８００１３８０００，邮箱：ｗａｎｇ＠ｅｘａｍｐｌｅ．ｃｎ"))
 	var gz bytes.Buffer
 	z := gzip.NewWriter(&gz)
 	z.Write([]byte("bob@example.cn 13800138000\n"))

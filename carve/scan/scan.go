@@ -190,6 +190,7 @@ func (s *scanner) scanBuf(ctx context.Context, buf []byte, base int64, lo, hi in
 		s.add(buf, base, h.start, h.end, h, path, top)
 	}
 	s.utf16(buf, base, lo, hi, path, top)
+	s.fullWidth(buf, base, lo, hi, path, top)
 	if depth < s.opts.MaxDepth && ctx.Err() == nil {
 		s.streams(ctx, buf, base, lo, hi, path, depth, top)
 	}
@@ -505,4 +506,86 @@ func digitRun(buf []byte, i int) int {
 		n++
 	}
 	return n
+}
+
+// foldFW maps a UTF-8 full-width form (EF BC xx / EF BD xx, U+FF01-U+FF5E)
+// at b to its ASCII character, as NFKC does; ok is false for anything else.
+func foldFW(b []byte) (byte, bool) {
+	if len(b) < 3 || b[0] != 0xEF {
+		return 0, false
+	}
+	var r int
+	switch b[1] {
+	case 0xBC:
+		r = 0xFF00 + int(b[2]) - 0x80
+	case 0xBD:
+		r = 0xFF40 + int(b[2]) - 0x80
+	default:
+		return 0, false
+	}
+	if r < 0xFF01 || r > 0xFF5E {
+		return 0, false
+	}
+	return byte(r - 0xFF01 + '!'), true
+}
+
+// fullWidth finds identifiers written with full-width digits, letters and
+// "＠" (common in Chinese text): windows around such characters are folded
+// to ASCII and scanned; a feature is reported only if it has a full-width
+// character (others the 8-bit scan reports), at its raw offset.
+func (s *scanner) fullWidth(buf []byte, base int64, lo, hi int, path string, top int64) {
+	end := min(len(buf), hi+lookAround)
+	var folded []byte
+	var raw []int // raw position of each folded byte
+	seen := map[int]bool{}
+	for i := lo; i < end; {
+		j := bytes.IndexByte(buf[i:end], 0xEF)
+		if j < 0 {
+			return
+		}
+		p := i + j
+		if _, ok := foldFW(buf[p:]); !ok {
+			i = p + 1
+			continue
+		}
+		// Window: lookAround on each side of a cluster of full-width text.
+		wlo, whi := max(0, p-lookAround), min(len(buf), p+lookAround)
+		for q := p; q < whi; q++ {
+			if _, ok := foldFW(buf[q:]); ok {
+				whi = min(len(buf), q+lookAround)
+			}
+		}
+		folded, raw = folded[:0], raw[:0]
+		for q := wlo; q < whi; {
+			if c, ok := foldFW(buf[q:]); ok {
+				folded = append(folded, c)
+				raw = append(raw, q)
+				q += 3
+				continue
+			}
+			folded = append(folded, buf[q])
+			raw = append(raw, q)
+			q++
+		}
+		raw = append(raw, whi)
+		for _, h := range s.text(folded, 0, len(folded), nil, nil) {
+			rs, re := raw[h.start], raw[h.end]
+			if rs < lo || rs >= hi || seen[rs] || !bytes.Contains(buf[rs:re], []byte{0xEF}) {
+				continue
+			}
+			hasFW := false
+			for q := rs; q < re; q++ {
+				if _, ok := foldFW(buf[q:]); ok {
+					hasFW = true
+					break
+				}
+			}
+			if !hasFW {
+				continue
+			}
+			seen[rs] = true
+			s.add(buf, base, rs, re, h, path, top)
+		}
+		i = whi
+	}
 }
