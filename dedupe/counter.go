@@ -39,50 +39,60 @@ const (
 	DefaultMemBytes   = 512 << 20
 )
 
+// flushBytes is how much a partition stages before compressing it to its
+// run file once the counter works from disk: 64 KiB, an s2 block.
+const flushBytes = 64 << 10
+
 // Options configure a Counter. Zero fields take the defaults.
 type Options struct {
-	// Partitions is the number of hash partitions (default 256). More
-	// partitions make the final merge of each one smaller.
+	// Partitions is the number of hash partitions (default 256). Each is
+	// deduplicated on its own at the end: more partitions, smaller sets.
 	Partitions int
-	// MemBytes bounds the memory of the in-memory sets (default 512 MiB);
-	// beyond it, partitions spill to TmpDir, s2-compressed.
+	// MemBytes bounds the sightings staged in memory (default 512 MiB);
+	// beyond it, partitions stream to run files in TmpDir, s2-compressed.
 	MemBytes int64
-	// TmpDir holds spill files (default os.TempDir()); they are removed by Close.
+	// TmpDir holds run files (default os.TempDir()); Close removes them.
 	TmpDir string
 }
 
 // Counter counts distinct identities per kind overall and per file, in
-// one pass: Add may be called from many goroutines at once, but all Adds of
-// file i must have returned before the first Add of file i+1 (files are
-// counted one after another; the file index only ever grows).
+// one pass over the data, in two phases. Add hashes each sighting to its
+// partition and appends it there (sequential writes, no lookups); Result
+// then deduplicates each partition on its own, comparing full normalised
+// bytes, with sets small enough to stay in the CPU caches, two partitions
+// at a time. Staged partitions move to disk once MemBytes is reached, so
+// memory stays bounded whatever the input size.
+//
+// Add may be called from many goroutines at once, but all Adds of file i
+// must have returned before the first Add of file i+1: files are counted
+// one after another, and file indexes only grow.
 type Counter struct {
 	opts   Options
 	parts  []partition
-	total  atomic.Int64 // bytes held by all tables
+	total  atomic.Int64 // bytes staged in memory over all partitions
+	disk   atomic.Bool  // partitions stream to run files
 	pool   *chunkPool
 	dir    string
 	spills atomic.Int64
 	closed bool
-	// mkdirMu guards the lazy creation of dir.
-	mkdirMu sync.Mutex
-	// spillMu serialises spills; sw is the spill writer it guards.
+	// spillMu serialises the switch to disk and guards dir.
 	spillMu sync.Mutex
-	sw      *s2.Writer
 	// scratch recycles Add's per-call buffers.
 	scratch sync.Pool
 }
 
+// partition stages the records of one hash partition: kind (1 byte),
+// value length (1 byte), the hash's table tag (3 bytes, so the final
+// dedupe need not hash again), value, file index (uvarint).
 type partition struct {
-	mu     sync.Mutex
-	t      table
-	runs   []string
-	counts []int64 // [file*nk + kind]: distinct (value, file) pairs added
-	// touched keeps the prefetching loads of addPart observable.
-	touched uint64
-	err     error
+	mu  sync.Mutex
+	buf []byte
+	f   *os.File   // run file, once on disk
+	w   *s2.Writer // compresses into f
+	err error
 }
 
-// New returns a Counter; its spill directory is created lazily.
+// New returns a Counter; its spill directory is created when first needed.
 func New(opts Options) (*Counter, error) {
 	if opts.Partitions <= 0 {
 		opts.Partitions = DefaultPartitions
@@ -94,14 +104,11 @@ func New(opts Options) (*Counter, error) {
 		opts.TmpDir = os.TempDir()
 	}
 	c := &Counter{opts: opts, parts: make([]partition, opts.Partitions)}
-	c.pool = newChunkPool(int(opts.MemBytes / 8 / chunkSize))
-	for i := range c.parts {
-		c.parts[i].t.pool = c.pool
-	}
+	c.pool = newChunkPool(64)
 	return c, nil
 }
 
-// Spills returns how many partition runs were written to disk so far.
+// Spills returns how many partitions were moved to run files on disk.
 func (c *Counter) Spills() int64 { return c.spills.Load() }
 
 // scratch is per-call state of Add, pooled to keep Add allocation-free.
@@ -133,7 +140,7 @@ func (c *Counter) Add(file int, batch []identity.Sighting) error {
 		if identity.KindIndex(batch[i].Kind) < 0 {
 			return fmt.Errorf("%w %q", ErrUnknownKind, batch[i].Kind)
 		}
-		if len(batch[i].Value) > 255 {
+		if len(batch[i].Value) > 255 || batch[i].Value == "" {
 			return ErrTooLong
 		}
 		h[i] = Hash(string(batch[i].Kind), batch[i].Value)
@@ -142,8 +149,8 @@ func (c *Counter) Add(file int, batch []identity.Sighting) error {
 	for p := 1; p <= np; p++ {
 		start[p] += start[p-1]
 	}
-	// Counting sort of batch indices by partition (start[p] advances to the
-	// end of p's range; recomputed below).
+	// Counting sort of batch indices by partition; start[p] ends at the
+	// end of p's range.
 	for i := range batch {
 		p := h[i] % uint64(np)
 		order[start[p]] = int32(i)
@@ -159,7 +166,10 @@ func (c *Counter) Add(file int, batch []identity.Sighting) error {
 		}
 		lo = hi
 	}
-	return c.maybeSpill()
+	if !c.disk.Load() && c.total.Load() > c.opts.MemBytes {
+		return c.toDisk()
+	}
+	return nil
 }
 
 func (c *Counter) addPart(p, file int, batch []identity.Sighting, h []uint64, idx []int32) error {
@@ -169,120 +179,82 @@ func (c *Counter) addPart(p, file int, batch []identity.Sighting, h []uint64, id
 	if pt.err != nil {
 		return pt.err
 	}
-	nk := len(kindNames)
-	if need := (file + 1) * nk; len(pt.counts) < need {
-		pt.counts = append(pt.counts, make([]int64, need-len(pt.counts))...)
+	before := len(pt.buf)
+	var fb [binary.MaxVarintLen32]byte
+	fn := binary.PutUvarint(fb[:], uint64(file))
+	for _, i := range idx {
+		v := batch[i].Value
+		tag := tagOf(h[i])
+		pt.buf = append(pt.buf, byte(identity.KindIndex(batch[i].Kind)), byte(len(v)), byte(tag>>16), byte(tag>>8), byte(tag))
+		pt.buf = append(pt.buf, v...)
+		pt.buf = append(pt.buf, fb[:fn]...)
 	}
-	before := pt.t.mem()
-	// Insert in groups: first touch each key's home slot (independent
-	// loads the CPU overlaps, like a prefetch), then insert. The slot loads
-	// are cache misses that would otherwise be taken one at a time.
-	const group = 16
-	var sink uint64
-	for g := 0; g < len(idx); g += group {
-		end := min(g+group, len(idx))
-		sink += pt.t.touch(h, idx[g:end])
-		for _, i := range idx[g:end] {
-			k := identity.KindIndex(batch[i].Kind)
-			if pt.t.add(h[i], byte(k), batch[i].Value, uint32(file)) {
-				pt.counts[file*nk+k]++
-			}
+	c.total.Add(int64(len(pt.buf) - before))
+	if pt.w != nil && len(pt.buf) >= flushBytes {
+		if err := c.flush(pt); err != nil {
+			pt.err = err
+			return err
 		}
 	}
-	pt.touched += sink & 1
-	after := pt.t.mem()
-	c.total.Add(after - before)
 	return nil
 }
 
-// maybeSpill writes every partition out as a run when the tables have
-// outgrown the budget. Spilling all at once (rather than the partition
-// that tipped the balance) keeps runs few and large: one per partition per
-// budget's worth of input. Callers hold no partition lock.
-func (c *Counter) maybeSpill() error {
-	if c.total.Load() <= c.opts.MemBytes {
-		return nil
+// flush compresses pt's staged records into its run file. The caller
+// holds pt.mu.
+func (c *Counter) flush(pt *partition) error {
+	if _, err := pt.w.Write(pt.buf); err != nil {
+		return fmt.Errorf("dedupe: spill %s: %w", pt.f.Name(), err)
 	}
+	c.total.Add(-int64(len(pt.buf)))
+	pt.buf = pt.buf[:0]
+	return nil
+}
+
+// toDisk moves every partition to a run file: from now on partitions
+// stage at most flushBytes in memory each.
+func (c *Counter) toDisk() error {
 	c.spillMu.Lock()
 	defer c.spillMu.Unlock()
-	if c.total.Load() <= c.opts.MemBytes {
-		return nil // another goroutine spilled meanwhile
+	if c.disk.Load() {
+		return nil
+	}
+	if c.dir == "" {
+		d, err := os.MkdirTemp(c.opts.TmpDir, "evidx-dedupe-")
+		if err != nil {
+			return fmt.Errorf("dedupe: spill dir: %w", err)
+		}
+		c.dir = d
 	}
 	for p := range c.parts {
 		pt := &c.parts[p]
 		pt.mu.Lock()
-		var err error
-		if pt.err == nil && pt.t.n > 0 {
-			err = c.spill(p, pt)
+		err := c.open(p, pt)
+		if err == nil {
+			err = c.flush(pt)
+		}
+		if err != nil {
 			pt.err = err
 		}
+		// Drop the grown buffer: the next ones stay small.
+		pt.buf = make([]byte, 0, flushBytes+512)
 		pt.mu.Unlock()
 		if err != nil {
 			return err
 		}
 	}
+	c.disk.Store(true)
 	return nil
 }
 
-// spill writes partition p's table as a new run and empties it. The
-// caller holds pt.mu.
-func (c *Counter) spill(p int, pt *partition) error {
-	if c.dir == "" {
-		if err := c.mkdir(); err != nil {
-			return err
-		}
-	}
-	name := filepath.Join(c.dir, fmt.Sprintf("p%04d-r%04d.s2", p, len(pt.runs)))
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func (c *Counter) open(p int, pt *partition) error {
+	name := filepath.Join(c.dir, fmt.Sprintf("p%04d.s2", p))
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("dedupe: spill: %w", err)
 	}
-	pt.runs = append(pt.runs, name)
-	// One writer for all spills (they are serialised by spillMu): its
-	// buffers are allocated once.
-	if c.sw == nil {
-		c.sw = s2.NewWriter(nil, s2.WriterConcurrency(1), s2.WriterBlockSize(256<<10))
-	}
-	w := c.sw
-	w.Reset(f)
-	var hdr [2 + 2*binary.MaxVarintLen32]byte
-	err = pt.t.each(func(k byte, v []byte, first, last uint32) error {
-		hdr[0], hdr[1] = k, byte(len(v))
-		n := 2 + binary.PutUvarint(hdr[2:], uint64(first))
-		n += binary.PutUvarint(hdr[n:], uint64(last))
-		if _, err := w.Write(hdr[:n]); err != nil {
-			return err
-		}
-		_, err := w.Write(v)
-		return err
-	})
-	if err == nil {
-		err = w.Close()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("dedupe: spill %s: %w", name, err)
-	}
-	before := pt.t.mem()
-	pt.t.reset()
-	c.total.Add(pt.t.mem() - before)
+	pt.f = f
+	pt.w = s2.NewWriter(f, s2.WriterConcurrency(1), s2.WriterBlockSize(flushBytes))
 	c.spills.Add(1)
-	return nil
-}
-
-func (c *Counter) mkdir() error {
-	c.mkdirMu.Lock()
-	defer c.mkdirMu.Unlock()
-	if c.dir != "" {
-		return nil
-	}
-	d, err := os.MkdirTemp(c.opts.TmpDir, "evidx-dedupe-")
-	if err != nil {
-		return fmt.Errorf("dedupe: spill dir: %w", err)
-	}
-	c.dir = d
 	return nil
 }
 
@@ -293,8 +265,8 @@ type Result struct {
 	PerFile []map[identity.Kind]int64
 }
 
-// Result merges every partition's runs and returns the counts. It must be
-// called once, after the last Add; it uses up to two goroutines.
+// Result deduplicates every partition and returns the counts. It must be
+// called once, after the last Add; it uses two goroutines.
 func (c *Counter) Result(files int) (Result, error) {
 	nk := len(kindNames)
 	unique := make([]int64, nk)
@@ -304,7 +276,7 @@ func (c *Counter) Result(files int) (Result, error) {
 	g.SetLimit(2)
 	for p := range c.parts {
 		g.Go(func() error {
-			u, pf, err := c.mergePart(&c.parts[p], files)
+			u, pf, err := c.countPart(&c.parts[p], files)
 			if err != nil {
 				return err
 			}
@@ -335,93 +307,112 @@ func (c *Counter) Result(files int) (Result, error) {
 	return r, nil
 }
 
-// mergePart counts partition pt: its runs in order, then its table. A
-// (value, file) pair counted in two consecutive runs of a value is a file
-// that spanned a spill: it shows as the earlier run's last file equal to
-// the later run's first file, and is subtracted once.
-func (c *Counter) mergePart(pt *partition, files int) ([]int64, []int64, error) {
-	nk := len(kindNames)
-	unique := make([]int64, nk)
-	pf := make([]int64, files*nk)
-	copy(pf, pt.counts)
+// countPart deduplicates one partition: its run file (older records)
+// then its staged records. Records of a file are contiguous in time, so a
+// (value, file) pair is new exactly when the value's last file differs.
+func (c *Counter) countPart(pt *partition, files int) ([]int64, []int64, error) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
 	if pt.err != nil {
 		return nil, nil, pt.err
 	}
-	if len(pt.runs) == 0 {
-		pt.t.each(func(k byte, _ []byte, _, _ uint32) error { unique[k]++; return nil })
-		return unique, pf, nil
-	}
-	m := table{pool: c.pool}
-	defer m.reset()
-	visit := func(k byte, v []byte, first, last uint32) error {
-		if int(k) >= nk || int(first) >= files || int(last) >= files {
+	nk := len(kindNames)
+	unique := make([]int64, nk)
+	pf := make([]int64, files*nk)
+	t := table{pool: c.pool}
+	defer t.reset()
+	visit := func(k byte, tag uint64, v []byte, f uint64) error {
+		if int(k) >= nk || f >= uint64(files) || len(v) == 0 {
 			return ErrCorruptRun
 		}
-		if len(v) == 0 {
-			return ErrCorruptRun
-		}
-		// s aliases v only for the call: setLast copies it into m's arena.
+		// s aliases v only for the call: the table copies it.
 		s := unsafe.String(&v[0], len(v))
-		prev, existed := m.setLast(Hash(kindNames[k], s), k, s, last)
+		prev, existed := t.setLast(tag<<offBits, k, s, uint32(f))
 		if !existed {
 			unique[k]++
-		} else if prev == first {
-			pf[int(first)*nk+int(k)]--
+			pf[int(f)*nk+int(k)]++
+		} else if uint64(prev) != f {
+			pf[int(f)*nk+int(k)]++
 		}
 		return nil
 	}
-	sr := s2.NewReader(nil)
-	for _, name := range pt.runs {
-		if err := readRun(name, sr, visit); err != nil {
-			return nil, nil, fmt.Errorf("dedupe: run %s: %w", name, err)
+	if pt.w != nil {
+		if err := pt.w.Close(); err != nil {
+			return nil, nil, fmt.Errorf("dedupe: spill %s: %w", pt.f.Name(), err)
+		}
+		pt.w = nil
+		if _, err := pt.f.Seek(0, io.SeekStart); err != nil {
+			return nil, nil, err
+		}
+		r := bufio.NewReaderSize(s2.NewReader(pt.f), 64<<10)
+		if err := readRecords(r, visit); err != nil {
+			return nil, nil, fmt.Errorf("dedupe: run %s: %w", pt.f.Name(), err)
 		}
 	}
-	if err := pt.t.each(visit); err != nil {
+	if err := readRecords(bufio.NewReader(bytesReader(pt.buf)), visit); err != nil {
 		return nil, nil, err
 	}
+	pt.buf = nil
 	return unique, pf, nil
 }
 
-// readRun streams the records of one spill run.
-func readRun(name string, sr *s2.Reader, fn func(k byte, v []byte, first, last uint32) error) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
+// bytesReader is a minimal io.Reader over b (bytes.Reader without the
+// import of bytes for one use).
+type sliceReader struct{ b []byte }
+
+func bytesReader(b []byte) *sliceReader { return &sliceReader{b} }
+
+func (s *sliceReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
 	}
-	defer f.Close()
-	sr.Reset(f)
-	r := bufio.NewReaderSize(sr, 64<<10)
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+// readRecords streams staged records.
+func readRecords(r *bufio.Reader, fn func(k byte, tag uint64, v []byte, file uint64) error) error {
 	var v [256]byte
+	var hdr [4]byte
 	var rec int64
-	for {
-		var hdr [2]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			if err == io.EOF {
-				return nil
-			}
+	for ; ; rec++ {
+		k, err := r.ReadByte()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("record %d: %w", rec, err)
 		}
-		first, err1 := binary.ReadUvarint(r)
-		last, err2 := binary.ReadUvarint(r)
-		if err1 != nil || err2 != nil {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
 		}
-		if _, err := io.ReadFull(r, v[:hdr[1]]); err != nil {
+		n := hdr[0]
+		tag := uint64(hdr[1])<<16 | uint64(hdr[2])<<8 | uint64(hdr[3])
+		if _, err := io.ReadFull(r, v[:n]); err != nil {
+			return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
+		}
+		f, err := binary.ReadUvarint(r)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
+		}
+		if err := fn(k, tag, v[:n], f); err != nil {
 			return fmt.Errorf("record %d: %w", rec, err)
 		}
-		if err := fn(hdr[0], v[:hdr[1]], uint32(first), uint32(last)); err != nil {
-			return fmt.Errorf("record %d: %w", rec, err)
-		}
-		rec++
 	}
 }
 
-// Close removes the spill files.
+// Close removes the run files.
 func (c *Counter) Close() error {
 	if c.closed {
 		return nil
 	}
 	c.closed = true
+	for i := range c.parts {
+		if f := c.parts[i].f; f != nil {
+			f.Close()
+		}
+	}
 	if c.dir != "" {
 		return os.RemoveAll(c.dir)
 	}

@@ -38,6 +38,9 @@ const tagBits = 64 - offBits
 
 func tagOf(h uint64) uint64 { return h >> offBits }
 
+// tagBits must fit the 3 bytes records carry it in.
+var _ = [1]struct{}{}[tagBits-24]
+
 // home is the first slot probed for tag in a table of 1<<bits slots.
 func home(tag uint64, bits uint) uint64 { return tag >> (tagBits - bits) }
 
@@ -72,26 +75,6 @@ func (t *table) find(h uint64, k byte, v string) (int, bool) {
 		}
 		i = (i + 1) & mask
 	}
-}
-
-// touch loads the home slot of each key h[i], i in idx, so the misses
-// overlap; the result only keeps the loads from being optimised away.
-func (t *table) touch(h []uint64, idx []int32) uint64 {
-	if len(t.slots) == 0 {
-		return 0
-	}
-	var x uint64
-	for _, i := range idx {
-		x += t.slots[home(tagOf(h[i]), t.bits)]
-	}
-	// Then the records of home slots whose tag matches (likely repeats).
-	for _, i := range idx {
-		tag := tagOf(h[i])
-		if s := t.slots[home(tag, t.bits)]; s != 0 && s>>offBits == tag {
-			x += uint64(t.rec(s&(1<<offBits-1) - 1)[0])
-		}
-	}
-	return x
 }
 
 // add inserts (k, v) seen in file f, or updates its last file. It returns

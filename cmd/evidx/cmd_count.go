@@ -136,7 +136,9 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 		defer f.Close()
 		rejects = f
 	}
-	counter, err := dedupe.New(dedupe.Options{MemBytes: mem / 2, TmpDir: opts.Tmp})
+	// Staged sightings get a quarter of the budget (buffers grow by
+	// doubling, and the final per-partition sets need room too).
+	counter, err := dedupe.New(dedupe.Options{MemBytes: mem / 4, TmpDir: opts.Tmp})
 	if err != nil {
 		return err
 	}
