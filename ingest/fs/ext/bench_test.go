@@ -80,6 +80,7 @@ func BenchmarkWalk(b *testing.B) {
 			}
 			count = 0
 			h := sha256.New()
+			buf := make([]byte, 256<<10)
 			err = e.Walk(context.Background(), func(fl *fs.File) error {
 				if fl.Type != "file" || fl.Deleted {
 					return nil
@@ -91,7 +92,7 @@ func BenchmarkWalk(b *testing.B) {
 						return err
 					}
 					h.Reset()
-					if _, err := io.Copy(h, r); err != nil {
+					if _, err := io.CopyBuffer(h, r, buf); err != nil {
 						return err
 					}
 				}

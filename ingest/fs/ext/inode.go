@@ -92,10 +92,42 @@ func (e *FS) readInode(num uint32) (*inode, error) {
 		return nil, err
 	}
 	raw := make([]byte, e.sb.inodeSize)
+	if off >= e.win.off && off+e.sb.inodeSize <= e.win.off+int64(len(e.win.buf)) {
+		copy(raw, e.win.buf[off-e.win.off:])
+		return e.decodeInode(num, off, raw), nil
+	}
+	// Read a window of the inode table around the inode: directory
+	// entries mostly name inodes allocated near each other, so one read
+	// serves many. The window stays inside this group's inode table.
+	g := uint64(num-1) / uint64(e.sb.inodesPerGroup)
+	tableEnd := int64(e.groups[g].inodeTable)*e.sb.blockSize + int64(e.sb.inodesPerGroup)*e.sb.inodeSize
+	n := min(inodeWindow, tableEnd-off, e.size-off)
+	if n >= e.sb.inodeSize {
+		if cap(e.win.buf) < int(n) {
+			e.win.buf = make([]byte, inodeWindow)
+		}
+		e.win.buf = e.win.buf[:n]
+		if err := e.readFull(e.win.buf, off, fmt.Sprintf("inode %d", num)); err == nil {
+			e.win.off = off
+			copy(raw, e.win.buf)
+			return e.decodeInode(num, off, raw), nil
+		}
+		e.win.buf = e.win.buf[:0]
+	}
 	if err := e.readFull(raw, off, fmt.Sprintf("inode %d", num)); err != nil {
 		return nil, err
 	}
 	return e.decodeInode(num, off, raw), nil
+}
+
+// inodeWindow is the number of inode-table bytes readInode reads at once.
+const inodeWindow = 64 << 10
+
+// window is a cached stretch of an inode table: buf holds the bytes at
+// volume offset off. Only the goroutine running Walk or Open uses it.
+type window struct {
+	off int64
+	buf []byte
 }
 
 func (e *FS) decodeInode(num uint32, off int64, raw []byte) *inode {

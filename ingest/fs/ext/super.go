@@ -415,6 +415,8 @@ type FS struct {
 	// (nil until read).
 	inodeBitmaps [][]byte
 	blockBitmaps [][]byte
+
+	win window // inode-table read cache
 }
 
 // Type returns "ext2", "ext3" or "ext4".

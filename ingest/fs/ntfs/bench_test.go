@@ -81,6 +81,7 @@ func BenchmarkWalk(b *testing.B) {
 			}
 			count = 0
 			h := sha256.New()
+			buf := make([]byte, 256<<10)
 			err = v.Walk(context.Background(), func(fl *fs.File) error {
 				if fl.Type != "file" || fl.Deleted || fl.Path[1] == '$' {
 					return nil
@@ -92,7 +93,7 @@ func BenchmarkWalk(b *testing.B) {
 						return err
 					}
 					h.Reset()
-					if _, err := io.Copy(h, r); err != nil {
+					if _, err := io.CopyBuffer(h, r, buf); err != nil {
 						return err
 					}
 				}

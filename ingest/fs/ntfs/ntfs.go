@@ -152,6 +152,8 @@ type FS struct {
 	bitmap     []byte // $Bitmap content, one bit per cluster; nil if unreadable
 	bitmapErr  error
 
+	win window // $MFT read-ahead, used by the goroutine running Walk or Open
+
 	// gontfs is the go-ntfs context for compressed streams, made on first
 	// use by Open (so only Open's goroutine touches it).
 	gontfs *parser.NTFSContext
@@ -303,6 +305,33 @@ func (n *FS) readRecord(num uint64, raw []byte) (int64, error) {
 	if lo+n.bt.recordSize > n.mftSize {
 		return 0, fmt.Errorf("mft entry %d: %w: beyond $MFT of %d bytes", num, ErrCorrupt, n.mftSize)
 	}
+	if off := n.recordOffset(num); off >= 0 {
+		if off >= n.win.off && off+n.bt.recordSize <= n.win.off+int64(len(n.win.buf)) {
+			copy(raw, n.win.buf[off-n.win.off:])
+			return off, nil
+		}
+		// Read ahead up to recordWindow bytes of this $MFT run: the
+		// walk reads records in order.
+		var runEnd int64
+		for _, r := range n.mft {
+			if lo >= r.Logical && lo < r.Logical+r.Length {
+				runEnd = r.Offset + r.Length
+			}
+		}
+		k := min(recordWindow, runEnd-off, n.size-off, n.mftSize-lo)
+		if k >= n.bt.recordSize {
+			if cap(n.win.buf) < int(k) {
+				n.win.buf = make([]byte, recordWindow)
+			}
+			n.win.buf = n.win.buf[:k]
+			if err := n.readFull(n.win.buf, off, fmt.Sprintf("mft entry %d", num)); err == nil {
+				n.win.off = off
+				copy(raw, n.win.buf)
+				return off, nil
+			}
+			n.win.buf = n.win.buf[:0]
+		}
+	}
 	first := int64(-1)
 	for done := int64(0); done < int64(len(raw)); {
 		pos := lo + done
@@ -327,4 +356,13 @@ func (n *FS) readRecord(num uint64, raw []byte) (int64, error) {
 		done += k
 	}
 	return first, nil
+}
+
+// recordWindow is how many bytes of $MFT readRecord reads ahead.
+const recordWindow = 256 << 10
+
+// window is a cached stretch of the volume: buf holds the bytes at off.
+type window struct {
+	off int64
+	buf []byte
 }
