@@ -8,7 +8,7 @@ export CGO_ENABLED := 1
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/evidx
+	$(GO) build -buildvcs=true -o $(BIN) ./cmd/evidx
 
 deps:
 	@bash scripts/deps.sh
