@@ -122,7 +122,21 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 		return err
 	}
 	var tail lsTail
-	if err := lsStream(ctx, disk, opts, &tail.Counts, out.file); err != nil {
+	emit := out.file
+	if stderrIsTerminal() {
+		// Progress for people at a terminal: a count on stderr, redrawn at
+		// most every 200 ms, from the emitting goroutine only.
+		var last time.Time
+		emit = func(f *lsFile) error {
+			if now := time.Now(); now.Sub(last) > 200*time.Millisecond {
+				last = now
+				fmt.Fprintf(cmd.ErrOrStderr(), "\r%d entries listed, %d hashed", tail.Counts.Files+tail.Counts.Dirs, tail.Counts.Hashed)
+			}
+			return out.file(f)
+		}
+		defer fmt.Fprint(cmd.ErrOrStderr(), "\r\033[K")
+	}
+	if err := lsStream(ctx, disk, opts, &tail.Counts, emit); err != nil {
 		return err
 	}
 	tail.Unallocated = disk.Unallocated()
