@@ -14,11 +14,11 @@ func magicPDF(b []byte) bool {
 // pdfEOF is the end-of-file marker every PDF revision ends with.
 var pdfEOF = []byte("%%EOF")
 
-// validatePDF scans for "%%EOF" markers. The file ends after the last one
-// that is followed by another revision (an incremental update starts with an
-// object, "xref" or a comment) or by nothing PDF-like. Each accepted
-// revision's startxref must point at an xref table or xref stream object,
-// which is what checks a fragmented PDF's continuation.
+// validatePDF scans for "%%EOF" markers. The file ends after the first one
+// not followed by another revision (an incremental update starts with an
+// object, "xref" or a comment). The last revision's startxref must point at
+// an xref table or xref stream object, which is what checks a fragmented
+// PDF's continuation.
 func validatePDF(r io.ReaderAt, size int64) (result, error) {
 	c := newCursor(r, size)
 	const win = 1 << 20
@@ -54,14 +54,17 @@ func validatePDF(r io.ReaderAt, size int64) (result, error) {
 			end++
 		}
 		c.err = nil
+		c.pos = end
+		if pdfContinues(c) {
+			// An earlier revision (or a linearized file's first-page
+			// section, whose startxref may be 0): the last one decides.
+			c.pos = end
+			continue
+		}
 		if err := checkStartxref(r, size, tail); err != nil {
 			return result{}, err
 		}
-		c.pos = end
-		if !pdfContinues(c) {
-			return result{n: end, typ: "pdf", ext: "pdf"}, nil
-		}
-		c.pos = end
+		return result{n: end, typ: "pdf", ext: "pdf"}, nil
 	}
 }
 
