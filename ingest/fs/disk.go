@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Opener opens the file system on one volume of size bytes, read-only.
@@ -45,15 +46,26 @@ func Family(name string) string {
 var ErrNoReader = errors.New("fs: no reader for this file system")
 
 // Disk is a disk image with its partitions and their opened file systems.
-// Walk and Open may be called from several goroutines once OpenDisk returns,
-// provided the underlying io.ReaderAt allows concurrent reads and every
-// FileSystem's Open does.
+// Open, Unallocated and Problems may be called from several goroutines once
+// OpenDisk returns, provided the underlying io.ReaderAt allows concurrent
+// reads and every FileSystem's Open does; Walk runs one at a time.
 type Disk struct {
 	r          io.ReaderAt
 	Size       int64       // bytes in the image
 	Scheme     string      // "mbr", "gpt" or "none"
 	Partitions []Partition // data partitions in table order
-	problems   []string
+
+	mu       sync.Mutex
+	problems []string
+}
+
+// problem records damage once: Walk and Unallocated may run more than once.
+func (d *Disk) problem(s string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Contains(d.problems, s) {
+		d.problems = append(d.problems, s)
+	}
 }
 
 // OpenDisk reads the partition table of an image of size bytes and opens the
@@ -134,7 +146,7 @@ func (d *Disk) Walk(ctx context.Context, fn func(part int, f *File) error) error
 		})
 		var pe *readerPanic
 		if errors.As(err, &pe) {
-			d.problems = append(d.problems, fmt.Sprintf("partition %d at %#x: %v", p.Index, p.Start, err))
+			d.problem(fmt.Sprintf("partition %d at %#x: %v", p.Index, p.Start, err))
 			continue
 		}
 		if err != nil {
@@ -190,7 +202,9 @@ func (d *Disk) Open(part int, f *File) (rd io.Reader, err error) {
 // Problems lists damage found in the partition tables and, once Walk has
 // run, in every file system, each naming its partition and offset.
 func (d *Disk) Problems() []string {
+	d.mu.Lock()
 	out := slices.Clone(d.problems)
+	d.mu.Unlock()
 	for _, p := range d.Partitions {
 		if p.FS == nil {
 			continue
@@ -221,7 +235,7 @@ func (d *Disk) Unallocated() []Range {
 		}
 		un, err := safeUnallocated(p.FS)
 		if err != nil {
-			d.problems = append(d.problems, fmt.Sprintf("partition %d at %#x: unallocated space unknown, whole partition given to the carver: %v", p.Index, p.Start, err))
+			d.problem(fmt.Sprintf("partition %d at %#x: unallocated space unknown, whole partition given to the carver: %v", p.Index, p.Start, err))
 			rs = append(rs, Range{Off: start, Len: end - start})
 			continue
 		}
