@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -179,7 +180,10 @@ func runCarve(ctx context.Context, cmd *cobra.Command, opts carveOptions, a []st
 	if err := os.MkdirAll(opts.Out, 0o700); err != nil {
 		return fmt.Errorf("carve: %w", err)
 	}
-	copts := carve.Options{AnyOffset: opts.AnyOffset, Types: opts.Types, NoFragments: opts.NoFragments, Workers: opts.Workers}
+	progress, stopBar := newByteProgress("carve", res.BytesSearched)
+	stop := sync.OnceFunc(stopBar) // stop draws the last line; called before printing results
+	defer stop()
+	copts := carve.Options{AnyOffset: opts.AnyOffset, Types: opts.Types, NoFragments: opts.NoFragments, Workers: opts.Workers, Progress: progress}
 	start := time.Now()
 	made := map[string]bool{}
 	err = carve.Carve(ctx, img, ranges, copts, func(c carve.Carved) error {
@@ -209,6 +213,7 @@ func runCarve(ctx context.Context, cmd *cobra.Command, opts carveOptions, a []st
 		}
 		return fmt.Errorf("carve: %w", err)
 	}
+	stop()
 	res.Seconds = time.Since(start).Seconds()
 	if res.Seconds > 0 {
 		res.MBPerSecond = float64(res.BytesSearched) / 1e6 / res.Seconds

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,11 +77,15 @@ func runScan(ctx context.Context, cmd *cobra.Command, opts scanOptions, a []stri
 		return err
 	}
 	start := time.Now()
-	sopts := scan.Options{Workers: opts.Workers, MaxDepth: opts.MaxDepth}
+	progress, stopBar := newByteProgress("scan", size)
+	stop := sync.OnceFunc(stopBar) // stop draws the last line; called before printing results
+	defer stop()
+	sopts := scan.Options{Workers: opts.Workers, MaxDepth: opts.MaxDepth, Progress: progress}
 	if opts.MaxDepth == 0 {
 		sopts.MaxDepth = -1
 	}
 	err = scan.Scan(ctx, img, size, sopts, rec.Add)
+	stop()
 	files, cerr := rec.Close()
 	if err = errors.Join(err, cerr); err != nil {
 		return fmt.Errorf("scan: %w", err)
