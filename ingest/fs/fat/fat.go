@@ -587,20 +587,30 @@ func (f *FS) readDir(start uint32, deleted bool) ([]byte, []fs.Run, error) {
 	return data, runs, err
 }
 
-// offsetOf maps a byte index in a directory's data to its volume offset.
-func offsetOf(runs []fs.Run, i int64) int64 {
-	for _, r := range runs {
-		if i < r.Length {
-			return r.Offset + i
-		}
-		i -= r.Length
+// runCursor maps increasing byte indexes of a directory's data to volume
+// offsets in amortised constant time (directories can be fragmented into
+// thousands of runs).
+type runCursor struct {
+	runs []fs.Run
+	ri   int   // run holding the last index asked for
+	base int64 // data index where runs[ri] starts
+}
+
+func (c *runCursor) offset(i int64) int64 {
+	for c.ri < len(c.runs) && i >= c.base+c.runs[c.ri].Length {
+		c.base += c.runs[c.ri].Length
+		c.ri++
 	}
-	return -1
+	if c.ri == len(c.runs) {
+		return -1
+	}
+	return c.runs[c.ri].Offset + i - c.base
 }
 
 func (w *walker) dir(data []byte, runs []fs.Run, parent string, parentDeleted bool, depth int) error {
 	f := w.f
 	var slots [][]byte // pending LFN slots in disk order
+	cur := runCursor{runs: runs}
 	for i := 0; i+dirEntrySize <= len(data); i += dirEntrySize {
 		e := data[i : i+dirEntrySize]
 		if e[0] == 0 {
@@ -619,7 +629,7 @@ func (w *walker) dir(data []byte, runs []fs.Run, parent string, parentDeleted bo
 			continue
 		}
 		de := dirEntry{
-			off:     offsetOf(runs, int64(i)),
+			off:     cur.offset(int64(i)),
 			attr:    e[dirAttr],
 			deleted: e[0] == entryDeleted,
 			start:   uint32(binary.LittleEndian.Uint16(e[dirClusLo:])),
