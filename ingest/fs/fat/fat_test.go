@@ -388,6 +388,16 @@ func TestAgainstTSK(t *testing.T) {
 			}
 			t.Logf("fat%d: %d allocated entries (fls %d), %d deleted files written, %d recovered byte-exact, fls lists %d deleted, tsk_recover recovered %d whole",
 				tc.bits, len(byPath), nAlloc, len(s.deleted), recovered, nTSKDel, tskRec)
+			fragmented := 0
+			for _, l := range byPath {
+				if len(l.file.Runs) > 1 {
+					fragmented++
+				}
+			}
+			if fragmented == 0 {
+				t.Errorf("no fragmented allocated file: the scenario should make B fill D1's holes")
+			}
+			t.Logf("fat%d: %d allocated files fragmented (content checked against icat and the originals)", tc.bits, fragmented)
 			if recovered == len(s.deleted) {
 				t.Errorf("every deleted file recovered: the scenario should have overwritten some")
 			}
