@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/internal/testutil"
@@ -109,6 +110,12 @@ func buildImage(t testing.TB, im image, seed uint64) (img string, live, deleted 
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "src")
 	live = writeTree(t, src, seed, 40, 3*im.bs)
+	// Past times: mkfs -d copies the seconds into i_mtime/i_atime; the
+	// *_extra fields (nanoseconds << 2 | epoch bits) are set with debugfs
+	// below.
+	if err := os.Chtimes(filepath.Join(src, "tiny.txt"), tinyAtime, tinyMtime); err != nil {
+		t.Fatal(err)
+	}
 	img = filepath.Join(tmp, "fs.img")
 	args := append([]string{"-q", "-F", "-b", fmt.Sprint(im.bs), "-d", src}, im.extra...)
 	args = append(args, img, fmt.Sprintf("%dk", im.sizeKB))
@@ -146,6 +153,11 @@ func buildImage(t testing.TB, im image, seed uint64) (img string, live, deleted 
 		delete(live, p)
 	}
 	debugfs(t, img, cmds...)
+	debugfs(t, img,
+		fmt.Sprintf("set_inode_field /tiny.txt mtime_extra %#x", tinyMtime.Nanosecond()<<2),
+		fmt.Sprintf("set_inode_field /tiny.txt atime_extra %#x", tinyAtime.Nanosecond()<<2|1), // epoch bit: +2^32 s
+		fmt.Sprintf("set_inode_field /tiny.txt crtime %#x", tinyCrtime.Unix()),
+		fmt.Sprintf("set_inode_field /tiny.txt crtime_extra %#x", tinyCrtime.Nanosecond()<<2))
 	if im.reindex {
 		// e2fsck exits 1 when it changed the file system, as -D does.
 		out, err := exec.Command(testutil.NeedTool(t, "e2fsck"), "-fyD", img).CombinedOutput()
@@ -215,6 +227,16 @@ func tskAllocated(t testing.TB, img string) tree {
 	}
 	return got
 }
+
+// tinyMtime and tinyAtime are set on tiny.txt before mkfs: whole seconds
+// survive in every inode, the nanoseconds only in 256-byte ones.
+var (
+	tinyMtime  = time.Date(2021, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	tinyAtime  = time.Date(2022, 1, 2, 3, 4, 5, 987654321, time.UTC)
+	tinyCrtime = time.Unix(0x12345678, 5).UTC()
+	// tinyAtimeRead is tinyAtime with the epoch bit set: 2^32 s later.
+	tinyAtimeRead = tinyAtime.Add(1 << 32 * time.Second)
+)
 
 var images = []image{
 	{mkfs: "mkfs.ext2", bs: 1024, sizeKB: 8192, big: 1 << 20},
@@ -299,8 +321,10 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			if big == nil || len(big.Runs) < 2 {
 				t.Errorf("big.bin not fragmented: %+v", big)
 			}
-			if f := byPath["/tiny.txt"]; f == nil || f.Mtime.IsZero() || f.Ctime.IsZero() {
-				t.Errorf("tiny.txt times: %+v", f)
+			if f := byPath["/tiny.txt"]; f == nil || !f.Mtime.Equal(tinyMtime.Truncate(time.Second)) && !f.Mtime.Equal(tinyMtime) || f.Ctime.IsZero() {
+				t.Errorf("tiny.txt times: %+v, mtime want %v", f, tinyMtime)
+			} else if e.sb.inodeSize >= 256 && (!f.Mtime.Equal(tinyMtime) || !f.Atime.Equal(tinyAtimeRead) || !f.Btime.Equal(tinyCrtime)) {
+				t.Errorf("tiny.txt nanosecond times: mtime %v atime %v crtime %v; want %v %v %v", f.Mtime, f.Atime, f.Btime, tinyMtime, tinyAtimeRead, tinyCrtime)
 			}
 			if im.reindex {
 				in, err := e.readInode(uint32(byPath["/many"].Inode))
