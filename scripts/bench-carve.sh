@@ -66,24 +66,26 @@ identical() { # dir -> distinct planted files found byte-identical, and files to
 rss() { awk '/Maximum resident/{print int($6/1024)}' "$1"; }
 cpu() { awk -F': ' '/User time|System time/{s+=$2} END{printf "%.2f", s}' "$1"; }
 secs() { awk -F': ' '/Elapsed \(wall/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
+# cpumbps: MB/s if the job had had every core to itself (size / (cpu / cores)).
+cpumbps() { awk -v c="$1" -v m="$size_mib" -v n="$(nproc)" 'BEGIN{ if (c>0) printf "%.1f", m*1.048576/(c/n); else print "inf" }'; }
 mbps() { awk -v s="$1" -v m="$size_mib" 'BEGIN{ if (s>0) printf "%.1f", m*1.048576/s; else print "inf" }'; }
 
 # evidx carve (a raw image without a file system: the whole image).
 /usr/bin/time -v "$bin" carve "$img" --out "$work/evidx" --json >"$work/carve.json" 2>"$work/carve.time"
 read -r e_same e_total < <(identical "$work/evidx")
 e_s=$(secs "$work/carve.time")
-echo "evidx carve:  ${e_s}s  $(mbps "$e_s") MB/s  files=$e_total  byte-identical=$e_same/$planted  peak RSS=$(rss "$work/carve.time") MiB  cpu=$(cpu "$work/carve.time")s"
+echo "evidx carve:  ${e_s}s  $(mbps "$e_s") MB/s  files=$e_total  byte-identical=$e_same/$planted  peak RSS=$(rss "$work/carve.time") MiB  cpu=$(cpu "$work/carve.time")s ($(cpumbps "$(cpu "$work/carve.time")") MB/s on idle cores)"
 
 if command -v photorec >/dev/null; then
   (cd "$work" && /usr/bin/time -v photorec /log /d "$work/pr" /cmd "$img" partition_none,options,paranoid,fileopt,everything,enable,wholespace,search >/dev/null 2>"$work/pr.time")
   read -r p_same p_total < <(identical "$work/pr.1")
   p_s=$(secs "$work/pr.time")
-  echo "photorec:     ${p_s}s  $(mbps "$p_s") MB/s  files=$p_total  byte-identical=$p_same/$planted  peak RSS=$(rss "$work/pr.time") MiB  cpu=$(cpu "$work/pr.time")s"
+  echo "photorec:     ${p_s}s  $(mbps "$p_s") MB/s  files=$p_total  byte-identical=$p_same/$planted  peak RSS=$(rss "$work/pr.time") MiB  cpu=$(cpu "$work/pr.time")s ($(cpumbps "$(cpu "$work/pr.time")") MB/s on idle cores)"
 else
   echo "photorec: not installed (scripts/deps.sh installs testdisk)"
 fi
 
 /usr/bin/time -v "$bin" scan "$img" --out "$work/features" --json >"$work/scan.json" 2>"$work/scan.time"
 s_s=$(secs "$work/scan.time")
-echo "evidx scan:   ${s_s}s  $(mbps "$s_s") MB/s  peak RSS=$(rss "$work/scan.time") MiB  cpu=$(cpu "$work/scan.time")s  features: $(tr -d ' \n' <"$work/scan.json" | grep -o '"features":{[^}]*}')"
+echo "evidx scan:   ${s_s}s  $(mbps "$s_s") MB/s  peak RSS=$(rss "$work/scan.time") MiB  cpu=$(cpu "$work/scan.time")s ($(cpumbps "$(cpu "$work/scan.time")") MB/s on idle cores)  features: $(tr -d ' \n' <"$work/scan.json" | grep -o '"features":{[^}]*}')"
 echo "cpu: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg) (wall MB/s falls with load; cpu= is user+system seconds)"
