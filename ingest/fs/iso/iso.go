@@ -1,6 +1,6 @@
-// Package iso reads ISO9660 file systems read-only: the primary volume
-// descriptor tree with Rock Ridge names (NM) when present, else the Joliet
-// tree (UCS-2 names), else the primary 8.3-style names with ";1" removed.
+// Package iso reads ISO9660 file systems read-only: the Joliet tree (UCS-2
+// names) when present, else the primary tree with Rock Ridge names (NM),
+// else the primary 8.3-style names with ";1" removed.
 // The format is parsed directly: it is small and go-diskfs needs a path.
 // ISO9660 has no deleted files and no free space, so Unallocated is empty.
 package iso
@@ -114,11 +114,14 @@ func New(r io.ReaderAt, size int64) (*FS, error) {
 		return nil, &fs.ParseError{Op: "iso primary descriptor", Offset: vdStart*sectorSize + vdBlockSize, Err: fmt.Errorf("%w: block size %d", ErrNotISO, f.block)}
 	}
 	f.root = bytes.Clone(primary[vdRootRecord : vdRootRecord+34])
-	if skip, ok := f.rockRidge(); ok {
-		f.tree, f.susp = "rockridge", skip
-	} else if joliet != nil {
+	// Joliet first: it is what Windows shows and what fls/icat read, so
+	// listings cross-check with TSK; Rock Ridge when it is the only source
+	// of real names (TSK shows 8.3 names there).
+	if joliet != nil {
 		f.tree = "joliet"
 		f.root = bytes.Clone(joliet[vdRootRecord : vdRootRecord+34])
+	} else if skip, ok := f.rockRidge(); ok {
+		f.tree, f.susp = "rockridge", skip
 	}
 	return f, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -105,8 +106,9 @@ func TestAgainstTSK(t *testing.T) {
 		args       []string
 		exact      bool // names equal what was written (long names survive)
 	}{
-		{"rockridge+joliet", "rockridge", []string{"-R", "-J"}, true},
+		{"rockridge+joliet", "joliet", []string{"-R", "-J"}, true},
 		{"joliet", "joliet", []string{"-J"}, true},
+		{"rockridge", "rockridge", []string{"-R"}, true}, // fls shows 8.3 names here: contents compared, not paths
 		{"plain", "primary", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,9 +133,22 @@ func TestAgainstTSK(t *testing.T) {
 			if len(ours) != len(theirs) {
 				t.Errorf("%d files, fls %d: %v vs %v", len(ours), len(theirs), ours, theirs)
 			}
-			for p, h := range theirs {
-				if ours[p] != h {
-					t.Errorf("%s: sha %q, icat %s", p, ours[p], h)
+			if tc.tree == "rockridge" {
+				ourSums, tskSums := map[string]int{}, map[string]int{}
+				for _, h := range ours {
+					ourSums[h]++
+				}
+				for _, h := range theirs {
+					tskSums[h]++
+				}
+				if fmt.Sprint(ourSums) != fmt.Sprint(tskSums) {
+					t.Errorf("contents differ from icat: %v vs %v", ourSums, tskSums)
+				}
+			} else {
+				for p, h := range theirs {
+					if ours[p] != h {
+						t.Errorf("%s: sha %q, icat %s", p, ours[p], h)
+					}
 				}
 			}
 			if tc.exact {
