@@ -206,14 +206,16 @@ func (r *reader) lines(src io.Reader, info *Info) error {
 	for !eof {
 		buf := make([]byte, len(carry), max(size, len(carry)+r.o.ChunkSize/4))
 		copy(buf, carry)
-		n, err := io.ReadFull(src, buf[len(carry):cap(buf)])
+		n, err := fill(src, buf[len(carry):cap(buf)])
 		buf = buf[:len(carry)+n]
 		switch err {
 		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
+		case io.EOF:
 			eof = true
 		default:
-			return &ParseError{Op: "read", Loc: Loc{Member: info.Member, Line: line}, Err: err}
+			// A truncated compressed stream says io.ErrUnexpectedEOF: an
+			// error, unlike the clean end of the data.
+			return &ParseError{Op: "read", Loc: Loc{Member: info.Member, Line: line + int64(bytes.Count(buf, []byte{'\n'}))}, Err: err}
 		}
 		cut := len(buf)
 		if !eof {
@@ -242,6 +244,21 @@ func (r *reader) lines(src io.Reader, info *Info) error {
 		}
 	}
 	return nil
+}
+
+// fill reads into b until it is full (nil), the data ends (io.EOF), or
+// another error, passed on as is (io.ReadFull would turn a reader's own
+// io.ErrUnexpectedEOF into a clean short read).
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // zip reads every member of a zip archive.
