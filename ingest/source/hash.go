@@ -39,9 +39,11 @@ type Result struct {
 	// Verified is true when every stored and expected hash matches and no
 	// chunk failed, false on any mismatch or bad chunk, nil when there was
 	// nothing to compare and nothing failed.
-	Verified *bool    `json:"verified"`
-	Checks   []Check  `json:"checks"`
-	Errors   []string `json:"errors"` // bad chunks (sector ranges) and mismatches, one line each
+	Verified *bool   `json:"verified"`
+	Checks   []Check `json:"checks"`
+	// Errors lists, one line each, the bad chunks (with sector ranges) in
+	// media order first, then the failed comparisons in Checks order.
+	Errors []string `json:"errors"`
 	// AcquisitionErrors are sectors the imager could not read (EWF error2);
 	// informational, they do not make Verified false.
 	AcquisitionErrors []string `json:"acquisition_errors,omitempty"`
