@@ -60,3 +60,36 @@ func TestCarveRawWhole(t *testing.T) {
 		checkExact(t, img, pl, got)
 	}
 }
+
+// TestCarveAnyOffset places files at odd byte offsets: only --any-offset
+// finds them, and then exactly.
+func TestCarveAnyOffset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	files := corpus(t, rng)
+	var img []byte
+	var pl []placement
+	for _, f := range files {
+		for range 1 + rng.IntN(3000) {
+			img = append(img, byte(rng.Uint32()))
+		}
+		if len(img)%512 == 0 {
+			img = append(img, 0x55)
+		}
+		pl = append(pl, placement{f, []Run{{int64(len(img)), int64(len(f.data))}}})
+		img = append(img, f.data...)
+	}
+	for range 700 {
+		img = append(img, byte(rng.Uint32()))
+	}
+	// Aligned carving may pick up a text run from inside a file, never a
+	// planted file whole.
+	for _, c := range carveAll(t, img, []Run{{0, int64(len(img))}}, Options{}) {
+		for _, p := range pl {
+			if c.SHA256 == sha(p.data) {
+				t.Errorf("sector-aligned carving found %s at unaligned %#x", p.name, c.Offset)
+			}
+		}
+	}
+	got := carveAll(t, img, []Run{{0, int64(len(img))}}, Options{AnyOffset: true, ChunkSize: 100 << 10})
+	checkExact(t, img, pl, got)
+}
