@@ -99,6 +99,43 @@ func TestCorrupt(t *testing.T) {
 		return off
 	}
 
+	t.Run("extents cleared at deletion", func(t *testing.T) {
+		// The kernel zeroes i_block of a deleted ext4 inode; debugfs rm
+		// does not, so do it by hand: 60 bytes at inode offset 0x28.
+		b := bytes.Clone(good)
+		off := inodeOff(t, b, "/gone.txt")
+		clear(b[off+iBlock : off+iBlock+iBlockLen])
+		_, files, err := walkBytes(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := files["/gone.txt"]
+		if f == nil || !f.Deleted || f.Recoverable || f.Err != "extents cleared at deletion" || f.Size == 0 || f.Mtime.IsZero() {
+			t.Errorf("gone.txt: %+v", f)
+		}
+	})
+	t.Run("deleted name, inode reallocated", func(t *testing.T) {
+		img := filepath.Join(t.TempDir(), "r.img")
+		if err := os.WriteFile(img, good, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src := filepath.Join(t.TempDir(), "new")
+		if err := os.WriteFile(src, []byte("new owner of the inode"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// In another directory, so gone.txt's name survives in the root's
+		// slack; the new file takes the lowest free inode: gone.txt's.
+		debugfs(t, img, "cd /a", "write "+src+" newfile")
+		b, _ := os.ReadFile(img)
+		_, files, err := walkBytes(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, nf := files["/gone.txt"], files["/a/newfile"]
+		if g == nil || nf == nil || g.Inode != nf.Inode || !g.Deleted || g.Recoverable || !strings.Contains(g.Err, "reallocated") || len(g.Runs) != 0 {
+			t.Errorf("gone.txt %+v, newfile %+v", g, nf)
+		}
+	})
 	t.Run("superblock magic flipped uses backup", func(t *testing.T) {
 		b := bytes.Clone(good)
 		b[superOff+sbMagic] ^= 0x01 // s_magic low byte
