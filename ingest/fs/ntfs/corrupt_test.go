@@ -199,6 +199,20 @@ func TestSmallAndCorrupt(t *testing.T) {
 			t.Errorf("listing wrong: %v", keys(files))
 		}
 	})
+	t.Run("entry 0 damaged uses $MFTMirr", func(t *testing.T) {
+		b := bytes.Clone(s.img)
+		b[n.bt.mftOff] = 'X' // "FILE" of MFT entry 0
+		n2, files, sums, err := walkBytes(t, b, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("mft entry 0 at %#x", n.bt.mftOff); !hasProblem(n2, "using $MFTMirr") || !hasProblem(n2, want) {
+			t.Errorf("problems %q", n2.Problems())
+		}
+		if sums["/a.bin"] != s.truth["/a.bin"] || files["/$MFT"] != nil {
+			t.Errorf("a.bin %s, $MFT %+v", sums["/a.bin"], files["/$MFT"])
+		}
+	})
 	t.Run("torn fixup", func(t *testing.T) {
 		b := bytes.Clone(s.img)
 		num, off := entry("/s.txt")
