@@ -66,8 +66,9 @@ identical() { # dir -> distinct planted files found byte-identical, and files to
 rss() { awk '/Maximum resident/{print int($6/1024)}' "$1"; }
 cpu() { awk -F': ' '/User time|System time/{s+=$2} END{printf "%.2f", s}' "$1"; }
 secs() { awk -F': ' '/Elapsed \(wall/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
-# cpumbps: MB/s if the job had had every core to itself (size / (cpu / cores)).
-cpumbps() { awk -v c="$1" -v m="$size_mib" -v n="$(nproc)" 'BEGIN{ if (c>0) printf "%.1f", m*1.048576/(c/n); else print "inf" }'; }
+# cpumbps CPU [CORES]: MB/s had the job had its cores to itself (size /
+# (cpu / cores)); PhotoRec is single-threaded, so it gets one.
+cpumbps() { awk -v c="$1" -v m="$size_mib" -v n="${2:-$(nproc)}" 'BEGIN{ if (c>0) printf "%.1f", m*1.048576/(c/n); else print "inf" }'; }
 mbps() { awk -v s="$1" -v m="$size_mib" 'BEGIN{ if (s>0) printf "%.1f", m*1.048576/s; else print "inf" }'; }
 
 # evidx carve (a raw image without a file system: the whole image).
@@ -80,7 +81,7 @@ if command -v photorec >/dev/null; then
   (cd "$work" && /usr/bin/time -v photorec /log /d "$work/pr" /cmd "$img" partition_none,options,paranoid,fileopt,everything,enable,wholespace,search >/dev/null 2>"$work/pr.time")
   read -r p_same p_total < <(identical "$work/pr.1")
   p_s=$(secs "$work/pr.time")
-  echo "photorec:     ${p_s}s  $(mbps "$p_s") MB/s  files=$p_total  byte-identical=$p_same/$planted  peak RSS=$(rss "$work/pr.time") MiB  cpu=$(cpu "$work/pr.time")s ($(cpumbps "$(cpu "$work/pr.time")") MB/s on idle cores)"
+  echo "photorec:     ${p_s}s  $(mbps "$p_s") MB/s  files=$p_total  byte-identical=$p_same/$planted  peak RSS=$(rss "$work/pr.time") MiB  cpu=$(cpu "$work/pr.time")s ($(cpumbps "$(cpu "$work/pr.time")" 1) MB/s on an idle core)"
 else
   echo "photorec: not installed (scripts/deps.sh installs testdisk)"
 fi
