@@ -33,6 +33,12 @@ func DetectFileSystem(r io.ReaderAt, size int64) string {
 		if t := fatKind(bs); t != "" {
 			return t
 		}
+		// A damaged FAT32 boot sector still has its backup at sector 6.
+		if bs[510] != 0x55 || bs[511] != 0xaa || !plausibleMBR(bs) {
+			if n, _ := r.ReadAt(bs, 6*512); n == len(bs) && fatKind(bs) == "fat32" {
+				return "fat32"
+			}
+		}
 	}
 	sb := make([]byte, 1024)
 	if n, _ := r.ReadAt(sb, extSuperOff); n == len(sb) && binary.LittleEndian.Uint16(sb[extMagicOff:]) == 0xef53 {
@@ -112,4 +118,10 @@ func fatKind(bs []byte) string {
 	default:
 		return "fat32"
 	}
+}
+
+// plausibleMBR says whether sector 0 carries a partition table, so that a
+// disk's sector 6 is never taken for a FAT32 backup boot sector.
+func plausibleMBR(s0 []byte) bool {
+	return mbrPlausible(parseMBREntries(s0), 0)
 }

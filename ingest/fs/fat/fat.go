@@ -114,13 +114,30 @@ func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
 }
 
 // New is Open returning the concrete type.
+//
+// When the boot sector at 0 is damaged, FAT32's backup boot sector (sector
+// 6, where every formatter puts it) is used and the damage reported.
 func New(r io.ReaderAt, size int64) (*FS, error) {
+	f, err := newAt(r, size, 0)
+	if err == nil {
+		return f, nil
+	}
+	const backupOff = 6 * 512 // BPB_BkBootSec is 6 on FAT32 volumes
+	if g, err2 := newAt(r, size, backupOff); err2 == nil && g.kind == "fat32" {
+		g.problem("boot sector at 0x0 unusable (%v); backup boot sector at %#x used", err, backupOff)
+		return g, nil
+	}
+	return nil, err
+}
+
+// newAt opens the volume with the boot sector found at byte bsOff.
+func newAt(r io.ReaderAt, size, bsOff int64) (*FS, error) {
 	bs := make([]byte, 512)
-	if _, err := r.ReadAt(bs, 0); err != nil {
-		return nil, &fs.ParseError{Op: "fat boot sector", Offset: 0, Err: err}
+	if _, err := r.ReadAt(bs, bsOff); err != nil {
+		return nil, &fs.ParseError{Op: "fat boot sector", Offset: bsOff, Err: err}
 	}
 	bad := func(format string, a ...any) error {
-		return &fs.ParseError{Op: "fat boot sector", Offset: 0, Err: fmt.Errorf("%w: "+format, append([]any{ErrNotFAT}, a...)...)}
+		return &fs.ParseError{Op: "fat boot sector", Offset: bsOff, Err: fmt.Errorf("%w: "+format, append([]any{ErrNotFAT}, a...)...)}
 	}
 	if bs[0] != 0xeb && bs[0] != 0xe9 {
 		return nil, bad("jump byte %#02x", bs[0])

@@ -731,3 +731,28 @@ func FuzzFAT(f *testing.F) {
 		fsys.Problems()
 	})
 }
+
+// TestBackupBootSector: with the boot sector's jump and BPB zeroed (bytes
+// 0-35 of sector 0), the FAT32 backup boot sector at sector 6 opens the
+// volume; the listing is unchanged and the damage reported.
+func TestBackupBootSector(t *testing.T) {
+	base, _ := corruptBase(t)
+	_, want := listCorrupt(t, base)
+	img := bytes.Clone(base)
+	clear(img[:36])
+	f, got := listCorrupt(t, img)
+	if !hasProblem(f, "backup boot sector at 0xc00") {
+		t.Errorf("backup use not reported: %v", f.Problems())
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d entries, %d before the damage", len(got), len(want))
+	}
+	for p, l := range want {
+		if got[p].sha != l.sha {
+			t.Errorf("%s: sha %s, was %s", p, got[p].sha, l.sha)
+		}
+	}
+	if k := fs.DetectFileSystem(bytes.NewReader(img), int64(len(img))); k != "fat32" {
+		t.Errorf("detected %s", k)
+	}
+}
