@@ -54,10 +54,12 @@ type Options struct {
 	// GOMAXPROCS: SQLite work is CPU-bound).
 	Workers int
 	// BatchSize is how many sightings a shard writer takes at once (default
-	// 32768): each batch is deduplicated in memory, sorted, then inserted.
+	// 16384): each batch is deduplicated in memory, sorted, then inserted.
+	// 32768 and 131072 were no faster and cost memory.
 	BatchSize int
 	// CacheKiB is each shard's SQLite page cache during a load (default
-	// 32768 KiB; 16 shards then hold at most 512 MiB).
+	// 16384 KiB; 16 shards then hold at most 256 MiB). Halving batch and
+	// cache took a 1M-row load from 402 to 260 MiB peak RSS, no slower.
 	CacheKiB int
 	// CommitRows is how many distinct rows a shard writer inserts per
 	// transaction (default 1<<20).
@@ -69,10 +71,10 @@ func (o *Options) defaults() {
 		o.Workers = defaultWorkers()
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 32768
+		o.BatchSize = 16384
 	}
 	if o.CacheKiB <= 0 {
-		o.CacheKiB = 32768
+		o.CacheKiB = 16384
 	}
 	if o.CommitRows <= 0 {
 		o.CommitRows = 1 << 20
