@@ -107,6 +107,7 @@ func TestMBRWithLogicalPartitions(t *testing.T) {
 
 func TestGPTPrimaryAndBackup(t *testing.T) {
 	img, truth := sfdiskDisk(t, 32, "label: gpt\nsize=8M, type=L, name=one\nsize=8M, type=U, name=two\n")
+	testutil.Unchanged(t, img)
 	tb := readTable(t, img)
 	check := func(tb *Table) {
 		t.Helper()
@@ -141,6 +142,7 @@ func TestGPTPrimaryAndBackup(t *testing.T) {
 func TestBareFileSystem(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "fat.img")
 	testutil.Run(t, "mkfs.fat", "-F", "16", "-C", img, "20000")
+	testutil.Unchanged(t, img)
 	tb := readTable(t, img)
 	if tb.Scheme != "none" || len(tb.Partitions) != 1 || tb.Partitions[0].FileSystem != "fat16" || tb.Partitions[0].Start != 0 || len(tb.Problems) != 0 {
 		t.Errorf("%+v", tb)
