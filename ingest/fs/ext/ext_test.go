@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -260,6 +261,15 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			img, live, deleted := buildImage(t, im, uint64(100+i))
 			testutil.Unchanged(t, img)
 			e, files, sums := walkAll(t, img)
+			if par := concurrentSums(t, e); len(par) != len(sums) {
+				t.Errorf("concurrent Open read %d files, sequential %d", len(par), len(sums))
+			} else {
+				for p, h := range sums {
+					if par[p] != h {
+						t.Errorf("concurrent Open of %s: %s, sequential %s", p, par[p], h)
+					}
+				}
+			}
 			if want := strings.TrimPrefix(im.mkfs, "mkfs."); e.Type() != want {
 				t.Errorf("Type = %s, want %s", e.Type(), want)
 			}
@@ -390,4 +400,53 @@ func checkUnallocated(t testing.TB, e *FS, files []*fs.File) {
 // isInline reports runs inside an inode table (inline data, fast symlinks).
 func isInline(e *FS, r fs.Run) bool {
 	return r.Length <= iBlockLen && r.Offset%e.sb.blockSize != 0
+}
+
+// concurrentSums walks fsys, hashing every readable regular file in 4
+// goroutines while Walk runs and Unallocated is called, as evidx ls does;
+// under -race it checks that Open shares nothing with Walk.
+func concurrentSums(t *testing.T, fsys fs.FileSystem) map[string]string {
+	jobs := make(chan *fs.File)
+	var mu sync.Mutex
+	sums := map[string]string{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range jobs {
+				r, err := fsys.Open(f)
+				if err != nil {
+					t.Errorf("%s: %v", f.Path, err)
+					continue
+				}
+				b, err := io.ReadAll(r)
+				if err != nil {
+					t.Errorf("%s: %v", f.Path, err)
+				}
+				mu.Lock()
+				sums[f.Path] = sum(b)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := fsys.Unallocated(); err != nil {
+			t.Error(err)
+		}
+	}()
+	err := fsys.Walk(context.Background(), func(f *fs.File) error {
+		if f.Type == "file" && f.Recoverable {
+			jobs <- f
+		}
+		return nil
+	})
+	close(jobs)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
 }

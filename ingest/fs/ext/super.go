@@ -400,8 +400,9 @@ func (e *FS) readGroups() error {
 // on-disk format does not use).
 const gdBad = 0x8000
 
-// FS is an opened ext2/3/4 file system. Walk, Open and Unallocated may be
-// called from one goroutine at a time; Problems from any.
+// FS is an opened ext2/3/4 file system. Walk may run in one goroutine at a
+// time; Open (which reads only the File's runs), Unallocated and Problems
+// may be called from any goroutine, also while Walk runs.
 type FS struct {
 	r      io.ReaderAt
 	size   int64
@@ -416,7 +417,7 @@ type FS struct {
 	inodeBitmaps [][]byte
 	blockBitmaps [][]byte
 
-	win window // inode-table read cache
+	win window // inode-table read cache, used only by Walk
 }
 
 // Type returns "ext2", "ext3" or "ext4".

@@ -12,6 +12,8 @@ import (
 // into go-ntfs runs under recover: it panics on some corrupt records; a
 // panic becomes an error naming the MFT entry and its offset.
 func (n *FS) compressed(f *fs.File, name string) (r io.Reader, err error) {
+	n.gmu.Lock()
+	defer n.gmu.Unlock()
 	defer n.recoverAs(&err, f.Inode, "go-ntfs open")
 	if n.gontfs == nil {
 		// The context bootstraps $MFT once; it is reused for every
@@ -55,6 +57,8 @@ func (s *safeReader) Read(p []byte) (k int, err error) {
 	if s.pos >= s.size {
 		return 0, io.EOF
 	}
+	s.n.gmu.Lock()
+	defer s.n.gmu.Unlock()
 	defer s.n.recoverAs(&err, s.entry, "go-ntfs read")
 	if int64(len(p)) > s.size-s.pos {
 		p = p[:s.size-s.pos]

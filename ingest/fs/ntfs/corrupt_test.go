@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/evidx/evidx/ingest/fs"
@@ -386,4 +387,68 @@ func TestRecoverAs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrCorrupt) || !hasProblem(n, want) {
 		t.Errorf("err %v, problems %q; want %q", err, n.Problems(), want)
 	}
+}
+
+// TestConcurrentOpen opens and reads files from worker goroutines while
+// Walk runs, and calls Unallocated meanwhile, as evidx ls does: run under
+// -race, it checks the read-ahead window and go-ntfs are guarded.
+func TestConcurrentOpen(t *testing.T) {
+	s := smallNTFS(t)
+	n, err := open(bytes.NewReader(s.img), int64(len(s.img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := concurrentSums(t, n)
+	for p, want := range s.truth {
+		if got[p] != want {
+			t.Errorf("%s: %s want %s", p, got[p], want)
+		}
+	}
+}
+
+// concurrentSums walks fsys, hashing every readable file in 4 goroutines.
+func concurrentSums(t *testing.T, fsys fs.FileSystem) map[string]string {
+	jobs := make(chan *fs.File)
+	var mu sync.Mutex
+	sums := map[string]string{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range jobs {
+				r, err := fsys.Open(f)
+				if err != nil {
+					t.Errorf("%s: %v", f.Path, err)
+					continue
+				}
+				b, err := io.ReadAll(r)
+				if err != nil {
+					t.Errorf("%s: %v", f.Path, err)
+				}
+				mu.Lock()
+				sums[f.Path] = sum(b)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := fsys.Unallocated(); err != nil {
+			t.Error(err)
+		}
+	}()
+	err := fsys.Walk(context.Background(), func(f *fs.File) error {
+		if f.Type == "file" && f.Recoverable {
+			jobs <- f
+		}
+		return nil
+	})
+	close(jobs)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
 }

@@ -138,8 +138,9 @@ func Probe(r io.ReaderAt, size int64) bool {
 	return err == nil
 }
 
-// FS is an opened NTFS volume. Walk, Open and Unallocated may be called
-// from one goroutine at a time; Problems from any.
+// FS is an opened NTFS volume. Walk may run in one goroutine at a time;
+// Open, Unallocated and Problems may be called from any goroutine, also
+// while Walk runs.
 type FS struct {
 	r    io.ReaderAt
 	size int64
@@ -152,10 +153,12 @@ type FS struct {
 	bitmap     []byte // $Bitmap content, one bit per cluster; nil if unreadable
 	bitmapErr  error
 
-	win window // $MFT read-ahead, used by the goroutine running Walk or Open
+	winMu sync.Mutex // guards win: Open runs concurrently with Walk
+	win   window     // $MFT read-ahead
 
 	// gontfs is the go-ntfs context for compressed streams, made on first
-	// use by Open (so only Open's goroutine touches it).
+	// use by Open; gmu serialises every call into go-ntfs.
+	gmu    sync.Mutex
 	gontfs *parser.NTFSContext
 
 	mu       sync.Mutex
@@ -306,6 +309,8 @@ func (n *FS) readRecord(num uint64, raw []byte) (int64, error) {
 		return 0, fmt.Errorf("mft entry %d: %w: beyond $MFT of %d bytes", num, ErrCorrupt, n.mftSize)
 	}
 	if off := n.recordOffset(num); off >= 0 {
+		n.winMu.Lock()
+		defer n.winMu.Unlock()
 		if off >= n.win.off && off+n.bt.recordSize <= n.win.off+int64(len(n.win.buf)) {
 			copy(raw, n.win.buf[off-n.win.off:])
 			return off, nil

@@ -270,6 +270,15 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			im := buildNTFS(t, uint64(200+i), 24, cluster)
 			testutil.Unchanged(t, im.img)
 			n, files, sums := walkAll(t, im.img)
+			if par := concurrentSums(t, n); len(par) != len(sums) {
+				t.Errorf("concurrent Open read %d files, sequential %d", len(par), len(sums))
+			} else {
+				for p, h := range sums {
+					if par[p] != h {
+						t.Errorf("concurrent Open of %s: %s, sequential %s", p, par[p], h)
+					}
+				}
+			}
 			if p := n.Problems(); len(p) > 0 {
 				t.Errorf("problems on a clean image: %q", p)
 			}
