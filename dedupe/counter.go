@@ -69,7 +69,7 @@ type Options struct {
 type Counter struct {
 	opts   Options
 	parts  []partition
-	total  atomic.Int64 // bytes staged in memory over all partitions
+	total  atomic.Int64 // bytes of staging chunks held over all partitions
 	disk   atomic.Bool  // partitions stream to run files
 	pool   *chunkPool
 	dir    string
@@ -85,8 +85,9 @@ type Counter struct {
 // value length (1 byte), the hash's table tag (3 bytes, so the final
 // dedupe need not hash again), value, file index (uvarint).
 type partition struct {
-	mu  sync.Mutex
-	buf []byte
+	mu   sync.Mutex
+	full [][]byte // filled staging chunks, oldest first (memory mode)
+	buf  []byte   // the chunk being filled, capacity stageChunk
 	f   *os.File   // run file, once on disk
 	w   *s2.Writer // compresses into f
 	err error
@@ -104,7 +105,7 @@ func New(opts Options) (*Counter, error) {
 		opts.TmpDir = os.TempDir()
 	}
 	c := &Counter{opts: opts, parts: make([]partition, opts.Partitions)}
-	c.pool = newChunkPool(64)
+	c.pool = newChunkPool(2 * opts.Partitions)
 	return c, nil
 }
 
@@ -179,22 +180,36 @@ func (c *Counter) addPart(p, file int, batch []identity.Sighting, h []uint64, id
 	if pt.err != nil {
 		return pt.err
 	}
-	before := len(pt.buf)
 	var fb [binary.MaxVarintLen32]byte
 	fn := binary.PutUvarint(fb[:], uint64(file))
+	added := 0
 	for _, i := range idx {
 		v := batch[i].Value
+		if len(pt.buf)+5+len(v)+fn > cap(pt.buf) {
+			// Chunks, not one growing slice: appending never copies.
+			if len(pt.buf) > 0 {
+				if pt.w != nil {
+					if err := c.flush(pt); err != nil {
+						pt.err = err
+						return err
+					}
+				} else {
+					pt.full = append(pt.full, pt.buf)
+					pt.buf = nil
+				}
+			}
+			if pt.buf == nil {
+				pt.buf = c.pool.get()[:0]
+				added += cap(pt.buf)
+			}
+		}
 		tag := tagOf(h[i])
 		pt.buf = append(pt.buf, byte(identity.KindIndex(batch[i].Kind)), byte(len(v)), byte(tag>>16), byte(tag>>8), byte(tag))
 		pt.buf = append(pt.buf, v...)
 		pt.buf = append(pt.buf, fb[:fn]...)
 	}
-	c.total.Add(int64(len(pt.buf) - before))
-	if pt.w != nil && len(pt.buf) >= flushBytes {
-		if err := c.flush(pt); err != nil {
-			pt.err = err
-			return err
-		}
+	if added > 0 {
+		c.total.Add(int64(added))
 	}
 	return nil
 }
@@ -202,10 +217,17 @@ func (c *Counter) addPart(p, file int, batch []identity.Sighting, h []uint64, id
 // flush compresses pt's staged records into its run file. The caller
 // holds pt.mu.
 func (c *Counter) flush(pt *partition) error {
+	for _, b := range pt.full {
+		if _, err := pt.w.Write(b); err != nil {
+			return fmt.Errorf("dedupe: spill %s: %w", pt.f.Name(), err)
+		}
+		c.total.Add(-int64(cap(b)))
+		c.pool.put(b[:cap(b)])
+	}
+	pt.full = nil
 	if _, err := pt.w.Write(pt.buf); err != nil {
 		return fmt.Errorf("dedupe: spill %s: %w", pt.f.Name(), err)
 	}
-	c.total.Add(-int64(len(pt.buf)))
 	pt.buf = pt.buf[:0]
 	return nil
 }
@@ -235,8 +257,6 @@ func (c *Counter) toDisk() error {
 		if err != nil {
 			pt.err = err
 		}
-		// Drop the grown buffer: the next ones stay small.
-		pt.buf = make([]byte, 0, flushBytes+512)
 		pt.mu.Unlock()
 		if err != nil {
 			return err
@@ -349,25 +369,34 @@ func (c *Counter) countPart(pt *partition, files int) ([]int64, []int64, error) 
 			return nil, nil, fmt.Errorf("dedupe: run %s: %w", pt.f.Name(), err)
 		}
 	}
-	if err := readRecords(bufio.NewReader(bytesReader(pt.buf)), visit); err != nil {
+	// The reader advances its own copies of the slice headers; the chunks
+	// go back to the pool whole below.
+	staged := append(append([][]byte(nil), pt.full...), pt.buf)
+	if err := readRecords(bufio.NewReader(&chunksReader{staged}), visit); err != nil {
 		return nil, nil, err
 	}
-	pt.buf = nil
+	for _, b := range pt.full {
+		c.pool.put(b[:cap(b)])
+	}
+	if pt.buf != nil {
+		c.pool.put(pt.buf[:cap(pt.buf)])
+	}
+	pt.full, pt.buf = nil, nil
 	return unique, pf, nil
 }
 
-// bytesReader is a minimal io.Reader over b (bytes.Reader without the
-// import of bytes for one use).
-type sliceReader struct{ b []byte }
+// chunksReader reads a list of byte slices as one stream.
+type chunksReader struct{ c [][]byte }
 
-func bytesReader(b []byte) *sliceReader { return &sliceReader{b} }
-
-func (s *sliceReader) Read(p []byte) (int, error) {
-	if len(s.b) == 0 {
+func (s *chunksReader) Read(p []byte) (int, error) {
+	for len(s.c) > 0 && len(s.c[0]) == 0 {
+		s.c = s.c[1:]
+	}
+	if len(s.c) == 0 {
 		return 0, io.EOF
 	}
-	n := copy(p, s.b)
-	s.b = s.b[n:]
+	n := copy(p, s.c[0])
+	s.c[0] = s.c[0][n:]
 	return n, nil
 }
 

@@ -15,10 +15,14 @@ import (
 // several goroutines, with a memory budget small enough to force many
 // spills, and compares with counts from plain maps.
 func TestCounterMatchesMap(t *testing.T) {
-	for _, mem := range []int64{0, 1 << 16} {
-		t.Run(fmt.Sprintf("mem=%d", mem), func(t *testing.T) {
+	for _, tc := range []struct {
+		mem   int64
+		parts int
+	}{{0, 16}, {0, 2}, {1 << 16, 16}, {1 << 18, 3}} {
+		mem := tc.mem
+		t.Run(fmt.Sprintf("mem=%d,parts=%d", mem, tc.parts), func(t *testing.T) {
 			tmp := t.TempDir()
-			c, err := New(Options{Partitions: 16, MemBytes: mem, TmpDir: tmp})
+			c, err := New(Options{Partitions: tc.parts, MemBytes: mem, TmpDir: tmp})
 			if err != nil {
 				t.Fatal(err)
 			}

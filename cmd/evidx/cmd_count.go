@@ -107,10 +107,9 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 	}
 	// The Go heap may hold garbage up to the limit before collecting: keep
 	// the whole process under the budget, the dedupe's sets at about half.
-	// The dedupe's tables hold no pointers, so collections are cheap but
-	// needless: collect less often, and let the limit bound the heap.
+	// The soft limit makes the collector work harder near the budget
+	// instead of letting the heap double past it.
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(mem * 7 / 8))
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	if opts.Tmp != "" {
 		if fi, err := os.Stat(opts.Tmp); err != nil || !fi.IsDir() {
 			return usageError{fmt.Errorf("--tmp %s: not a directory", opts.Tmp)}
