@@ -82,7 +82,6 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 	}
 	// Records of SQLite datasets spill beside the shards, inside the case
 	// (0700): they are personal data.
-	added := false
 	res := datasetResult{Sources: []index.SourceStats{}, Failed: []datasetFailure{}}
 	for _, f := range files {
 		abs, err := filepath.Abs(f)
@@ -103,7 +102,6 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 				"rows": st.Rows, "rejected": st.Rejected, "sightings": st.Sightings,
 				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds}
 			res.Sources = append(res.Sources, st)
-			added = added || !st.Skipped
 		}
 		if aerr := c.Audit(entry); aerr != nil {
 			return aerr
@@ -112,8 +110,10 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return err
 		}
 	}
-	if added {
-		// verify compares the shards with the hashes recorded here.
+	if len(res.Sources) > 0 {
+		// verify compares the shards with the hashes recorded here. Also
+		// after files that were only skipped: a run killed after its load
+		// but before this point left shards that no entry records yet.
 		if _, err := c.RecordShards(ctx); err != nil {
 			return err
 		}

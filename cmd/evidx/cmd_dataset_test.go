@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/internal/testutil"
 )
@@ -360,5 +363,82 @@ func TestIndexCommandsUsage(t *testing.T) {
 	os.WriteFile(f, []byte("a\n"), 0o600)
 	if _, err := idxRun(t, "dataset", "add", dir, f); err == nil || errors.As(err, new(usageError)) {
 		t.Errorf("dataset add into a non-case: %v", err)
+	}
+}
+
+// TestDatasetAddSIGKILL kills `evidx dataset add` (the real binary) with
+// SIGKILL at random moments, reruns it, and compares stats with a clean
+// run; verify must then pass.
+func TestDatasetAddSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "evidx")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	l := genLeak(9, 60000, 40000, 0)
+	csv := filepath.Join(dir, "big leak.csv")
+	os.WriteFile(csv, []byte(l.csv), 0o600)
+	run := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			t.Fatalf("evidx %v: %v", args, err)
+		}
+		return out
+	}
+	stats := func(cs string) statsJSON {
+		var st statsJSON
+		decodeOne(t, run("stats", cs, "--json"), &st)
+		return st
+	}
+	clean := filepath.Join(dir, "clean")
+	run("case", "init", clean, "--case-number", "K", "--examiner", "x", "--shards", "4")
+	start := time.Now()
+	run("dataset", "add", clean, csv)
+	took := time.Since(start)
+	want := stats(clean)
+	sameCounts(t, "clean", want.Unique, l.counts())
+
+	r := rand.New(rand.NewPCG(3, 3))
+	cs := filepath.Join(dir, "killed")
+	midLoad := 0
+	run("case", "init", cs, "--case-number", "K", "--examiner", "x", "--shards", "4")
+	for i := range 4 {
+		cmd := exec.Command(bin, "dataset", "add", cs, csv)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(took/5 + time.Duration(r.Int64N(int64(took*3/4))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		err := cmd.Wait()
+		st := stats(cs)
+		status := "no source yet"
+		if len(st.Sources) > 0 {
+			status = st.Sources[0].Status
+		}
+		if status == "loading" {
+			midLoad++
+		}
+		t.Logf("kill %d: %v; source: %s", i, err, status)
+	}
+	if midLoad == 0 {
+		t.Log("no kill landed inside a load this time")
+	}
+	run("dataset", "add", cs, csv)
+	got := stats(cs)
+	sameCounts(t, "after kills", got.Unique, want.Unique)
+	if len(got.Sources) != 1 || got.Sources[0].Status != "done" {
+		t.Fatalf("sources %+v", got.Sources)
+	}
+	sameCounts(t, "source unique", got.Sources[0].Unique, want.Sources[0].Unique)
+	sameCounts(t, "source new", got.Sources[0].New, want.Sources[0].New)
+	if got.Sources[0].Rows != want.Sources[0].Rows {
+		t.Errorf("rows %d, want %d", got.Sources[0].Rows, want.Sources[0].Rows)
+	}
+	if out, err := exec.Command(bin, "verify", cs).CombinedOutput(); err != nil {
+		t.Errorf("verify after kills: %v\n%s", err, out)
 	}
 }
