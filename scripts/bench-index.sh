@@ -62,6 +62,7 @@ rm -f "$work/one.db" "$work/three.db"
 read -r e_wall e_cpu e_rss < <(measure "$evidx" dataset add "$work/case" "$csv" --json)
 cp "$work/out" "$work/add.json"
 e_size=$(du -sb "$work/case/index" | cut -f1)
+read -r st_wall st_cpu st_rss < <(measure "$evidx" stats "$work/case" --json)
 # Search latency: 200 values from the CSV, one process, per lookup.
 tail -n 200 "$csv" | cut -d, -f2 > "$work/values"
 read -r s_wall s_cpu s_rss < <(measure "$evidx" search "$work/case" --file "$work/values" --json)
@@ -74,5 +75,6 @@ line "sqlite3 .import + 3 CREATE INDEX" "$b3_wall" "$b3_cpu" "$b3_rss" "$b3_size
 line "evidx dataset add ($shards shards)" "$e_wall" "$e_cpu" "$e_rss" "$e_size"
 awk -v a="$b1_wall" -v b="$b3_wall" -v e="$e_wall" 'BEGIN {
   printf "ratio evidx/sqlite3 (rows/s): %.2f vs 1 index, %.2f vs 3 indexes (target >= 2)\n", a / e, b / e }'
+printf 'stats --json: %s s wall, %s s CPU, %d MiB peak RSS\n' "$st_wall" "$st_cpu" $((st_rss / 1024))
 printf 'search --file: 200 values in %s s wall (process start included), %s found\n' "$s_wall" "$found"
 grep -E '"(rows|rejected|sightings)"' "$work/add.json" | tr -d ' ,' | paste -sd' ' >&2
