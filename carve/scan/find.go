@@ -2,6 +2,7 @@ package scan
 
 import (
 	"encoding/binary"
+	"strconv"
 
 	"github.com/evidx/evidx/ingest/identity"
 )
@@ -562,4 +563,101 @@ func uvarint(buf []byte, i int) (int64, int) {
 		}
 	}
 	return 0, 0
+}
+
+// leafInts checks that page (starting at a table-leaf b-tree page, header
+// at page[h]) is a consistent SQLite table-leaf page — every cell's record
+// header accounts exactly for its payload — and calls fn with the page
+// offset and value of every integer field (serial types 1-6). Phone and
+// card numbers stored as INTEGER are binary on disk; only this finds them.
+// It returns false, calling nothing, when the page is not consistent.
+func leafInts(page []byte, h int, fn func(off int, v int64)) bool {
+	if h+8 > len(page) || page[h] != 0x0D {
+		return false
+	}
+	nc := int(binary.BigEndian.Uint16(page[h+3:]))
+	cs := int(binary.BigEndian.Uint16(page[h+5:]))
+	if cs == 0 {
+		cs = 65536
+	}
+	if nc == 0 || nc > 8192 || h+8+2*nc > cs || h+8+2*nc > len(page) || page[h+7] > 64 {
+		return false
+	}
+	type field struct {
+		off int
+		st  int64
+	}
+	var fields []field
+	for c := range nc {
+		cp := int(binary.BigEndian.Uint16(page[h+8+2*c:]))
+		if cp < cs || cp >= len(page) {
+			return false
+		}
+		plen, n := uvarint(page, cp)
+		if n == 0 || plen <= 0 || plen > 4096 {
+			return false // overflowing or absurd payloads: not checked here
+		}
+		q := cp + n
+		if _, n = uvarint(page, q); n == 0 {
+			return false
+		}
+		body := q + n
+		if body+int(plen) > len(page) {
+			return false
+		}
+		hs, n := uvarint(page, body)
+		if n == 0 || hs < int64(n) || hs > plen {
+			return false
+		}
+		off := body + int(hs)
+		for t := body + n; t < body+int(hs); {
+			st, m := uvarint(page, t)
+			if m == 0 || st == 10 || st == 11 {
+				return false
+			}
+			t += m
+			if t > body+int(hs) {
+				return false
+			}
+			if st >= 1 && st <= 6 {
+				fields = append(fields, field{off, st})
+			}
+			off += serialLen(st)
+		}
+		if off != body+int(plen) {
+			return false
+		}
+	}
+	for _, f := range fields {
+		l := serialLen(f.st)
+		var v int64
+		for _, b := range page[f.off : f.off+l] {
+			v = v<<8 | int64(b)
+		}
+		if l < 8 && page[f.off]&0x80 != 0 { // sign-extend
+			v -= 1 << (8 * l)
+		}
+		fn(f.off, v)
+	}
+	return true
+}
+
+// intIdentifier classifies an INTEGER from a record: a Chinese mobile
+// number or a Luhn-valid card number, else nothing.
+func intIdentifier(v int64) (hit, bool) {
+	if v <= 0 {
+		return hit{}, false
+	}
+	d := strconv.FormatInt(v, 10)
+	if len(d) == 11 {
+		if p, r := identity.NormalizePhone("+86" + d); r == identity.Valid {
+			return hit{kind: identity.Phone, value: p}, true
+		}
+	}
+	if len(d) >= 13 && len(d) <= 19 && d[0] >= '2' && d[0] <= '6' {
+		if c, r := identity.NormalizeBankCard(d); r == identity.Valid {
+			return hit{kind: identity.BankCard, value: c}, true
+		}
+	}
+	return hit{}, false
 }

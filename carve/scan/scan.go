@@ -37,7 +37,7 @@ type Feature struct {
 	Value   string
 	Context string
 	// At is the image offset of the feature, or of the outermost stream
-	// holding it; features are emitted in increasing At order.
+	// holding it.
 	At int64
 }
 
@@ -61,7 +61,9 @@ const margin = 2 * lookAround
 const contextLen = 16
 
 // Scan reads r[0:size) and calls emit for each feature, from the calling
-// goroutine, in increasing At order. It stops at the first error from emit
+// goroutine, block by block and in At order within a block (a SQLite page
+// is reported by the block holding its start, so its features may run a
+// little ahead). It stops at the first error from emit
 // or reading r, or when ctx is cancelled.
 func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit func(Feature) error) error {
 	if opts.Workers <= 0 {
@@ -178,6 +180,7 @@ type scanner struct {
 	feats   []Feature
 	hits    []hit
 	u16     []byte
+	page    []byte // scratch for SQLite pages read from src
 }
 
 // scanBuf scans buf, whose byte 0 is at offset base of the stream named by
@@ -191,6 +194,7 @@ func (s *scanner) scanBuf(ctx context.Context, buf []byte, base int64, lo, hi in
 	}
 	s.utf16(buf, base, lo, hi, path, top)
 	s.fullWidth(buf, base, lo, hi, path, top)
+	s.sqlitePages(buf, base, lo, hi, path, top)
 	if depth < s.opts.MaxDepth && ctx.Err() == nil {
 		s.streams(ctx, buf, base, lo, hi, path, depth, top)
 	}
@@ -587,5 +591,77 @@ func (s *scanner) fullWidth(buf []byte, base int64, lo, hi int, path string, top
 			s.add(buf, base, rs, re, h, path, top)
 		}
 		i = whi
+	}
+}
+
+// sqlitePages finds SQLite table-leaf pages starting at 512-byte multiples
+// of the stream in buf[lo:hi) and reports the phone and card numbers stored
+// in them as integers. A page belongs to the block holding its start; when
+// it runs past buf, it is read from the image (top-level streams only).
+func (s *scanner) sqlitePages(buf []byte, base int64, lo, hi int, path string, top int64) {
+	first := lo + int((512-(base+int64(lo))%512)%512)
+	for p := first; p < hi; p += 512 {
+		h := p
+		if buf[p] != 0x0D {
+			if buf[p] != 'S' || p+116 > len(buf) || string(buf[p:p+16]) != "SQLite format 3\x00" {
+				continue
+			}
+			h = p + 100
+		}
+		// Cheap header test on what buf holds before reading a page.
+		if h+8 > len(buf) || buf[h] != 0x0D {
+			continue
+		}
+		nc := int(binary.BigEndian.Uint16(buf[h+3:]))
+		cs := int(binary.BigEndian.Uint16(buf[h+5:]))
+		if cs == 0 {
+			cs = 65536
+		}
+		if nc == 0 || nc > 8192 || h-p+8+2*nc > cs || h+8+2*nc > len(buf) {
+			continue
+		}
+		maxPtr := 0
+		ok := true
+		for c := range nc {
+			cp := int(binary.BigEndian.Uint16(buf[h+8+2*c:]))
+			if cp < cs {
+				ok = false
+				break
+			}
+			maxPtr = max(maxPtr, cp)
+		}
+		if !ok {
+			continue
+		}
+		need := min(maxPtr+4096+16, 65536)
+		var page []byte
+		switch {
+		case p+need <= len(buf):
+			page = buf[p : p+need]
+		case top < 0 && s.src != nil:
+			at := base + int64(p)
+			n := int(min(int64(need), s.srcSize-at))
+			if cap(s.page) < n {
+				s.page = make([]byte, n)
+			}
+			page = s.page[:n]
+			if m, _ := s.src.ReadAt(page, at); m < n {
+				page = page[:m]
+			}
+		default:
+			page = buf[p:]
+		}
+		leafInts(page, h-p, func(off int, v int64) {
+			if hh, ok := intIdentifier(v); ok {
+				const l = 8 // at most 8 bytes of integer: context shows them all
+				at := base + int64(p+off)
+				t := top
+				if t < 0 {
+					t = at
+				}
+				ctx := page[max(0, off-contextLen):min(len(page), off+l+contextLen)]
+				s.feats = append(s.feats, Feature{Kind: hh.kind, Path: path + strconv.FormatInt(at, 10), Value: hh.value, Context: escape(ctx), At: t})
+			}
+		})
 	}
 }

@@ -107,7 +107,14 @@ func TestScanPlantedImage(t *testing.T) {
 		var sql strings.Builder
 		// Records glue the fields: "Alice" "alice.0000@example.com" and
 		// "user12" "13912345678" "alice.0012@..." run together on disk.
-		sql.WriteString("CREATE TABLE users(name TEXT, email TEXT, phone TEXT);CREATE TABLE t2(name TEXT, phone TEXT, email TEXT);BEGIN;")
+		// t3 stores phones and cards as INTEGER: binary on disk.
+		sql.WriteString("CREATE TABLE users(name TEXT, email TEXT, phone TEXT);CREATE TABLE t2(name TEXT, phone TEXT, email TEXT);CREATE TABLE t3(name TEXT, phone INTEGER, card INTEGER);BEGIN;")
+		for i, x := range people(rng, 100, "int") {
+			want["phone:+86"+x.phone] = true
+			card := luhnComplete(fmt.Sprintf("62%013d", rng.Int64N(1e13)))
+			want["bank_card:"+card] = true
+			fmt.Fprintf(&sql, "INSERT INTO t3 VALUES('n%d',%s,%s);", i, x.phone, card)
+		}
 		for i, x := range sq {
 			if i%2 == 0 {
 				fmt.Fprintf(&sql, "INSERT INTO users VALUES('Alice','%s','%s');", x.mail, x.phone)
@@ -209,4 +216,20 @@ func BenchmarkScan(b *testing.B) {
 		n := 0
 		Scan(context.Background(), bytes.NewReader(img), int64(len(img)), Options{}, func(Feature) error { n++; return nil })
 	}
+}
+
+// luhnComplete appends the Luhn check digit to d.
+func luhnComplete(d string) string {
+	sum := 0
+	for i := len(d) - 1; i >= 0; i-- {
+		n := int(d[i] - '0')
+		if (len(d)-1-i)%2 == 0 {
+			n *= 2
+			if n > 9 {
+				n -= 9
+			}
+		}
+		sum += n
+	}
+	return d + string(rune('0'+(10-sum%10)%10))
 }
