@@ -438,3 +438,29 @@ func TestEWFSegmentNames(t *testing.T) {
 		t.Errorf("lower case: %q", got)
 	}
 }
+
+// TestEWFFormats reads every EWF v1 flavour ewfacquire writes: the original
+// EWF and SMART (94-byte volume, chunks inside the table section, no
+// volume copy in later segments), FTK, EnCase 2-7, linen 5-7 and EWF-X.
+func TestEWFFormats(t *testing.T) {
+	dir := t.TempDir()
+	media := genMedia(8, 3<<20+9*512)
+	want := truth(media)
+	raw := writeRaw(t, dir, "f.dd", media)
+	for _, format := range []string{"ewf", "smart", "ftk", "encase2", "encase3", "encase4", "encase5", "encase6", "encase7", "linen5", "linen6", "linen7", "ewfx"} {
+		t.Run(format, func(t *testing.T) {
+			target := filepath.Join(dir, format)
+			testutil.Run(t, "ewfacquire", "-u", "-q", "-t", target, "-f", format, "-c", "deflate:fast", "-S", "1MiB", raw)
+			first, _ := filepath.Glob(target + ".*01")
+			if len(first) != 1 {
+				t.Fatalf("first segment of %s: %v", target, first)
+			}
+			segs := ewfSegments(t, first[0])
+			testutil.Unchanged(t, segs...)
+			res := hashImage(t, first[0], Expected{})
+			if res.Sums != want || res.Verified == nil || !*res.Verified || len(res.Segments) != len(segs) {
+				t.Fatalf("sums %+v verified %v segments %d errors %q; want %+v", res.Sums, res.Verified, len(res.Segments), res.Errors, want)
+			}
+		})
+	}
+}

@@ -91,13 +91,17 @@ func NewReader(segs []*Segment, names []string) (*Reader, error) {
 		}
 	}
 	first := segs[0]
+	if first.Volume == nil {
+		return nil, &ParseError{Path: names[0], Op: "segment", Offset: fileHeaderSize,
+			Err: fmt.Errorf("%w: segment %d has no volume section; open the first segment", ErrCorrupt, first.Number)}
+	}
 	r := &Reader{segs: segs, names: names, vol: first.Volume, chunkSize: first.Volume.ChunkSize()}
 	for i, s := range segs {
 		if int(s.Number) != i+1 {
 			return nil, &ParseError{Path: names[i], Op: "file header", Offset: 9,
 				Err: fmt.Errorf("%w: segment number %d where %d belongs", ErrForeignSegment, s.Number, i+1)}
 		}
-		if !bytes.Equal(s.Volume.raw, first.Volume.raw) {
+		if s.Volume != nil && !bytes.Equal(s.Volume.raw, first.Volume.raw) {
 			return nil, &ParseError{Path: names[i], Op: "volume/data section", Offset: fileHeaderSize,
 				Err: fmt.Errorf("%w: media description (chunks, sectors, set identifier) differs from %s", ErrForeignSegment, names[0])}
 		}

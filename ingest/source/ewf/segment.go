@@ -37,7 +37,9 @@ const (
 	sectionDescSize    = 76 // type(16) next(8) size(8) padding(40) adler32(4)
 	volumeDataSize     = 1052
 	volumeChecksumAt   = 1048 // Adler-32 of the first 1048 bytes of the volume data
-	tableHeaderSize    = 24   // entries(4) padding(4) base offset(8) padding(4) adler32(4)
+	smartVolumeSize    = 94   // EWF-S01 / original EWF volume data
+	smartChecksumAt    = 90
+	tableHeaderSize    = 24 // entries(4) padding(4) base offset(8) padding(4) adler32(4)
 	tableEntrySize     = 4
 	hashDataSize       = 36 // md5(16) unknown(16) adler32(4)
 	digestDataSize     = 80 // md5(16) sha1(20) padding(40) adler32(4)
@@ -245,8 +247,9 @@ func (s *Segment) walk() error {
 				return pendingBad
 			}
 			s.Last = d.Type == "done"
-			if s.Volume == nil {
-				return perr("segment", off, ErrCorrupt, "no volume or data section before %s", d.Type)
+			// Later segments of EWF and SMART images carry no volume copy.
+			if s.Volume == nil && s.Number == 1 {
+				return perr("segment", off, ErrCorrupt, "no volume section before %s", d.Type)
 			}
 			return nil
 		case "header2", "header":
@@ -330,23 +333,38 @@ func (s *Segment) parseVolume(d descriptor) error {
 		return err
 	}
 	op := d.Type + " section"
-	if len(b) < volumeDataSize {
+	var v *Volume
+	switch {
+	case len(b) >= volumeDataSize: // EnCase, FTK, linen (EWF-E01)
+		if got, want := adler32.Checksum(b[:volumeChecksumAt]), binary.LittleEndian.Uint32(b[volumeChecksumAt:]); got != want {
+			return perr(op, d.At, ErrSectionChecksum, "adler-32 %#08x, stored %#08x", got, want)
+		}
+		v = &Volume{
+			MediaType:       b[0],
+			ChunkCount:      binary.LittleEndian.Uint32(b[4:8]),
+			SectorsPerChunk: binary.LittleEndian.Uint32(b[8:12]),
+			BytesPerSector:  binary.LittleEndian.Uint32(b[12:16]),
+			SectorCount:     binary.LittleEndian.Uint64(b[16:24]),
+			MediaFlags:      b[36],
+			Compression:     b[52],
+			raw:             b,
+		}
+		copy(v.SetID[:], b[64:80])
+	case len(b) >= smartVolumeSize: // original EWF and SMART (EWF-S01): 32-bit sector count
+		b = b[:smartVolumeSize]
+		if got, want := adler32.Checksum(b[:smartChecksumAt]), binary.LittleEndian.Uint32(b[smartChecksumAt:]); got != want {
+			return perr(op, d.At, ErrSectionChecksum, "adler-32 %#08x, stored %#08x", got, want)
+		}
+		v = &Volume{
+			ChunkCount:      binary.LittleEndian.Uint32(b[4:8]),
+			SectorsPerChunk: binary.LittleEndian.Uint32(b[8:12]),
+			BytesPerSector:  binary.LittleEndian.Uint32(b[12:16]),
+			SectorCount:     uint64(binary.LittleEndian.Uint32(b[16:20])),
+			raw:             b,
+		}
+	default:
 		return perr(op, d.At, ErrTruncated, "%d bytes of %d", len(b), volumeDataSize)
 	}
-	if got, want := adler32.Checksum(b[:volumeChecksumAt]), binary.LittleEndian.Uint32(b[volumeChecksumAt:]); got != want {
-		return perr(op, d.At, ErrSectionChecksum, "adler-32 %#08x, stored %#08x", got, want)
-	}
-	v := &Volume{
-		MediaType:       b[0],
-		ChunkCount:      binary.LittleEndian.Uint32(b[4:8]),
-		SectorsPerChunk: binary.LittleEndian.Uint32(b[8:12]),
-		BytesPerSector:  binary.LittleEndian.Uint32(b[12:16]),
-		SectorCount:     binary.LittleEndian.Uint64(b[16:24]),
-		MediaFlags:      b[36],
-		Compression:     b[52],
-		raw:             b,
-	}
-	copy(v.SetID[:], b[64:80])
 	bps := v.BytesPerSector
 	if bps < 256 || bps > 65536 || bps&(bps-1) != 0 {
 		return perr(op, d.At+sectionDescSize+12, ErrCorrupt, "bytes per sector %d", bps)
@@ -396,9 +414,11 @@ func (s *Segment) parseTable(d descriptor, sectorsEnd int64) (table, error) {
 		return table{}, &ParseError{Op: op, Offset: body + tableHeaderSize, Err: err}
 	}
 	// The entries' Adler-32 follows them when the section has room for it
-	// (EnCase 2 and later); older writers omit it.
+	// (EnCase 2 and later); older writers (EWF, SMART) put the first
+	// chunk right after the entries instead.
 	sumAt := body + tableHeaderSize + n*tableEntrySize
-	if (n+1)*tableEntrySize <= d.Size-sectionDescSize-tableHeaderSize && sumAt+4 <= s.size {
+	chunkAtSum := n > 0 && int64(base)+int64(binary.LittleEndian.Uint32(raw)&entryOffsetMask) == sumAt
+	if !chunkAtSum && (n+1)*tableEntrySize <= d.Size-sectionDescSize-tableHeaderSize && sumAt+4 <= s.size {
 		var c [4]byte
 		if _, err := s.r.ReadAt(c[:], sumAt); err != nil {
 			return table{}, &ParseError{Op: op, Offset: sumAt, Err: err}
