@@ -285,3 +285,56 @@ func FuzzExt(f *testing.F) {
 		_, _, _ = walkBytes(t, img)
 	})
 }
+
+// TestUnallocatedMatchesFreeCount checks Unallocated against the free block
+// count mke2fs writes in the superblock (s_free_blocks_count, bytes 0x0C
+// and 0x158), on a 256 MiB ext4 of 1 KiB blocks: 32 groups, most of them
+// BLOCK_UNINIT, whose bitmaps are never written and are derived instead.
+func TestUnallocatedMatchesFreeCount(t *testing.T) {
+	for _, extra := range [][]string{nil, {"-O", "^flex_bg"}, {"-O", "64bit,metadata_csum"}} {
+		t.Run(strings.Join(extra, ""), func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "u.img")
+			args := append([]string{"-q", "-F", "-b", "1024"}, extra...)
+			testutil.Run(t, "mkfs.ext4", append(args, img, "256M")...)
+			testutil.Unchanged(t, img)
+			f, err := os.Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			st, _ := f.Stat()
+			e, err := open(f, st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb := make([]byte, superLen)
+			if _, err := f.ReadAt(sb, superOff); err != nil {
+				t.Fatal(err)
+			}
+			free := uint64(binary.LittleEndian.Uint32(sb[0x0C:]))
+			if e.sb.incompat&incompat64bit != 0 {
+				free |= uint64(binary.LittleEndian.Uint32(sb[0x158:])) << 32
+			}
+			uninit := 0
+			for _, g := range e.groups {
+				if g.flags&bgBlockUninit != 0 {
+					uninit++
+				}
+			}
+			un, err := e.Unallocated()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got int64
+			for _, r := range un {
+				got += r.Len
+			}
+			if got/e.sb.blockSize != int64(free) {
+				t.Errorf("unallocated %d blocks, superblock says %d free (%d BLOCK_UNINIT groups)", got/e.sb.blockSize, free, uninit)
+			}
+			if uninit == 0 {
+				t.Log("no BLOCK_UNINIT groups")
+			}
+		})
+	}
+}

@@ -329,6 +329,7 @@ func open(r io.ReaderAt, size int64) (*FS, error) {
 	if err := e.readGroups(); err != nil {
 		return nil, err
 	}
+	e.indexMetadata()
 	return e, nil
 }
 
@@ -418,6 +419,10 @@ type FS struct {
 	blockBitmaps [][]byte
 
 	win window // inode-table read cache, used only by Walk
+
+	// meta lists, per group, the metadata block ranges placed in it
+	// (read-only after Open).
+	meta [][][2]uint64
 }
 
 // Type returns "ext2", "ext3" or "ext4".

@@ -456,13 +456,36 @@ func (e *FS) uninitUsed(g, blk uint64) bool {
 			return true
 		}
 	}
-	itBlocks := (uint64(s.inodesPerGroup)*uint64(s.inodeSize) + uint64(s.blockSize) - 1) / uint64(s.blockSize)
-	for _, gr := range e.groups {
-		if blk == gr.blockBitmap || blk == gr.inodeBitmap || (blk >= gr.inodeTable && blk < gr.inodeTable+itBlocks) {
+	for _, m := range e.meta[g] {
+		if blk >= m[0] && blk < m[1] {
 			return true
 		}
 	}
 	return false
+}
+
+// indexMetadata records, per group, the block ranges [start, end) of
+// every group's bitmaps and inode table that lie in it (with flex_bg they
+// cluster in the first group of a flex group), for uninitUsed.
+func (e *FS) indexMetadata() {
+	s := e.sb
+	e.meta = make([][][2]uint64, s.groups)
+	itBlocks := (uint64(s.inodesPerGroup)*uint64(s.inodeSize) + uint64(s.blockSize) - 1) / uint64(s.blockSize)
+	add := func(a, b uint64) {
+		if a < s.firstDataBlock || a >= s.blocksCount {
+			return
+		}
+		g := (a - s.firstDataBlock) / s.blocksPerGroup
+		e.meta[g] = append(e.meta[g], [2]uint64{a, b})
+	}
+	for _, gr := range e.groups {
+		if gr.flags&gdBad != 0 {
+			continue
+		}
+		add(gr.blockBitmap, gr.blockBitmap+1)
+		add(gr.inodeBitmap, gr.inodeBitmap+1)
+		add(gr.inodeTable, gr.inodeTable+itBlocks)
+	}
 }
 
 // Open returns the content of a file Walk reported, read through its byte
