@@ -133,6 +133,27 @@ func TestReaddSkips(t *testing.T) {
 	if !maps.Equal(before.Unique, after.Unique) || len(after.Sources) != 1 {
 		t.Errorf("stats changed: %v -> %v", before, after)
 	}
+	// The same bytes found on an evidence item: not loaded again, but the
+	// item is recorded as holding the source (twice adds one record).
+	for range 2 {
+		onEv, err := ix.AddDataset(context.Background(), p, "", Origin{EvidenceID: "EV2", EvidencePath: "/x/leak.tsv"}, readTSV, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !onEv.Skipped || len(onEv.AlsoFound) != 1 || onEv.AlsoFound[0].EvidenceID != "EV2" {
+			t.Errorf("found on EV2: %+v", onEv)
+		}
+	}
+	st, _ := ix.Stats(context.Background(), StatsOptions{})
+	if len(st.Evidence) != 1 || st.Evidence[0].ID != "EV2" || st.Evidence[0].Rows != 3000 || !maps.Equal(st.Evidence[0].Unique, first.Unique) {
+		t.Errorf("evidence %+v", st.Evidence)
+	}
+	srch := ix.NewSearcher()
+	defer srch.Close()
+	m, ok, _ := srch.Lookup(context.Background(), d.rows[0][0].Kind, d.rows[0][0].Value)
+	if !ok || len(m.Sources[0].AlsoFound) != 1 {
+		t.Errorf("search hit %+v", m)
+	}
 }
 
 // cancelAfter wraps a feed so that ctx is cancelled after n sink calls.

@@ -30,8 +30,8 @@ func defaultWorkers() int { return runtime.GOMAXPROCS(0) }
 // Origin says where a dataset file came from: an evidence item and the path
 // inside it, or zero for a file handed over directly.
 type Origin struct {
-	EvidenceID   string
-	EvidencePath string
+	EvidenceID   string `json:"evidence"`
+	EvidencePath string `json:"evidence_path,omitempty"`
 }
 
 // FileInfo is what a dataset reader reports about the file it parsed. The
@@ -86,9 +86,12 @@ type SourceStats struct {
 	New         map[identity.Kind]int64 `json:"new"`
 	Status      string                  `json:"status"`
 	Skipped     bool                    `json:"skipped,omitempty"` // already ingested: nothing done
-	Started     string                  `json:"started"`
-	Finished    string                  `json:"finished,omitempty"`
-	Seconds     float64                 `json:"seconds"`
+	// AlsoFound lists further places the same file was found (evidence
+	// items, or handed over) after it was first ingested.
+	AlsoFound []Origin `json:"also_found,omitempty"`
+	Started   string   `json:"started"`
+	Finished  string   `json:"finished,omitempty"`
+	Seconds   float64  `json:"seconds"`
 }
 
 // Progress receives load progress. Stored is called by shard writers,
@@ -175,6 +178,18 @@ func (ix *Index) AddSource(ctx context.Context, src Source, feed Feed, p Progres
 	if prev, err := ix.sourceBySHA(ctx, src.SHA256); err != nil {
 		return SourceStats{}, err
 	} else if prev != nil && prev.Status == "done" {
+		if src.Origin != (Origin{EvidenceID: prev.Evidence, EvidencePath: prev.EvidPath}) {
+			// The same bytes somewhere else: not loaded again, but where
+			// they were found is recorded (stats per evidence item count it).
+			if _, err := ix.catalog.ExecContext(ctx, `INSERT OR IGNORE INTO source_origins(source_id, evidence_id, evidence_path, path, added)
+				VALUES (?, ?, ?, ?, ?)`, prev.ID, src.Origin.EvidenceID, src.Origin.EvidencePath, src.Path,
+				time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+				return SourceStats{}, fmt.Errorf("index: record origin of %s: %w", src.Name, err)
+			}
+			if prev, err = ix.sourceBySHA(ctx, src.SHA256); err != nil {
+				return SourceStats{}, err
+			}
+		}
 		prev.Skipped = true
 		return *prev, nil
 	}

@@ -50,6 +50,31 @@ func (ix *Index) querySources(ctx context.Context, where string, args ...any) ([
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("index: sources: %w", err)
 	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	byID := make(map[int64]int, len(out))
+	for i, s := range out {
+		byID[s.ID] = i
+	}
+	orows, err := ix.catalog.QueryContext(ctx, `SELECT source_id, evidence_id, evidence_path FROM source_origins ORDER BY added`)
+	if err != nil {
+		return nil, fmt.Errorf("index: source origins: %w", err)
+	}
+	defer orows.Close()
+	for orows.Next() {
+		var id int64
+		var o Origin
+		if err := orows.Scan(&id, &o.EvidenceID, &o.EvidencePath); err != nil {
+			return nil, fmt.Errorf("index: source origins: %w", err)
+		}
+		if i, ok := byID[id]; ok {
+			out[i].AlsoFound = append(out[i].AlsoFound, o)
+		}
+	}
+	if err := orows.Err(); err != nil {
+		return nil, fmt.Errorf("index: source origins: %w", err)
+	}
 	return out, nil
 }
 
@@ -60,13 +85,14 @@ func (ix *Index) Sources(ctx context.Context) ([]SourceStats, error) {
 
 // Hit is one source where an identity was seen.
 type Hit struct {
-	Source       string `json:"name"`
-	SHA256       string `json:"sha256"`
-	Evidence     string `json:"evidence,omitempty"`
-	EvidencePath string `json:"evidence_path,omitempty"`
-	Occurrences  int64  `json:"occurrences"`
-	FirstLoc     string `json:"first_loc"`
-	Status       string `json:"status,omitempty"` // "loading" while that source is being (re)loaded
+	Source       string   `json:"name"`
+	SHA256       string   `json:"sha256"`
+	Evidence     string   `json:"evidence,omitempty"`
+	EvidencePath string   `json:"evidence_path,omitempty"`
+	Occurrences  int64    `json:"occurrences"`
+	FirstLoc     string   `json:"first_loc"`
+	Status       string   `json:"status,omitempty"`     // "loading" while that source is being (re)loaded
+	AlsoFound    []Origin `json:"also_found,omitempty"` // the same file found elsewhere too
 }
 
 // Match is an identity found in the index and every source it was seen in.
@@ -140,7 +166,7 @@ func (s *Searcher) Lookup(ctx context.Context, kind identity.Kind, value string)
 		if err != nil {
 			return Match{}, false, err
 		}
-		h.Source, h.SHA256, h.Evidence, h.EvidencePath = src.Name, src.SHA256, src.Evidence, src.EvidPath
+		h.Source, h.SHA256, h.Evidence, h.EvidencePath, h.AlsoFound = src.Name, src.SHA256, src.Evidence, src.EvidPath, src.AlsoFound
 		if src.Status != "done" {
 			h.Status = src.Status
 		}
@@ -231,8 +257,12 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 			continue
 		}
 		done[s.ID] = s
-		if s.Evidence != "" {
-			byEvidence[s.Evidence] = append(byEvidence[s.Evidence], s)
+		seen := map[string]bool{}
+		for _, ev := range append([]string{s.Evidence}, evidenceIDs(s.AlsoFound)...) {
+			if ev != "" && !seen[ev] {
+				seen[ev] = true
+				byEvidence[ev] = append(byEvidence[ev], s)
+			}
 		}
 	}
 	// Queries per shard. ids in the SQL are integers from the catalog.
@@ -387,4 +417,12 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 		return int(a.BID - b.BID)
 	})
 	return st, nil
+}
+
+func evidenceIDs(os []Origin) []string {
+	out := make([]string, len(os))
+	for i, o := range os {
+		out[i] = o.EvidenceID
+	}
+	return out
 }

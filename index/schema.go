@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS sources(
 	finished      TEXT,                      -- UTC RFC 3339, set with status done
 	seconds       REAL                       -- wall time of the load
 );
+CREATE TABLE IF NOT EXISTS source_origins(  -- further places the same file (same SHA-256) was found
+	source_id     INTEGER NOT NULL,          -- sources.id
+	evidence_id   TEXT    NOT NULL DEFAULT '', -- '' when handed over
+	evidence_path TEXT    NOT NULL DEFAULT '',
+	path          TEXT    NOT NULL DEFAULT '', -- host path it was read from
+	added         TEXT    NOT NULL,          -- UTC RFC 3339
+	PRIMARY KEY(source_id, evidence_id, evidence_path)
+);
 CREATE TABLE IF NOT EXISTS index_meta(
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
