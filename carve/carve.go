@@ -82,7 +82,7 @@ var formats = []format{
 	{"bzip2", []byte{'B'}, magicBzip2, validateBzip2, 1 << 30, true},
 	{"zstd", []byte{0x28}, magicZstd, validateZstd, 4 << 30, true},
 	{"xz", []byte{0xFD}, magicXz, validateXz, 4 << 30, true},
-	{"sqlite", []byte{'S'}, magicSQLite, validateSQLite, 16 << 30, false},
+	{"sqlite", []byte{'S'}, magicSQLite, validateSQLite, 16 << 30, true},
 	{"text", nil, magicText, validateText, 2 << 30, false},
 }
 
@@ -139,7 +139,7 @@ func Carve(ctx context.Context, r io.ReaderAt, ranges []Run, opts Options, emit 
 		delete(want, f.name)
 		if f.first == nil {
 			for b := range 256 {
-				if textClass[b] == 1 {
+				if textClass[b] != 0 { // ASCII, or the lead byte of UTF-8/GBK
 					table[b] = append(table[b], f)
 				}
 			}

@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // planted is one file the test generator put into an image.
@@ -151,6 +152,15 @@ func corpus(t testing.TB, rng *rand.Rand) []planted {
 	add("doc.pdf", pdfFile("hello", false))
 	add("updated.pdf", pdfFile("revised", true))
 	add("data.csv", datasetCSV(rng, 300))
+	// A GBK-encoded dataset (Chinese names): text carving must accept
+	// double-byte characters that are not UTF-8.
+	var gbk bytes.Buffer
+	gbkEnc := simplifiedchinese.GBK.NewEncoder()
+	for i := range 200 {
+		line, _ := gbkEnc.String(fmt.Sprintf("张伟%d----1%d%09d----北京市朝阳区%d号\r\n", i, 3+rng.IntN(7), rng.IntN(1e9), i))
+		gbk.WriteString(line)
+	}
+	add("gbk.txt", gbk.Bytes())
 	add("archive.zip", enc(func(b *bytes.Buffer) error {
 		z := zip.NewWriter(b)
 		w, _ := z.CreateHeader(&zip.FileHeader{Name: "stored.txt", Method: zip.Store})

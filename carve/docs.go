@@ -164,5 +164,28 @@ func validateSQLite(r io.ReaderAt, size int64) (result, error) {
 	if n > size {
 		return result{}, errTruncated
 	}
+	// Across a fragment gap the header says nothing about the bytes that
+	// follow: every page starting after the gap must look like a SQLite
+	// page (a b-tree page type, or a freelist/overflow page whose first
+	// four bytes are a page number or zero).
+	if v, ok := r.(*view); ok && len(v.runs) > 1 {
+		gap := v.runs[0].Len
+		first := (gap + ps - 1) / ps * ps
+		if first >= n {
+			return result{}, bad("sqlite", gap, "no whole page after the gap")
+		}
+		var b [4]byte
+		for off := first; off < n; off += ps {
+			if _, err := r.ReadAt(b[:], off); err != nil {
+				return result{}, errTruncated
+			}
+			switch {
+			case b[0] == 0x02 || b[0] == 0x05 || b[0] == 0x0A || b[0] == 0x0D:
+			case int64(binary.BigEndian.Uint32(b[:])) <= pages:
+			default:
+				return result{}, bad("sqlite page", off, "page %d is not a SQLite page", off/ps+1)
+			}
+		}
+	}
 	return result{n: n, typ: "sqlite", ext: "sqlite"}, nil
 }
