@@ -17,7 +17,7 @@ import (
 // histogram (memory: about 100 bytes each); past it, new values are
 // counted in the feature file but not in the histogram, and the histogram
 // file says so in a comment line.
-const MaxHistogram = 4 << 20
+const MaxHistogram = 1 << 20
 
 // Recorder writes bulk_extractor-style feature files into a directory:
 // <kind>.txt with "path<TAB>feature<TAB>context" lines, and on Close
