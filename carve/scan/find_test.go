@@ -31,6 +31,7 @@ func TestFinders(t *testing.T) {
 		{"mail Alice.Smith@Example.COM now", []string{"email:alice.smith@example.com"}},
 		{"go.googlesource.com/fips140@v1.0.0 and golang.org/x/net@v0.1.0", nil},
 		{"user@host", nil},
+		{"a@mail.example.test b@xy.localdomain c@yy.zq", []string{"email:a@mail.example.test", "email:b@xy.localdomain"}},
 		{"a@b.c", nil},
 		{"x@example.com13800138000", []string{"email:x@example.com", "phone:+8613800138000"}},
 		{"bob@example.comAlice", []string{"email:bob@example.com"}},

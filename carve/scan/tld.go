@@ -25,12 +25,15 @@ var tlds = func() map[string]bool {
 	return m
 }()
 
-// knownTLD reports whether b (ASCII letters) is a listed TLD written all
-// lower- or all upper-case.
+// knownTLD reports whether b (ASCII letters, all lower- or all upper-case)
+// may end an address: a listed TLD, or any of four letters or more (random
+// bytes almost never hold four letters of one case; new generic TLDs and
+// the reserved .test, .example, .local are long).
 func knownTLD(b []byte) bool {
 	if len(b) < 2 || len(b) > maxTLD {
 		return false
 	}
+	long := len(b) >= 4
 	up := b[0] >= 'A' && b[0] <= 'Z'
 	var s [maxTLD]byte
 	for i, c := range b {
@@ -39,5 +42,5 @@ func knownTLD(b []byte) bool {
 		}
 		s[i] = c | 0x20
 	}
-	return tlds[string(s[:len(b)])]
+	return long || tlds[string(s[:len(b)])]
 }
