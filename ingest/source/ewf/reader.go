@@ -41,7 +41,7 @@ func (e *ChunkError) Unwrap() error { return e.Err }
 // tabRef places one table in the image-wide chunk numbering.
 type tabRef struct {
 	seg   int
-	first int // chunk number of t.Entries[0]
+	first int // chunk number of the table's entry 0
 	t     *table
 }
 
@@ -62,6 +62,63 @@ type Reader struct {
 	mu    sync.Mutex
 	cache [cacheChunks]cacheEntry
 	tick  uint64
+
+	tmu    sync.Mutex
+	tcache [cacheTables]tableEntries
+	ttick  uint64
+}
+
+// cacheTables is how many tables' entries the Reader keeps decoded (at most
+// 64 KiB each with EnCase's 16375 entries per table).
+const cacheTables = 4
+
+type tableEntries struct {
+	t    *table
+	ents []uint32
+	used uint64
+}
+
+// entries returns the decoded entries of tr's table, re-reading and
+// re-checking them when they are not cached.
+func (r *Reader) entries(tr tabRef) ([]uint32, error) {
+	r.tmu.Lock()
+	r.ttick++
+	for k := range r.tcache {
+		if e := &r.tcache[k]; e.t == tr.t {
+			e.used = r.ttick
+			ents := e.ents
+			r.tmu.Unlock()
+			return ents, nil
+		}
+	}
+	r.tmu.Unlock()
+	n := int64(tr.t.N) * tableEntrySize
+	if tr.t.HasSum {
+		n += 4
+	}
+	raw := make([]byte, n)
+	if _, err := r.segs[tr.seg].r.ReadAt(raw, tr.t.EntriesAt); err != nil {
+		return nil, &ParseError{Path: r.names[tr.seg], Op: "table section", Offset: tr.t.EntriesAt, Err: err}
+	}
+	ents, err := tr.t.decode(raw, r.segs[tr.seg].size)
+	if err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			pe.Path = r.names[tr.seg]
+		}
+		return nil, err
+	}
+	r.tmu.Lock()
+	victim := 0
+	for k := range r.tcache {
+		if r.tcache[k].used < r.tcache[victim].used {
+			victim = k
+		}
+	}
+	r.ttick++
+	r.tcache[victim] = tableEntries{t: tr.t, ents: ents, used: r.ttick}
+	r.tmu.Unlock()
+	return ents, nil
 }
 
 type cacheEntry struct {
@@ -111,7 +168,7 @@ func NewReader(segs []*Segment, names []string) (*Reader, error) {
 		}
 		for ti := range s.tables {
 			r.tabs = append(r.tabs, tabRef{seg: i, first: r.nchunks, t: &s.tables[ti]})
-			r.nchunks += len(s.tables[ti].Entries)
+			r.nchunks += s.tables[ti].N
 		}
 	}
 	if last := segs[len(segs)-1]; !last.Last {
@@ -187,12 +244,16 @@ func (r *Reader) ChunkLocation(i int) (seg int, off int64, stored int, compresse
 	}
 	k := sort.Search(len(r.tabs), func(k int) bool { return r.tabs[k].first > i }) - 1
 	tr := r.tabs[k]
+	ents, err := r.entries(tr)
+	if err != nil {
+		return 0, 0, 0, false, err
+	}
 	j := i - tr.first
-	e := tr.t.Entries[j]
+	e := ents[j]
 	off = tr.t.Base + int64(e&entryOffsetMask)
 	end := tr.t.End
-	if j+1 < len(tr.t.Entries) {
-		end = tr.t.Base + int64(tr.t.Entries[j+1]&entryOffsetMask)
+	if j+1 < len(ents) {
+		end = tr.t.Base + int64(ents[j+1]&entryOffsetMask)
 	}
 	return tr.seg, off, int(end - off), e&compressedFlag != 0, nil
 }
@@ -214,12 +275,12 @@ func (r *Reader) sectorRange(i int) (first, last uint64) {
 // to learn the last chunk's length).
 func (r *Reader) decode(i int, dst []byte, want int) (int, error) {
 	seg, off, stored, compressed, err := r.ChunkLocation(i)
-	if err != nil {
-		return 0, err
-	}
 	fail := func(err error) (int, error) {
 		first, last := r.sectorRange(i)
 		return 0, &ChunkError{Chunk: i, FirstSector: first, LastSector: last, Path: r.names[seg], Offset: off, Err: err}
+	}
+	if err != nil {
+		return fail(err) // its table changed since Open
 	}
 	if stored > r.chunkSize+storedSlack(r.chunkSize) || (!compressed && stored < 4) {
 		return fail(fmt.Errorf("%w: stored size %d for a %d-byte chunk", ErrCorrupt, stored, r.chunkSize))

@@ -111,12 +111,17 @@ type Volume struct {
 // ChunkSize is the media bytes per chunk.
 func (v *Volume) ChunkSize() int { return int(v.SectorsPerChunk) * int(v.BytesPerSector) }
 
-// table is one table section: Entries[i] describes chunk FirstChunk+i.
+// table is one table section: entry i describes chunk i of the table.
+// The entries themselves (4 bytes per chunk: 128 MiB for a 1 TiB image) are
+// not kept; the Reader re-reads and re-checks them on demand, a few tables
+// at a time.
 type table struct {
-	Base    int64    // added to every entry's 31-bit offset
-	Entries []uint32 // raw entries: bit 31 compressed, bits 0-30 offset
-	End     int64    // where the last entry's chunk data ends (end of its sectors section)
-	At      int64    // offset of the table section descriptor, for messages
+	Base      int64 // added to every entry's 31-bit offset
+	N         int   // number of entries
+	EntriesAt int64 // file offset of the entries array
+	HasSum    bool  // an Adler-32 of the entries follows them
+	End       int64 // where the last entry's chunk data ends (end of its sectors section)
+	At        int64 // offset of the table section descriptor, for messages
 }
 
 // SectorRange is a run of sectors, as in error2 sections (acquisition read
@@ -276,7 +281,7 @@ func (s *Segment) walk() error {
 			}
 			if d.Type == "table" || pendingBad != nil {
 				s.tables = append(s.tables, t)
-				s.chunks += len(t.Entries)
+				s.chunks += t.N
 				pendingBad = nil
 			}
 		case "hash":
@@ -416,37 +421,63 @@ func (s *Segment) parseTable(d descriptor, sectorsEnd int64) (table, error) {
 	// The entries' Adler-32 follows them when the section has room for it
 	// (EnCase 2 and later); older writers (EWF, SMART) put the first
 	// chunk right after the entries instead.
-	sumAt := body + tableHeaderSize + n*tableEntrySize
-	chunkAtSum := n > 0 && int64(base)+int64(binary.LittleEndian.Uint32(raw)&entryOffsetMask) == sumAt
-	if !chunkAtSum && (n+1)*tableEntrySize <= d.Size-sectionDescSize-tableHeaderSize && sumAt+4 <= s.size {
+	t := table{Base: int64(base), N: int(n), EntriesAt: body + tableHeaderSize, At: d.At}
+	sumAt := t.EntriesAt + n*tableEntrySize
+	chunkAtSum := n > 0 && t.Base+int64(binary.LittleEndian.Uint32(raw)&entryOffsetMask) == sumAt
+	t.HasSum = !chunkAtSum && (n+1)*tableEntrySize <= d.Size-sectionDescSize-tableHeaderSize && sumAt+4 <= s.size
+	t.End = sectorsEnd
+	if n > 0 && (sectorsEnd == 0 || t.Base+int64(binary.LittleEndian.Uint32(raw[(n-1)*4:])&entryOffsetMask) >= sectorsEnd) {
+		t.End = d.At + d.Size // chunks stored inside the table section
+	}
+	if t.HasSum {
+		raw = raw[:len(raw):len(raw)]
 		var c [4]byte
 		if _, err := s.r.ReadAt(c[:], sumAt); err != nil {
 			return table{}, &ParseError{Op: op, Offset: sumAt, Err: err}
 		}
-		if got, want := adler32.Checksum(raw), binary.LittleEndian.Uint32(c[:]); got != want {
-			return table{}, perr(op, sumAt, ErrTableChecksum, "entries adler-32 %#08x, stored %#08x", got, want)
+		raw = append(raw, c[:]...)
+	}
+	if _, err := t.decode(raw, s.size); err != nil {
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			pe.Op = op
 		}
-	}
-	t := table{Base: int64(base), Entries: make([]uint32, n), At: d.At}
-	for i := range t.Entries {
-		t.Entries[i] = binary.LittleEndian.Uint32(raw[i*4:])
-	}
-	t.End = sectorsEnd
-	if n > 0 && (sectorsEnd == 0 || t.Base+int64(t.Entries[n-1]&entryOffsetMask) >= sectorsEnd) {
-		t.End = d.At + d.Size // chunks stored inside the table section
-	}
-	// Every chunk must start inside the file, after the one before it, and
-	// end by t.End: a table pointing past the end is rejected here.
-	prev := int64(-1)
-	for i, e := range t.Entries {
-		off := t.Base + int64(e&entryOffsetMask)
-		if off <= prev || off >= t.End || off > s.size {
-			return table{}, perr(op, body+tableHeaderSize+int64(i)*tableEntrySize, ErrCorrupt,
-				"entry %d points to %#x (previous %#x, data ends %#x, file %#x)", i, off, prev, t.End, s.size)
-		}
-		prev = off
+		return table{}, err
 	}
 	return t, nil
+}
+
+// decode checks and decodes the entries array raw (followed by its
+// Adler-32 when t.HasSum): every chunk must start inside the file, after
+// the one before it, and before t.End — a table pointing past the end is
+// rejected here.
+func (t *table) decode(raw []byte, fileSize int64) ([]uint32, error) {
+	n := int64(t.N)
+	if int64(len(raw)) < n*tableEntrySize {
+		return nil, &ParseError{Op: "table section", Offset: t.EntriesAt, Err: ErrTruncated}
+	}
+	if t.HasSum {
+		if int64(len(raw)) < n*tableEntrySize+4 {
+			return nil, &ParseError{Op: "table section", Offset: t.EntriesAt, Err: ErrTruncated}
+		}
+		ents := raw[:n*tableEntrySize]
+		if got, want := adler32.Checksum(ents), binary.LittleEndian.Uint32(raw[n*tableEntrySize:]); got != want {
+			return nil, perr("table section", t.EntriesAt+n*tableEntrySize, ErrTableChecksum, "entries adler-32 %#08x, stored %#08x", got, want)
+		}
+	}
+	out := make([]uint32, n)
+	prev := int64(-1)
+	for i := range out {
+		e := binary.LittleEndian.Uint32(raw[i*4:])
+		off := t.Base + int64(e&entryOffsetMask)
+		if off <= prev || off >= t.End || off > fileSize {
+			return nil, perr("table section", t.EntriesAt+int64(i)*tableEntrySize, ErrCorrupt,
+				"entry %d points to %#x (previous %#x, data ends %#x, file %#x)", i, off, prev, t.End, fileSize)
+		}
+		prev = off
+		out[i] = e
+	}
+	return out, nil
 }
 
 func (s *Segment) parseError2(d descriptor) error {
