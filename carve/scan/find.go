@@ -337,7 +337,7 @@ type mobile struct {
 }
 
 // mobileAt reads an 11-digit mobile number from groups starting at j: one
-// group of 11, or 3-4-4 with one separator kind.
+// group of 11, 3-8 or 7-4, or 3-4-4 with one separator kind.
 func mobileAt(buf []byte, gs []group, j int, loneOK func(int) bool) (mobile, bool) {
 	l := func(x int) int { return gs[x].e - gs[x].s }
 	if j >= len(gs) {
@@ -345,6 +345,11 @@ func mobileAt(buf []byte, gs []group, j int, loneOK func(int) bool) (mobile, boo
 	}
 	if l(j) == 11 && loneOK(j) {
 		return mobile{string(buf[gs[j].s:gs[j].e]), j}, true
+	}
+	// 3-8 and 7-4 with a space or dash.
+	if j+1 < len(gs) && (l(j) == 3 && l(j+1) == 8 || l(j) == 7 && l(j+1) == 4) && gs[j+1].sep != '.' &&
+		(j+2 >= len(gs) || gs[j+2].sep == ' ') {
+		return mobile{string(buf[gs[j].s:gs[j].e]) + string(buf[gs[j+1].s:gs[j+1].e]), j + 1}, true
 	}
 	if j+2 < len(gs) && l(j) == 3 && l(j+1) == 4 && l(j+2) == 4 && gs[j+1].sep == gs[j+2].sep &&
 		(j+3 >= len(gs) || gs[j+3].sep != gs[j+1].sep || gs[j+3].sep == ' ') {
