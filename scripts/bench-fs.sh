@@ -64,9 +64,10 @@ n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for
 rm -rf "$work/rec"
 run "tsk_recover -a" tsk_recover -a "$img" "$work/rec"; rec_t=$(cat "$work/last")
 rm -rf "$work/rec"
-run "evidx ls (MD5+SHA-256 of all)" bin/evidx ls --json "$img"; hash_t=$(cat "$work/last")
-n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for f in d["files"] if f.get("sha256")))' "$work/out")
+run "evidx ls (MD5+SHA-1+SHA-256)" bin/evidx ls --json "$img"; hash_t=$(cat "$work/last")
+read -r n bytes < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); h=[f for f in d["files"] if f.get("sha256")]; print(len(h), sum(f["size"] for f in h))' "$work/out")
 [[ $n -eq $files ]] || echo "bench-fs: evidx hashed $n files, expected $files"
+printf 'evidx hashed %d files, %.0f MB of content: %.1f MB/s\n' "$n" "$(echo "$bytes / 1000000" | bc -l)" "$(echo "$bytes / 1000000 / $hash_t" | bc -l)"
 printf 'listing: evidx is %.1fx fls;  extraction+hashing: evidx is %.1fx tsk_recover -a\n' \
   "$(echo "$fls_t / $ls_t" | bc -l)" "$(echo "$rec_t / $hash_t" | bc -l)"
 
