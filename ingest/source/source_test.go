@@ -464,3 +464,30 @@ func TestEWFFormats(t *testing.T) {
 		})
 	}
 }
+
+// TestEWFChunkSizes uses 8 KiB and 1 MiB chunks (-b 16 and -b 2048
+// sectors): chunk arithmetic, the short last chunk and the cache bound
+// must not assume 32 KiB.
+func TestEWFChunkSizes(t *testing.T) {
+	dir := t.TempDir()
+	media := genMedia(10, 3<<20+5*512)
+	want := truth(media)
+	raw := writeRaw(t, dir, "c.dd", media)
+	for _, spc := range []string{"16", "2048"} {
+		t.Run(spc, func(t *testing.T) {
+			target := filepath.Join(dir, "b"+spc)
+			testutil.Run(t, "ewfacquire", "-u", "-q", "-t", target, "-f", "encase6", "-c", "deflate:fast", "-b", spc, "-S", "1MiB", raw)
+			testutil.Unchanged(t, ewfSegments(t, target+".E01")...)
+			res := hashImage(t, target+".E01", Expected{})
+			if res.Sums != want || res.Verified == nil || !*res.Verified {
+				t.Fatalf("sums %+v verified %v errors %q", res.Sums, res.Verified, res.Errors)
+			}
+			im, err := Open(target + ".E01")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			checkReadAt(t, im, media)
+		})
+	}
+}

@@ -14,9 +14,13 @@ import (
 )
 
 // cacheChunks is how many decoded chunks the Reader keeps for small reads
-// (32 KiB each by default: 512 KiB). Reads that cover whole chunks decode
-// straight into the caller's buffer and bypass it.
-const cacheChunks = 16
+// (32 KiB each by default: 512 KiB), fewer for large chunks so the cache
+// stays under cacheBytes. Reads that cover whole chunks decode straight
+// into the caller's buffer and bypass it.
+const (
+	cacheChunks = 16
+	cacheBytes  = 8 << 20
+)
 
 // ChunkError reports a chunk whose data cannot be trusted: its checksum
 // fails, it does not inflate, or it inflates to the wrong length. Sectors
@@ -59,9 +63,10 @@ type Reader struct {
 	scratch sync.Pool // *[]byte of chunkSize+slack: stored chunk bytes
 	inflate sync.Pool // zlib readers, reset per chunk
 
-	mu    sync.Mutex
-	cache [cacheChunks]cacheEntry
-	tick  uint64
+	mu     sync.Mutex
+	cache  [cacheChunks]cacheEntry
+	cacheN int // entries of cache in use: cacheBytes / chunk size, 1..cacheChunks
+	tick   uint64
 
 	tmu    sync.Mutex
 	tcache [cacheTables]tableEntries
@@ -182,6 +187,7 @@ func NewReader(segs []*Segment, names []string) (*Reader, error) {
 	for i := range r.cache {
 		r.cache[i].chunk = -1
 	}
+	r.cacheN = max(1, min(cacheChunks, cacheBytes/r.chunkSize))
 	cs := r.chunkSize
 	r.scratch.New = func() any { b := make([]byte, cs+storedSlack(cs)); return &b }
 	r.size = int64(r.vol.SectorCount) * int64(r.vol.BytesPerSector)
@@ -401,7 +407,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 func (r *Reader) copyCached(ci int, dst []byte, within, clen int) error {
 	r.mu.Lock()
 	r.tick++
-	for k := range r.cache {
+	for k := range r.cache[:r.cacheN] {
 		if e := &r.cache[k]; e.chunk == ci {
 			e.used = r.tick
 			copy(dst, e.data[within:])
@@ -417,7 +423,7 @@ func (r *Reader) copyCached(ci int, dst []byte, within, clen int) error {
 	copy(dst, buf[within:])
 	r.mu.Lock()
 	victim := 0
-	for k := range r.cache {
+	for k := range r.cache[:r.cacheN] {
 		if r.cache[k].used < r.cache[victim].used {
 			victim = k
 		}
