@@ -88,6 +88,7 @@ type partition struct {
 	mu   sync.Mutex
 	full [][]byte // filled staging chunks, oldest first (memory mode)
 	buf  []byte   // the chunk being filled, capacity stageChunk
+	n    int64    // records staged in all (the final set's size bound)
 	f   *os.File   // run file, once on disk
 	w   *s2.Writer // compresses into f
 	err error
@@ -203,6 +204,7 @@ func (c *Counter) addPart(p, file int, batch []identity.Sighting, h []uint64, id
 				added += cap(pt.buf)
 			}
 		}
+		pt.n++
 		tag := tagOf(h[i])
 		pt.buf = append(pt.buf, byte(identity.KindIndex(batch[i].Kind)), byte(len(v)), byte(tag>>16), byte(tag>>8), byte(tag))
 		pt.buf = append(pt.buf, v...)
@@ -340,6 +342,7 @@ func (c *Counter) countPart(pt *partition, files int) ([]int64, []int64, error) 
 	unique := make([]int64, nk)
 	pf := make([]int64, files*nk)
 	t := table{pool: c.pool}
+	t.presize(pt.n)
 	defer t.reset()
 	visit := func(k byte, tag uint64, v []byte, f uint64) error {
 		if int(k) >= nk || f >= uint64(files) || len(v) == 0 {

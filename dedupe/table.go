@@ -77,6 +77,17 @@ func (t *table) find(h uint64, k byte, v string) (int, bool) {
 	}
 }
 
+// presize makes an empty table's slot array big enough for n records
+// without growing (at most half full), within maxSlotBits.
+func (t *table) presize(n int64) {
+	bits := uint(10)
+	for bits < maxSlotBits && int64(1)<<bits < 2*n+2 {
+		bits++
+	}
+	t.bits = bits
+	t.slots = make([]uint64, 1<<bits)
+}
+
 // add inserts (k, v) seen in file f, or updates its last file. It returns
 // whether the (value, file) pair is new in this run.
 func (t *table) add(h uint64, k byte, v string, f uint32) bool {
