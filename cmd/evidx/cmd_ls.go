@@ -177,7 +177,7 @@ func lsStream(ctx context.Context, disk *fs.Disk, opts lsOptions, c *lsCounts, e
 			buf := make([]byte, 256<<10)
 			for it := range jobs {
 				if ctx.Err() == nil {
-					lsHashOne(disk, it.f, buf)
+					lsHashOne(ctx, disk, it.f, buf)
 				}
 				close(it.done)
 			}
@@ -328,18 +328,29 @@ func (j *lsJSON) tail(t *lsTail) error {
 	return j.w.Flush()
 }
 
-func lsHashOne(disk *fs.Disk, f *lsFile, buf []byte) {
+// lsBigFile is the size from which a file's three hashes run on their own
+// goroutines (digest.Sum): a large file alone then still uses every core.
+const lsBigFile = 32 << 20
+
+// lsHashOne reads one file and sets its digests, or its Err.
+func lsHashOne(ctx context.Context, disk *fs.Disk, f *lsFile, buf []byte) {
 	r, err := disk.Open(f.Partition, f.File)
 	if err != nil {
 		f.Err = lsJoinErr(f.Err, err.Error())
 		return
 	}
-	w := digest.NewWriter()
-	if _, err := io.CopyBuffer(w, r, buf); err != nil {
+	var s digest.Sums
+	if f.Size >= lsBigFile {
+		s, err = digest.Sum(ctx, r, nil)
+	} else {
+		w := digest.NewWriter()
+		_, err = io.CopyBuffer(w, r, buf)
+		s = w.Sums()
+	}
+	if err != nil {
 		f.Err = lsJoinErr(f.Err, "content: "+err.Error())
 		return
 	}
-	s := w.Sums()
 	f.SHA256, f.MD5, f.SHA1 = &s.SHA256, &s.MD5, &s.SHA1
 }
 
