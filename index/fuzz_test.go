@@ -15,6 +15,7 @@ func FuzzLoadLookup(f *testing.F) {
 	f.Add("cn_id", "11010519491231002X", "", "cn_id", "11010519491231002X")
 	f.Add("email", "x'); DROP TABLE sightings;--", "line\x00 2", "phone", "\xff\xfe")
 	f.Add("é", "𝟙𝟚𝟛", "%s", "phone", "")
+	f.Add("email", "a\"b\\c\nd\te\x01@x.cn", "row \"7\"\r\n", "email", "A\"B@X.CN")
 	f.Fuzz(func(t *testing.T, k1, v1, loc, k2, v2 string) {
 		ix := testCase(t, t.TempDir(), 2)
 		ss := []identity.Sighting{{Kind: identity.Kind(k1), Value: v1, Loc: loc}, {Kind: identity.Kind(k2), Value: v2, Loc: loc}}

@@ -652,10 +652,8 @@ const jsonChunk = 2048
 func (w *shardWriter) writeKind(ctx context.Context, es []entry) error {
 	for off := 0; off < len(es); off += jsonChunk {
 		chunk := es[off:min(off+jsonChunk, len(es))]
-		var err error
-		if jsonSafe(chunk) {
-			err = w.writeJSON(ctx, chunk)
-		} else {
+		ok, err := w.writeJSON(ctx, chunk)
+		if err == nil && !ok {
 			err = w.writeRows(ctx, chunk)
 		}
 		if err != nil {
@@ -665,35 +663,28 @@ func (w *shardWriter) writeKind(ctx context.Context, es []entry) error {
 	return nil
 }
 
-// jsonSafe reports whether every value and location of the chunk survives
-// a trip through a JSON string unchanged: valid UTF-8 without NUL.
-func jsonSafe(es []entry) bool {
-	for i := range es {
-		for _, s := range [2]string{es[i].value, es[i].loc} {
-			if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// appendJSONString appends s as a JSON string; s is valid UTF-8.
-func appendJSONString(b []byte, s string) []byte {
+// appendJSONString appends s as a JSON string. ok is false when s cannot
+// make the trip through JSON unchanged (invalid UTF-8, NUL); the ASCII
+// common case is checked in the same pass as the copy.
+func appendJSONString(b []byte, s string) (_ []byte, ok bool) {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	ascii := true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
 			b = append(b, '\\', c)
+		case c == 0:
+			return b, false
 		case c < 0x20:
 			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 		default:
+			ascii = ascii && c < 0x80
 			b = append(b, c)
 		}
 	}
-	return append(b, '"')
+	return append(b, '"'), ascii || utf8.ValidString(s)
 }
 
 // count adds one chunk's counts (see prepare) to the writer's totals.
@@ -706,36 +697,47 @@ func (w *shardWriter) count(kind identity.Kind, n, held, unheld int64) {
 	}
 }
 
-// writeJSON counts then upserts one chunk.
-func (w *shardWriter) writeJSON(ctx context.Context, es []entry) error {
+// writeJSON counts then upserts one chunk. ok is false, and nothing is
+// written, when a value or location cannot travel as JSON.
+func (w *shardWriter) writeJSON(ctx context.Context, es []entry) (ok bool, err error) {
 	kind := string(es[0].kind)
 	ids, sig := append(w.jb1[:0], '['), append(w.jb2[:0], '[')
+	good := true
 	for i := range es {
 		if i > 0 {
 			ids, sig = append(ids, ','), append(sig, ',')
 		}
-		ids = appendJSONString(ids, es[i].value)
+		var okV, okL bool
+		start := len(ids)
+		ids, okV = appendJSONString(ids, es[i].value)
 		sig = append(sig, '[')
-		sig = appendJSONString(sig, es[i].value)
+		sig = append(sig, ids[start:]...) // the value, already encoded
 		sig = append(sig, ',')
 		sig = strconv.AppendInt(sig, es[i].count, 10)
 		sig = append(sig, ',')
-		sig = appendJSONString(sig, es[i].loc)
+		sig, okL = appendJSONString(sig, es[i].loc)
 		sig = append(sig, ']')
+		if !okV || !okL {
+			good = false
+			break
+		}
 	}
 	ids, sig = append(ids, ']'), append(sig, ']')
 	w.jb1, w.jb2 = ids, sig
+	if !good {
+		return false, nil
+	}
 	// Strings, not []byte: the driver binds []byte as a BLOB, and the JSON
 	// functions want TEXT.
 	var held, unheld int64
 	if err := w.jCount.QueryRowContext(ctx, kind, string(ids)).Scan(&held, &unheld); err != nil {
-		return fmt.Errorf("count sightings: %w", err)
+		return false, fmt.Errorf("count sightings: %w", err)
 	}
 	if _, err := w.jSig.ExecContext(ctx, kind, string(sig)); err != nil {
-		return fmt.Errorf("upsert sightings: %w", err)
+		return false, fmt.Errorf("upsert sightings: %w", err)
 	}
 	w.count(es[0].kind, int64(len(es)), held, unheld)
-	return nil
+	return true, nil
 }
 
 // writeRows counts and upserts entries one row at a time: the path for
