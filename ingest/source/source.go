@@ -26,6 +26,7 @@ var (
 	ErrDirectory       = errors.New("source: is a directory")
 	ErrMissingSegment  = errors.New("source: missing segment")
 	ErrNotFirstSegment = errors.New("source: not the first segment")
+	ErrUnsupported     = errors.New("source: unsupported container")
 )
 
 // Formats reported by Image.Format.
@@ -147,7 +148,14 @@ func openFile(path string) (*os.File, int64, error) {
 	return f, size, nil
 }
 
-var ewfSignature = []byte("EVF\x09\x0d\x0a\xff\x00")
+// Container signatures at offset 0: EWF v1 media (E01, and the original
+// EWF/SMART), EWF v1 logical files (L01) and EWF v2 (Ex01, Lx01).
+var (
+	ewfSignature  = []byte("EVF\x09\x0d\x0a\xff\x00")
+	lvfSignature  = []byte("LVF\x09\x0d\x0a\xff\x00")
+	ewf2Signature = []byte("EVF2\r\n\x81")
+	lef2Signature = []byte("LEF2\r\n\x81")
+)
 
 // Open opens the image at path: an EWF image when the file starts with the
 // EWF signature (path is its first segment, .E01), a split raw image when
@@ -159,8 +167,16 @@ func Open(path string) (*Image, error) {
 		return nil, err
 	}
 	var magic [8]byte
-	if n, _ := f.ReadAt(magic[:], 0); n == len(magic) && bytes.Equal(magic[:], ewfSignature) {
+	n, _ := f.ReadAt(magic[:], 0)
+	switch {
+	case n == len(magic) && bytes.Equal(magic[:], ewfSignature):
 		return openEWF(path, f, size)
+	case n == len(magic) && bytes.Equal(magic[:], lvfSignature):
+		f.Close()
+		return nil, fmt.Errorf("%s: %w: EWF logical evidence (L01) holds files, not media", path, ErrUnsupported)
+	case n >= len(ewf2Signature) && (bytes.HasPrefix(magic[:], ewf2Signature) || bytes.HasPrefix(magic[:], lef2Signature)):
+		f.Close()
+		return nil, fmt.Errorf("%s: %w: EWF version 2 (Ex01/Lx01)", path, ErrUnsupported)
 	}
 	paths, err := findSplit(path, os.Stat)
 	if err != nil {

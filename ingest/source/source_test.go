@@ -491,3 +491,17 @@ func TestEWFChunkSizes(t *testing.T) {
 		})
 	}
 }
+
+// TestEWF2Unsupported: EWF version 2 (Ex01, Lx01) and logical L01 files
+// are refused by name, not hashed as if they were raw images. The
+// ewfacquire here (libewf 20140813) cannot write them, so the files carry
+// just the 8-byte signatures from the libyal descriptions and zeros.
+func TestEWF2Unsupported(t *testing.T) {
+	dir := t.TempDir()
+	for name, sig := range map[string]string{"a.Ex01": "EVF2\r\n\x81\x00", "b.Lx01": "LEF2\r\n\x81\x00", "c.L01": "LVF\x09\x0d\x0a\xff\x00"} {
+		p := writeRaw(t, dir, name, append([]byte(sig), make([]byte, 4096)...))
+		if _, err := Open(p); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("Open(%s) = %v, want ErrUnsupported", name, err)
+		}
+	}
+}
