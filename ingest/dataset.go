@@ -308,12 +308,7 @@ func wholeLine(l string, today identity.Today) (identity.Kind, string, bool) {
 	if len(l) > 64 {
 		return "", "", false
 	}
-	for _, k := range [...]identity.Kind{identity.Email, identity.CNID, identity.Phone} {
-		if v, r := identity.NormalizeAt(k, l, today); r == identity.Valid {
-			return k, v, true
-		}
-	}
-	return "", "", false
+	return identity.NormalizeMixed(l, today)
 }
 
 // placeholder reports values that stand for "no value" in leaks.
@@ -423,6 +418,12 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 				continue
 			}
 			if placeholder(v) {
+				continue
+			}
+			if k == identity.Mixed {
+				if mk, cv, ok := identity.NormalizeMixed(v, p.today); ok {
+					batch = append(batch, identity.Sighting{Kind: mk, Value: cv, Loc: loc})
+				}
 				continue
 			}
 			var cv string

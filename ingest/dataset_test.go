@@ -16,6 +16,7 @@ import (
 	"github.com/evidx/evidx/ingest/records"
 	"github.com/evidx/evidx/internal/leakgen"
 	"github.com/evidx/evidx/internal/testutil"
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // countCorpus runs ReadDataset over files with a dedupe.Counter as sink,
@@ -217,4 +218,77 @@ func TestPlainList(t *testing.T) {
 	if stats[0].Format != "text" || stats[0].Rows != 5 {
 		t.Errorf("format %s rows %d", stats[0].Format, stats[0].Rows)
 	}
+}
+
+// TestMessyShapes: shapes leakgen does not write, each with the canonical
+// values the test put in (three people, spelled several ways).
+func TestMessyShapes(t *testing.T) {
+	phones := []string{"13812345678", "15900001111", "18611112222"}
+	ids := []string{"11010519491231002X", "440304199003071234", "310104198512120011"}
+	for i, id := range ids { // fix the check characters
+		ids[i] = id[:17] + string(identity.CNIDCheck([]byte(id[:17])))
+	}
+	emails := []string{"alice@example.com", "bob@qq.com", "carol@163.com"}
+	gbkPipe, _ := simplifiedchinese.GBK.NewEncoder().String(
+		"姓名|手机号码|身份证|邮箱\n" +
+			"张三|+86 138 1234 5678|" + ids[0] + "|ALICE@EXAMPLE.COM\n" +
+			"李四|0086-159-0000-1111|" + strings.ToLower(ids[1]) + "|bob＠qq.com\n" +
+			"王五|(+86)186.1111.2222|" + ids[2] + "|carol@163.com\n")
+	files := map[string]string{
+		"english.csv": "Name,Mobile Phone,E-mail,ID Card,Order No\n" +
+			"A," + phones[0] + "," + emails[0] + "," + ids[0] + ",20231105000001\n" +
+			"B,+86" + phones[1] + "," + strings.ToUpper(emails[1]) + "," + ids[1] + ",20231105000002\n" +
+			"C,86" + phones[2] + "," + emails[2] + "," + ids[2][:17] + "0,20231105000003\n", // bad check
+		"semicolon.csv": "x;y;z\n" + phones[0] + ";" + emails[1] + ";foo\n" + phones[1] + ";" + emails[2] + ";bar\n" +
+			phones[2] + ";" + emails[0] + ";baz\n",
+		"contacts.jsonl": `{"u":{"contacts":[{"v":"` + phones[0] + `"},{"v":"` + emails[0] + `"}]}}` + "\n" +
+			`{"u":{"contacts":[{"v":"` + emails[1] + `"}]}}` + "\n" +
+			`{"u":{"contacts":[{"v":"+86 ` + phones[2] + `"},{"v":"` + ids[2] + `"}]}}` + "\n",
+		"gbk_pipe.txt": gbkPipe,
+		"dump.sql": "-- x\nCREATE TABLE t (`id` int, `tel` varchar(20), `mail` text);\n" +
+			"INSERT INTO t VALUES (1,'" + phones[0] + "','" + emails[0] + "');\n" +
+			"@@ garbage @@\n" +
+			"INSERT INTO t VALUES (2,'" + phones[1] + "',NULL),(3,'not a phone','x@y');\n",
+	}
+	want := map[string]string{
+		"english.csv":    "phone=3 email=3 cn_id=2 bank_card=0 ",
+		"semicolon.csv":  "phone=3 email=3 cn_id=0 bank_card=0 ",
+		"contacts.jsonl": "phone=2 email=2 cn_id=1 bank_card=0 ",
+		"gbk_pipe.txt":   "phone=3 email=3 cn_id=3 bank_card=0 ",
+		"dump.sql":       "phone=2 email=1 cn_id=0 bank_card=0 ",
+	}
+	dir := t.TempDir()
+	var names, paths []string
+	for name, data := range files {
+		names = append(names, name)
+		p := filepath.Join(dir, name)
+		paths = append(paths, p)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, res, _ := countCorpus(t, paths, 0)
+	for i, name := range names {
+		if got := counts(res.PerFile[i]); got != want[name] {
+			t.Errorf("%s: %s, want %s (format %s)", name, got, want[name], stats[i].Format)
+		}
+	}
+	if got := counts(res.Unique); got != "phone=3 email=3 cn_id=3 bank_card=0 " {
+		t.Errorf("overall %s", got)
+	}
+	if st := stats[indexOf(names, "english.csv")]; st.Invalid[identity.CNID] != 1 {
+		t.Errorf("english.csv invalid %v, want 1 cn_id", st.Invalid)
+	}
+	if st := stats[indexOf(names, "dump.sql")]; st.Rejected != 1 || st.Rows != 3 || st.Invalid[identity.Phone] != 1 || st.Invalid[identity.Email] != 1 {
+		t.Errorf("dump.sql rows %d rejected %d invalid %v", st.Rows, st.Rejected, st.Invalid)
+	}
+}
+
+func indexOf(s []string, v string) int {
+	for i := range s {
+		if s[i] == v {
+			return i
+		}
+	}
+	return -1
 }

@@ -119,13 +119,21 @@ func (s *RoleSampler) Add(v string) {
 	}
 }
 
-// Role returns the kind most sampled values validate as, or "" when none
-// reaches RoleThreshold (or fewer than minSample values were seen).
+// Mixed is the role of a column whose values are identifiers of several
+// kinds ("contact": phone or e-mail): each value is tried as e-mail, ID
+// number, then phone. Values that are none are not counted as invalid,
+// since their kind is unknown.
+const Mixed Kind = "mixed"
+
+// Role returns the kind most sampled values validate as; Mixed when most
+// validate but as several kinds; "" when fewer than RoleThreshold of them
+// validate (or fewer than minSample values were seen).
 func (s *RoleSampler) Role() Kind {
 	const minSample = 3
 	if s.n < minSample {
 		return ""
 	}
+	all := 0
 	for i, k := range sniffOrder {
 		if k == BankCard {
 			// Bank cards only from a header: Luhn alone is too weak.
@@ -134,8 +142,22 @@ func (s *RoleSampler) Role() Kind {
 		if float64(s.valid[i]) >= RoleThreshold*float64(s.n) {
 			return k
 		}
+		all += s.valid[i]
+	}
+	if float64(all) >= RoleThreshold*float64(s.n) {
+		return Mixed
 	}
 	return ""
+}
+
+// NormalizeMixed tries v as each kind a Mixed column may hold.
+func NormalizeMixed(v string, today Today) (Kind, string, bool) {
+	for _, k := range [...]Kind{Email, CNID, Phone} {
+		if c, r := NormalizeAt(k, v, today); r == Valid {
+			return k, c, true
+		}
+	}
+	return "", "", false
 }
 
 // Validates reports how many sampled values validated as some kind.
