@@ -26,6 +26,12 @@ const (
 	orphanDir = "/$OrphanFiles"
 )
 
+// maxSparseFactor bounds what Open will read: a file (necessarily sparse)
+// claiming more than this many times the volume's size is listed but not
+// read, so that a corrupt size cannot make a reader produce terabytes of
+// zeros.
+const maxSparseFactor = 64
+
 // dirent is one directory entry, live or recovered from slack.
 type dirent struct {
 	ino     uint32
@@ -289,6 +295,9 @@ func (w *walker) fill(f *fs.File, in *inode) (*fs.File, *inode) {
 	} else {
 		f.Size = 0 // devices, fifos, sockets: no content
 	}
+	if f.Err == "" && f.Size > maxSparseFactor*e.size {
+		f.Err = fmt.Sprintf("size %d is more than %d times the volume: not read", f.Size, maxSparseFactor)
+	}
 	f.Recoverable = f.Err == ""
 	if f.Deleted {
 		if reason := e.unrecoverable(f, in); reason != "" {
@@ -497,6 +506,9 @@ func (e *FS) Open(f *fs.File) (io.Reader, error) {
 	}
 	if f.Type == "dir" {
 		return nil, fmt.Errorf("%s: ext: is a directory", f.Path)
+	}
+	if f.Size > maxSparseFactor*e.size {
+		return nil, fmt.Errorf("%s: %w: size %d is more than %d times the volume", f.Path, ErrCorrupt, f.Size, maxSparseFactor)
 	}
 	for _, r := range f.Runs {
 		if !r.Sparse && (r.Offset < 0 || r.Offset+r.Length > e.size) {

@@ -20,6 +20,12 @@ const orphanDir = "/$OrphanFiles"
 // treated as cycles.
 const maxPathDepth = 1024
 
+// maxSparseFactor bounds what Open will read: a stream (necessarily sparse)
+// claiming more than this many times the volume's size is listed but not
+// read, so that a corrupt size cannot make a reader produce terabytes of
+// zeros.
+const maxSparseFactor = 64
+
 // entryInfo is what the first pass keeps of each base MFT record: enough to
 // build paths.
 type entryInfo struct {
@@ -213,6 +219,9 @@ func (w *walker) files(rec *record, name fileName) []*fs.File {
 		case st.flags&attrEncrypted != 0:
 			f.Err = "encrypted stream"
 		}
+		if f.Err == "" && f.Size > maxSparseFactor*n.size {
+			f.Err = fmt.Sprintf("size %d is more than %d times the volume: not read", f.Size, maxSparseFactor)
+		}
 		f.Recoverable = f.Err == ""
 		if deleted && f.Recoverable && st.nonRes {
 			if reason := n.reallocated(st.runs); reason != "" {
@@ -365,6 +374,9 @@ func (n *FS) Open(f *fs.File) (io.Reader, error) {
 	}
 	if f.Type != "file" {
 		return nil, fmt.Errorf("%s: ntfs: not a file (%s)", f.Path, f.Type)
+	}
+	if f.Size > maxSparseFactor*n.size {
+		return nil, fmt.Errorf("%s: %w: size %d is more than %d times the volume", f.Path, ErrCorrupt, f.Size, maxSparseFactor)
 	}
 	raw := make([]byte, n.bt.recordSize)
 	rec, err := n.record(f.Inode, raw)
