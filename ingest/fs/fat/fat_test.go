@@ -115,6 +115,12 @@ func buildScenario(t *testing.T, fatBits int, sizeKB int, nFiles, maxSize int) s
 	testutil.Run(t, "mkfs.fat", "-F", strconv.Itoa(fatBits), "-C", img, strconv.Itoa(sizeKB))
 	rng := rand.New(rand.NewPCG(uint64(fatBits), 42))
 	a := genTree(rng, "A", nFiles, maxSize)
+	// A directory removed whole with mdeltree at the end.
+	gone := genTree(rng, "G", 4, maxSize/4)
+	for i := range gone {
+		gone[i].path = "Gone Directory/" + filepath.Base(gone[i].path)
+	}
+	a = append(a, gone...)
 	mcopyTree(t, img, writeTree(t, a))
 	free := freeBytes(t, img)
 	if free > 64<<10+4096 {
@@ -147,6 +153,13 @@ func buildScenario(t *testing.T, fatBits int, sizeKB int, nFiles, maxSize int) s
 	for i := 2; i < nFiles; i += 3 {
 		p := "/" + a[i].path
 		del(p)
+		s.lastPhase[p] = true
+	}
+	testutil.Run(t, "mdeltree", "-i", img, "::/Gone Directory")
+	for _, g := range gone {
+		p := "/" + g.path
+		s.deleted[p] = s.alive[p]
+		delete(s.alive, p)
 		s.lastPhase[p] = true
 	}
 	return s
