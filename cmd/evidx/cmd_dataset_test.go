@@ -442,3 +442,41 @@ func TestDatasetAddSIGKILL(t *testing.T) {
 		t.Errorf("verify after kills: %v\n%s", err, out)
 	}
 }
+
+// TestDatasetAddRejects: a malformed row is counted and kept, with its
+// location, in rejects/SHA256.tsv, mode 0600.
+func TestDatasetAddRejects(t *testing.T) {
+	dir := t.TempDir()
+	cs := filepath.Join(dir, "case")
+	if _, err := idxRun(t, "case", "init", cs, "--case-number", "R", "--examiner", "x"); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "r.csv")
+	os.WriteFile(f, []byte("name,phone\nzhang,13812345678\n\"open,13900001111\n"), 0o600)
+	out, err := idxRun(t, "dataset", "add", cs, f, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Sources []struct {
+			SHA256   string `json:"sha256"`
+			Rejected int64  `json:"rejected"`
+		} `json:"sources"`
+	}
+	decodeOne(t, out, &res)
+	if len(res.Sources) != 1 || res.Sources[0].Rejected != 1 || res.Sources[0].SHA256 != testutil.SHA256File(t, f) {
+		t.Fatalf("%s", out)
+	}
+	p := filepath.Join(cs, "rejects", res.Sources[0].SHA256+".tsv")
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("rejects file: %v %v", st, err)
+	}
+	b, _ := os.ReadFile(p)
+	if !bytes.Contains(b, []byte("line 3")) {
+		t.Errorf("rejects: %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cs, "rejects", ".loading-*")); len(left) != 0 {
+		t.Errorf("temporary rejects left: %v", left)
+	}
+}
