@@ -17,7 +17,8 @@ import (
 	"github.com/evidx/evidx/internal/testutil"
 )
 
-// carveFATImage makes a FAT32 image over a seeded random fill holding a
+// carveFATImage makes a FAT16 image (8 MiB: small enough for -race runs;
+// FAT32 is covered in package carve) over a seeded random fill holding a
 // kept PNG and a deleted PNG and CSV dataset; it returns the image path
 // and the contents by name.
 func carveFATImage(t *testing.T) (string, map[string][]byte) {
@@ -26,12 +27,12 @@ func carveFATImage(t *testing.T) (string, map[string][]byte) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	dir := t.TempDir()
 	img := filepath.Join(dir, "carve.img")
-	fill := make([]byte, 36<<20)
+	fill := make([]byte, 8<<20)
 	for i := range fill {
 		fill[i] = byte(rng.Uint32())
 	}
 	os.WriteFile(img, fill, 0o600)
-	testutil.Run(t, "mkfs.fat", "-F", "32", "-s", "1", img)
+	testutil.Run(t, "mkfs.fat", "-F", "16", "-s", "2", img)
 	pic := func(w, h int) []byte {
 		m := image.NewRGBA(image.Rect(0, 0, w, h))
 		for i := range m.Pix {
