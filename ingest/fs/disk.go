@@ -90,7 +90,9 @@ func OpenDisk(r io.ReaderAt, size int64, opts ...Option) (*Disk, error) {
 		open := cfg.openers[Family(p.FileSystem)]
 		if open == nil {
 			if p.FileSystem != fsUnknown {
-				p.Error = fmt.Sprintf("%v: %s", ErrNoReader, p.FileSystem)
+				p.Error = fmt.Sprintf("%v: %s; whole partition left to the carver", ErrNoReader, p.FileSystem)
+			} else {
+				p.Error = "no file system recognised; whole partition left to the carver"
 			}
 			continue
 		}
