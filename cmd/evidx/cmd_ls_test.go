@@ -205,3 +205,44 @@ func TestLsContainers(t *testing.T) {
 		}
 	}
 }
+
+// TestLsHostileName: a long name carrying ESC and BEL (patched into the
+// LFN slot's UTF-16 of a real mcopy'd file) reaches the terminal escaped,
+// and stays exact in JSON, where it is data.
+func TestLsHostileName(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "evil.img")
+	testutil.Run(t, "mkfs.fat", "-F", "12", "-C", img, "1440")
+	src := filepath.Join(t.TempDir(), "evilXname.txt")
+	os.WriteFile(src, []byte("x"), 0o644)
+	testutil.Run(t, "mcopy", "-i", img, src, "::/")
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "evilX" in the LFN slot is UTF-16LE; X becomes ESC. The LFN checksum
+	// covers only the short name, so the slot stays valid.
+	needle := []byte{'e', 0, 'v', 0, 'i', 0, 'l', 0, 'X', 0}
+	i := bytes.Index(b, needle)
+	if i < 0 {
+		t.Fatal("LFN not found")
+	}
+	b[i+8] = 0x1b
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := lsRun(t, "ls", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsRune(out, 0x1b) || !bytes.Contains(out, []byte(`/evil\x1bname.txt`)) {
+		t.Errorf("human listing not escaped:\n%q", out)
+	}
+	out, err = lsRun(t, "ls", "--json", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`"/evil\u001bname.txt"`)) {
+		t.Errorf("JSON lost the name:\n%s", out)
+	}
+}
