@@ -325,6 +325,27 @@ func rewriteTableEntry(t *testing.T, path string, k int, v uint32) {
 	}
 }
 
+// setGUID writes a segment file set identifier into the data section of the
+// segment at path (volume data offset 64, 16 bytes) and recomputes the
+// section's Adler-32 (volume data offset 1048), as if the segment came from
+// another acquisition with the same geometry.
+func setGUID(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dataAt = 13 + 76 // first section of a later segment: "data", after the file header and descriptor
+	if got := strings.TrimRight(string(b[13:29]), "\x00"); got != "data" {
+		t.Fatalf("%s: first section %q, want data", path, got)
+	}
+	copy(b[dataAt+64:dataAt+80], "another-imaging!")
+	binary.LittleEndian.PutUint32(b[dataAt+1048:], adler32.Checksum(b[dataAt:dataAt+1048]))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	media := genMedia(5, 3<<20+5*512)
@@ -375,6 +396,7 @@ func TestBadInput(t *testing.T) {
 		{"foreign-segment", variant("foreign", func(s []string) {
 			copyFile(ewfSegmentName(otherE01, 2), s[1]) // same number, other media
 		}), ewf.ErrForeignSegment, "good.E02"},
+		{"other-set-id", variant("guid", func(s []string) { setGUID(t, s[1]) }), ewf.ErrForeignSegment, "good.E02"},
 		{"wrong-number", variant("swapped", func(s []string) { copyFile(s[2], s[1]) }), ewf.ErrForeignSegment, "good.E02"},
 		{"missing-segment", variant("missing", func(s []string) { os.Remove(s[1]) }), ErrMissingSegment, "good.E02"},
 		{"table-past-end", variant("table", func(s []string) {
