@@ -231,6 +231,7 @@ func TestLsHostileName(t *testing.T) {
 	if err := os.WriteFile(img, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	testutil.Unchanged(t, img)
 	out, err := lsRun(t, "ls", img)
 	if err != nil {
 		t.Fatal(err)
