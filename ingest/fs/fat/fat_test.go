@@ -360,6 +360,11 @@ func TestAgainstTSK(t *testing.T) {
 					t.Errorf("deleted %s (freed last, never overwritten) not recoverable: %s", p, l.file.Err)
 				}
 			}
+			for p := range delByPath {
+				if !tskDeleted[p] {
+					t.Errorf("we list deleted %q, fls -d does not", p)
+				}
+			}
 			nTSKDel := 0
 			for _, e := range tsk {
 				if e.deleted {
