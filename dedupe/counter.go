@@ -1,7 +1,6 @@
 package dedupe
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -367,15 +366,14 @@ func (c *Counter) countPart(pt *partition, files int) ([]int64, []int64, error) 
 		if _, err := pt.f.Seek(0, io.SeekStart); err != nil {
 			return nil, nil, err
 		}
-		r := bufio.NewReaderSize(s2.NewReader(pt.f), 64<<10)
-		if err := readRecords(r, visit); err != nil {
+		if err := readRecords(s2.NewReader(pt.f), visit); err != nil {
 			return nil, nil, fmt.Errorf("dedupe: run %s: %w", pt.f.Name(), err)
 		}
 	}
 	// The reader advances its own copies of the slice headers; the chunks
 	// go back to the pool whole below.
 	staged := append(append([][]byte(nil), pt.full...), pt.buf)
-	if err := readRecords(bufio.NewReader(&chunksReader{staged}), visit); err != nil {
+	if err := readRecords(&chunksReader{staged}, visit); err != nil {
 		return nil, nil, err
 	}
 	for _, b := range pt.full {
@@ -403,35 +401,68 @@ func (s *chunksReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readRecords streams staged records.
-func readRecords(r *bufio.Reader, fn func(k byte, tag uint64, v []byte, file uint64) error) error {
-	var v [256]byte
-	var hdr [4]byte
+// readRecords streams staged records from r, parsing them straight out of
+// a buffer refilled in large reads (records may straddle reads). v passed
+// to fn is valid only during the call.
+func readRecords(r io.Reader, fn func(k byte, tag uint64, v []byte, file uint64) error) error {
+	buf := make([]byte, 256<<10)
+	have := 0 // bytes in buf
 	var rec int64
-	for ; ; rec++ {
-		k, err := r.ReadByte()
+	eof := false
+	for {
+		n, err := fill(r, buf[have:])
+		have += n
 		if err == io.EOF {
+			eof = true
+		} else if err != nil {
+			return fmt.Errorf("record %d: %w", rec, err)
+		}
+		p := 0
+		for {
+			// Header: kind, length, 3-byte tag; then value, then file.
+			if have-p < 5 {
+				break
+			}
+			l := int(buf[p+1])
+			if have-p < 5+l+1 {
+				break
+			}
+			f, m := binary.Uvarint(buf[p+5+l : have])
+			if m == 0 {
+				break // file index cut by the read
+			}
+			if m < 0 {
+				return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
+			}
+			tag := uint64(buf[p+2])<<16 | uint64(buf[p+3])<<8 | uint64(buf[p+4])
+			if err := fn(buf[p], tag, buf[p+5:p+5+l], f); err != nil {
+				return fmt.Errorf("record %d: %w", rec, err)
+			}
+			p += 5 + l + m
+			rec++
+		}
+		if eof {
+			if p != have {
+				return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
+			}
 			return nil
 		}
+		have = copy(buf, buf[p:have])
+	}
+}
+
+// fill reads into b until it is full (nil), the data ends (io.EOF, with
+// what was read), or another error.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := r.Read(b[n:])
+		n += m
 		if err != nil {
-			return fmt.Errorf("record %d: %w", rec, err)
-		}
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
-		}
-		n := hdr[0]
-		tag := uint64(hdr[1])<<16 | uint64(hdr[2])<<8 | uint64(hdr[3])
-		if _, err := io.ReadFull(r, v[:n]); err != nil {
-			return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
-		}
-		f, err := binary.ReadUvarint(r)
-		if err != nil {
-			return fmt.Errorf("record %d: %w", rec, ErrCorruptRun)
-		}
-		if err := fn(k, tag, v[:n], f); err != nil {
-			return fmt.Errorf("record %d: %w", rec, err)
+			return n, err
 		}
 	}
+	return n, nil
 }
 
 // Close removes the run files.

@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -156,4 +157,35 @@ func BenchmarkHash(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		Hash("phone", "+8613812345678")
 	}
+}
+
+// FuzzReadRecords: the run parser on arbitrary bytes (a damaged spill
+// file) returns an error or records, never panics, in any read sizes.
+func FuzzReadRecords(f *testing.F) {
+	f.Add([]byte{0, 3, 1, 2, 3, 'a', 'b', 'c', 0, 1, 1, 0, 0, 0, 'x', 0x80, 0x01}, uint8(3))
+	f.Add([]byte{0, 255}, uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
+		r := &stepReader{b: data, step: int(step%16) + 1}
+		_ = readRecords(r, func(k byte, tag uint64, v []byte, file uint64) error {
+			if tag >= 1<<24 {
+				t.Fatalf("tag %x", tag)
+			}
+			return nil
+		})
+	})
+}
+
+// stepReader returns at most step bytes per Read.
+type stepReader struct {
+	b    []byte
+	step int
+}
+
+func (s *stepReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), s.step)], s.b)
+	s.b = s.b[n:]
+	return n, nil
 }
