@@ -372,6 +372,13 @@ func TestAgainstTSK(t *testing.T) {
 					if len(delByPath[e.path]) == 0 {
 						t.Errorf("fls lists deleted %q, we do not", e.path)
 					}
+					same := false
+					for _, l := range delByPath[e.path] {
+						same = same || l.file.Inode == e.inode
+					}
+					if !same {
+						t.Errorf("deleted %q: no entry with fls's inode %d", e.path, e.inode)
+					}
 				}
 			}
 			// tsk_recover (deleted files only) writes every deleted file,
