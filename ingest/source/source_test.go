@@ -136,6 +136,8 @@ func TestEWF(t *testing.T) {
 			if res.Verified == nil || !*res.Verified || res.Stored.MD5 != want.MD5 || res.Stored.SHA1 != want.SHA1 || len(res.Checks) != 3 {
 				t.Fatalf("verified %v stored %+v checks %+v errors %q", res.Verified, res.Stored, res.Checks, res.Errors)
 			}
+			// ewfverify agrees that the image is good.
+			testutil.Run(t, "ewfverify", "-q", e01)
 			if res.Format != FormatEWF || len(res.Segments) != len(segs) || res.SectorSize != 512 {
 				t.Fatalf("format %s segments %d (want %d) sector %d", res.Format, len(res.Segments), len(segs), res.SectorSize)
 			}
