@@ -2,6 +2,7 @@ package records
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -328,4 +329,33 @@ func parseAll(p *delimParser, data []byte) [][]string {
 		pos = next
 	}
 	return out
+}
+
+// FuzzSQL drives the SQL dump parser directly (whatever the sniffer
+// would say about the bytes).
+func FuzzSQL(f *testing.F) {
+	f.Add([]byte("CREATE TABLE `t` (`a` int, `b` text);\nINSERT INTO `t` VALUES (1,'x\\'y'),(2,NULL);\n"))
+	f.Add([]byte("COPY t (a, b) FROM stdin;\n1\t\\N\n\\.\n"))
+	f.Add([]byte("/* c */; -- x\n# y\nINSERT t VALUES ((1),'a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := &reader{ctx: context.Background(), o: Options{}, emit: func(c *Chunk) error {
+			return c.Rows(func(*Row) error { return nil })
+		}}
+		r.o.defaults()
+		_ = r.sql(bufio.NewReader(bytes.NewReader(data)), &Info{})
+	})
+}
+
+// FuzzJSONL drives the JSON Lines row parser directly.
+func FuzzJSONL(f *testing.F) {
+	f.Add([]byte(`{"a":{"b":[1,"x",{"c":null}]},"d":true}` + "\n{bad\n[1]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := &Chunk{Info: &Info{Format: Format{Kind: KindJSONL}}, data: data, line: 1}
+		_ = c.Rows(func(r *Row) error {
+			if r.Reject == "" && len(r.Names) != len(r.Fields) {
+				t.Fatalf("names %v fields %v", r.Names, r.Fields)
+			}
+			return nil
+		})
+	})
 }
