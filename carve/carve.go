@@ -335,8 +335,15 @@ func (w *worker) carveChunk(ctx context.Context, c chunk) ([]Carved, error) {
 		}
 		probe := buf[i:min(int64(len(buf)), i+probeLen)]
 		for _, f := range fs {
-			if f.name == "text" && off < textSkip {
-				continue
+			if f.name == "text" {
+				if off < textSkip {
+					continue
+				}
+				// A non-text byte k bytes in rules out every start up to it.
+				if k := nonText(probe); k >= 0 {
+					textSkip = off + int64(k) + 1
+					continue
+				}
 			}
 			if !f.magic(probe) {
 				continue

@@ -26,16 +26,38 @@ var textClass = func() (t [256]uint8) {
 	return t
 }()
 
+// nonText returns the index of the first byte of b[:textProbe] that cannot
+// be text, or -1 when they all can (and b is long enough to tell).
+func nonText(b []byte) int {
+	for i, x := range b[:min(len(b), textProbe)] {
+		if textClass[x] == 0 {
+			return i
+		}
+	}
+	if len(b) < textProbe {
+		return len(b)
+	}
+	return -1
+}
+
+// magicText accepts a candidate whose first textProbe bytes are text with
+// valid multi-byte characters, at least a third of them ASCII: random
+// bytes pass the byte-class test alone every few kilobytes.
 func magicText(b []byte) bool {
 	if len(b) < textProbe {
 		return false
 	}
-	for _, x := range b[:textProbe] {
-		if textClass[x] == 0 {
-			return false
+	p := b[:textProbe]
+	if n, _ := textLen(p); n < textProbe-3 { // a character may straddle the end
+		return false
+	}
+	ascii := 0
+	for _, x := range p {
+		if textClass[x] == 1 {
+			ascii++
 		}
 	}
-	return true
+	return ascii*3 >= textProbe
 }
 
 // textLen returns the length of the run of text bytes at the start of b:
