@@ -291,6 +291,21 @@ func TestEWFBadChunk(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Chunk != packed {
 		t.Errorf("ReadAt in bad zlib chunk = %v, want *ChunkError for chunk %d", err, packed)
 	}
+	// A large read across a bad chunk (decoded by several goroutines)
+	// returns exactly the good bytes before the first bad chunk.
+	start := plain - 5
+	firstBad := plain
+	if packed >= start && packed < firstBad {
+		firstBad = packed
+	}
+	big := make([]byte, 10*32768)
+	n, err := im.ReadAt(big, int64(start)*32768)
+	if !errors.As(err, &ce) || ce.Chunk != firstBad || n != (firstBad-start)*32768 {
+		t.Errorf("ReadAt over chunks %d-%d = %d, %v; want %d good bytes then chunk %d", start, start+9, n, err, (firstBad-start)*32768, firstBad)
+	}
+	if string(big[:n]) != string(media[start*32768:start*32768+n]) {
+		t.Errorf("good bytes before the bad chunk differ")
+	}
 	// ewfverify agrees that the image is damaged.
 	if out, err := exec.Command(testutil.NeedTool(t, "ewfverify"), "-q", e01).CombinedOutput(); err == nil {
 		t.Errorf("ewfverify passed a damaged image:\n%s", out)

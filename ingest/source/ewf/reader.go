@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/adler32"
 	"io"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zlib"
 )
@@ -375,7 +377,9 @@ func inflateErr(err error) error {
 
 // ReadAt reads media bytes at off. A chunk that fails its checks stops the
 // read there: n counts the good bytes before it and err is a *ChunkError.
-// Safe for concurrent use.
+// Whole chunks covered by p are decoded straight into p, several at once
+// on large reads; partial chunks go through a small cache. Safe for
+// concurrent use.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("ewf: negative offset %d", off)
@@ -385,13 +389,29 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	for n < len(p) && off < r.size {
 		ci := int(off / cs)
 		within := int(off % cs)
+		if within == 0 {
+			k, span := 0, 0 // whole chunks p can take from here
+			for ci+k < r.nchunks {
+				l := r.chunkLen(ci + k)
+				if l <= 0 || span+l > len(p)-n {
+					break
+				}
+				span += l
+				k++
+			}
+			if k > 0 {
+				good, err := r.decodeRun(ci, k, p[n:n+span])
+				n += good
+				off += int64(good)
+				if err != nil {
+					return n, err
+				}
+				continue
+			}
+		}
 		clen := r.chunkLen(ci)
 		take := min(len(p)-n, clen-within)
-		if within == 0 && take == clen {
-			if _, err := r.decode(ci, p[n:n+clen], clen); err != nil {
-				return n, err
-			}
-		} else if err := r.copyCached(ci, p[n:n+take], within, clen); err != nil {
+		if err := r.copyCached(ci, p[n:n+take], within, clen); err != nil {
 			return n, err
 		}
 		n += take
@@ -401,6 +421,51 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// maxDecoders bounds the goroutines one ReadAt uses to decode chunks.
+const maxDecoders = 4
+
+// decodeRun decodes k whole chunks from ci into dst (their exact total
+// length). It returns the bytes before the first bad chunk and its error.
+// Runs of four or more chunks are decoded by up to GOMAXPROCS goroutines:
+// inflating and checksumming is the CPU work of reading an E01.
+func (r *Reader) decodeRun(ci, k int, dst []byte) (int, error) {
+	cs := r.chunkSize
+	workers := min(runtime.GOMAXPROCS(0), k/2, maxDecoders)
+	if workers <= 1 {
+		o := 0
+		for j := range k {
+			l := r.chunkLen(ci + j)
+			if _, err := r.decode(ci+j, dst[o:o+l], l); err != nil {
+				return o, err
+			}
+			o += l
+		}
+		return o, nil
+	}
+	errs := make([]error, k)
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				j := int(next.Add(1)) - 1
+				if j >= k {
+					return
+				}
+				l := r.chunkLen(ci + j)
+				_, errs[j] = r.decode(ci+j, dst[j*cs:j*cs+l], l)
+			}
+		})
+	}
+	wg.Wait()
+	for j, err := range errs {
+		if err != nil {
+			return j * cs, err
+		}
+	}
+	return len(dst), nil
 }
 
 // copyCached copies part of chunk ci from the LRU, decoding it on a miss.
