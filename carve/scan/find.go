@@ -255,6 +255,9 @@ func findNumbers(buf []byte, i int, out []hit) ([]hit, int) {
 	// Cards and IDs glued to letters are fragments of hex or base64 runs.
 	alnum := func(c byte) bool { return class[c]&(cDigit|cLower|cUpper) != 0 }
 	free := (start == 0 || !alnum(buf[start-1])) && (end >= n || !alnum(buf[end]))
+	// Between two hex letters the digits are part of a hex string.
+	hexLetter := func(c byte) bool { return c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+	inHex := start > 0 && hexLetter(buf[start-1]) && end < n && hexLetter(buf[end])
 	// A lone group joined by '.' to its neighbours is part of something
 	// else (a version, an address, a decimal).
 	loneOK := func(j int) bool {
@@ -295,7 +298,7 @@ func findNumbers(buf []byte, i int, out []hit) ([]hit, int) {
 		if j+1 < k && (string(buf[gs[j].s:gs[j].e]) == "86" || string(buf[gs[j].s:gs[j].e]) == "0086") && gs[j+1].sep != '.' {
 			s = j + 1
 		}
-		if m, ok := mobileAt(buf, gs[:k], s, loneOK); ok {
+		if m, ok := mobileAt(buf, gs[:k], s, loneOK); ok && m.d[0] == '1' && m.d[1] >= '3' && !inHex {
 			from := gs[j].s
 			if cc86 && j == 0 || plus && j == 0 {
 				from = start

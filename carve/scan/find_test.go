@@ -45,6 +45,7 @@ func TestFinders(t *testing.T) {
 		{"card 4111 1111 1111 1111 and 4444444444444448 and 6222021234567890128", []string{"bank_card:4111111111111111", "bank_card:4444444444444448", "bank_card:6222021234567890128"}},
 		{"notacard 4111111111111112", nil},
 		{"user13800138000@qq.com", []string{"email:user13800138000@qq.com"}},
+		{"hex 0a8f7b1ae487b74f02792633154dfe74 and f13912345678d, fixed 02792633154", nil},
 		{"全角 张三zhang.san@163.com 李四", []string{"email:zhang.san@163.com"}},
 		{"手机：１３８００１３８０００，邮箱：ｗａｎｇ＠ｅｘａｍｐｌｅ．ｃｎ", []string{"phone:+8613800138000", "email:wang@example.cn"}},
 		{"mixed 138０0138000 and plain 13900139000", []string{"phone:+8613800138000", "phone:+8613900139000"}},
