@@ -80,6 +80,9 @@ type record struct {
 	attrs   []*attr
 	hasList bool
 	list    *attr // the $ATTRIBUTE_LIST, if any
+	// expanded is set once expand has added the extension records'
+	// attributes to attrs.
+	expanded bool
 }
 
 func (r *record) inUse() bool { return r.flags&flagInUse != 0 }
@@ -247,9 +250,9 @@ type stream struct {
 	flags      uint16
 }
 
-// stream assembles the $DATA stream name of rec: from its own attributes
-// and, through an $ATTRIBUTE_LIST, from extension records. Pieces are
-// ordered by start VCN.
+// stream assembles the $DATA stream name of rec from its attributes (those
+// of extension records included once expand has run). Pieces are ordered
+// by start VCN.
 func (n *FS) stream(rec *record, name string) (*stream, error) {
 	op := fmt.Sprintf("mft entry %d stream %q", rec.num, name)
 	var pieces []*attr
@@ -259,11 +262,6 @@ func (n *FS) stream(rec *record, name string) (*stream, error) {
 		}
 	}
 	var firstErr error
-	if rec.list != nil {
-		ext, err := n.listPieces(rec, name)
-		pieces = append(pieces, ext...)
-		firstErr = err
-	}
 	if len(pieces) == 0 {
 		return nil, &ParseError{op, rec.off, fmt.Errorf("%w: no such stream", ErrCorrupt)}
 	}
@@ -326,64 +324,79 @@ const (
 	alBaseRef = 0x10 // u64: the record holding the attribute
 )
 
-// listPieces returns the $DATA pieces named name that the attribute list
-// of rec places in other (extension) records.
-func (n *FS) listPieces(rec *record, name string) ([]*attr, error) {
+// maxExtensions bounds the extension records one $ATTRIBUTE_LIST may name.
+const maxExtensions = 4096
+
+// expand appends to rec.attrs the attributes its $ATTRIBUTE_LIST places in
+// extension records (ntfs-3g and Windows move $DATA pieces, named streams
+// and even $FILE_NAME there when the base record is full). Each extension
+// record is read once and must name rec as its base.
+func (n *FS) expand(rec *record) error {
+	if rec.list == nil || rec.expanded {
+		return nil
+	}
+	rec.expanded = true
 	le := binary.LittleEndian
 	la := rec.list
+	op := fmt.Sprintf("mft entry %d $ATTRIBUTE_LIST", rec.num)
 	b := la.value
 	if la.nonResident {
-		runs, err := n.decodeRuns(la, fmt.Sprintf("mft entry %d $ATTRIBUTE_LIST", rec.num))
-		if err != nil {
-			return nil, err
-		}
 		if la.dataSize > 1<<20 {
-			return nil, &ParseError{fmt.Sprintf("mft entry %d $ATTRIBUTE_LIST", rec.num), la.off, fmt.Errorf("%w: %d bytes", ErrCorrupt, la.dataSize)}
+			return &ParseError{op, la.off, fmt.Errorf("%w: %d bytes", ErrCorrupt, la.dataSize)}
+		}
+		runs, err := n.decodeRuns(la, op)
+		if err != nil {
+			return err
 		}
 		b = make([]byte, la.dataSize)
 		rr := &runReader{r: n.r, runs: clipRuns(runs, la.dataSize, la.initSize), size: la.dataSize}
 		if _, err := ioReadFull(rr, b); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	var out []*attr
 	done := map[uint64]bool{rec.num: true}
+	var firstErr error
 	for p := 0; p+0x1A <= len(b); {
 		rl := int(le.Uint16(b[p+alRecLen:]))
 		if rl < 0x1A || p+rl > len(b) {
-			return out, &ParseError{fmt.Sprintf("mft entry %d $ATTRIBUTE_LIST entry", rec.num), la.off, fmt.Errorf("%w: length %d at %d", ErrCorrupt, rl, p)}
-		}
-		typ := le.Uint32(b[p+alType:])
-		nl, no := int(b[p+alNameLen]), int(b[p+alNameOff])
-		ename := ""
-		if nl > 0 && no+2*nl <= rl {
-			ename = utf16le(b[p+no : p+no+2*nl])
+			return &ParseError{op + " entry", la.off, fmt.Errorf("%w: length %d at %d", ErrCorrupt, rl, p)}
 		}
 		ref := le.Uint64(b[p+alBaseRef:]) & refMask
 		p += rl
-		if typ != attrData || ename != name || done[ref] {
+		if done[ref] {
 			continue
 		}
-		done[ref] = true
+		if done[ref] = true; len(done) > maxExtensions {
+			return &ParseError{op, la.off, fmt.Errorf("%w: more than %d extension records", ErrCorrupt, maxExtensions)}
+		}
 		raw := make([]byte, n.bt.recordSize)
 		off, err := n.readRecord(ref, raw)
 		if err != nil {
-			return out, err
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
 		}
 		ext, err := n.parseRecord(raw, ref, off)
 		if ext == nil {
-			return out, err
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
 		}
 		if ext.baseRef != rec.num {
-			return out, &ParseError{fmt.Sprintf("mft entry %d", ref), off, fmt.Errorf("%w: extension record of entry %d, not %d", ErrCorrupt, ext.baseRef, rec.num)}
+			if firstErr == nil {
+				firstErr = &ParseError{fmt.Sprintf("mft entry %d", ref), off, fmt.Errorf("%w: extension record of entry %d, not %d", ErrCorrupt, ext.baseRef, rec.num)}
+			}
+			continue
 		}
 		for _, a := range ext.attrs {
-			if a.typ == attrData && a.name == name {
-				out = append(out, a)
+			if a.typ != attrAttrList {
+				rec.attrs = append(rec.attrs, a)
 			}
 		}
 	}
-	return out, nil
+	return firstErr
 }
 
 // fileName is a decoded $FILE_NAME attribute.

@@ -255,8 +255,10 @@ func (n *FS) mapMFT(off int64) error {
 	n.mftSize = first.dataSize
 	if rec.hasList {
 		// Now the first extent is mapped, gather all $DATA pieces.
-		st, err := n.stream(rec, "")
-		if err == nil && len(st.runs) > 0 {
+		if err := n.expand(rec); err != nil {
+			n.problem("%v", err)
+		}
+		if st, err := n.stream(rec, ""); err == nil && len(st.runs) > 0 {
 			n.mft = st.runs
 		} else if err != nil {
 			n.problem("%v", err)

@@ -3,7 +3,6 @@ package ntfs
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +113,13 @@ func (n *FS) record(num uint64, raw []byte) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n.parseRecord(raw, num, off)
+	rec, err := n.parseRecord(raw, num, off)
+	if rec != nil && rec.baseRef == 0 && rec.list != nil {
+		if xerr := n.expand(rec); xerr != nil && err == nil {
+			err = xerr
+		}
+	}
+	return rec, err
 }
 
 // dirPath resolves the path of directory entry num referenced with seq.
@@ -234,8 +239,8 @@ func (w *walker) files(rec *record, name fileName) []*fs.File {
 }
 
 // streamNames lists the names of the record's $DATA streams ("" is the
-// unnamed one), in first-seen order, including those an $ATTRIBUTE_LIST
-// places in extension records.
+// unnamed one), in first-seen order (with expand, those in extension
+// records too).
 func (n *FS) streamNames(rec *record) []string {
 	var out []string
 	seen := map[string]bool{}
@@ -248,25 +253,6 @@ func (n *FS) streamNames(rec *record) []string {
 	for _, a := range rec.attrs {
 		if a.typ == attrData {
 			add(a.name)
-		}
-	}
-	if rec.list != nil && !rec.list.nonResident {
-		le := binary.LittleEndian
-		b := rec.list.value
-		for p := 0; p+0x1A <= len(b); {
-			rl := int(le.Uint16(b[p+alRecLen:]))
-			if rl < 0x1A || p+rl > len(b) {
-				break
-			}
-			nl, no := int(b[p+alNameLen]), int(b[p+alNameOff])
-			if le.Uint32(b[p+alType:]) == attrData {
-				if nl == 0 {
-					add("")
-				} else if no+2*nl <= rl {
-					add(utf16le(b[p+no : p+no+2*nl]))
-				}
-			}
-			p += rl
 		}
 	}
 	return out
