@@ -359,6 +359,9 @@ func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	sem := make(chan struct{}, ix.opts.Workers)
+	// free recycles batch slices from the writers back to the router:
+	// a load allocates about shards × 3 batches, not one per batch.
+	free := make(chan []identity.Sighting, 3*ix.n)
 	writers := make([]*shardWriter, ix.n)
 	queues := make([]chan []identity.Sighting, ix.n)
 	for i := range ix.n {
@@ -390,6 +393,11 @@ func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (
 					return err
 				}
 				p.Stored(n)
+				clear(batch) // drop the strings before the slice is reused
+				select {
+				case free <- batch[:0]:
+				default:
+				}
 			}
 			sem <- struct{}{}
 			err := w.finish(gctx)
@@ -427,7 +435,11 @@ func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (
 			}
 			i := dedupe.Partition(string(s.Kind), s.Value, ix.n)
 			if pending[i] == nil {
-				pending[i] = make([]identity.Sighting, 0, batchSize)
+				select {
+				case pending[i] = <-free:
+				default:
+					pending[i] = make([]identity.Sighting, 0, batchSize)
+				}
 			}
 			pending[i] = append(pending[i], s)
 			if len(pending[i]) >= batchSize {
