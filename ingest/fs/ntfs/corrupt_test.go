@@ -65,6 +65,12 @@ func smallNTFS(t testing.TB) *small {
 	cp("a.bin", big, "")
 	cp("s.txt", []byte("small resident file\n"), "")
 	cp("s.txt", []byte("the stream"), "ads")
+	// Enough streams that ntfs-3g moves attributes to extension records
+	// through an $ATTRIBUTE_LIST: the fuzz target then reaches expand.
+	cp("m.bin", []byte("many streams"), "")
+	for i := range 16 {
+		cp("m.bin", bytes.Repeat([]byte{byte(i)}, 150), fmt.Sprintf("s%02d", i))
+	}
 	gone := bytes.Repeat([]byte("deleted content "), 700)
 	cp("gone.bin", gone, "")
 	delete(s.truth, "/gone.bin")

@@ -273,10 +273,10 @@ func tskAllocated(t testing.TB, img string) tree {
 // whose every other one is deleted before big.bin is written, and the free
 // space (bytes) left for them after the ballast.
 type variant struct {
-	name     string
-	cluster  int
-	fill     int
-	spare    int64
+	name    string
+	cluster int
+	fill    int
+	spare   int64
 }
 
 var variants = []variant{
