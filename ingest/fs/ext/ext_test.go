@@ -241,6 +241,7 @@ var (
 
 var images = []image{
 	{mkfs: "mkfs.ext2", bs: 1024, sizeKB: 8192, big: 1 << 20},
+	{mkfs: "mkfs.ext2", bs: 4096, sizeKB: 16384, big: 5 << 20, extra: []string{"-I", "128"}}, // 128-byte inodes: seconds only; double indirect
 	{mkfs: "mkfs.ext3", bs: 1024, sizeKB: 8192, big: 1 << 20},
 	{mkfs: "mkfs.ext3", bs: 4096, sizeKB: 16384, big: 5 << 20},
 	{mkfs: "mkfs.ext4", bs: 1024, sizeKB: 8192, big: 1 << 20},

@@ -180,6 +180,18 @@ func TestSmallAndCorrupt(t *testing.T) {
 			t.Errorf("%s: sha %s want %s", p, sums[p], want)
 		}
 	}
+	// Byte runs say where the content lies in the image: for a resident
+	// stream, inside its MFT record.
+	for _, p := range []string{"/a.bin", "/s.txt", "/s.txt:ads"} {
+		f := files[p]
+		var b []byte
+		for _, r := range f.Runs {
+			b = append(b, s.img[r.Offset:r.Offset+r.Length]...)
+		}
+		if sum(b) != s.truth[p] {
+			t.Errorf("%s: image bytes at its runs %+v differ from its content", p, f.Runs)
+		}
+	}
 	if g := files[s.gone]; g == nil || !g.Deleted || !g.Recoverable || sums[s.gone] != s.goneH {
 		t.Errorf("deleted %s: %+v", s.gone, g)
 	}
