@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -102,7 +104,7 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		rejBuf := bufio.NewWriterSize(rej, 256<<10)
 		// Records of SQLite datasets spill beside the shards, inside the case.
 		read := ingest.DatasetReader(ingest.Options{Records: recordsOptions(ix.Dir()), Rejects: rejBuf})
-		prog := newLoadProgress(stderr, filepath.Base(f))
+		prog := newLoadProgress(stderr, filepath.Base(f), abs)
 		st, err := ix.AddDataset(ctx, abs, opts.source, index.Origin{}, read, prog)
 		prog.stop()
 		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", Path: abs, Size: st.Size, SHA256: st.SHA256}}}
@@ -187,21 +189,29 @@ func keepRejects(caseDir string, f *os.File, buf *bufio.Writer, keep bool, datas
 	return custody.Item{Kind: "rejects", Path: rel, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, true, nil
 }
 
-// loadProgress prints sightings stored and the rate to stderr once a
-// second, when stderr is a terminal.
+// loadProgress prints, once a second while stderr is a terminal, how far
+// the load has read the file (percent and ETA, from the read offset of the
+// reader's open descriptor of path in /proc/self/fdinfo), and the
+// identifiers stored per second. Before the first identifier is stored the
+// index is hashing the file; the line says so.
 type loadProgress struct {
 	n     atomic.Int64
 	done  chan struct{}
 	ended chan struct{}
 }
 
-func newLoadProgress(w io.Writer, name string) *loadProgress {
+func newLoadProgress(w io.Writer, name, path string) *loadProgress {
 	p := &loadProgress{done: make(chan struct{}), ended: make(chan struct{})}
 	if !stderrIsTerminal() {
 		close(p.ended)
 		return p
 	}
+	var size int64
+	if st, err := os.Stat(path); err == nil {
+		size = st.Size()
+	}
 	start := time.Now()
+	var loadStart time.Time
 	go func() {
 		defer close(p.ended)
 		t := time.NewTicker(time.Second)
@@ -213,11 +223,57 @@ func newLoadProgress(w io.Writer, name string) *loadProgress {
 				return
 			case <-t.C:
 				n := p.n.Load()
-				fmt.Fprintf(w, "\r\033[K%s: %d identifiers stored, %.0f/s", oneLine(name), n, float64(n)/time.Since(start).Seconds())
+				pos := readOffset(path)
+				line := oneLine(name) + ": "
+				if n == 0 {
+					line += "hashing"
+					if size > 0 && pos >= 0 {
+						line += fmt.Sprintf(" %.0f%%", 100*float64(pos)/float64(size))
+					}
+				} else {
+					if loadStart.IsZero() {
+						loadStart = time.Now()
+					}
+					line += fmt.Sprintf("%d identifiers stored, %.0f/s", n, float64(n)/time.Since(start).Seconds())
+					if size > 0 && pos > 0 {
+						frac := float64(pos) / float64(size)
+						line += fmt.Sprintf(", read %.0f%%", 100*frac)
+						if el := time.Since(loadStart); frac > 0.01 && el > 2*time.Second {
+							line += ", ETA " + (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
+						}
+					}
+				}
+				fmt.Fprint(w, "\r\033[K"+line)
 			}
 		}
 	}()
 	return p
+}
+
+// readOffset returns the file offset of this process's first open
+// descriptor for path, or -1. Only progress display relies on it.
+func readOffset(path string) int64 {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != path {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, ln := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(ln, "pos:"); ok {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // Stored counts sightings stored; called by shard writers concurrently.
