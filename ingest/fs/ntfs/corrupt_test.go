@@ -470,3 +470,24 @@ func concurrentSums(t *testing.T, fsys fs.FileSystem) map[string]string {
 	}
 	return sums
 }
+
+// TestFixupRuns checks the byte runs of resident content that spans a
+// fixed-up pair of bytes: those two bytes lie in the update sequence array.
+func TestFixupRuns(t *testing.T) {
+	fx := fixups{recOff: 0x1000, usa: 0x30, count: 3} // a 1 KiB record: fixups at 0x11FE and 0x13FE
+	got := fx.runs(0x1100, 0x200)
+	want := []fs.Run{
+		{Logical: 0, Offset: 0x1100, Length: 0xFE},
+		{Logical: 0xFE, Offset: 0x1032, Length: 2}, // usa entry 1
+		{Logical: 0x100, Offset: 0x1200, Length: 0x100},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+	if got := fx.runs(0x1010, 0x20); len(got) != 1 || got[0].Offset != 0x1010 {
+		t.Errorf("no fixup inside: %v", got)
+	}
+	if got := fx.runs(0x11FF, 3); fmt.Sprint(got) != fmt.Sprint([]fs.Run{{Logical: 0, Offset: 0x1033, Length: 1}, {Logical: 1, Offset: 0x1200, Length: 2}}) {
+		t.Errorf("starting inside the pair: %v", got)
+	}
+}

@@ -68,6 +68,44 @@ type attr struct {
 	initSize    int64
 	runList     []byte // non-resident mapping pairs (aliases the record buffer)
 	runListOff  int64
+	fix         fixups // of the record holding the attribute
+}
+
+// fixups locates a record's update sequence: the on-disk record has the
+// sequence number in the last two bytes of every 512, and the true bytes
+// at usa+2*i in the update sequence array.
+type fixups struct {
+	recOff int64 // volume offset of the record
+	usa    int64 // offset of the update sequence array in the record
+	count  int   // entries, the sequence number included
+}
+
+// runs maps length bytes at volume offset off, inside the record, to
+// where they lie on disk: split around each fixed-up pair of bytes, which
+// live in the update sequence array instead.
+func (fx fixups) runs(off, length int64) []fs.Run {
+	var out []fs.Run
+	logical := int64(0)
+	end := off + length
+	for i := 1; i < fx.count && off < end; i++ {
+		fix := fx.recOff + int64(i)*fixupStride - 2
+		if fix+2 <= off || fix >= end {
+			continue
+		}
+		if fix > off {
+			out = append(out, fs.Run{Logical: logical, Offset: off, Length: fix - off})
+			logical += fix - off
+			off = fix
+		}
+		k := min(fix+2, end) - off
+		out = append(out, fs.Run{Logical: logical, Offset: fx.recOff + fx.usa + 2*int64(i) + (off - fix), Length: k})
+		logical += k
+		off += k
+	}
+	if off < end {
+		out = append(out, fs.Run{Logical: logical, Offset: off, Length: end - off})
+	}
+	return out
 }
 
 // record is one parsed MFT record.
@@ -133,6 +171,7 @@ func (n *FS) parseRecord(raw []byte, num uint64, off int64) (*record, error) {
 		if err != nil {
 			return rec, &ParseError{op + " attribute", off + int64(p), err}
 		}
+		a.fix = fixups{recOff: off, usa: int64(usaOff), count: usaCount}
 		rec.attrs = append(rec.attrs, a)
 		if a.typ == attrAttrList {
 			rec.hasList, rec.list = true, a
@@ -245,6 +284,7 @@ type stream struct {
 	initSize   int64
 	resident   []byte // resident content (aliases a record buffer)
 	residentAt int64  // volume offset of the resident content
+	fix        fixups // of the record holding the resident content
 	nonRes     bool
 	runs       []fs.Run // clipped to size; past initSize reads as zeros
 	flags      uint16
@@ -269,7 +309,7 @@ func (n *FS) stream(rec *record, name string) (*stream, error) {
 	first := pieces[0]
 	st := &stream{name: name, size: first.dataSize, initSize: first.initSize, flags: first.flags}
 	if !first.nonResident {
-		st.resident, st.residentAt = first.value, first.valueOff
+		st.resident, st.residentAt, st.fix = first.value, first.valueOff, first.fix
 		return st, firstErr
 	}
 	st.nonRes = true

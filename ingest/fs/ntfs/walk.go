@@ -215,7 +215,7 @@ func (w *walker) files(rec *record, name fileName) []*fs.File {
 		if st.nonRes {
 			f.Runs = st.runs
 		} else if len(st.resident) > 0 {
-			f.Runs = []fs.Run{{Offset: st.residentAt, Length: int64(len(st.resident))}}
+			f.Runs = st.fix.runs(st.residentAt, int64(len(st.resident)))
 		}
 		switch {
 		case err != nil:
