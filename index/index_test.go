@@ -145,7 +145,7 @@ func TestReaddSkips(t *testing.T) {
 		}
 	}
 	st, _ := ix.Stats(context.Background(), StatsOptions{})
-	if len(st.Evidence) != 1 || st.Evidence[0].ID != "EV2" || st.Evidence[0].Rows != 3000 || !maps.Equal(st.Evidence[0].Unique, first.Unique) {
+	if len(st.Evidence) != 1 || st.Evidence[0].ID != "EV2" || st.Evidence[0].Rows != 3000 || !maps.Equal(st.Evidence[0].Unique, first.Unique) || len(st.Evidence[0].New) != 0 {
 		t.Errorf("evidence %+v", st.Evidence)
 	}
 	srch := ix.NewSearcher()

@@ -198,7 +198,8 @@ func (s *Searcher) source(ctx context.Context, id int64) (SourceStats, error) {
 	return SourceStats{ID: id, Name: "#" + strconv.FormatInt(id, 10), Status: "loading"}, nil
 }
 
-// EvidenceStats totals the sources found on one evidence item.
+// EvidenceStats totals the sources found on one evidence item. New counts
+// only sources first ingested from this item.
 type EvidenceStats struct {
 	ID        string                  `json:"id"`
 	Sources   int                     `json:"sources"`
@@ -398,8 +399,12 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 			e.Rows += s.Rows
 			e.Rejected += s.Rejected
 			e.Sightings += s.Sightings
-			for k, v := range s.New {
-				e.New[k] += v
+			if s.Evidence == ev {
+				// New counts where the file was first ingested; a copy found
+				// on a later item added nothing new to the case.
+				for k, v := range s.New {
+					e.New[k] += v
+				}
 			}
 			for k, v := range s.Invalid {
 				e.Invalid[k] += v
