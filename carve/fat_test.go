@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/evidx/evidx/internal/testutil"
@@ -261,6 +262,28 @@ func TestCarveFAT32DeletedAndFragmented(t *testing.T) {
 		}
 	} else if os.Getenv("CI") != "" {
 		t.Fatal("photorec not installed")
+	}
+	// scalpel, with the stock configuration's image, PDF and ZIP rules
+	// enabled: logged for comparison, not asserted.
+	if p, err := exec.LookPath("scalpel"); err == nil {
+		if conf, err := os.ReadFile("/etc/scalpel/scalpel.conf"); err == nil {
+			var rules []string
+			for _, l := range strings.Split(string(conf), "\n") {
+				f := strings.Fields(strings.TrimLeft(strings.TrimSpace(l), "#"))
+				if len(f) >= 4 && (f[0] == "gif" || f[0] == "jpg" || f[0] == "png" || f[0] == "pdf" || f[0] == "zip" || f[0] == "bmp") {
+					rules = append(rules, strings.TrimLeft(strings.TrimSpace(l), "#"))
+				}
+			}
+			cf := filepath.Join(t.TempDir(), "scalpel.conf")
+			os.WriteFile(cf, []byte(strings.Join(rules, "\n")+"\n"), 0o600)
+			out := filepath.Join(t.TempDir(), "sc")
+			if b, err := exec.Command(p, "-c", cf, "-o", out, fi.path).CombinedOutput(); err != nil {
+				t.Logf("scalpel: %v\n%.500s", err, b)
+			} else {
+				si, so := score(truth, dirHashes(t, out))
+				t.Logf("scalpel: %d byte-identical, %d other", si, so)
+			}
+		}
 	}
 	if p, err := exec.LookPath("foremost"); err == nil {
 		out := filepath.Join(t.TempDir(), "fm")
