@@ -1,7 +1,8 @@
 // Package scan finds identifiers (e-mail addresses, phone numbers, resident
 // ID numbers, bank card numbers) in the raw bytes of an image, the way
 // bulk_extractor does: in 8-bit text, in UTF-16LE text, and inside gzip,
-// zip (OOXML members) and zstd streams found on the way, recursively.
+// zip (OOXML members), bzip2, xz and zstd streams found on the way,
+// recursively.
 // Values are normalised by ingest/identity. Blocks are scanned on all cores
 // with margins on both sides, and a feature belongs to the block holding
 // its first byte, so features straddling a boundary are reported once.
@@ -10,6 +11,7 @@ package scan
 import (
 	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // Feature is one identifier found. Path is the bulk_extractor forensic
@@ -367,13 +370,15 @@ func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int
 func u16ok(c byte) bool { return c >= 0x20 && c < 0x7F || c == '\t' || c == '\n' || c == '\r' }
 
 var (
-	gzipMagic = []byte{0x1F, 0x8B, 0x08}
-	zipMagic  = []byte("PK\x03\x04")
-	zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
+	gzipMagic  = []byte{0x1F, 0x8B, 0x08}
+	zipMagic   = []byte("PK\x03\x04")
+	zstdMagic  = []byte{0x28, 0xB5, 0x2F, 0xFD}
+	bzip2Magic = []byte("BZh")
+	xzMagic    = []byte{0xFD, '7', 'z', 'X', 'Z', 0x00}
 )
 
-// streams decodes gzip, deflated zip members and zstd frames starting in
-// buf[lo:hi) and scans what they hold. Streams in the image are read
+// streams decodes gzip, deflated zip members, bzip2, xz and zstd streams
+// starting in buf[lo:hi) and scans what they hold. Streams in the image are read
 // through src to their end; nested ones only as far as buf holds them.
 func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
 	open := func(i int) io.Reader {
@@ -425,6 +430,19 @@ func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi in
 		fr := flate.NewReader(open(i + data))
 		defer fr.Close()
 		s.decoded(ctx, fr, fmt.Sprintf("%s%d-ZIP-", path, base+int64(i)), depth+1, topOf(i))
+	})
+	each(bzip2Magic, func(i int) {
+		if i+10 > len(buf) || buf[i+3] < '1' || buf[i+3] > '9' || string(buf[i+4:i+10]) != "\x31\x41\x59\x26\x53\x59" {
+			return
+		}
+		s.decoded(ctx, bzip2.NewReader(open(i)), fmt.Sprintf("%s%d-BZIP2-", path, base+int64(i)), depth+1, topOf(i))
+	})
+	each(xzMagic, func(i int) {
+		d, err := xz.NewReader(open(i))
+		if err != nil {
+			return
+		}
+		s.decoded(ctx, d, fmt.Sprintf("%s%d-XZ-", path, base+int64(i)), depth+1, topOf(i))
 	})
 	each(zstdMagic, func(i int) {
 		if i+5 > len(buf) || buf[i+4]&0x08 != 0 {

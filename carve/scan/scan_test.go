@@ -73,6 +73,24 @@ func TestScanPlantedImage(t *testing.T) {
 	}
 	ze.Close()
 	parts = append(parts, append([]byte{}, b.Bytes()...))
+	// xz and bzip2 logs, made by the tools.
+	for _, tool := range []string{"xz", "bzip2"} {
+		if tp, err := exec.LookPath(tool); err == nil {
+			ps := people(rng, 40, tool)
+			plant(ps)
+			var in bytes.Buffer
+			for _, p := range ps {
+				fmt.Fprintf(&in, "%s %s %s\n", p.name, p.mail, p.phone)
+			}
+			cmd := exec.Command(tp, "-c")
+			cmd.Stdin = &in
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts = append(parts, out)
+		}
+	}
 	// DOCX: deflated word/document.xml.
 	dx := people(rng, 50, "docx")
 	plant(dx)
@@ -167,7 +185,7 @@ func TestScanPlantedImage(t *testing.T) {
 			t.Errorf("reported %s twice (%s %q)", k, ft.Path, ft.Context)
 		}
 		got[k] = true
-		for _, dec := range []string{"GZIP", "ZIP", "ZSTD"} {
+		for _, dec := range []string{"GZIP", "ZIP", "ZSTD", "XZ", "BZIP2"} {
 			if strings.Contains(ft.Path, "-"+dec+"-") {
 				paths[dec] = true
 			}
@@ -191,7 +209,7 @@ func TestScanPlantedImage(t *testing.T) {
 	if recall < 0.95 {
 		t.Errorf("recall %.3f < 0.95", recall)
 	}
-	for _, dec := range []string{"GZIP", "ZIP", "ZSTD"} {
+	for _, dec := range []string{"GZIP", "ZIP", "ZSTD", "XZ", "BZIP2"} {
 		if !paths[dec] {
 			t.Errorf("no feature found through %s", dec)
 		}
