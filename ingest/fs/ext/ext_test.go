@@ -208,8 +208,11 @@ func walkAll(t testing.TB, img string) (*FS, []*fs.File, map[string]string) {
 
 var flsLine = regexp.MustCompile(`^(\S)/(\S) (\* )?(\d+)(?:\(realloc\))?:\t(.*)$`)
 
-// tskAllocated lists allocated regular files with fls -r -p and hashes each
-// with icat.
+// pathOnly marks a tree entry whose content is not compared.
+const pathOnly = "(path only)"
+
+// tskAllocated lists allocated regular files with fls -r -p and hashes them
+// with icat (those under /fill and /many: path only).
 func tskAllocated(t testing.TB, img string) tree {
 	t.Helper()
 	out := testutil.Run(t, "fls", "-r", "-p", img)
@@ -218,6 +221,12 @@ func tskAllocated(t testing.TB, img string) tree {
 	for sc.Scan() {
 		m := flsLine.FindStringSubmatch(sc.Text())
 		if m == nil || m[3] != "" || m[1] != "r" || strings.HasPrefix(m[5], "$OrphanFiles") {
+			continue
+		}
+		if strings.HasPrefix(m[5], "fill/") || strings.HasPrefix(m[5], "many/") {
+			// Many uniform files the generator's truth covers: TSK checks
+			// their paths only, to keep icat runs (one process each) few.
+			got["/"+m[5]] = pathOnly
 			continue
 		}
 		data, err := exec.Command(testutil.NeedTool(t, "icat"), img, m[4]).Output()
@@ -354,7 +363,7 @@ func compare(t testing.TB, what string, want, got tree) {
 	for p, w := range want {
 		if g, ok := got[p]; !ok {
 			t.Errorf("%s: %s missing", what, p)
-		} else if g != w {
+		} else if g != w && w != pathOnly {
 			t.Errorf("%s: %s sha256 %s, want %s", what, p, g, w)
 		}
 	}
