@@ -29,8 +29,9 @@ func newScanCmd() *cobra.Command {
 		Long: `Scan every byte of a file or disk image for identifiers: e-mail addresses,
 Chinese mobile and other "+" phone numbers, resident identity numbers (MOD
 11-2) and bank card numbers (Luhn), normalised as the datasets are. Text is
-found as 8-bit bytes and as UTF-16LE, and inside gzip, zip (OOXML members)
-and zstd streams, recursively. DIR receives bulk_extractor-style feature
+found as 8-bit bytes and as UTF-16LE, and inside gzip, zip (OOXML members),
+bzip2, xz and zstd streams, recursively, and integers in SQLite pages. DIR
+receives bulk_extractor-style feature
 files <kind>.txt ("offset-path<TAB>feature<TAB>context", where the path
 names the decoders crossed, e.g. 1048576-GZIP-310) and histograms
 <kind>_histogram.txt ("n=COUNT<TAB>feature"). The input is opened read-only.`,
