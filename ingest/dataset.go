@@ -42,6 +42,23 @@ type Options struct {
 	SampleRows int
 	// Records bounds the record reader (chunk sizes, bomb limits, spill).
 	Records records.Options
+	// Progress, when set, is told how many more bytes of the file were
+	// read (called from one goroutine at a time).
+	Progress func(n int64)
+}
+
+// progressReader reports the bytes read through it.
+type progressReader struct {
+	r  io.Reader
+	fn func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.fn(int64(n))
+	}
+	return n, err
 }
 
 // MemberStats describes one stream of a dataset file (a zip member, or
@@ -97,7 +114,11 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 		opts.SampleRows = 1000
 	}
 	h := sha256.New()
-	tee := io.TeeReader(f, h)
+	var src io.Reader = f
+	if opts.Progress != nil {
+		src = &progressReader{r: f, fn: opts.Progress}
+	}
+	tee := io.TeeReader(src, h)
 
 	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, today: identity.TodayOf(time.Now())}
 	if !opts.ConcurrentSink {

@@ -17,12 +17,13 @@ const (
 	Address Kind = "address"
 )
 
-// Kinds lists the identity kinds in a fixed order (the order of counters
+// kinds lists the identity kinds in a fixed order (the order of counters
 // in arrays indexed by KindIndex).
 var kinds = [...]Kind{Phone, Email, CNID, BankCard}
 
-// Kinds returns the identity kinds evidx counts, in a fixed order.
-func Kinds() []Kind { return kinds[:] }
+// Kinds returns the identity kinds evidx counts, in a fixed order (a new
+// slice each call).
+func Kinds() []Kind { return append([]Kind(nil), kinds[:]...) }
 
 // KindIndex returns the position of k in Kinds(), or -1.
 func KindIndex(k Kind) int {
