@@ -30,10 +30,10 @@ func newScanCmd() *cobra.Command {
 Chinese mobile and other "+" phone numbers, resident identity numbers (MOD
 11-2) and bank card numbers (Luhn), normalised as the datasets are. Text is
 found as 8-bit bytes and as UTF-16LE, and inside gzip, zip (OOXML members),
-bzip2, xz and zstd streams, recursively, and integers in SQLite pages. DIR
-receives bulk_extractor-style feature
-files <kind>.txt ("offset-path<TAB>feature<TAB>context", where the path
-names the decoders crossed, e.g. 1048576-GZIP-310) and histograms
+bzip2, xz and zstd streams, recursively, and integers in SQLite pages.
+DIR receives bulk_extractor-style feature files <kind>.txt
+("offset-path<TAB>feature<TAB>context", where the path names the decoders
+crossed, e.g. 1048576-GZIP-310) and histograms
 <kind>_histogram.txt ("n=COUNT<TAB>feature"). The input is opened read-only.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
