@@ -329,6 +329,17 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 				delete(tsk, p)
 			}
 			compare(t, "TSK", tsk, gotLive)
+			// Every $DATA stream TSK marks deleted ("*") is listed deleted.
+			sc := bufio.NewScanner(bytes.NewReader(testutil.Run(t, "fls", "-r", "-p", im.img)))
+			for sc.Scan() {
+				m := flsLine.FindStringSubmatch(sc.Text())
+				if m == nil || m[3] == "" || m[5] != "128" || strings.HasPrefix(m[7], "$OrphanFiles") {
+					continue
+				}
+				if f := byPath["/"+m[7]]; f == nil || !f.Deleted {
+					t.Errorf("TSK lists /%s deleted; we have %+v", m[7], f)
+				}
+			}
 			for p, want := range im.deleted {
 				f := byPath[p]
 				if f == nil {
