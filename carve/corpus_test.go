@@ -200,7 +200,13 @@ func corpus(t testing.TB, rng *rand.Rand) []planted {
 		}
 	}
 	if p, err := exec.LookPath("sqlite3"); err == nil {
-		db := filepath.Join(t.TempDir(), "c.sqlite")
+		// Not t.TempDir: fuzz workers are killed before their cleanups run.
+		dir, err := os.MkdirTemp("", "evidx-carve-corpus")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		db := filepath.Join(dir, "c.sqlite")
 		sql := "CREATE TABLE users(name TEXT, email TEXT, phone TEXT);"
 		for i := range 200 {
 			sql += fmt.Sprintf("INSERT INTO users VALUES('Name%d','name%d@example.net','139%08d');", i, i, i)
