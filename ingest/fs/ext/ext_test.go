@@ -272,6 +272,8 @@ var images = []image{
 	{mkfs: "mkfs.ext4", bs: 4096, sizeKB: 16384, big: 2 << 20, extra: []string{"-O", "inline_data,^has_journal"}},
 	{mkfs: "mkfs.ext4", bs: 1024, sizeKB: 8192, big: 1 << 20, extra: []string{"-O", "64bit,metadata_csum"}},
 	{mkfs: "mkfs.ext3", bs: 1024, sizeKB: 8192, big: 1 << 20, reindex: true},
+	// 64 KiB blocks: a whole-block rec_len (65536) is stored as 0 or 65535.
+	{mkfs: "mkfs.ext4", bs: 65536, sizeKB: 65536 + 32768, big: 1 << 20, extra: []string{"-O", "^has_journal"}},
 }
 
 func TestAgainstTruthAndTSK(t *testing.T) {

@@ -110,6 +110,9 @@ func (e *FS) parseDirBlock(b []byte, off int64, dir *inode, first bool, out []di
 	for p := 0; p+direntHeader <= len(b); {
 		ino := le.Uint32(b[p:])
 		recLen := int(le.Uint16(b[p+4:]))
+		if e.sb.blockSize == 65536 && (recLen == 0 || recLen == 65535) {
+			recLen = 65536 // a 64 KiB rec_len does not fit 16 bits (ext4_rec_len_from_disk)
+		}
 		nameLen, ftype := e.nameLen(b[p:])
 		if recLen < direntHeader || recLen%4 != 0 || p+recLen > len(b) || direntHeader+nameLen > recLen {
 			e.problem("inode %d directory entry at %#x: %v: rec_len %d, name_len %d", dir.num, off+int64(p), ErrCorrupt, recLen, nameLen)
