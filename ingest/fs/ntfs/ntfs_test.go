@@ -43,7 +43,7 @@ func mounted(t testing.TB, img string, fill func(dir string)) bool {
 		t.Fatal(err)
 	}
 	up := false
-	for range 100 {
+	for range 500 { // up to 10 s on a loaded machine
 		var st, parent syscall.Stat_t
 		if syscall.Stat(dir, &st) == nil && syscall.Stat(filepath.Dir(dir), &parent) == nil && st.Dev != parent.Dev {
 			up = true
@@ -55,6 +55,8 @@ func mounted(t testing.TB, img string, fill func(dir string)) bool {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		t.Logf("ntfs-3g mount unavailable: %s", stderr.String())
+		// A mount that came up late would hold the mount point busy.
+		_ = exec.Command("umount", dir).Run()
 		return false
 	}
 	defer func() {
