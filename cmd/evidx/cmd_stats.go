@@ -86,7 +86,16 @@ func kindCounts(m map[identity.Kind]int64) string {
 // printStats writes the human-readable tables.
 func printStats(w io.Writer, st index.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	kinds := kindOrder(st.Unique)
+	// Columns only for kinds the case holds (all when it holds none yet).
+	var kinds []identity.Kind
+	for _, k := range kindOrder(st.Unique) {
+		if st.Unique[k] > 0 {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) == 0 {
+		kinds = kindOrder(st.Unique)
+	}
 	fmt.Fprintln(w, "Unique identities")
 	for _, k := range kinds {
 		fmt.Fprintf(tw, "%s\t%d\t\n", k, st.Unique[k])
