@@ -31,6 +31,11 @@ func smallImage(t testing.TB, mkfs string, kb int, extra ...string) []byte {
 			t.Fatal(err)
 		}
 	}
+	// 20 KiB: past the 12 direct blocks of 1 KiB, so ext2/3 need the
+	// single indirect block.
+	if err := os.WriteFile(filepath.Join(src, "ind.bin"), bytes.Repeat([]byte("indirect"), 2560), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	img := filepath.Join(tmp, "fs.img")
 	args := append([]string{"-q", "-F", "-b", "1024", "-d", src}, extra...)
 	testutil.Run(t, mkfs, append(args, img, fmt.Sprintf("%dk", kb))...)
@@ -195,6 +200,28 @@ func TestCorrupt(t *testing.T) {
 			t.Error("other files lost")
 		}
 		_ = e
+	})
+	t.Run("indirect block past the end", func(t *testing.T) {
+		b := smallImage(t, "mkfs.ext2", 1024)
+		_, files, err := walkBytes(t, b)
+		if err != nil || files["/ind.bin"] == nil {
+			t.Fatalf("ext2: %v", err)
+		}
+		e, _ := open(bytes.NewReader(b), int64(len(b)))
+		off, _ := e.inodeLoc(uint32(files["/ind.bin"].Inode))
+		ptr := off + iBlock + 4*indSingle // i_block[12]: the single indirect block
+		binary.LittleEndian.PutUint32(b[ptr:], 0x00FFFFF0)
+		_, files, err = walkBytes(t, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := files["/ind.bin"]
+		if want := "at " + hexOff(ptr); f == nil || !strings.Contains(f.Err, want) || f.Recoverable || len(f.Runs) == 0 {
+			t.Errorf("ind.bin: want error naming %s and the direct blocks kept, got %+v", want, f)
+		}
+		if files["/z.txt"] == nil {
+			t.Error("z.txt lost")
+		}
 	})
 	t.Run("directory cycle", func(t *testing.T) {
 		tmp := t.TempDir()
