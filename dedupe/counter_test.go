@@ -189,3 +189,35 @@ func (s *stepReader) Read(p []byte) (int, error) {
 	s.b = s.b[n:]
 	return n, nil
 }
+
+// BenchmarkResult times the final per-partition dedupe with partitions as
+// large as a 20M-row count makes them (about 170k distinct keys each).
+func BenchmarkResult(b *testing.B) {
+	const n = 3 << 20
+	vals := make([]identity.Sighting, n)
+	for i := range vals {
+		j := i
+		if i%10 < 3 {
+			j = i / 2
+		}
+		vals[i] = identity.Sighting{Kind: identity.Phone, Value: fmt.Sprintf("+86138%08d", j*7919%100000000)}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var cpu int64
+	for i := 0; i < b.N; i++ {
+		c, _ := New(Options{Partitions: 12, TmpDir: b.TempDir(), MemBytes: 1 << 30})
+		for j := 0; j < n; j += 4096 {
+			if err := c.Add(0, vals[j:j+4096]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu0 := cpuTime()
+		if _, err := c.Result(1); err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - cpu0
+		c.Close()
+	}
+	b.ReportMetric(float64(cpu)/float64(b.N*n), "result-cpu-ns/key")
+}
