@@ -53,8 +53,8 @@ func TestCountCLI(t *testing.T) {
 		Unique map[string]int64 `json:"unique"`
 		Files  []struct {
 			Path, SHA256, Format, Encoding, Compression, Error string
-			Rows, Rejected                                   int64
-			Unique, Invalid                                  map[string]int64
+			Rows, Rejected                                     int64
+			Unique, Invalid                                    map[string]int64
 		} `json:"files"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
