@@ -89,8 +89,9 @@ func (c *Chunk) delimitedRows(fn func(*Row) error) error {
 		row.Loc.Line = line
 		line += int64(nl)
 		pos = next
-		if first {
-			first = false
+		blank := ok && len(fields) == 1 && strings.TrimSpace(fields[0]) == ""
+		if first && !blank {
+			first = false // the header (the sniffer skipped blank lines too)
 			continue
 		}
 		if !ok {

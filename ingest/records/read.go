@@ -237,7 +237,9 @@ func (r *reader) lines(src io.Reader, info *Info) error {
 			continue
 		}
 		c := &Chunk{Info: info, Schema: schema, Names: info.Format.Header, data: data, line: line, skipFirst: first}
-		first = false
+		if first && len(bytes.TrimSpace(data)) > 0 {
+			first = false // this chunk holds the header record
+		}
 		line += int64(bytes.Count(data, []byte{'\n'}))
 		if err := r.send(c); err != nil {
 			return err

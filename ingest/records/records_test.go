@@ -61,6 +61,8 @@ func TestDelimitedFormats(t *testing.T) {
 			[]string{"line 1|张三|13812345678|a@b.com", "line 2|李四|13912345678|c@d.com"}},
 		{"tsv garbage crlf", "x\t13812345678\r\ny\t13912345678\r\n@@@@\r\nz\t13712345678\r\nw\t13612345678\r\n", "tsv",
 			[]string{"line 1|x|13812345678", "line 2|y|13912345678", "line 3|REJECT 1 fields, want 2", "line 4|z|13712345678", "line 5|w|13612345678"}},
+		{"blank lines before header", "\n\r\nname,tel\n1,2\n", "csv",
+			[]string{"line 4|name=1|tel=2"}},
 		{"unterminated quote", "name,tel\n1,2\n3,\"4\n", "csv",
 			[]string{"line 2|name=1|tel=2", "line 3|REJECT unterminated quoted field"}},
 	}
