@@ -332,6 +332,21 @@ func wholeLine(l string, today identity.Today) (identity.Kind, string, bool) {
 	return identity.NormalizeMixed(l, today)
 }
 
+// looksLike reports whether a value its normaliser calls NotKind still
+// looks like kind k: digits for numbers, an "@" for e-mails. Free text
+// in an identifier column ("unknown", "见备注") is not counted invalid.
+func looksLike(k identity.Kind, v string) bool {
+	if k == identity.Email {
+		return strings.Contains(v, "@") || strings.Contains(v, "＠")
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] >= '0' && v[i] <= '9' {
+			return true
+		}
+	}
+	return strings.ContainsAny(v, "０１２３４５６７８９")
+}
+
 // placeholder reports values that stand for "no value" in leaks.
 func placeholder(v string) bool {
 	switch v {
@@ -466,9 +481,7 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			}
 			if res == identity.Valid {
 				batch = append(batch, identity.Sighting{Kind: k, Value: cv, Loc: loc})
-			} else if placeholder(identity.Fold(v)) {
-				continue
-			} else {
+			} else if res == identity.Invalid || looksLike(k, v) && !placeholder(identity.Fold(v)) {
 				ws.invalid[identity.KindIndex(k)]++
 			}
 		}
