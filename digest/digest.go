@@ -58,7 +58,7 @@ func (w *Writer) Sums() Sums {
 
 const (
 	bufSize  = 1 << 20 // bytes per read; large reads keep syscalls off the profile
-	inFlight = 8       // buffers shared between the reader and the hashers
+	inFlight = 16      // buffers shared between the reader and the hashers: 16 MiB of slack (~15 ms of MD5) so one hasher descheduled on a busy machine does not stall the other
 )
 
 // block is one read buffer on its way through the hashers. left counts the
