@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/evidx/evidx/internal/testutil"
 )
 
 // The committed fixture testdata/ewf/small.E01 is an ewfacquire image
@@ -36,6 +38,7 @@ func TestFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	testutil.Unchanged(t, fixturePath)
 	im, err := Open(fixturePath)
 	if err != nil {
 		t.Fatal(err)

@@ -459,6 +459,7 @@ func TestChunkDoesNotInflate(t *testing.T) {
 	// header; 0xff makes it block type 3, which is reserved and invalid.
 	f.WriteAt([]byte{0xff, 0xff}, off+2)
 	f.Close()
+	testutil.Unchanged(t, e01)
 	res := hashImage(t, e01, Expected{})
 	if res.Verified == nil || *res.Verified || len(res.Errors) == 0 || !strings.Contains(res.Errors[0], "sectors 320-383") ||
 		!strings.Contains(res.Errors[0], "does not inflate") {
@@ -539,6 +540,7 @@ func TestEWF2Unsupported(t *testing.T) {
 	dir := t.TempDir()
 	for name, sig := range map[string]string{"a.Ex01": "EVF2\r\n\x81\x00", "b.Lx01": "LEF2\r\n\x81\x00", "c.L01": "LVF\x09\x0d\x0a\xff\x00"} {
 		p := writeRaw(t, dir, name, append([]byte(sig), make([]byte, 4096)...))
+		testutil.Unchanged(t, p)
 		if _, err := Open(p); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("Open(%s) = %v, want ErrUnsupported", name, err)
 		}
