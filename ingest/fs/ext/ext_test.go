@@ -63,6 +63,7 @@ func writeTree(t testing.TB, dir string, seed uint64, nfill int, fillSize int) t
 	for i := range 4 {
 		put(fmt.Sprintf("del/victim%d.dat", i), rnd(3000+rng.IntN(9000)))
 	}
+	put("gonedir/inner.bin", rnd(7000))
 	// A directory of several blocks: e2fsck -D turns it into an htree.
 	for i := range 150 {
 		put(fmt.Sprintf("many/an-entry-with-a-longer-name-%03d.txt", i), []byte(fmt.Sprint(i)))
@@ -153,6 +154,11 @@ func buildImage(t testing.TB, im image, seed uint64) (img string, live, deleted 
 		deleted[p] = live[p]
 		delete(live, p)
 	}
+	// A deleted directory holding a deleted file: the walk descends into
+	// the directory's freed blocks and finds the name in their slack.
+	cmds = append(cmds, "rm /gonedir/inner.bin", "rmdir /gonedir")
+	deleted["/gonedir/inner.bin"] = live["/gonedir/inner.bin"]
+	delete(live, "/gonedir/inner.bin")
 	debugfs(t, img, cmds...)
 	debugfs(t, img,
 		fmt.Sprintf("set_inode_field /tiny.txt mtime_extra %#x", tinyMtime.Nanosecond()<<2),
@@ -343,6 +349,19 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 				f := byPath[p]
 				if f == nil {
 					t.Errorf("deleted %s not listed", p)
+					continue
+				}
+				if f.Deleted && f.Inode == 0 {
+					// Unlinking the first entry of a block (or of inline
+					// data) clears its inode number: the name survives,
+					// the content is found as an orphan inode.
+					found := false
+					for _, o := range files {
+						found = found || o.Deleted && strings.HasPrefix(o.Path, orphanDir+"/") && sums[o.Path] == want
+					}
+					if !found {
+						t.Errorf("deleted %s: inode cleared and no orphan with its content", p)
+					}
 					continue
 				}
 				if !f.Deleted || !f.Recoverable || sums[p] != want {

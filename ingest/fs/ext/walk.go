@@ -318,6 +318,9 @@ func (w *walker) fill(f *fs.File, in *inode) (*fs.File, *inode) {
 
 // unrecoverable says why a deleted file's content cannot be trusted, or "".
 func (e *FS) unrecoverable(f *fs.File, in *inode) string {
+	if in.flags&flagInlineData != 0 || in.isSymlink() && e.fastSymlink(in) {
+		return "" // the content lives in the (free, not reused) inode itself
+	}
 	var mapped int64
 	for _, r := range f.Runs {
 		if r.Sparse {

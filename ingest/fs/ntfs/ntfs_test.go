@@ -192,6 +192,16 @@ func buildNTFS(t testing.TB, seed uint64, sizeMB int, v variant) *ntfsImage {
 			delete(im.live, "/"+p)
 		}
 		put("big.bin", rnd(nfill/2*fillSize*8/10))
+		// A deleted directory with a deleted file in it: the file keeps
+		// its path through the directory's (deleted) MFT entry.
+		put("gonedir/inner.bin", rnd(7000))
+		for _, p := range []string{"gonedir/inner.bin", "gonedir"} {
+			if err := os.Remove(filepath.Join(dir, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		im.deleted["/gonedir/inner.bin"] = im.live["/gonedir/inner.bin"]
+		delete(im.live, "/gonedir/inner.bin")
 		for _, p := range []string{"del/victim0.dat", "del/victim1.dat", "del/victim2.dat", "del/victim3.dat", "del/tinyvictim.txt"} {
 			if err := os.Remove(filepath.Join(dir, p)); err != nil {
 				t.Fatal(err)
