@@ -93,10 +93,16 @@ func runHash(ctx context.Context, cmd *cobra.Command, opts hashOptions, paths []
 	stdout := cmd.OutOrStdout()
 	var outs []hashImageOut
 	var failed []string
-	if !opts.JSON {
-		fmt.Fprintln(stdout, "%%%% HASHDEEP-1.0")
-		fmt.Fprintln(stdout, "%%%% size,md5,sha1,sha256,filename")
-		fmt.Fprintln(stdout, "## Invoked from: evidx hash")
+	// header prints the hashdeep header once, before the first line, so a
+	// single image that cannot be opened leaves stdout empty.
+	headerDone := false
+	header := func() {
+		if !opts.JSON && !headerDone {
+			fmt.Fprintln(stdout, "%%%% HASHDEEP-1.0")
+			fmt.Fprintln(stdout, "%%%% size,md5,sha1,sha256,filename")
+			fmt.Fprintln(stdout, "## Invoked from: evidx hash")
+			headerDone = true
+		}
 	}
 	for _, p := range paths {
 		res, err := hashOne(ctx, p, want)
@@ -110,6 +116,7 @@ func runHash(ctx context.Context, cmd *cobra.Command, opts hashOptions, paths []
 			failed = append(failed, oneLine(err.Error()))
 			outs = append(outs, hashImageOut{Path: p, Error: oneLine(err.Error())})
 			if !opts.JSON {
+				header()
 				fmt.Fprintf(stdout, "## %s: error: %s\n", oneLine(p), oneLine(err.Error()))
 			}
 			continue
@@ -126,6 +133,7 @@ func runHash(ctx context.Context, cmd *cobra.Command, opts hashOptions, paths []
 			failed = append(failed, oneLine(p+": "+why))
 		}
 		if !opts.JSON {
+			header()
 			printHashdeep(stdout, p, &res)
 		}
 	}
