@@ -137,8 +137,11 @@ func TestHashCLI(t *testing.T) {
 	if _, code := hashRun(t, "hash"); code != 2 {
 		t.Errorf("no image: exit %d, want 2", code)
 	}
-	if _, code := hashRun(t, "hash", filepath.Join(dir, "missing.E01")); code != 1 {
-		t.Errorf("missing image: exit %d, want 1", code)
+	if out, code := hashRun(t, "hash", filepath.Join(dir, "missing.E01")); code != 1 || len(out) != 0 {
+		t.Errorf("missing image: exit %d, stdout %q; want 1 and nothing", code, out)
+	}
+	if _, code := hashRun(t, "hash", dir); code != 1 {
+		t.Errorf("directory: exit %d, want 1", code)
 	}
 
 	// Human output: hashdeep header and one line per image.
