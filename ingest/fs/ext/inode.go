@@ -130,6 +130,8 @@ type window struct {
 	buf []byte
 }
 
+// decodeInode decodes the on-disk inode raw (kept, not copied) of inode
+// num found at volume offset off.
 func (e *FS) decodeInode(num uint32, off int64, raw []byte) *inode {
 	le := binary.LittleEndian
 	in := &inode{num: num, off: off, raw: raw}
@@ -147,6 +149,9 @@ func (e *FS) decodeInode(num uint32, off int64, raw []byte) *inode {
 	return in
 }
 
+// rev1 reports a dynamic-revision file system (larger inodes or a first
+// inode other than 11), where i_size_high is the size's high half for
+// every inode type.
 func (s *super) rev1() bool { return s.inodeSize > 128 || s.firstIno != 11 }
 
 // extraIsize returns i_extra_isize, or 0 for 128-byte inodes and bad values.

@@ -283,6 +283,7 @@ func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
 	return open(r, size)
 }
 
+// open is Open returning the concrete type, for tests and benchmarks.
 func open(r io.ReaderAt, size int64) (*FS, error) {
 	e := &FS{r: r, size: size}
 	b := make([]byte, superLen)
@@ -442,6 +443,7 @@ func (e *FS) Problems() []string {
 // grow memory without limit.
 const maxProblems = 10000
 
+// problem records one piece of damage; safe from any goroutine.
 func (e *FS) problem(format string, a ...any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -173,10 +173,12 @@ func (e *FS) slackEntries(b []byte, off int64, out []dirent) []dirent {
 	return out
 }
 
+// validName reports a possible file name: non-empty, no '/' or NUL.
 func validName(n []byte) bool {
 	return len(n) > 0 && bytes.IndexByte(n, '/') < 0 && bytes.IndexByte(n, 0) < 0
 }
 
+// align4 rounds n up to a multiple of 4 (directory entries are aligned so).
 func align4(n int) int { return (n + 3) &^ 3 }
 
 // walker carries one Walk's state.
@@ -533,6 +535,7 @@ type runReader struct {
 	i    int // index of the first run that may cover pos
 }
 
+// Read fills p from the run covering the current position, zeros in holes.
 func (rr *runReader) Read(p []byte) (int, error) {
 	if rr.pos >= rr.size {
 		return 0, io.EOF

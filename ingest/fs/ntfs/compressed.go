@@ -53,6 +53,7 @@ type safeReader struct {
 	entry uint64
 }
 
+// Read reads the next bytes through go-ntfs, under its mutex and recover.
 func (s *safeReader) Read(p []byte) (k int, err error) {
 	if s.pos >= s.size {
 		return 0, io.EOF

@@ -3,6 +3,7 @@ package ntfs
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 	"unicode/utf16"
@@ -214,6 +215,8 @@ func parseAttr(b []byte, off int64) (*attr, error) {
 	return a, nil
 }
 
+// utf16le decodes little-endian UTF-16 (NTFS names); bad surrogates
+// become U+FFFD.
 func utf16le(b []byte) string {
 	u := make([]uint16, len(b)/2)
 	for i := range u {
@@ -390,7 +393,7 @@ func (n *FS) expand(rec *record) error {
 		}
 		b = make([]byte, la.dataSize)
 		rr := &runReader{r: n.r, runs: clipRuns(runs, la.dataSize, la.initSize), size: la.dataSize}
-		if _, err := ioReadFull(rr, b); err != nil {
+		if _, err := io.ReadFull(rr, b); err != nil {
 			return err
 		}
 	}
@@ -456,6 +459,7 @@ const (
 	nsDOS       = 2
 )
 
+// parseFileName decodes a resident $FILE_NAME value; false when too short.
 func parseFileName(v []byte) (fileName, bool) {
 	if len(v) < fnName {
 		return fileName{}, false
@@ -508,6 +512,7 @@ func (rec *record) times() (m, a, c, b time.Time, ok bool) {
 // filetimeEpoch is 1601-01-01 in Unix seconds.
 const filetimeEpoch = -11644473600
 
+// filetime converts a FILETIME; 0 and absurd values give the zero time.
 func filetime(ft uint64) time.Time {
 	if ft == 0 || ft > 1<<62 {
 		return time.Time{}

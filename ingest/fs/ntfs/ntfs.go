@@ -168,6 +168,7 @@ type FS struct {
 // maxProblems bounds the problem list on a wholly corrupt volume.
 const maxProblems = 10000
 
+// problem records one piece of damage; safe from any goroutine.
 func (n *FS) problem(format string, a ...any) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -199,6 +200,7 @@ func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
 	return open(r, size)
 }
 
+// open is Open returning the concrete type, for tests and benchmarks.
 func open(r io.ReaderAt, size int64) (*FS, error) {
 	b := make([]byte, 512)
 	if n, _ := r.ReadAt(b, 0); n != len(b) {

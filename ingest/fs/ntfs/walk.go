@@ -304,7 +304,7 @@ func (n *FS) loadBitmap() ([]byte, error) {
 		if st.nonRes {
 			r = &runReader{r: n.r, runs: st.runs, size: st.size}
 		}
-		if k, err := ioReadFull(r, b); err != nil {
+		if k, err := io.ReadFull(r, b); err != nil {
 			// Unreadable bitmap bytes (a truncated image) count as
 			// allocated: nothing there is offered as free.
 			for i := k; i < len(b); i++ {
@@ -403,6 +403,7 @@ type runReader struct {
 	i    int
 }
 
+// Read fills p from the run covering the current position, zeros in holes.
 func (rr *runReader) Read(p []byte) (int, error) {
 	if rr.pos >= rr.size {
 		return 0, io.EOF
@@ -440,5 +441,3 @@ func (rr *runReader) Read(p []byte) (int, error) {
 	}
 	return m, nil
 }
-
-func ioReadFull(r io.Reader, b []byte) (int, error) { return io.ReadFull(r, b) }
