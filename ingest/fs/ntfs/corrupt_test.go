@@ -491,3 +491,50 @@ func TestFixupRuns(t *testing.T) {
 		t.Errorf("starting inside the pair: %v", got)
 	}
 }
+
+// freeClusters asks ntfsinfo (ntfs-3g) how many clusters img has free.
+func freeClusters(t testing.TB, img string) int64 {
+	t.Helper()
+	out := testutil.Run(t, "ntfsinfo", "-m", img)
+	for _, line := range strings.Split(string(out), "\n") {
+		var n int64
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "Free Clusters: %d", &n); err == nil {
+			return n
+		}
+	}
+	t.Fatalf("ntfsinfo -m: no free cluster count in\n%s", out)
+	return 0
+}
+
+// checkFreeCount compares Unallocated (inside the cluster area) with
+// ntfsinfo's free cluster count.
+func checkFreeCount(t testing.TB, n *FS, img string) {
+	t.Helper()
+	un, err := n.Unallocated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var free int64
+	for _, r := range un {
+		end := min(r.Off+r.Len, n.bt.clusters*n.bt.clusterSize)
+		if end > r.Off {
+			free += end - r.Off
+		}
+	}
+	if want := freeClusters(t, img); free/n.bt.clusterSize != want {
+		t.Errorf("Unallocated covers %d free clusters, ntfsinfo says %d", free/n.bt.clusterSize, want)
+	}
+}
+
+func TestFreeCountSmall(t *testing.T) {
+	s := smallNTFS(t)
+	img := filepath.Join(t.TempDir(), "s.img")
+	if err := os.WriteFile(img, s.img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := open(bytes.NewReader(s.img), int64(len(s.img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFreeCount(t, n, img)
+}

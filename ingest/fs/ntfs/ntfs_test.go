@@ -384,6 +384,7 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 				t.Errorf("streams.bin has no $ATTRIBUTE_LIST (%v): extension records untested", err)
 			}
 			checkUnallocated(t, n, files)
+			checkFreeCount(t, n, im.img)
 		})
 	}
 }
