@@ -1,0 +1,78 @@
+package leakgen
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/ingest/identity"
+)
+
+// TestPeopleDistinct: person numbers map to distinct phones, IDs and
+// e-mails (the bench truth relies on it), and the IDs are valid.
+func TestPeopleDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for i := int64(0); i < 50000; i++ {
+		p := makePerson(9, i)
+		for _, v := range []string{"p" + p.phone11, "i" + p.id18, "e" + p.email} {
+			if seen[v] {
+				t.Fatalf("person %d repeats %s", i, v)
+			}
+			seen[v] = true
+		}
+		if v, r := identity.NormalizeCNID(p.id18); r != identity.Valid || v != p.id18 {
+			t.Fatalf("person %d: ID %s is %d", i, p.id18, r)
+		}
+		if v, r := identity.NormalizePhone(p.phone11); r != identity.Valid || v != "+86"+p.phone11 {
+			t.Fatalf("person %d: phone %s", i, p.phone11)
+		}
+	}
+}
+
+// TestDeterministic: the same seed writes the same files and truth.
+func TestDeterministic(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	o := Options{Seed: 4, Rows: 2000, Formats: "csv,jsonl,text,mysql"}
+	ta, err := Generate(a, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := Generate(b, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ta.Files {
+		x, _ := os.ReadFile(ta.Files[i].Path)
+		y, _ := os.ReadFile(tb.Files[i].Path)
+		if !bytes.Equal(x, y) || filepath.Base(ta.Files[i].Path) != filepath.Base(tb.Files[i].Path) {
+			t.Errorf("%s differs between runs", ta.Files[i].Path)
+		}
+	}
+	if ta.Unique["phone"] == 0 || ta.Unique["phone"] != tb.Unique["phone"] {
+		t.Errorf("truth %v vs %v", ta.Unique, tb.Unique)
+	}
+}
+
+func TestBenchCSV(t *testing.T) {
+	var buf bytes.Buffer
+	tr, err := WriteBenchCSV(&buf, 1, 10000, 0.3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 10001 || lines[0] != "name,phone,id_no,email,address" {
+		t.Fatalf("%d lines, header %q", len(lines), lines[0])
+	}
+	distinct := map[string]bool{}
+	for _, l := range lines[1:] {
+		distinct[l] = true
+	}
+	if int64(len(distinct)) != tr.Unique["phone"] {
+		t.Errorf("%d distinct rows, truth says %d people", len(distinct), tr.Unique["phone"])
+	}
+	if d := float64(10000-len(distinct)) / 10000; d < 0.25 || d > 0.35 {
+		t.Errorf("duplicate share %.2f, want about 0.3", d)
+	}
+}
