@@ -42,6 +42,14 @@ func TestCounterMatchesMap(t *testing.T) {
 						// A small value space makes many duplicates within
 						// and across files; kinds share values on purpose.
 						v := fmt.Sprintf("v%d", rng.IntN(20000))
+						// Canonical shapes that pack (phones, ID numbers) and
+						// near-misses that do not, in the same sets.
+						switch rng.IntN(4) {
+						case 0:
+							v = fmt.Sprintf("+86138%08d", rng.IntN(20000))
+						case 1:
+							v = fmt.Sprintf("44030419900307%03d%c", rng.IntN(300), "0123456789X"[rng.IntN(11)])
+						}
 						batch[i] = identity.Sighting{Kind: k, Value: v}
 						key := string(k) + "\x00" + v
 						want[key] = true
@@ -151,6 +159,35 @@ func cpuTime() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// TestPackInjective: packing keeps distinct values distinct.
+func TestPackInjective(t *testing.T) {
+	seen := map[string]string{}
+	ph, id := byte(identity.KindIndex(identity.Phone)), byte(identity.KindIndex(identity.CNID))
+	for _, c := range []struct {
+		k byte
+		v string
+	}{{ph, "+8613800000000"}, {ph, "+8619999999999"}, {ph, "+8600000000000"}, {ph, "+8613800000001"},
+		{id, "00000000000000000X"}, {id, "000000000000000000"}, {id, "99999999999999999X"}, {id, "999999999999999999"},
+		{id, "11010519491231002X"}, {id, "110105194912310029"}} {
+		var pk [8]byte
+		n := pack(c.k, c.v, &pk)
+		if n == 0 {
+			t.Fatalf("%q not packed", c.v)
+		}
+		key := string(rune(c.k)) + string(pk[:n])
+		if prev, ok := seen[key]; ok {
+			t.Fatalf("%q and %q pack alike", prev, c.v)
+		}
+		seen[key] = c.v
+	}
+	var pk [8]byte
+	for _, v := range []string{"+8613800000000x", "+861380000000a", "13800000000000", "+1415555267100"} {
+		if pack(ph, v, &pk) != 0 {
+			t.Errorf("%q packed", v)
+		}
+	}
 }
 
 func BenchmarkHash(b *testing.B) {
