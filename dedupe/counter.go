@@ -38,8 +38,8 @@ const (
 	DefaultMemBytes   = 512 << 20
 )
 
-// flushBytes is how much a partition stages before compressing it to its
-// run file once the counter works from disk: 64 KiB, an s2 block.
+// flushBytes is the s2 block size of run files: 64 KiB, one staging chunk
+// (a partition working from disk compresses each chunk as it fills).
 const flushBytes = 64 << 10
 
 // Options configure a Counter. Zero fields take the defaults.
@@ -86,7 +86,7 @@ type Counter struct {
 type partition struct {
 	mu   sync.Mutex
 	full [][]byte // filled staging chunks, oldest first (memory mode)
-	buf  []byte   // the chunk being filled, capacity stageChunk
+	buf  []byte   // the chunk being filled (chunkSize capacity, pooled)
 	n    int64    // records staged in all (the final set's size bound)
 	// written is the uncompressed bytes in the run file.
 	written int64
