@@ -4,12 +4,12 @@
 # and with ewfverify on an E01 of the same data. It prints the best wall
 # time of interleaved rounds (others share this machine), MB/s, CPU time,
 # peak RSS and the ratio evidx/md5sum (goal: <= 1.10).
-# Usage: scripts/bench-hash.sh [size-MiB] [rounds]   (default 1024 5)
+# Usage: scripts/bench-hash.sh [size-MiB] [rounds]   (default 1024 3)
 #        EVIDX_BIN=path overrides bin/evidx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-1024}
-rounds=${2:-5}
+rounds=${2:-3}
 bin=${EVIDX_BIN:-bin/evidx}
 [[ -x $bin ]] || go build -o "$bin" ./cmd/evidx
 tmp=$(mktemp -d /tmp/bench-hash.XXXXXX)
