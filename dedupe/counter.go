@@ -78,6 +78,8 @@ type Counter struct {
 	spillMu sync.Mutex
 	// scratch recycles Add's per-call buffers.
 	scratch sync.Pool
+	// rot picks where each Add starts walking the partitions.
+	rot atomic.Uint64
 }
 
 // partition stages the records of one hash partition: kind (1 byte),
@@ -159,15 +161,21 @@ func (c *Counter) Add(file int, batch []identity.Sighting) error {
 		order[start[p]] = int32(i)
 		start[p]++
 	}
-	lo := int32(0)
-	for p := 0; p < np; p++ {
-		hi := start[p]
-		if hi > lo {
+	// Walk the partitions from a different place each call: goroutines
+	// adding at once would otherwise queue on the same locks in the same
+	// order, in lockstep.
+	first := int(c.rot.Add(1)*97) % np
+	for j := 0; j < np; j++ {
+		p := (first + j) % np
+		lo := int32(0)
+		if p > 0 {
+			lo = start[p-1]
+		}
+		if hi := start[p]; hi > lo {
 			if err := c.addPart(p, file, batch, h, order[lo:hi]); err != nil {
 				return err
 			}
 		}
-		lo = hi
 	}
 	if !c.disk.Load() && c.total.Load() > c.opts.MemBytes {
 		return c.toDisk()
