@@ -6,7 +6,8 @@
 # peak RSS and the ratio evidx/md5sum (goal: <= 1.10).
 # Usage: scripts/bench-hash.sh [size-MiB] [rounds]   (default 1024 3)
 #        EVIDX_BIN=path overrides bin/evidx.
-#        BENCH_RT=1 runs each timed command under `chrt -f 10` (root only):
+#        Each timed command runs under `chrt -f 10` when allowed (root;
+#        BENCH_RT=0 turns it off):
 #        real-time priority keeps other users' load off the measurement, so
 #        a busy shared machine gives idle-machine figures.
 set -euo pipefail
@@ -16,7 +17,7 @@ rounds=${2:-3}
 bin=${EVIDX_BIN:-bin/evidx}
 [[ -x $bin ]] || go build -o "$bin" ./cmd/evidx
 rt=""
-if [[ ${BENCH_RT:-0} == 1 ]] && chrt -f 10 true 2>/dev/null; then rt="chrt -f 10"; fi
+if [[ ${BENCH_RT:-1} == 1 ]] && chrt -f 10 true 2>/dev/null; then rt="chrt -f 10"; fi
 tmp=$(mktemp -d /tmp/bench-hash.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 img=$tmp/random.dd
