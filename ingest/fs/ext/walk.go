@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -523,57 +522,9 @@ func (e *FS) Open(f *fs.File) (io.Reader, error) {
 			return nil, &ParseError{f.Path + " byte run", r.Offset, ErrTruncated}
 		}
 	}
-	return &runReader{r: e.r, runs: f.Runs, size: f.Size}, nil
+	return fs.NewRunReader(e.r, f.Runs, f.Size, "file content"), nil
 }
 
-// runReader reads a file of size bytes from its runs over r.
-type runReader struct {
-	r    io.ReaderAt
-	runs []fs.Run
-	size int64
-	pos  int64
-	i    int // index of the first run that may cover pos
-}
-
-// Read fills p from the run covering the current position, zeros in holes.
-func (rr *runReader) Read(p []byte) (int, error) {
-	if rr.pos >= rr.size {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > rr.size-rr.pos {
-		p = p[:rr.size-rr.pos]
-	}
-	for rr.i < len(rr.runs) && rr.runs[rr.i].Logical+rr.runs[rr.i].Length <= rr.pos {
-		rr.i++
-	}
-	if rr.i == len(rr.runs) || rr.runs[rr.i].Logical > rr.pos {
-		// A hole up to the next run (or the end).
-		end := rr.size
-		if rr.i < len(rr.runs) {
-			end = rr.runs[rr.i].Logical
-		}
-		n := int(min(int64(len(p)), end-rr.pos))
-		clear(p[:n])
-		rr.pos += int64(n)
-		return n, nil
-	}
-	r := rr.runs[rr.i]
-	n := int(min(int64(len(p)), r.Logical+r.Length-rr.pos))
-	if r.Sparse {
-		clear(p[:n])
-		rr.pos += int64(n)
-		return n, nil
-	}
-	m, err := rr.r.ReadAt(p[:n], r.Offset+(rr.pos-r.Logical))
-	rr.pos += int64(m)
-	if m < n {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return m, &ParseError{"file content", r.Offset + (rr.pos - r.Logical), err}
-	}
-	return m, nil
-}
 
 // Unallocated returns the byte ranges of the volume no file owns according
 // to the block bitmaps, plus any volume space past the file system's last

@@ -392,7 +392,7 @@ func (n *FS) expand(rec *record) error {
 			return err
 		}
 		b = make([]byte, la.dataSize)
-		rr := &runReader{r: n.r, runs: clipRuns(runs, la.dataSize, la.initSize), size: la.dataSize}
+		rr := fs.NewRunReader(n.r, clipRuns(runs, la.dataSize, la.initSize), la.dataSize, "stream content")
 		if _, err := io.ReadFull(rr, b); err != nil {
 			return err
 		}

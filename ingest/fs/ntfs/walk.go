@@ -3,7 +3,6 @@ package ntfs
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -302,7 +301,7 @@ func (n *FS) loadBitmap() ([]byte, error) {
 		b := make([]byte, need)
 		var r io.Reader = bytes.NewReader(st.resident)
 		if st.nonRes {
-			r = &runReader{r: n.r, runs: st.runs, size: st.size}
+			r = fs.NewRunReader(n.r, st.runs, st.size, "stream content")
 		}
 		if k, err := io.ReadFull(r, b); err != nil {
 			// Unreadable bitmap bytes (a truncated image) count as
@@ -390,54 +389,6 @@ func (n *FS) Open(f *fs.File) (io.Reader, error) {
 			return nil, &ParseError{f.Path + " byte run", r.Offset, ErrTruncated}
 		}
 	}
-	return &runReader{r: n.r, runs: st.runs, size: st.size}, nil
+	return fs.NewRunReader(n.r, st.runs, st.size, "stream content"), nil
 }
 
-// runReader reads a stream of size bytes from its runs over r; gaps and
-// sparse runs read as zeros.
-type runReader struct {
-	r    io.ReaderAt
-	runs []fs.Run
-	size int64
-	pos  int64
-	i    int
-}
-
-// Read fills p from the run covering the current position, zeros in holes.
-func (rr *runReader) Read(p []byte) (int, error) {
-	if rr.pos >= rr.size {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > rr.size-rr.pos {
-		p = p[:rr.size-rr.pos]
-	}
-	for rr.i < len(rr.runs) && rr.runs[rr.i].Logical+rr.runs[rr.i].Length <= rr.pos {
-		rr.i++
-	}
-	if rr.i == len(rr.runs) || rr.runs[rr.i].Logical > rr.pos {
-		end := rr.size
-		if rr.i < len(rr.runs) {
-			end = rr.runs[rr.i].Logical
-		}
-		k := int(min(int64(len(p)), end-rr.pos))
-		clear(p[:k])
-		rr.pos += int64(k)
-		return k, nil
-	}
-	r := rr.runs[rr.i]
-	k := int(min(int64(len(p)), r.Logical+r.Length-rr.pos))
-	if r.Sparse {
-		clear(p[:k])
-		rr.pos += int64(k)
-		return k, nil
-	}
-	m, err := rr.r.ReadAt(p[:k], r.Offset+(rr.pos-r.Logical))
-	rr.pos += int64(m)
-	if m < k {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return m, &ParseError{"stream content", r.Offset + (rr.pos - r.Logical), err}
-	}
-	return m, nil
-}
