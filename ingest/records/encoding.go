@@ -41,10 +41,34 @@ func detectEncoding(sample []byte, atEOF bool) string {
 			s = s[:len(s)-1]
 		}
 	}
-	if utf8.Valid(s) {
+	if utf8.Valid(s) || mostlyUTF8(s) {
 		return EncUTF8
 	}
 	return EncGB18030
+}
+
+// mostlyUTF8 reports whether at least 95% of the non-ASCII bytes of s
+// form valid UTF-8 sequences: a UTF-8 file with a few garbage bytes is
+// still UTF-8 (decoding it as GB18030 would ruin its full-width digits),
+// while GBK text forms valid UTF-8 only by accident, for a minority of
+// its byte pairs.
+func mostlyUTF8(s []byte) bool {
+	good, bad := 0, 0
+	for i := 0; i < len(s); {
+		if s[i] < 0x80 {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n <= 1 {
+			bad++
+			i++
+			continue
+		}
+		good += n
+		i += n
+	}
+	return good > 0 && bad*20 <= good+bad
 }
 
 // decode returns a reader of r's text as UTF-8, without any BOM.

@@ -107,6 +107,19 @@ func TestEncodings(t *testing.T) {
 	}
 }
 
+// TestEncodingMostlyUTF8: a UTF-8 file with a garbage line of raw bytes
+// stays UTF-8; GBK text does not pass as UTF-8.
+func TestEncodingMostlyUTF8(t *testing.T) {
+	utf := strings.Repeat("张三,１３８１２３４５６７８,a＠b.com\n", 50) + "\xff\xfe\x80 garbage\n"
+	if e := detectEncoding([]byte(utf), true); e != EncUTF8 {
+		t.Errorf("UTF-8 with garbage detected as %s", e)
+	}
+	gbk, _ := simplifiedchinese.GBK.NewEncoder().String(strings.Repeat("张三李四王五赵六，北京市朝阳区建设路１号\n", 50))
+	if e := detectEncoding([]byte(gbk), true); e != EncGB18030 {
+		t.Errorf("GBK detected as %s", e)
+	}
+}
+
 func TestJSONL(t *testing.T) {
 	in := `{"user":{"name":"A","phones":["138",139]},"email":"a@b.c","n":null}
 {broken
