@@ -349,9 +349,9 @@ type loadStats struct {
 }
 
 // load routes feed's sightings to one writer goroutine per shard. At most
-// opts.Workers writers run SQL at once; the router blocks when a writer's
-// queue is full, so memory stays bounded by about
-// shards × 3 × BatchSize sightings.
+// opts.Workers writers run SQL at once; the router blocks while a shard's
+// writer is busy, so memory stays bounded by about
+// shards × 3 × BatchSize sightings (filling, being written, recycled).
 func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (loadStats, error) {
 	var others bool
 	if err := ix.catalog.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sources WHERE status='done' AND id != ?)`, srcID).Scan(&others); err != nil {
@@ -361,7 +361,7 @@ func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (
 	sem := make(chan struct{}, ix.opts.Workers)
 	// free recycles batch slices from the writers back to the router:
 	// a load allocates about shards × 3 batches, not one per batch.
-	free := make(chan []identity.Sighting, 3*ix.n)
+	free := make(chan []identity.Sighting, ix.n)
 	writers := make([]*shardWriter, ix.n)
 	queues := make([]chan []identity.Sighting, ix.n)
 	for i := range ix.n {
@@ -373,7 +373,7 @@ func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (
 			return loadStats{}, err
 		}
 		writers[i] = newShardWriter(db, i, srcID, others, ix.opts.CommitRows)
-		queues[i] = make(chan []identity.Sighting, 1)
+		queues[i] = make(chan []identity.Sighting) // unbuffered: a shard holds at most the batch filling and the one being written
 	}
 	for i, w := range writers {
 		g.Go(func() error {

@@ -9,6 +9,7 @@
 #                     developing on a shared machine)
 #   BENCH_INDEX_SHARDS shard count for the case (default 16)
 #   BENCH_TMP         where the CSV, the baseline DB and the case go (default /tmp)
+#   BENCH_INDEX_BASELINE=0 skips the sqlite3 runs (while tuning evidx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${BENCH_INDEX_ROWS:-20000000}
@@ -51,10 +52,15 @@ measure() {
 }
 rate() { awk -v r="$rows" -v s="$1" 'BEGIN { printf "%.0f", r / s }'; }
 
+if [[ ${BENCH_INDEX_BASELINE:-1} == 0 ]]; then
+  b1_wall=1 b1_cpu=0 b1_rss=0 b3_wall=1 b3_cpu=0 b3_rss=0
+  : >"$work/one.db"; : >"$work/three.db"
+else
 read -r b1_wall b1_cpu b1_rss < <(measure sqlite3 "$work/one.db" -cmd '.mode csv' ".import $csv leak" \
   'CREATE INDEX leak_mobile ON leak(mobile);')
 read -r b3_wall b3_cpu b3_rss < <(measure sqlite3 "$work/three.db" -cmd '.mode csv' ".import $csv leak" \
   'CREATE INDEX leak_mobile ON leak(mobile);' 'CREATE INDEX leak_email ON leak(email);' 'CREATE INDEX leak_id ON leak(id_no);')
+fi
 b1_size=$(stat -c %s "$work/one.db"); b3_size=$(stat -c %s "$work/three.db")
 rm -f "$work/one.db" "$work/three.db"
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -51,6 +52,9 @@ the same command again, with the counts of one clean run.`,
 	return cmd
 }
 
+// datasetGoMemLimit is the soft Go heap limit of `dataset add`, bytes.
+const datasetGoMemLimit = 512 << 20
+
 // datasetResult is the JSON of `dataset add`.
 type datasetResult struct {
 	Sources []index.SourceStats `json:"sources"`
@@ -75,6 +79,13 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		if !st.Mode().IsRegular() {
 			return fmt.Errorf("%s: not a regular file", f)
 		}
+	}
+	// The loader's batches are Go memory, the shards' page caches
+	// (index.Options.CacheKiB, 256 MiB over 16 shards) C memory: a soft
+	// limit on the Go heap keeps the whole process under 1 GiB on any size
+	// of input (the GC just works harder near the limit).
+	if lim := debug.SetMemoryLimit(-1); lim > datasetGoMemLimit {
+		debug.SetMemoryLimit(datasetGoMemLimit)
 	}
 	c, err := custody.Open(ctx, dir)
 	if err != nil {
