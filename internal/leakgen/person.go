@@ -68,7 +68,8 @@ func makePerson(seed uint64, i int64) person {
 	d17 := reg + pad(uint64(y), 4) + pad(uint64(m), 2) + pad(uint64(d), 2) + pad(seq, 3)
 	pr.id18 = d17 + string(cnidCheck(d17))
 	pr.legacy = y >= 1900 && y <= 1999
-	pr.email = pr.namePinyin + strconv.FormatUint(p, 36) + "@" + domains[(h>>16)%uint64(len(domains))]
+	// The dot keeps e-mails distinct: "li"+"n1x" and "lin"+"1x" would not be.
+	pr.email = pr.namePinyin + "." + strconv.FormatUint(p, 36) + "@" + domains[(h>>16)%uint64(len(domains))]
 	pr.addr = cities[(h>>24)%uint64(len(cities))] + streets[(h>>32)%uint64(len(streets))] + strconv.Itoa(int((h>>40)%999)+1) + "号"
 	return pr
 }
