@@ -427,7 +427,7 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 		for i, v := range r.Fields {
 			var k identity.Kind
 			switch {
-			case shared:
+			case shared && i < len(chunkKinds):
 				k = chunkKinds[i]
 			case r.Names != nil && i < len(r.Names) && (rs == nil || rs.byIndex == nil):
 				name := nameKey(r.Names[i])

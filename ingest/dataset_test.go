@@ -292,3 +292,21 @@ func indexOf(s []string, v string) int {
 	}
 	return -1
 }
+
+// TestHeaderShorterThanRows: a header naming fewer columns than the rows
+// hold must not break the reader; extra columns are sniffed by value.
+func TestHeaderShorterThanRows(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "short.csv")
+	var b strings.Builder
+	b.WriteString("name,phone\n")
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(&b, "n%d,1381234%04d,u%d@example.com\n", i, i, i)
+	}
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, res, _ := countCorpus(t, []string{p}, 0)
+	if got := counts(res.Unique); got != "phone=20 email=20 cn_id=0 bank_card=0 " {
+		t.Errorf("unique %s", got)
+	}
+}
