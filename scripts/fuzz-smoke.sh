@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # fuzz-smoke.sh runs every Fuzz target in the module for a short time ($1).
+# A failing target's output is shown and the run fails; Go keeps the failing
+# input under the package's testdata/fuzz/ for `go test -run`.
 set -euo pipefail
 dur=${1:-5s}
-grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
   pkg=./$(dirname "${f#./}")
   for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
     echo "fuzz $pkg $fn ($dur)"
-    go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" "$pkg" >/dev/null || { echo "fuzz $pkg $fn failed"; go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" "$pkg" | tail -30; exit 1; }
+    if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" "$pkg" >"$log" 2>&1; then
+      echo "fuzz $pkg $fn FAILED:"
+      tail -40 "$log"
+      exit 1
+    fi
   done
 done
