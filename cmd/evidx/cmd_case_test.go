@@ -17,17 +17,10 @@ import (
 	"github.com/evidx/evidx/internal/testutil"
 )
 
-// caseRun runs the CLI in-process and returns stdout and the exit code
-// main would use.
+// caseRun runs the CLI in-process: stdout and the exit code.
 func caseRun(t *testing.T, argv ...string) ([]byte, int) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(argv)
-	err := root.Execute()
-	return out.Bytes(), exitCode(err)
+	r := runCLI(t, argv...)
+	return r.stdout, r.code
 }
 
 // TestCaseWorkflowCLI drives case init, evidence add, report, verify and

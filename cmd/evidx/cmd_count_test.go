@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,14 +13,8 @@ import (
 
 // countRun runs `evidx count` in-process: stdout, stderr and the exit code.
 func countRun(t *testing.T, argv ...string) ([]byte, string, int) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(append([]string{"count"}, argv...))
-	err := root.Execute()
-	return out.Bytes(), errb.String(), exitCodeQuiet(err)
+	r := runCLI(t, append([]string{"count"}, argv...)...)
+	return r.stdout, r.stderr, r.code
 }
 
 // TestCountCLI counts a leakgen corpus (every format) plus a broken file

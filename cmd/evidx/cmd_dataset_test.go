@@ -17,17 +17,11 @@ import (
 	"github.com/evidx/evidx/internal/testutil"
 )
 
-// idxRun runs the CLI in-process and returns stdout and the error main
-// would map to an exit code.
+// idxRun runs the CLI in-process: stdout and the error main would map to
+// an exit code.
 func idxRun(t *testing.T, argv ...string) ([]byte, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(argv)
-	err := root.Execute()
-	return out.Bytes(), err
+	r := runCLI(t, argv...)
+	return r.stdout, r.err
 }
 
 // leak is a generated dataset: the CSV text (identifiers in messy

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,31 +17,13 @@ import (
 	"github.com/evidx/evidx/internal/testutil"
 )
 
-// hashRun runs the CLI in-process: stdout and main's exit code.
+// hashRun runs the CLI in-process: stdout and the exit code.
 func hashRun(t *testing.T, argv ...string) ([]byte, int) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(argv)
-	err := root.Execute()
-	if err != nil {
-		t.Logf("evidx %v: %v", argv, err)
+	r := runCLI(t, argv...)
+	if r.err != nil {
+		t.Logf("evidx %v: %v", argv, r.err)
 	}
-	return out.Bytes(), exitCodeQuiet(err)
-}
-
-// exitCodeQuiet is exitCode without the stderr line.
-func exitCodeQuiet(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
+	return r.stdout, r.code
 }
 
 // hashMedia is 2 MiB + 7 sectors of seeded bytes, half random, half text,

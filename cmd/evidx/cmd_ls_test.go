@@ -15,17 +15,11 @@ import (
 	"github.com/evidx/evidx/internal/testutil"
 )
 
-// lsRun runs the CLI in-process and returns stdout and the error main
-// would map to an exit code.
+// lsRun runs the CLI in-process: stdout and the error main would map to
+// an exit code.
 func lsRun(t *testing.T, argv ...string) ([]byte, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(argv)
-	err := root.Execute()
-	return out.Bytes(), err
+	r := runCLI(t, argv...)
+	return r.stdout, r.err
 }
 
 // lsFATImage makes a FAT32 image with a nested long-named file, an empty

@@ -25,10 +25,17 @@ func main() {
 // exitCode maps an error to the CLI contract: 0 ok, 2 bad usage, 1 failure.
 // Only main exits; every command returns its error.
 func exitCode(err error) int {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "evidx: "+oneLine(err.Error()))
+	}
+	return exitStatus(err)
+}
+
+// exitStatus is the exit code for err, without printing it.
+func exitStatus(err error) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "evidx: "+oneLine(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
