@@ -10,7 +10,7 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
   pkg=./$(dirname "${f#./}")
   for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
     echo "fuzz $pkg $fn ($dur)"
-    if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" "$pkg" >"$log" 2>&1; then
+    if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" -fuzzminimizetime 10x "$pkg" >"$log" 2>&1; then
       echo "fuzz $pkg $fn FAILED:"
       tail -40 "$log"
       exit 1

@@ -23,7 +23,7 @@ func FuzzScan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		collect := func(bs int) []string {
 			var out []string
-			Scan(context.Background(), bytes.NewReader(b), int64(len(b)), Options{BlockSize: bs, Workers: 1}, func(ft Feature) error {
+			Scan(context.Background(), bytes.NewReader(b), int64(len(b)), Options{BlockSize: bs, Workers: 1, MaxDecoded: 1 << 20}, func(ft Feature) error {
 				if !utf8.ValidString(ft.Value) || ft.Path == "" {
 					t.Fatalf("bad feature %+v", ft)
 				}

@@ -50,7 +50,7 @@ type Options struct {
 	Workers    int
 	BlockSize  int   // bytes per unit of parallel work
 	MaxDepth   int   // nested decoders crossed at most; 0 means 3, negative none
-	MaxDecoded int64 // bytes decoded from one stream at most
+	MaxDecoded int64 // bytes decoded at most for the streams starting in one block, nested ones included
 	// Progress, if set, is called from Scan's goroutine with the bytes of
 	// each finished block.
 	Progress func(n int64)
@@ -114,6 +114,7 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 					err = fmt.Errorf("scan: read image at %#x: %w", bs+int64(m), rerr)
 				}
 				s.feats = nil
+				s.budget = opts.MaxDecoded
 				if err == nil {
 					lo := int(start - bs)
 					hi := int(min(size, start+int64(opts.BlockSize)) - bs)
@@ -184,6 +185,29 @@ type scanner struct {
 	hits    []hit
 	u16     []byte
 	page    []byte // scratch for SQLite pages read from src
+	// budget is what may still be decoded for the current image block, all
+	// streams and nesting levels together: a stream whose decoded bytes hold
+	// further streams (a recursive bomb) would otherwise multiply the work
+	// at every level.
+	budget int64
+}
+
+// budgetReader reads from r while the scanner's decode budget lasts.
+type budgetReader struct {
+	r io.Reader
+	s *scanner
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.s.budget <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.s.budget {
+		p = p[:b.s.budget]
+	}
+	n, err := b.r.Read(p)
+	b.s.budget -= int64(n)
+	return n, err
 }
 
 // scanBuf scans buf, whose byte 0 is at offset base of the stream named by
@@ -463,7 +487,7 @@ const decodedBlock = 1 << 20
 // decoded scans a decoded stream sequentially in overlapping windows. A
 // decoder error ends the stream: corrupt data yields what was readable.
 func (s *scanner) decoded(ctx context.Context, rd io.Reader, path string, depth int, top int64) {
-	rd = io.LimitReader(rd, s.opts.MaxDecoded)
+	rd = &budgetReader{r: rd, s: s}
 	buf := make([]byte, 0, decodedBlock+2*margin)
 	var base int64
 	lo := 0
