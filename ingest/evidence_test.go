@@ -168,3 +168,52 @@ func TestLooksLikeDataset(t *testing.T) {
 		}
 	}
 }
+
+// TestAddEvidenceE01 takes the same disk in as a multi-segment E01: the
+// media hashes equal those of the raw image, every segment file's SHA-256
+// is recorded, and verify --evidence re-hashes through the E01 reader.
+func TestAddEvidenceE01(t *testing.T) {
+	testutil.NeedTool(t, "ewfacquire")
+	dir := t.TempDir()
+	img, _, allocated := seizedDisk(t, dir)
+	base := filepath.Join(dir, "seized")
+	testutil.Run(t, "ewfacquire", "-u", "-q", "-t", base, "-c", "none", "-S", "8MiB", "-C", "T-2", "-e", "tester", img)
+	segs, _ := filepath.Glob(base + ".E*")
+	if len(segs) < 2 {
+		t.Fatalf("ewfacquire wrote %d segments, want several", len(segs))
+	}
+	testutil.Unchanged(t, append(segs, img)...)
+
+	ctx := context.Background()
+	c, err := custody.Init(ctx, filepath.Join(dir, "case"), custody.Meta{CaseNumber: "T-2", Examiner: "tester", Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := AddEvidence(ctx, c, EvidenceOptions{ID: "EV1", Paths: []string{base + ".E01"}, NoScan: true})
+	if err != nil {
+		t.Fatalf("AddEvidence: %v", err)
+	}
+	ev := res.Evidence
+	if ev.Computed.SHA256 != testutil.SHA256File(t, img) || ev.Verified == nil || !*ev.Verified {
+		t.Errorf("E01 media sha256 %s verified %v, raw image %s", ev.Computed.SHA256, ev.Verified, testutil.SHA256File(t, img))
+	}
+	if len(ev.Segments) != len(segs) {
+		t.Fatalf("segments recorded %d, on disk %d", len(ev.Segments), len(segs))
+	}
+	for _, s := range ev.Segments {
+		if want := testutil.SHA256File(t, s.Path); s.SHA256 != want {
+			t.Errorf("segment %s: sha256 %q, want %s", s.Path, s.SHA256, want)
+		}
+	}
+	if res.Files.Allocated != allocated {
+		t.Errorf("allocated files through E01: %d, want %d", res.Files.Allocated, allocated)
+	}
+	vr, err := c.Verify(ctx, custody.VerifyOptions{Evidence: true, Rehash: RehashImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !vr.OK {
+		t.Errorf("verify --evidence: %v", vr.Failures)
+	}
+}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/evidx/evidx/custody"
@@ -49,8 +50,20 @@ func MeasureImage(ctx context.Context, paths []string, progress func(int64)) (*c
 	for _, sg := range segs {
 		ev.Segments = append(ev.Segments, custody.Segment{Path: sg.Path, Size: sg.Size})
 	}
-	if len(ev.Segments) == 1 && res.Format == source.FormatRaw {
+	switch {
+	case len(ev.Segments) == 1 && res.Format == source.FormatRaw:
 		ev.Segments[0].SHA256 = res.SHA256
+	case res.Format == source.FormatEWF:
+		// The container files themselves get a SHA-256 too, so a court can
+		// check the E01 files it receives without evidx. Segments are
+		// compressed, so this second pass costs less than the first.
+		for i := range ev.Segments {
+			sum, err := hashSegment(ctx, ev.Segments[i].Path)
+			if err != nil {
+				return nil, err
+			}
+			ev.Segments[i].SHA256 = sum
+		}
 	}
 	// res.Errors lists bad chunks first, then one line per failed
 	// comparison with the stored hashes; custody makes its own comparisons,
@@ -114,4 +127,17 @@ func samePaths(given []string, segs []source.Segment) bool {
 		}
 	}
 	return true
+}
+
+func hashSegment(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sums, err := digest.Sum(ctx, f, nil)
+	if err != nil {
+		return "", fmt.Errorf("segment %s: %w", path, err)
+	}
+	return sums.SHA256, nil
 }
