@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -83,6 +84,9 @@ func kindCounts(m map[identity.Kind]int64) string {
 	return strings.Join(parts, ", ")
 }
 
+// maxOverlapRows bounds the overlap table of the human output.
+const maxOverlapRows = 15
+
 // printStats writes the human-readable tables.
 func printStats(w io.Writer, st index.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -139,12 +143,19 @@ func printStats(w io.Writer, st index.Stats) error {
 		tw.Flush()
 	}
 	if len(st.Overlap) > 0 {
-		fmt.Fprintln(w, "\nOverlap between sources")
+		// Pairs grow with the square of the sources: the table shows the
+		// largest overlaps; --json has them all.
+		top := slices.Clone(st.Overlap)
+		slices.SortStableFunc(top, func(a, b index.Overlap) int { return cmp.Compare(b.Shared, a.Shared) })
+		fmt.Fprintln(w, "\nOverlap between sources (largest first)")
 		fmt.Fprintln(tw, "a\tb\tshared\t")
-		for _, o := range st.Overlap {
+		for _, o := range top[:min(len(top), maxOverlapRows)] {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t\n", oneLine(o.A), oneLine(o.B), o.Shared)
 		}
 		tw.Flush()
+		if len(top) > maxOverlapRows {
+			fmt.Fprintf(w, "(%d more pairs in --json)\n", len(top)-maxOverlapRows)
+		}
 	}
 	return nil
 }
