@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -158,6 +159,10 @@ func TestMySQLDump(t *testing.T) {
 		`table "u" row 4 line 11|tel=140|name=Z`,
 		`line 10|REJECT not SQL`,
 	}
+	// A rejected statement may be emitted before or after the rows of its
+	// neighbours' chunks: compare as sets, each item carries its location.
+	slices.Sort(got)
+	slices.Sort(want)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
