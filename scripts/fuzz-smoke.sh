@@ -11,6 +11,13 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
   for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
     echo "fuzz $pkg $fn ($dur)"
     if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" -fuzzminimizetime 10x "$pkg" >"$log" 2>&1; then
+      # Go's fuzzer can stop with "context deadline exceeded" when the time
+      # runs out while it is still minimising; that finds no input and is
+      # not a failure of the target. Anything else is.
+      if grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
+        echo "fuzz $pkg $fn: fuzzer timed out while minimising (no failing input)"
+        continue
+      fi
       echo "fuzz $pkg $fn FAILED:"
       tail -40 "$log"
       exit 1
