@@ -14,19 +14,19 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/fstest"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
 // tree is the ground truth a test generator wrote: path ("/a/b") → SHA-256
 // of the content, for regular files.
-type tree map[string]string
+type tree = fstest.Tree
 
-func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+var sum = fstest.SHA256
 
 // writeTree writes a seeded directory tree under dir: nested directories,
 // empty, tiny (inline-sized) and multi-block files, names with spaces and
@@ -229,7 +229,7 @@ func tskDeleted(t testing.TB, img string) []string {
 }
 
 // pathOnly marks a tree entry whose content is not compared.
-const pathOnly = "(path only)"
+const pathOnly = fstest.PathOnly
 
 // tskAllocated lists allocated regular files with fls -r -p and hashes them
 // with icat (those under /fill and /many: path only).
@@ -293,7 +293,7 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			img, live, deleted := buildImage(t, im, uint64(100+i))
 			testutil.Unchanged(t, img)
 			e, files, sums := walkAll(t, img)
-			if par := concurrentSums(t, e); len(par) != len(sums) {
+			if par := fstest.ConcurrentSums(t, e); len(par) != len(sums) {
 				t.Errorf("concurrent Open read %d files, sequential %d", len(par), len(sums))
 			} else {
 				for p, h := range sums {
@@ -316,8 +316,8 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 					gotLive[f.Path] = sums[f.Path]
 				}
 			}
-			compare(t, "generator", live, gotLive)
-			compare(t, "TSK", tskAllocated(t, img), gotLive)
+			fstest.Compare(t, "generator", live, gotLive)
+			fstest.Compare(t, "TSK", tskAllocated(t, img), gotLive)
 			for _, p := range tskDeleted(t, img) {
 				if im.reindex && strings.HasPrefix(p, "/many/") {
 					// fls reads htree index blocks as directory entries and
@@ -402,23 +402,6 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 	}
 }
 
-// compare reports differences between two path → SHA-256 sets.
-func compare(t testing.TB, what string, want, got tree) {
-	t.Helper()
-	for p, w := range want {
-		if g, ok := got[p]; !ok {
-			t.Errorf("%s: %s missing", what, p)
-		} else if g != w && w != pathOnly {
-			t.Errorf("%s: %s sha256 %s, want %s", what, p, g, w)
-		}
-	}
-	for p := range got {
-		if _, ok := want[p]; !ok {
-			t.Errorf("%s: extra %s", what, p)
-		}
-	}
-}
-
 // checkUnallocated verifies that no allocated file's run overlaps an
 // unallocated range, and that the ranges are sorted and disjoint.
 func checkUnallocated(t testing.TB, e *FS, files []*fs.File) {
@@ -455,53 +438,4 @@ func checkUnallocated(t testing.TB, e *FS, files []*fs.File) {
 // isInline reports runs inside an inode table (inline data, fast symlinks).
 func isInline(e *FS, r fs.Run) bool {
 	return r.Length <= iBlockLen && r.Offset%e.sb.blockSize != 0
-}
-
-// concurrentSums walks fsys, hashing every readable regular file in 4
-// goroutines while Walk runs and Unallocated is called, as evidx ls does;
-// under -race it checks that Open shares nothing with Walk.
-func concurrentSums(t *testing.T, fsys fs.FileSystem) map[string]string {
-	jobs := make(chan *fs.File)
-	var mu sync.Mutex
-	sums := map[string]string{}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range jobs {
-				r, err := fsys.Open(f)
-				if err != nil {
-					t.Errorf("%s: %v", f.Path, err)
-					continue
-				}
-				b, err := io.ReadAll(r)
-				if err != nil {
-					t.Errorf("%s: %v", f.Path, err)
-				}
-				mu.Lock()
-				sums[f.Path] = sum(b)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if _, err := fsys.Unallocated(); err != nil {
-			t.Error(err)
-		}
-	}()
-	err := fsys.Walk(context.Background(), func(f *fs.File) error {
-		if f.Type == "file" && f.Recoverable {
-			jobs <- f
-		}
-		return nil
-	})
-	close(jobs)
-	wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sums
 }

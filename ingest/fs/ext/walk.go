@@ -525,7 +525,6 @@ func (e *FS) Open(f *fs.File) (io.Reader, error) {
 	return fs.NewRunReader(e.r, f.Runs, f.Size, "file content"), nil
 }
 
-
 // Unallocated returns the byte ranges of the volume no file owns according
 // to the block bitmaps, plus any volume space past the file system's last
 // block. Ranges are sorted and merged.

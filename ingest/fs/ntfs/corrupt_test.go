@@ -11,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/fstest"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
@@ -416,59 +416,12 @@ func TestConcurrentOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := concurrentSums(t, n)
+	got := fstest.ConcurrentSums(t, n)
 	for p, want := range s.truth {
 		if got[p] != want {
 			t.Errorf("%s: %s want %s", p, got[p], want)
 		}
 	}
-}
-
-// concurrentSums walks fsys, hashing every readable file in 4 goroutines.
-func concurrentSums(t *testing.T, fsys fs.FileSystem) map[string]string {
-	jobs := make(chan *fs.File)
-	var mu sync.Mutex
-	sums := map[string]string{}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range jobs {
-				r, err := fsys.Open(f)
-				if err != nil {
-					t.Errorf("%s: %v", f.Path, err)
-					continue
-				}
-				b, err := io.ReadAll(r)
-				if err != nil {
-					t.Errorf("%s: %v", f.Path, err)
-				}
-				mu.Lock()
-				sums[f.Path] = sum(b)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if _, err := fsys.Unallocated(); err != nil {
-			t.Error(err)
-		}
-	}()
-	err := fsys.Walk(context.Background(), func(f *fs.File) error {
-		if f.Type == "file" && f.Recoverable {
-			jobs <- f
-		}
-		return nil
-	})
-	close(jobs)
-	wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sums
 }
 
 // TestFixupRuns checks the byte runs of resident content that spans a

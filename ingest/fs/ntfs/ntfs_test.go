@@ -19,13 +19,14 @@ import (
 	"time"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/fstest"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
 // tree is ground truth: path ("/a/b", "/a/b:stream") → SHA-256.
-type tree map[string]string
+type tree = fstest.Tree
 
-func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+var sum = fstest.SHA256
 
 // mounted mounts img with ntfs-3g in the foreground, runs fill on the mount
 // point, and unmounts, waiting for ntfs-3g to exit so every write is on
@@ -302,7 +303,7 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			im := buildNTFS(t, uint64(200+i), 24, v)
 			testutil.Unchanged(t, im.img)
 			n, files, sums := walkAll(t, im.img)
-			if par := concurrentSums(t, n); len(par) != len(sums) {
+			if par := fstest.ConcurrentSums(t, n); len(par) != len(sums) {
 				t.Errorf("concurrent Open read %d files, sequential %d", len(par), len(sums))
 			} else {
 				for p, h := range sums {
@@ -329,7 +330,7 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 					user[p] = s
 				}
 			}
-			compare(t, "generator", im.live, user)
+			fstest.Compare(t, "generator", im.live, user)
 			tsk := tskAllocated(t, im.img)
 			// TSK's icat prints nothing for $BadClus:$Bad, a stream wholly
 			// sparse with the volume's size; we read it as that many zeros.
@@ -340,7 +341,7 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			for p := range im.deleted {
 				delete(tsk, p)
 			}
-			compare(t, "TSK", tsk, gotLive)
+			fstest.Compare(t, "TSK", tsk, gotLive)
 			// Every $DATA stream TSK marks deleted ("*") is listed deleted.
 			sc := bufio.NewScanner(bytes.NewReader(testutil.Run(t, "fls", "-r", "-p", im.img)))
 			for sc.Scan() {
@@ -386,22 +387,6 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 			checkUnallocated(t, n, files)
 			checkFreeCount(t, n, im.img)
 		})
-	}
-}
-
-func compare(t testing.TB, what string, want, got tree) {
-	t.Helper()
-	for p, w := range want {
-		if g, ok := got[p]; !ok {
-			t.Errorf("%s: %s missing", what, p)
-		} else if g != w {
-			t.Errorf("%s: %s sha256 %s, want %s", what, p, g, w)
-		}
-	}
-	for p := range got {
-		if _, ok := want[p]; !ok {
-			t.Errorf("%s: extra %s", what, p)
-		}
 	}
 }
 

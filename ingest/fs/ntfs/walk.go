@@ -391,4 +391,3 @@ func (n *FS) Open(f *fs.File) (io.Reader, error) {
 	}
 	return fs.NewRunReader(n.r, st.runs, st.size, "stream content"), nil
 }
-

@@ -1,0 +1,96 @@
+// Package fstest holds checks shared by the tests of the file-system
+// readers (like testing/fstest for io/fs): comparing listings with a
+// ground truth or The Sleuth Kit, and reading files concurrently with a
+// walk, as evidx ls does.
+package fstest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"sync"
+	"testing"
+
+	"github.com/evidx/evidx/ingest/fs"
+)
+
+// Tree maps a path to the hex SHA-256 of its content.
+type Tree map[string]string
+
+// PathOnly in a wanted Tree says the path must be listed, whatever its content.
+const PathOnly = "(path only)"
+
+// SHA256 returns the hex SHA-256 of b.
+func SHA256(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Compare reports every path missing from got, listed in got but not
+// wanted, or with another content.
+func Compare(t testing.TB, what string, want, got Tree) {
+	t.Helper()
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			t.Errorf("%s: %s missing", what, p)
+		} else if g != w && w != PathOnly {
+			t.Errorf("%s: %s sha256 %s, want %s", what, p, g, w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: extra %s", what, p)
+		}
+	}
+}
+
+// ConcurrentSums walks fsys, hashing every readable regular file in 4
+// goroutines while Walk runs and Unallocated is called, as evidx ls does;
+// under -race it checks that Open shares nothing with Walk.
+func ConcurrentSums(t *testing.T, fsys fs.FileSystem) Tree {
+	t.Helper()
+	jobs := make(chan *fs.File)
+	var mu sync.Mutex
+	sums := Tree{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range jobs {
+				r, err := fsys.Open(f)
+				if err != nil {
+					t.Errorf("%s: %v", f.Path, err)
+					continue
+				}
+				b, err := io.ReadAll(r)
+				if err != nil {
+					t.Errorf("%s: %v", f.Path, err)
+				}
+				mu.Lock()
+				sums[f.Path] = SHA256(b)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := fsys.Unallocated(); err != nil {
+			t.Error(err)
+		}
+	}()
+	err := fsys.Walk(context.Background(), func(f *fs.File) error {
+		if f.Type == "file" && f.Recoverable {
+			jobs <- f
+		}
+		return nil
+	})
+	close(jobs)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
+}
