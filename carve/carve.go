@@ -15,7 +15,8 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"sync"
+
+	"github.com/evidx/evidx/internal/ordered"
 
 	"github.com/evidx/evidx/digest"
 )
@@ -160,65 +161,21 @@ func Carve(ctx context.Context, r io.ReaderAt, ranges []Run, opts Options, emit 
 			chunks = append(chunks, chunk{idx: len(chunks), rng: i, start: s, end: min(s+opts.ChunkSize, rg.End())})
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	type done struct {
-		c     chunk
 		files []Carved
 		err   error
 	}
-	work := make(chan chunk)
-	out := make(chan done, opts.Workers)
-	var wg sync.WaitGroup
-	for range opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := worker{r: r, ranges: ranges, opts: &opts, table: &table}
-			for c := range work {
-				files, err := w.carveChunk(ctx, c)
-				select {
-				case out <- done{c, files, err}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	// ahead bounds the chunks handed out but not yet merged.
-	ahead := make(chan struct{}, 2*opts.Workers+1)
-	go func() {
-		defer close(work)
-		for _, c := range chunks {
-			select {
-			case ahead <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case work <- c:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { wg.Wait(); close(out) }()
-
-	// Merge in chunk order so emit sees increasing offsets and overlap is
-	// decided deterministically: the earlier file wins.
-	pending := map[int]done{}
-	next := 0
+	// Chunks are carved in parallel and merged in chunk order so emit sees
+	// increasing offsets and overlap is decided deterministically: the
+	// earlier file wins.
 	var covered []Run
-	for d := range out {
-		pending[d.c.idx] = d
-		for {
-			d, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			<-ahead
+	return ordered.Map(ctx, len(chunks), opts.Workers,
+		func() *worker { return &worker{r: r, ranges: ranges, opts: &opts, table: &table} },
+		func(ctx context.Context, w *worker, i int) done {
+			files, err := w.carveChunk(ctx, chunks[i])
+			return done{files, err}
+		},
+		func(i int, d done) error {
 			if d.err != nil {
 				return d.err
 			}
@@ -236,14 +193,10 @@ func Carve(ctx context.Context, r io.ReaderAt, ranges []Run, opts Options, emit 
 				}
 			}
 			if opts.Progress != nil {
-				opts.Progress(d.c.end - d.c.start)
+				opts.Progress(chunks[i].end - chunks[i].start)
 			}
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return nil
+			return nil
+		})
 }
 
 func overlaps(set, runs []Run) bool {

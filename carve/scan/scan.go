@@ -19,8 +19,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"sync"
 	"unicode/utf8"
+
+	"github.com/evidx/evidx/internal/ordered"
 
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/klauspost/compress/flate"
@@ -88,78 +89,37 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 		opts.MaxDecoded = 256 << 20
 	}
 	nblocks := int((size + int64(opts.BlockSize) - 1) / int64(opts.BlockSize))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	type done struct {
-		k     int
 		feats []Feature
 		err   error
 	}
-	work := make(chan int)
-	out := make(chan done, opts.Workers)
-	var wg sync.WaitGroup
-	for range opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := &scanner{opts: &opts, src: r, srcSize: size}
-			buf := make([]byte, min(int64(opts.BlockSize), size)+2*margin)
-			for k := range work {
-				start := int64(k) * int64(opts.BlockSize)
-				bs := max(0, start-margin)
-				be := min(size, start+int64(opts.BlockSize)+margin)
-				b := buf[:be-bs]
-				var err error
-				if m, rerr := r.ReadAt(b, bs); m < len(b) {
-					err = fmt.Errorf("scan: read image at %#x: %w", bs+int64(m), rerr)
-				}
-				s.feats = nil
-				s.budget = opts.MaxDecoded
-				if err == nil {
-					lo := int(start - bs)
-					hi := int(min(size, start+int64(opts.BlockSize)) - bs)
-					s.scanBuf(ctx, b, bs, lo, hi, "", 0, -1)
-					slices.SortStableFunc(s.feats, func(a, b Feature) int { return int(a.At - b.At) })
-				}
-				select {
-				case out <- done{k, s.feats, err}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+	// Blocks are scanned in parallel and emitted in block order.
+	type state struct {
+		s   *scanner
+		buf []byte
 	}
-	// ahead bounds the blocks handed out but not yet emitted, so a slow
-	// block (a large stream to decode) cannot make finished ones pile up.
-	ahead := make(chan struct{}, 2*opts.Workers+1)
-	go func() {
-		defer close(work)
-		for k := range nblocks {
-			select {
-			case ahead <- struct{}{}:
-			case <-ctx.Done():
-				return
+	return ordered.Map(ctx, nblocks, opts.Workers,
+		func() state {
+			return state{&scanner{opts: &opts, src: r, srcSize: size}, make([]byte, min(int64(opts.BlockSize), size)+2*margin)}
+		},
+		func(ctx context.Context, st state, k int) done {
+			s := st.s
+			start := int64(k) * int64(opts.BlockSize)
+			bs := max(0, start-margin)
+			be := min(size, start+int64(opts.BlockSize)+margin)
+			b := st.buf[:be-bs]
+			if m, rerr := r.ReadAt(b, bs); m < len(b) {
+				return done{err: fmt.Errorf("scan: read image at %#x: %w", bs+int64(m), rerr)}
 			}
-			select {
-			case work <- k:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() { wg.Wait(); close(out) }()
-	pending := map[int]done{}
-	next := 0
-	for d := range out {
-		pending[d.k] = d
-		for {
-			d, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			<-ahead
+			s.feats = nil
+			s.budget = opts.MaxDecoded
+			lo := int(start - bs)
+			hi := int(min(size, start+int64(opts.BlockSize)) - bs)
+			s.scanBuf(ctx, b, bs, lo, hi, "", 0, -1)
+			slices.SortStableFunc(s.feats, func(a, b Feature) int { return int(a.At - b.At) })
+			return done{feats: s.feats}
+		},
+		func(k int, d done) error {
 			if d.err != nil {
 				return d.err
 			}
@@ -169,11 +129,10 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 				}
 			}
 			if opts.Progress != nil {
-				opts.Progress(min(int64(opts.BlockSize), size-int64(d.k)*int64(opts.BlockSize)))
+				opts.Progress(min(int64(opts.BlockSize), size-int64(k)*int64(opts.BlockSize)))
 			}
-		}
-	}
-	return ctx.Err()
+			return nil
+		})
 }
 
 // scanner holds one worker's state; never shared between goroutines.
