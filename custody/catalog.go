@@ -533,3 +533,26 @@ func jsonText(v any, empty string) string {
 	}
 	return string(b)
 }
+
+// ClearFindings deletes what a walk and carve recorded for evidence item id
+// (its volumes, files and carved rows) in one transaction, so an intake that
+// was interrupted can be run again without counting anything twice. The
+// evidence row, its segments and hashes stay, and so do stored objects:
+// they are named by content and shared.
+func (c *Case) ClearFindings(ctx context.Context, id string) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("custody: clear findings of %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	for _, table := range []string{"files", "carved", "volumes"} {
+		// Table names are constants here, never input; the id is a parameter.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE evidence_id=?`, id); err != nil {
+			return fmt.Errorf("custody: clear %s of %s: %w", table, id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("custody: clear findings of %s: %w", id, err)
+	}
+	return nil
+}

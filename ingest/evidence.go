@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +34,11 @@ type EvidenceOptions struct {
 	NoCarve  bool           // skip carving unallocated space
 	NoScan   bool           // skip the identifier scan of the raw bytes
 	NoIndex  bool           // do not load the datasets found into the index
+	// Resume takes up an item registered before whose intake was cut short:
+	// its recorded hashes stand (verify --evidence re-checks the media),
+	// what the walk and carve recorded is cleared and done again, and
+	// datasets already loaded are recognised by SHA-256 and skipped.
+	Resume bool
 	// Progress, if set, receives the stage name and byte counts as work
 	// advances ("hash", "carve", "scan"), from the working goroutine.
 	Progress func(stage string, n int64)
@@ -85,15 +92,24 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		}
 	}
 
-	ev, verr := c.AddEvidenceImage(ctx, custody.Intake{
-		ID:       opts.ID,
-		Paths:    opts.Paths,
-		Expected: opts.Expected,
-		Measure:  MeasureImage,
-		Progress: progress("hash"),
-	})
+	var ev *custody.Evidence
+	var verr error
+	if opts.Resume {
+		if ev, verr = resumeEvidence(ctx, c, opts.ID, opts.Paths); verr != nil {
+			return nil, verr
+		}
+	}
 	if ev == nil {
-		return nil, verr
+		ev, verr = c.AddEvidenceImage(ctx, custody.Intake{
+			ID:       opts.ID,
+			Paths:    opts.Paths,
+			Expected: opts.Expected,
+			Measure:  MeasureImage,
+			Progress: progress("hash"),
+		})
+		if ev == nil {
+			return nil, verr
+		}
 	}
 	res.Evidence = ev
 	if verr != nil && !errors.Is(verr, custody.ErrNotVerified) {
@@ -136,6 +152,49 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		}
 	}
 	return res, verr
+}
+
+// resumeEvidence returns the registered item id, checked to be the image
+// at paths, with its walk and carve findings cleared; nil when id is not
+// registered yet.
+func resumeEvidence(ctx context.Context, c *custody.Case, id string, paths []string) (*custody.Evidence, error) {
+	all, err := c.Evidence(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(all, func(e custody.Evidence) bool { return e.ID == id })
+	if i < 0 {
+		return nil, nil
+	}
+	ev := &all[i]
+	first, err := filepath.Abs(paths[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(ev.Segments) == 0 || !samePaths([]string{first}, []source.Segment{{Path: ev.Segments[0].Path}}) {
+		return nil, fmt.Errorf("evidence %s: registered from another image; --resume takes the same first segment", id)
+	}
+	img, err := source.Open(first)
+	if err != nil {
+		return nil, err
+	}
+	size := img.Size()
+	img.Close()
+	if size != ev.Size {
+		return nil, fmt.Errorf("evidence %s: media now %d bytes, %d at intake", id, size, ev.Size)
+	}
+	if err := c.ClearFindings(ctx, id); err != nil {
+		return nil, err
+	}
+	if err := c.Audit(custody.Entry{Action: "evidence.resume", Outcome: custody.OutcomeOK,
+		Inputs:  []custody.Item{{Kind: "evidence", ID: id, Path: first, Size: size, SHA256: ev.Computed.SHA256}},
+		Details: map[string]any{"cleared": []string{"volumes", "files", "carved"}}}); err != nil {
+		return nil, err
+	}
+	if ev.Verified != nil && !*ev.Verified {
+		return ev, fmt.Errorf("evidence %s: %w at intake: %s", id, custody.ErrNotVerified, ev.HashReason)
+	}
+	return ev, nil
 }
 
 // datasetFile is a file found on the media that looks like a leaked

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -215,5 +216,68 @@ func TestAddEvidenceE01(t *testing.T) {
 	}
 	if !vr.OK {
 		t.Errorf("verify --evidence: %v", vr.Failures)
+	}
+}
+
+// TestAddEvidenceResume runs an intake, cuts it short by cancelling it
+// during the walk, then resumes it: the case must end with exactly what
+// one uninterrupted intake records.
+func TestAddEvidenceResume(t *testing.T) {
+	dir := t.TempDir()
+	img, truth, allocated := seizedDisk(t, dir)
+	testutil.Unchanged(t, img)
+	ctx := context.Background()
+	c, err := custody.Init(ctx, filepath.Join(dir, "case"), custody.Meta{CaseNumber: "T-3", Examiner: "tester", Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// Cut the intake short when carving starts: the evidence, its volumes
+	// and files are recorded; carving and the datasets are not done.
+	cut, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, err = AddEvidence(cut, c, EvidenceOptions{ID: "EV1", Paths: []string{img}, NoScan: true,
+		Progress: func(stage string, n int64) {
+			if stage == "carve" {
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted intake: %v, want context.Canceled", err)
+	}
+	if _, err := AddEvidence(ctx, c, EvidenceOptions{ID: "EV1", Paths: []string{img}, NoScan: true}); !errors.Is(err, custody.ErrDuplicate) {
+		t.Fatalf("second intake without --resume: %v, want ErrDuplicate", err)
+	}
+	res, err := AddEvidence(ctx, c, EvidenceOptions{ID: "EV1", Paths: []string{img}, NoScan: true, Resume: true})
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if res.Files.Allocated != allocated {
+		t.Errorf("allocated after resume: %d, want %d", res.Files.Allocated, allocated)
+	}
+	var rows int
+	if err := c.DB().QueryRow(`SELECT count(*) FROM files WHERE evidence_id='EV1' AND type='file' AND NOT deleted`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != allocated {
+		t.Errorf("files rows after resume: %d, want %d (no double counting)", rows, allocated)
+	}
+	ix, err := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ix.Stats(ctx, index.StatsOptions{NoOverlap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, want := range truth.Unique {
+		if got := st.Unique[identity.Kind(kind)]; got != want {
+			t.Errorf("unique %s after resume: %d, want %d", kind, got, want)
+		}
+	}
+	vr, err := c.Verify(ctx, custody.VerifyOptions{})
+	if err != nil || !vr.OK {
+		t.Fatalf("verify after resume: %v %v", err, vr)
 	}
 }

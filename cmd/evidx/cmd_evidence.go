@@ -27,6 +27,7 @@ type evidenceAddOptions struct {
 	JSON   bool
 	// NoCarve, NoScan and NoIndex leave out stages of the intake.
 	NoCarve, NoScan, NoIndex bool
+	Resume                   bool
 }
 
 func newEvidenceCmd() *cobra.Command {
@@ -64,6 +65,11 @@ func newEvidenceAddCmd() *cobra.Command {
 Each stage writes audit entries. An image given as its first segment finds
 the rest (split raw, E01); raw pieces with other names are given in order.
 
+An intake cut short (killed, power lost) is taken up with --resume and the
+same --id: the hashes recorded at intake stand, the walk and carve are done
+again without counting anything twice, and datasets already loaded are
+skipped by SHA-256.
+
 Exit 1 when the media do not verify (a hash mismatch or a container
 checksum failure); the item is still recorded and walked, with the reason.`,
 		Args: args(cobra.MinimumNArgs(2)),
@@ -79,6 +85,7 @@ checksum failure); the item is still recorded and walked, with the reason.`,
 	f.BoolVar(&opts.NoCarve, "no-carve", false, "do not carve unallocated space")
 	f.BoolVar(&opts.NoScan, "no-scan", false, "do not scan the raw bytes for identifiers")
 	f.BoolVar(&opts.NoIndex, "no-index", false, "do not load the datasets found into the identity index")
+	f.BoolVar(&opts.Resume, "resume", false, "take up an intake of this --id that was cut short: keep its hashes, redo the walk, carve, scan and datasets")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
 	return cmd
 }
@@ -167,6 +174,7 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		NoCarve:  opts.NoCarve,
 		NoScan:   opts.NoScan,
 		NoIndex:  opts.NoIndex,
+		Resume:   opts.Resume,
 		Progress: func(stage string, n int64) {
 			if stage == "hash" && prog != nil {
 				prog(n)
@@ -184,6 +192,9 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		fmt.Fprintf(os.Stderr, "evidx: %d more problems (see --json and the report)\n", warned-maxWarnings)
 	}
 	if res == nil {
+		if errors.Is(err, custody.ErrDuplicate) && !opts.Resume {
+			return fmt.Errorf("%w (to take up an intake that was cut short, add --resume)", err)
+		}
 		return err
 	}
 	ev := res.Evidence
