@@ -283,29 +283,10 @@ func touchPrivate(p string) error {
 // writePrivate writes a whole file 0600 via a temporary file and rename, so
 // a reader never sees it half-written.
 func writePrivate(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("custody: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("custody: write %s: %w", p, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("custody: write %s: %w", p, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("custody: write %s: %w", p, err)
-	}
-	if err := chmod(tmp.Name(), filePerm); err != nil {
+	return writeStream(p, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("custody: %w", err)
-	}
-	return nil
+	})
 }
 
 func chmod(p string, m os.FileMode) error {
