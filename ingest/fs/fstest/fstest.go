@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -93,4 +94,32 @@ func ConcurrentSums(t *testing.T, fsys fs.FileSystem) Tree {
 		t.Fatal(err)
 	}
 	return sums
+}
+
+// Walk returns every File fsys reports, in walk order, with the SHA-256 of
+// each readable regular file. A read error fails the test with the path.
+func Walk(t testing.TB, fsys fs.FileSystem) ([]*fs.File, Tree) {
+	t.Helper()
+	var files []*fs.File
+	sums := Tree{}
+	err := fsys.Walk(context.Background(), func(f *fs.File) error {
+		files = append(files, f)
+		if f.Type != "file" || !f.Recoverable {
+			return nil
+		}
+		r, err := fsys.Open(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, r); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		sums[f.Path] = hex.EncodeToString(h.Sum(nil))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files, sums
 }

@@ -3,11 +3,7 @@ package ntfs
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -234,26 +230,7 @@ func walkAll(t testing.TB, img string) (*FS, []*fs.File, map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []*fs.File
-	sums := map[string]string{}
-	err = n.Walk(context.Background(), func(fl *fs.File) error {
-		files = append(files, fl)
-		if fl.Type == "file" && fl.Recoverable {
-			r, err := n.Open(fl)
-			if err != nil {
-				return fmt.Errorf("%s: %w", fl.Path, err)
-			}
-			h := sha256.New()
-			if _, err := io.Copy(h, r); err != nil {
-				return fmt.Errorf("%s: %w", fl.Path, err)
-			}
-			sums[fl.Path] = hex.EncodeToString(h.Sum(nil))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files, sums := fstest.Walk(t, n)
 	return n, files, sums
 }
 
