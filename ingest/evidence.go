@@ -212,6 +212,7 @@ type walker struct {
 	known    map[string]bool // SHA-256 of every extracted file: the carver skips them
 	datasets []datasetFile
 	warn     func(format string, a ...any)
+	head     []byte // scratch for the first bytes of each file, reused: files come by the hundred thousand
 }
 
 // walk records every volume and file and stores the content of every
@@ -277,7 +278,7 @@ func (w *walker) extract(batch *custody.Batch, part int, f *fs.File, row *custod
 	if err != nil {
 		return err
 	}
-	head := newHeadReader(rd, headSize)
+	head := w.headReader(rd)
 	sums, err := batch.StoreObject(head)
 	if err != nil {
 		return err
@@ -312,7 +313,7 @@ func (w *walker) carve(ctx context.Context, img io.ReaderAt, progress func(int64
 		Known:    func(sum string) bool { return w.known[sum] },
 		Progress: progress,
 	}, func(cv carve.Carved) error {
-		head := newHeadReader(carve.Open(img, cv), headSize)
+		head := w.headReader(carve.Open(img, cv))
 		sums, err := batch.StoreObject(head)
 		if err != nil {
 			return err
@@ -451,8 +452,13 @@ type headReader struct {
 	head []byte
 }
 
-func newHeadReader(r io.Reader, n int) *headReader {
-	return &headReader{r: r, head: make([]byte, 0, n)}
+// headReader returns a headReader over r keeping its first headSize bytes
+// in the walker's scratch buffer: valid until the next call.
+func (w *walker) headReader(r io.Reader) *headReader {
+	if w.head == nil {
+		w.head = make([]byte, 0, headSize)
+	}
+	return &headReader{r: r, head: w.head[:0]}
 }
 
 func (h *headReader) Read(p []byte) (int, error) {
