@@ -8,18 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
-	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/probe"
+	"github.com/evidx/evidx/ingest/listing"
 	"github.com/evidx/evidx/ingest/source"
 )
 
@@ -55,16 +53,6 @@ The image is opened read-only.`,
 	return cmd
 }
 
-// lsFile is one row of the listing: the file as the file system reports
-// it (runs in image offsets) plus its partition and content hashes.
-type lsFile struct {
-	Partition int `json:"partition"`
-	*fs.File
-	SHA256 *string `json:"sha256"` // null when the content is unreadable or the entry is a directory
-	MD5    *string `json:"md5"`
-	SHA1   *string `json:"sha1"`
-}
-
 // lsHead is what `ls --json` prints before the files.
 type lsHead struct {
 	Image      string         `json:"image"`
@@ -75,18 +63,9 @@ type lsHead struct {
 
 // lsTail is what `ls --json` prints after the files.
 type lsTail struct {
-	Unallocated []fs.Range `json:"unallocated"`
-	Problems    []string   `json:"problems"`
-	Counts      lsCounts   `json:"counts"`
-}
-
-type lsCounts struct {
-	Files       int `json:"files"`       // regular files listed
-	Dirs        int `json:"dirs"`        // directories listed
-	Deleted     int `json:"deleted"`     // deleted entries listed
-	Recoverable int `json:"recoverable"` // deleted regular files whose content was recovered
-	Hashed      int `json:"hashed"`      // files whose content was read and hashed
-	Errors      int `json:"errors"`      // files with damaged content or metadata
+	Unallocated []fs.Range     `json:"unallocated"`
+	Problems    []string       `json:"problems"`
+	Counts      listing.Counts `json:"counts"`
 }
 
 // lsOpenImage opens evidence read-only through ingest/source: raw, split
@@ -98,9 +77,6 @@ func lsOpenImage(path string) (*source.Image, error) {
 func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) error {
 	if opts.Workers < 0 {
 		return usageError{errors.New("--workers must be 0 or more")}
-	}
-	if opts.Workers == 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	img, err := lsOpenImage(a[0])
 	if err != nil {
@@ -121,26 +97,27 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 	if err := out.head(&head); err != nil {
 		return err
 	}
-	var tail lsTail
 	emit := out.file
 	if stderrIsTerminal() {
 		// Progress for people at a terminal: a count on stderr, redrawn at
 		// most every 200 ms, from the emitting goroutine only.
 		var last time.Time
-		emit = func(f *lsFile) error {
+		var seen listing.Counts
+		emit = func(e *listing.Entry) error {
+			seen.Add(e)
 			if now := time.Now(); now.Sub(last) > 200*time.Millisecond {
 				last = now
-				fmt.Fprintf(cmd.ErrOrStderr(), "\r%d entries listed, %d hashed", tail.Counts.Files+tail.Counts.Dirs, tail.Counts.Hashed)
+				fmt.Fprintf(cmd.ErrOrStderr(), "\r%d entries listed, %d hashed", seen.Files+seen.Dirs, seen.Hashed)
 			}
-			return out.file(f)
+			return out.file(e)
 		}
 		defer fmt.Fprint(cmd.ErrOrStderr(), "\r\033[K")
 	}
-	if err := lsStream(ctx, disk, opts, &tail.Counts, emit); err != nil {
+	counts, err := listing.Walk(ctx, disk, listing.Options{DeletedOnly: opts.Deleted, NoHash: opts.NoHash, Workers: opts.Workers}, emit)
+	if err != nil {
 		return err
 	}
-	tail.Unallocated = disk.Unallocated()
-	tail.Problems = disk.Problems()
+	tail := lsTail{Unallocated: disk.Unallocated(), Problems: disk.Problems(), Counts: counts}
 	if tail.Unallocated == nil {
 		tail.Unallocated = []fs.Range{}
 	}
@@ -150,105 +127,10 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 	return out.tail(&tail)
 }
 
-// lsItem is one file in flight: done is closed once it is hashed.
-type lsItem struct {
-	f    *lsFile
-	done chan struct{}
-}
-
-// lsInFlight bounds the files walked but not yet printed, so memory stays
-// flat however many files the image holds.
-const lsInFlight = 1024
-
-// lsStream walks the disk, hashes regular files in a pool of opts.Workers
-// goroutines (small files are dominated by per-file overhead, so parallel
-// files use both cores better than one parallel stream), and hands files to
-// emit in walk order from one goroutine.
-func lsStream(ctx context.Context, disk *fs.Disk, opts lsOptions, c *lsCounts, emit func(*lsFile) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	queue := make(chan *lsItem, lsInFlight)
-	jobs := make(chan *lsItem, lsInFlight)
-	var wg sync.WaitGroup
-	for range opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			for it := range jobs {
-				if ctx.Err() == nil {
-					lsHashOne(ctx, disk, it.f, buf)
-				}
-				close(it.done)
-			}
-		}()
-	}
-	emitErr := make(chan error, 1)
-	go func() {
-		var err error
-		for it := range queue {
-			<-it.done
-			if err != nil {
-				continue // drain so the walk and the workers can finish
-			}
-			c.add(it.f)
-			if err = emit(it.f); err != nil {
-				cancel()
-			}
-		}
-		emitErr <- err
-	}()
-	walkErr := disk.Walk(ctx, func(part int, f *fs.File) error {
-		if opts.Deleted && !f.Deleted {
-			return nil
-		}
-		it := &lsItem{f: &lsFile{Partition: part, File: f}, done: make(chan struct{})}
-		select {
-		case queue <- it:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if !opts.NoHash && f.Type == "file" && f.Recoverable {
-			jobs <- it
-		} else {
-			close(it.done)
-		}
-		return nil
-	})
-	close(jobs)
-	close(queue)
-	wg.Wait()
-	if err := <-emitErr; err != nil {
-		return err
-	}
-	return walkErr
-}
-
-func (c *lsCounts) add(f *lsFile) {
-	switch f.Type {
-	case "dir":
-		c.Dirs++
-	case "file":
-		c.Files++
-		if f.Deleted && f.SHA256 != nil {
-			c.Recoverable++
-		}
-	}
-	if f.Deleted {
-		c.Deleted++
-	}
-	if f.SHA256 != nil {
-		c.Hashed++
-	}
-	if f.Err != "" {
-		c.Errors++
-	}
-}
-
 // lsOutput prints a listing as it streams: head, each file, tail.
 type lsOutput interface {
 	head(*lsHead) error
-	file(*lsFile) error
+	file(*listing.Entry) error
 	tail(*lsTail) error
 }
 
@@ -300,7 +182,7 @@ func (j *lsJSON) head(h *lsHead) error {
 	return err
 }
 
-func (j *lsJSON) file(f *lsFile) error {
+func (j *lsJSON) file(f *listing.Entry) error {
 	j.buf.Reset()
 	if err := j.enc.Encode(f); err != nil { // into j.buf, newline-terminated
 		return err
@@ -326,39 +208,6 @@ func (j *lsJSON) tail(t *lsTail) error {
 	}
 	j.w.WriteString("\n}\n")
 	return j.w.Flush()
-}
-
-// lsBigFile is the size from which a file's three hashes run on their own
-// goroutines (digest.Sum): a large file alone then still uses every core.
-const lsBigFile = 32 << 20
-
-// lsHashOne reads one file and sets its digests, or its Err.
-func lsHashOne(ctx context.Context, disk *fs.Disk, f *lsFile, buf []byte) {
-	r, err := disk.Open(f.Partition, f.File)
-	if err != nil {
-		f.Err = lsJoinErr(f.Err, err.Error())
-		return
-	}
-	var s digest.Sums
-	if f.Size >= lsBigFile {
-		s, err = digest.Sum(ctx, r, nil)
-	} else {
-		w := digest.NewWriter()
-		_, err = io.CopyBuffer(w, r, buf)
-		s = w.Sums()
-	}
-	if err != nil {
-		f.Err = lsJoinErr(f.Err, "content: "+err.Error())
-		return
-	}
-	f.SHA256, f.MD5, f.SHA1 = &s.SHA256, &s.MD5, &s.SHA1
-}
-
-func lsJoinErr(a, b string) string {
-	if a == "" || strings.Contains(a, b) {
-		return b
-	}
-	return a + "; " + b
 }
 
 // lsText writes the human listing: an mmls-like partition table, then one
@@ -389,7 +238,7 @@ func (t *lsText) head(h *lsHead) error {
 	return err
 }
 
-func (t *lsText) file(f *lsFile) error {
+func (t *lsText) file(f *listing.Entry) error {
 	typ := "r/r"
 	switch f.Type {
 	case "file":
