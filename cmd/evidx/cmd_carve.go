@@ -104,6 +104,21 @@ func openEvidence(path string) (*source.Image, int64, error) {
 	return img, img.Size(), nil
 }
 
+// openDisk opens an image as openEvidence does and reads its partitions
+// and file systems; the caller closes the image when done with the disk.
+func openDisk(path string) (*source.Image, *fs.Disk, error) {
+	img, _, err := openEvidence(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	disk, err := probe.OpenDisk(img, img.Size())
+	if err != nil {
+		img.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, disk, nil
+}
+
 // checkOutDir refuses an output directory that is the evidence path or lies
 // inside it: nothing may ever be written into evidence.
 func checkOutDir(image, out string) error {

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidx/evidx/ingest/fs"
-	"github.com/evidx/evidx/ingest/fs/probe"
 )
 
 // catOptions are the flags of `evidx cat`.
@@ -61,15 +60,11 @@ func runCat(ctx context.Context, stdout io.Writer, opts catOptions, a []string) 
 	if !strings.HasPrefix(want, "/") {
 		return usageError{fmt.Errorf("PATH %q must start with / or pN:/", a[1])}
 	}
-	img, err := lsOpenImage(a[0])
+	img, disk, err := openDisk(a[0])
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	disk, err := probe.OpenDisk(img, img.Size())
-	if err != nil {
-		return fmt.Errorf("%s: %w", a[0], err)
-	}
 	if part != 0 && disk.Partition(part) == nil {
 		return fmt.Errorf("%s: no partition %d", a[0], part)
 	}

@@ -16,9 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidx/evidx/ingest/fs"
-	"github.com/evidx/evidx/ingest/fs/probe"
 	"github.com/evidx/evidx/ingest/listing"
-	"github.com/evidx/evidx/ingest/source"
 )
 
 // lsOptions are the flags of `evidx ls`.
@@ -68,25 +66,15 @@ type lsTail struct {
 	Counts      listing.Counts `json:"counts"`
 }
 
-// lsOpenImage opens evidence read-only through ingest/source: raw, split
-// raw (x.001 ...) and EWF (x.E01 ...) images alike.
-func lsOpenImage(path string) (*source.Image, error) {
-	return source.Open(path)
-}
-
 func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) error {
 	if opts.Workers < 0 {
 		return usageError{errors.New("--workers must be 0 or more")}
 	}
-	img, err := lsOpenImage(a[0])
+	img, disk, err := openDisk(a[0])
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	disk, err := probe.OpenDisk(img, img.Size())
-	if err != nil {
-		return fmt.Errorf("%s: %w", a[0], err)
-	}
 	head := lsHead{Image: a[0], Size: disk.Size, Scheme: disk.Scheme, Partitions: disk.Partitions}
 	var out lsOutput
 	if opts.JSON {
