@@ -1,0 +1,653 @@
+// Package runs sorts the sightings of one dataset by identity in bounded
+// memory, as an external merge sort. Sightings are packed into a buffer; a
+// full buffer is sorted by (shard, kind, value) in the background,
+// identities repeated in it are folded into one record, and the result is
+// written as one run file with a section per shard. Merge then reads one
+// shard's section of every run and yields each identity once, in key order,
+// with how many times the dataset holds it and where it was first seen.
+//
+// The index needs key order because SQLite inserts keys that arrive in
+// order into a B-tree about three times faster than the same keys in random
+// order: every leaf page is filled once, while it is in the cache.
+package runs
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxShards is the largest shard count a Sorter takes.
+const MaxShards = 1 << 16
+
+// maxKinds bounds distinct kinds (one byte in records and keys).
+const maxKinds = 255
+
+// Entry is one identity of a shard as Merge yields it. Value and Loc are
+// only valid until the callback returns.
+type Entry struct {
+	Kind  string
+	Value []byte
+	Loc   []byte // where the dataset first holds it
+	Count int64  // how many times the dataset holds it
+}
+
+// Sorter collects sightings (Add, from one goroutine at a time), sorts and
+// spills them (in the background, at most two buffers at once), and merges
+// them per shard (Merge, concurrently for different shards). Close removes
+// its files.
+type Sorter struct {
+	dir      string
+	shards   int
+	dataCap  int // bytes of sightings a buffer holds
+	window   int // keys a buffer holds per shard
+	slabSize int
+
+	kinds []string // kind index → name; sorted by index, not name
+
+	cur     *chunk
+	free    chan *chunk
+	made    []*chunk // every buffer, unmapped by Close
+	pending sync.WaitGroup
+	next    int // seq of the next run
+
+	mu   sync.Mutex
+	runs []*run // by seq: file order
+	err  error
+
+	added   int64
+	spilled atomic.Int64 // records written to runs
+	merged  atomic.Int64 // records read back by Merge
+	touched atomic.Int64 // see spill
+	closed  bool
+}
+
+// chunk is one buffer: the sightings' bytes, and their sort keys in one
+// window per shard, so that each shard's keys are sorted alone (a few MB
+// that stay in cache). Identities are spread over the shards by a hash, so
+// the windows fill evenly. Both live in one anonymous mapping outside the Go
+// heap: the garbage collector neither scans nor counts them, and the
+// process's memory is the buffers plus what the parsers allocate.
+type chunk struct {
+	slab  []byte
+	data  []byte // len = bytes used, cap = dataCap
+	keys  []key  // window i is keys[i*window : (i+1)*window]
+	fill  []int  // keys used per window
+	nkeys int
+}
+
+// shardKeys returns shard i's keys in c.
+func (s *Sorter) shardKeys(c *chunk, i int) []key {
+	return c.keys[i*s.window : i*s.window+c.fill[i]]
+}
+
+// key sorts a buffered sighting: k0 = kind(8) value[0:7], k1 =
+// value[7:15], k2 = value[15:23], then the whole value, then the position
+// (the first of equal identities is the first in file order).
+// Phones, ID numbers and bank cards are decided by the words alone. The
+// sighting's bytes are value then location at off: the key alone says
+// where both are, so writing a sorted run does one independent memory
+// access per record instead of a chain of length reads.
+type key struct {
+	k0, k1, k2 uint64
+	off        uint32 // of the value in chunk.data; the location follows it
+	vlen, llen uint16
+}
+
+// maxLen bounds a value (longer is refused) and a location (longer is cut).
+const maxLen = 1<<16 - 1
+
+// prefixLen is how many value bytes the key words hold.
+const prefixLen = 23
+
+// run is one sorted, folded spill file: sections[s] is shard s's
+// byte range [start, end).
+type run struct {
+	path     string
+	sections [][2]int64
+}
+
+const buffers = 3 // one filling, two being sorted and written
+
+// minData is the least data space of a buffer: the longest sighting
+// (value and location of maxLen bytes each) always fits.
+const minData = 256 << 10
+
+// New returns a Sorter that spills run files into dir (created 0700 when
+// first needed) and uses about memBytes of memory for its buffers (at
+// least about 1 MiB): half for the sightings' bytes, half for their keys.
+func New(dir string, shards int, memBytes int) (*Sorter, error) {
+	if shards < 1 || shards > MaxShards {
+		return nil, fmt.Errorf("runs: shard count %d out of range", shards)
+	}
+	half := max(memBytes/buffers/2, minData) &^ 63 // keys after the data stay aligned
+	window := max(half/int(unsafe.Sizeof(key{}))/shards, 16)
+	s := &Sorter{dir: dir, shards: shards, dataCap: half, window: window, free: make(chan *chunk, buffers)}
+	s.slabSize = half + window*shards*int(unsafe.Sizeof(key{}))
+	return s, nil
+}
+
+// Add queues one sighting of shard. It blocks while both background sorts
+// are busy and the buffer is full, which keeps the memory bounded.
+func (s *Sorter) Add(shard int, kind, value, loc string) error {
+	if s.closed {
+		return errors.New("runs: Add after Finish")
+	}
+	if shard < 0 || shard >= s.shards {
+		return fmt.Errorf("runs: shard %d out of range", shard)
+	}
+	k, err := s.kindIndex(kind)
+	if err != nil {
+		return err
+	}
+	if s.cur == nil {
+		if s.cur, err = s.get(); err != nil {
+			return err
+		}
+	}
+	if len(value) > maxLen {
+		return fmt.Errorf("runs: value of %d bytes (limit %d)", len(value), maxLen)
+	}
+	if len(loc) > maxLen {
+		loc = loc[:maxLen]
+	}
+	c := s.cur
+	off := len(c.data)
+	if off+len(value)+len(loc) > cap(c.data) || c.fill[shard] == s.window {
+		s.submit()
+		if s.cur, err = s.get(); err != nil {
+			return err
+		}
+		c = s.cur
+		off = 0
+	}
+	c.data = append(c.data, value...) // within cap: never reallocated
+	c.data = append(c.data, loc...)
+	k0, k1, k2 := prefix(value)
+	c.keys[shard*s.window+c.fill[shard]] = key{
+		k0:   uint64(k)<<56 | k0,
+		k1:   k1,
+		k2:   k2,
+		off:  uint32(off),
+		vlen: uint16(len(value)),
+		llen: uint16(len(loc)),
+	}
+	c.fill[shard]++
+	c.nkeys++
+	s.added++
+	return nil
+}
+
+// prefix packs the first 23 bytes of v big-endian into 56+64+64 bits,
+// zero-padded: comparing the words orders like comparing the bytes, except
+// that padding ties "a" with "a\x00" (the full compare settles those).
+func prefix(v string) (k0, k1, k2 uint64) {
+	var b [24]byte
+	copy(b[1:], v)
+	k0 = binary.BigEndian.Uint64(b[0:8])
+	k1 = binary.BigEndian.Uint64(b[8:16])
+	k2 = binary.BigEndian.Uint64(b[16:24])
+	return
+}
+
+func (s *Sorter) kindIndex(kind string) (byte, error) {
+	for i, k := range s.kinds {
+		if k == kind {
+			return byte(i), nil
+		}
+	}
+	if len(s.kinds) == maxKinds {
+		return 0, fmt.Errorf("runs: more than %d kinds", maxKinds)
+	}
+	s.kinds = append(s.kinds, kind)
+	return byte(len(s.kinds) - 1), nil
+}
+
+// get returns an empty buffer: a new one while fewer than buffers exist,
+// else the next one a background sort releases.
+func (s *Sorter) get() (*chunk, error) {
+	select {
+	case c := <-s.free:
+		return c, s.failed()
+	default:
+	}
+	if len(s.made) < buffers {
+		c, err := s.newChunk()
+		if err != nil {
+			return nil, err
+		}
+		s.made = append(s.made, c)
+		return c, nil
+	}
+	c := <-s.free
+	return c, s.failed()
+}
+
+func (s *Sorter) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// submit hands the current buffer to a background sort.
+func (s *Sorter) submit() {
+	c := s.cur
+	s.cur = nil
+	if c == nil || c.nkeys == 0 {
+		if c != nil {
+			s.free <- c
+		}
+		return
+	}
+	seq := s.next
+	s.next++
+	s.mu.Lock()
+	s.runs = append(s.runs, nil)
+	s.mu.Unlock()
+	s.pending.Add(1)
+	go func() {
+		defer s.pending.Done()
+		r, err := s.spill(seq, c)
+		c.data, c.nkeys = c.data[:0], 0
+		clear(c.fill)
+		s.mu.Lock()
+		if err != nil && s.err == nil {
+			s.err = err
+		}
+		s.runs[seq] = r
+		s.mu.Unlock()
+		s.free <- c
+	}()
+}
+
+// Finish spills what is buffered and waits for the background sorts. Add
+// may not be called after it; Merge may.
+func (s *Sorter) Finish() error {
+	if !s.closed {
+		s.submit()
+		s.closed = true
+	}
+	s.pending.Wait()
+	s.unmap() // the merge reads the run files only
+	return s.failed()
+}
+
+// unmap releases the buffers; no sort may be running.
+func (s *Sorter) unmap() {
+	for _, c := range s.made {
+		unix.Munmap(c.slab)
+		c.slab, c.data, c.keys = nil, nil, nil
+	}
+	s.made = nil
+}
+
+// Added returns how many sightings Add took.
+func (s *Sorter) Added() int64 { return s.added }
+
+// Spilled returns how many records the runs hold (identities folded per
+// buffer); Merged how many of them Merge has read back so far.
+func (s *Sorter) Spilled() int64 { return s.spilled.Load() }
+
+// Merged: see Spilled.
+func (s *Sorter) Merged() int64 { return s.merged.Load() }
+
+// compareKeys orders two sightings of a buffer.
+func compareKeys(data []byte, a, b *key) int {
+	if c := cmp.Compare(a.k0, b.k0); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.k1, b.k1); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.k2, b.k2); c != 0 {
+		return c
+	}
+	if a.vlen > prefixLen || b.vlen > prefixLen || a.vlen != b.vlen {
+		if c := bytes.Compare(valueAt(data, a), valueAt(data, b)); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(a.off, b.off)
+}
+
+// valueAt returns the value bytes of the sighting k.
+func valueAt(data []byte, k *key) []byte {
+	return data[k.off : k.off+uint32(k.vlen)]
+}
+
+// locAt returns the location bytes of the sighting k.
+func locAt(data []byte, k *key) []byte {
+	p := k.off + uint32(k.vlen)
+	return data[p : p+uint32(k.llen)]
+}
+
+// valueOf returns the value of k, from its key words when they hold all
+// of it (no access to the buffer), else from the buffer.
+func valueOf(dst []byte, data []byte, k *key) []byte {
+	if k.vlen > prefixLen {
+		return append(dst[:0], valueAt(data, k)...)
+	}
+	var b [24]byte
+	binary.BigEndian.PutUint64(b[0:8], k.k0<<8)
+	binary.BigEndian.PutUint64(b[7:15], k.k1)
+	binary.BigEndian.PutUint64(b[15:23], k.k2)
+	return append(dst[:0], b[:k.vlen]...)
+}
+
+// spill sorts c, folds equal identities and writes run seq: per record
+// kind(1) uvarint(len value) value uvarint(count) uvarint(len loc) loc,
+// grouped by shard.
+func (s *Sorter) spill(seq int, c *chunk) (*run, error) {
+	data := c.data
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("runs: %w", err)
+	}
+	path := filepath.Join(s.dir, fmt.Sprintf("run-%06d", seq))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("runs: %w", err)
+	}
+	r := &run{path: path, sections: make([][2]int64, s.shards)}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var (
+		pos   int64
+		rec   []byte
+		n     int64
+		v     []byte
+		touch byte
+	)
+	for shard := range s.shards {
+		keys := s.shardKeys(c, shard)
+		if len(keys) == 0 {
+			continue
+		}
+		sortKeys(data, keys)
+		r.sections[shard][0] = pos
+		for i := 0; i < len(keys); {
+			// Load a sighting's bytes well before they are copied: the
+			// loads miss the cache (keys are in sorted order, bytes in file
+			// order) and this way several misses are in flight at once.
+			if a := i + 16; a < len(keys) {
+				if p := int(keys[a].off) + int(keys[a].vlen); p < len(data) {
+					touch ^= data[p]
+				}
+			}
+			first := &keys[i]
+			v = valueOf(v, data, first)
+			j := i + 1
+			for j < len(keys) && keys[j].k0 == first.k0 && keys[j].k1 == first.k1 && keys[j].k2 == first.k2 &&
+				keys[j].vlen == first.vlen && (first.vlen <= prefixLen || bytes.Equal(valueAt(data, &keys[j]), v)) {
+				j++
+			}
+			loc := locAt(data, first)
+			rec = append(rec[:0], byte(first.k0>>56))
+			rec = binary.AppendUvarint(rec, uint64(len(v)))
+			rec = append(rec, v...)
+			rec = binary.AppendUvarint(rec, uint64(j-i))
+			rec = binary.AppendUvarint(rec, uint64(len(loc)))
+			rec = append(rec, loc...)
+			if _, err := w.Write(rec); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("runs: write %s: %w", path, err)
+			}
+			pos += int64(len(rec))
+			n++
+			i = j
+		}
+		r.sections[shard][1] = pos
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("runs: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("runs: write %s: %w", path, err)
+	}
+	s.spilled.Add(n)
+	s.touched.Add(int64(touch)) // keeps the prefetching loads
+	return r, nil
+}
+
+// cursor reads one run's section of a shard.
+type cursor struct {
+	r     *bufio.Reader
+	path  string
+	off   int64 // of the current record, for errors
+	seq   int
+	kind  byte
+	value []byte
+	loc   []byte
+	count int64
+}
+
+// next reads the next record; io.EOF at the end of the section.
+func (c *cursor) next() error {
+	k, err := c.r.ReadByte()
+	if err != nil {
+		return err // io.EOF: section done
+	}
+	at := c.off
+	c.kind = k
+	n := int64(1)
+	fail := func(err error) error {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("runs: %s at offset %d: %w", c.path, at, err)
+	}
+	vlen, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return fail(err)
+	}
+	n += int64(uvarintLen(vlen))
+	if vlen > 1<<24 {
+		return fail(errors.New("value too long"))
+	}
+	c.value = slices.Grow(c.value[:0], int(vlen))[:vlen]
+	if _, err := io.ReadFull(c.r, c.value); err != nil {
+		return fail(err)
+	}
+	cnt, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return fail(err)
+	}
+	llen, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return fail(err)
+	}
+	if llen > 1<<24 {
+		return fail(errors.New("location too long"))
+	}
+	c.loc = slices.Grow(c.loc[:0], int(llen))[:llen]
+	if _, err := io.ReadFull(c.r, c.loc); err != nil {
+		return fail(err)
+	}
+	n += int64(vlen) + int64(uvarintLen(cnt)) + int64(uvarintLen(llen)) + int64(llen)
+	c.off += n
+	c.count = int64(cnt)
+	return nil
+}
+
+func uvarintLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
+}
+
+// less orders cursors by identity, then by run: the earlier run holds the
+// earlier sighting.
+func lessCursor(a, b *cursor) bool {
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	if c := bytes.Compare(a.value, b.value); c != 0 {
+		return c < 0
+	}
+	return a.seq < b.seq
+}
+
+// Merge yields every identity of shard once, in key order (kinds in the
+// order they were first added), with its count summed over the runs and its
+// first location. fn's error stops the merge and is returned. Merge may run
+// concurrently for different shards, after Finish.
+func (s *Sorter) Merge(ctx context.Context, shard int, fn func(Entry) error) error {
+	if !s.closed {
+		return errors.New("runs: Merge before Finish")
+	}
+	s.mu.Lock()
+	runs, kinds := slices.Clone(s.runs), slices.Clone(s.kinds)
+	s.mu.Unlock()
+	var h []*cursor
+	for seq, r := range runs {
+		if r == nil {
+			continue
+		}
+		sec := r.sections[shard]
+		if sec[1] <= sec[0] {
+			continue
+		}
+		f, err := os.Open(r.path)
+		if err != nil {
+			return fmt.Errorf("runs: %w", err)
+		}
+		defer f.Close()
+		c := &cursor{r: bufio.NewReaderSize(io.NewSectionReader(f, sec[0], sec[1]-sec[0]), 64<<10),
+			path: r.path, off: sec[0], seq: seq}
+		if err := c.next(); err != nil {
+			if err == io.EOF {
+				continue
+			}
+			return err
+		}
+		h = append(h, c)
+	}
+	// A binary heap of cursors, smallest first.
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && lessCursor(h[r], h[l]) {
+				m = r
+			}
+			if !lessCursor(h[m], h[i]) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	// advance moves the smallest cursor on, dropping it at its end.
+	advance := func() error {
+		if err := h[0].next(); err != nil {
+			if err != io.EOF {
+				return err
+			}
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		if len(h) > 0 {
+			down(0)
+		}
+		return nil
+	}
+	var (
+		e     Entry
+		value []byte
+		loc   []byte
+		read  int64
+		iter  int
+	)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for len(h) > 0 {
+		if iter++; iter&0xfff == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		top := h[0]
+		kind := top.kind
+		value = append(value[:0], top.value...)
+		loc = append(loc[:0], top.loc...)
+		count := top.count
+		read++
+		if err := advance(); err != nil {
+			return err
+		}
+		for len(h) > 0 && h[0].kind == kind && bytes.Equal(h[0].value, value) {
+			count += h[0].count
+			read++
+			if err := advance(); err != nil {
+				return err
+			}
+		}
+		if int(kind) >= len(kinds) {
+			return fmt.Errorf("runs: shard %d: kind index %d out of range", shard, kind)
+		}
+		e = Entry{Kind: kinds[kind], Value: value, Loc: loc, Count: count}
+		if err := fn(e); err != nil {
+			return err
+		}
+		if read >= 4096 {
+			s.merged.Add(read)
+			read = 0
+		}
+	}
+	s.merged.Add(read)
+	return nil
+}
+
+// Close waits for the background sorts and removes the run files.
+func (s *Sorter) Close() error {
+	s.closed = true
+	s.pending.Wait()
+	s.unmap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for _, r := range s.runs {
+		if r == nil {
+			continue
+		}
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+			first = err
+		}
+	}
+	s.runs = nil
+	os.Remove(s.dir) // only if empty: the caller may keep other files there
+	return first
+}
+
+// newChunk maps a buffer. Transparent huge pages are asked for (where the
+// kernel grants them on request): a buffer of a hundred MB is then faulted
+// in by 2 MB, not 4 KB; only a hint.
+func (s *Sorter) newChunk() (*chunk, error) {
+	slab, err := unix.Mmap(-1, 0, s.slabSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("runs: map a %d-byte buffer: %w", s.slabSize, err)
+	}
+	if len(slab) >= 4<<20 {
+		_ = unix.Madvise(slab, unix.MADV_HUGEPAGE)
+	}
+	keys := unsafe.Slice((*key)(unsafe.Pointer(&slab[s.dataCap])), s.window*s.shards)
+	return &chunk{slab: slab, data: slab[:0:s.dataCap], keys: keys, fill: make([]int, s.shards)}, nil
+}
