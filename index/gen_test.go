@@ -153,7 +153,7 @@ func testCase(t testing.TB, dir string, shards int) *Index {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ix, err := Open(context.Background(), db, filepath.Join(dir, "index"), Options{Shards: shards, BatchSize: 512, CommitRows: 2000})
+	ix, err := Open(context.Background(), db, filepath.Join(dir, "index"), Options{Shards: shards, SortBytes: 64 << 10, CommitRows: 2000})
 	if err != nil {
 		t.Fatal(err)
 	}

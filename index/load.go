@@ -1,10 +1,8 @@
 package index
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,14 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/evidx/evidx/dedupe"
+	"github.com/evidx/evidx/index/runs"
 	"github.com/evidx/evidx/ingest/identity"
 	"golang.org/x/sync/errgroup"
 )
@@ -94,32 +90,50 @@ type SourceStats struct {
 	Seconds   float64  `json:"seconds"`
 }
 
-// Progress receives load progress. Stored is called by shard writers,
-// possibly concurrently, with the number of sightings they just stored.
+// Progress receives load progress: Read while the file is read (the
+// sightings the reader just handed over), then Write while the shards are
+// written (records merged so far, of total), from several goroutines.
 type Progress interface {
-	Stored(sightings int64)
+	Read(sightings int64)
+	Write(done, total int64)
 }
 
 // NoProgress discards progress.
 type NoProgress struct{}
 
-// Stored does nothing.
-func (NoProgress) Stored(int64) {}
+// Read does nothing.
+func (NoProgress) Read(int64) {}
 
-// AddDataset ingests the dataset file at path: it hashes the file, skips it
-// when a source with that SHA-256 is done, else loads it with read and
-// records it. name "" means the file's base name. A load killed at any
-// moment is finished by calling AddDataset again on the same file.
+// Write does nothing.
+func (NoProgress) Write(int64, int64) {}
+
+// AddDataset ingests the dataset file at path: it skips it when a source
+// with the file's SHA-256 is done, else loads it with read and records it.
+// name "" means the file's base name. The file is read once: read reports
+// the SHA-256 of the bytes it parsed, which is the one recorded. Only when
+// a done source has the same size (the file may be one already ingested)
+// is it hashed first, so that re-adding a file costs a hash, not a parse.
+// A load killed at any moment is finished by calling AddDataset again on
+// the same file.
 func (ix *Index) AddDataset(ctx context.Context, path, name string, origin Origin, read ReadFunc, p Progress) (SourceStats, error) {
-	sum, size, err := hashFile(ctx, path)
+	fi, err := os.Stat(path)
 	if err != nil {
-		return SourceStats{}, err
+		return SourceStats{}, fmt.Errorf("index: %w", err)
 	}
 	if name == "" {
 		name = filepath.Base(path)
 	}
-	src := Source{Name: name, SHA256: sum, Size: size, Path: path, Origin: origin}
-	return ix.AddSource(ctx, src, func(ctx context.Context, sink func([]identity.Sighting) error) (FileInfo, error) {
+	src := Source{Name: name, Size: fi.Size(), Path: path, Origin: origin}
+	var sameSize bool
+	if err := ix.catalog.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sources WHERE size=? AND status='done')`, src.Size).Scan(&sameSize); err != nil {
+		return SourceStats{}, fmt.Errorf("index: sources: %w", err)
+	}
+	if sameSize {
+		if src.SHA256, src.Size, err = hashFile(ctx, path); err != nil {
+			return SourceStats{}, err
+		}
+	}
+	return ix.add(ctx, src, func(ctx context.Context, sink func([]identity.Sighting) error) (FileInfo, error) {
 		return read(ctx, path, sink)
 	}, p)
 }
@@ -151,20 +165,28 @@ func hashFile(ctx context.Context, path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// AddSource loads one source's sightings from feed. Steps, each safe to be
-// killed at: (1) under the load lock, every source left in status loading
-// by a killed run has its sightings deleted from every shard (which also
-// removes the identities only it held); (2) a source with src.SHA256 in status done is
-// returned with Skipped set; (3) the source row is inserted (or reused)
-// with status loading; (4) the sightings are loaded; (5) the row gets its
-// counts and status done in one statement. Counts are therefore those of one
-// clean run, whatever happened before.
+// AddSource loads one source's sightings from feed; src.SHA256 must be
+// set. See add.
 func (ix *Index) AddSource(ctx context.Context, src Source, feed Feed, p Progress) (SourceStats, error) {
-	if p == nil {
-		p = NoProgress{}
-	}
 	if src.SHA256 == "" {
 		return SourceStats{}, errors.New("index: source without SHA-256")
+	}
+	return ix.add(ctx, src, feed, p)
+}
+
+// add loads one source under the load lock. Steps, each safe to be killed
+// at: (1) a source with src.SHA256 in status done is returned with Skipped
+// set (its place recorded when new); (2) the feed is read into an external
+// sort, in temporary files only; without src.SHA256 the feed's own hash
+// names the source, and step 1 is taken then; (3) every source left in
+// status loading by a killed run has its sightings deleted from every
+// shard; (4) the source row is inserted (or reused) in status loading;
+// (5) the shards are written; (6) the row gets its counts and status done in
+// one statement. Counts are therefore those of one clean run, whatever
+// happened before.
+func (ix *Index) add(ctx context.Context, src Source, feed Feed, p Progress) (SourceStats, error) {
+	if p == nil {
+		p = NoProgress{}
 	}
 	if src.Name == "" {
 		src.Name = filepath.Base(src.Path)
@@ -175,46 +197,54 @@ func (ix *Index) AddSource(ctx context.Context, src Source, feed Feed, p Progres
 	}
 	defer unlock()
 
-	if prev, err := ix.sourceBySHA(ctx, src.SHA256); err != nil {
-		return SourceStats{}, err
-	} else if prev != nil && prev.Status == "done" {
-		if src.Origin != (Origin{EvidenceID: prev.Evidence, EvidencePath: prev.EvidPath}) {
-			// The same bytes somewhere else: not loaded again, but where
-			// they were found is recorded (stats per evidence item count it).
-			if _, err := ix.catalog.ExecContext(ctx, `INSERT OR IGNORE INTO source_origins(source_id, evidence_id, evidence_path, path, added)
-				VALUES (?, ?, ?, ?, ?)`, prev.ID, src.Origin.EvidenceID, src.Origin.EvidencePath, src.Path,
-				time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-				return SourceStats{}, fmt.Errorf("index: record origin of %s: %w", src.Name, err)
-			}
-			if prev, err = ix.sourceBySHA(ctx, src.SHA256); err != nil {
-				return SourceStats{}, err
-			}
+	if src.SHA256 != "" {
+		if prev, err := ix.skipDone(ctx, src); prev != nil || err != nil {
+			return derefStats(prev), err
 		}
-		prev.Skipped = true
-		return *prev, nil
+	}
+	start := time.Now().UTC()
+	sorted, err := ix.sortFeed(ctx, feed, p)
+	if sorted != nil {
+		defer sorted.close()
+	}
+	if err != nil {
+		return SourceStats{}, fmt.Errorf("index: load %s: %w", src.Name, err)
+	}
+	info := sorted.info
+	switch {
+	case src.SHA256 == "" && info.SHA256 == "":
+		if src.Path == "" {
+			return SourceStats{}, fmt.Errorf("index: %s: no SHA-256 from the reader and no file to hash", src.Name)
+		}
+		if src.SHA256, src.Size, err = hashFile(ctx, src.Path); err != nil {
+			return SourceStats{}, err
+		}
+	case src.SHA256 == "":
+		src.SHA256 = strings.ToLower(info.SHA256)
+	case info.SHA256 != "" && !strings.EqualFold(info.SHA256, src.SHA256):
+		return SourceStats{}, fmt.Errorf("%w: %s: sha256 %s before, %s while parsing", ErrChanged, src.Name, src.SHA256, info.SHA256)
+	}
+	if prev, err := ix.skipDone(ctx, src); prev != nil || err != nil {
+		return derefStats(prev), err
 	}
 	if err := ix.recover(ctx, src.SHA256); err != nil {
 		return SourceStats{}, err
 	}
-	start := time.Now().UTC()
 	id, err := ix.beginSource(ctx, src, start)
 	if err != nil {
 		return SourceStats{}, err
 	}
-	st, err := ix.load(ctx, id, feed, p)
+	st, err := ix.writeShards(ctx, id, sorted, p)
 	if err != nil {
 		return SourceStats{}, fmt.Errorf("index: load %s: %w", src.Name, err)
-	}
-	if st.info.SHA256 != "" && !strings.EqualFold(st.info.SHA256, src.SHA256) {
-		return SourceStats{}, fmt.Errorf("%w: %s: sha256 %s before, %s while parsing", ErrChanged, src.Name, src.SHA256, st.info.SHA256)
 	}
 	end := time.Now().UTC()
 	out := SourceStats{
 		ID: id, Name: src.Name, SHA256: src.SHA256, Size: src.Size,
 		Evidence: src.Origin.EvidenceID, EvidPath: src.Origin.EvidencePath, Path: src.Path,
-		Format: st.info.Format, Encoding: st.info.Encoding, Compression: st.info.Compression,
-		Rows: st.info.Rows, Rejected: st.info.Rejected, Sightings: st.sightings,
-		Invalid: nonNil(st.info.Invalid), Unique: st.unique, New: st.new,
+		Format: info.Format, Encoding: info.Encoding, Compression: info.Compression,
+		Rows: info.Rows, Rejected: info.Rejected, Sightings: st.sightings,
+		Invalid: nonNil(info.Invalid), Unique: st.unique, New: st.new,
 		Status: "done", Started: start.Format(time.RFC3339Nano), Finished: end.Format(time.RFC3339Nano),
 		Seconds: end.Sub(start).Seconds(),
 	}
@@ -230,6 +260,36 @@ func (ix *Index) AddSource(ctx context.Context, src Source, feed Feed, p Progres
 		return SourceStats{}, fmt.Errorf("index: finish source %s: %w", src.Name, err)
 	}
 	return out, nil
+}
+
+func derefStats(s *SourceStats) SourceStats {
+	if s == nil {
+		return SourceStats{}
+	}
+	return *s
+}
+
+// skipDone returns the done source with src's SHA-256, marked Skipped, or
+// nil. When src was found somewhere else than the recorded places, the new
+// place is added to source_origins: the file is not loaded again, but
+// stats per evidence item count it.
+func (ix *Index) skipDone(ctx context.Context, src Source) (*SourceStats, error) {
+	prev, err := ix.sourceBySHA(ctx, src.SHA256)
+	if err != nil || prev == nil || prev.Status != "done" {
+		return nil, err
+	}
+	if src.Origin != (Origin{EvidenceID: prev.Evidence, EvidencePath: prev.EvidPath}) {
+		if _, err := ix.catalog.ExecContext(ctx, `INSERT OR IGNORE INTO source_origins(source_id, evidence_id, evidence_path, path, added)
+			VALUES (?, ?, ?, ?, ?)`, prev.ID, src.Origin.EvidenceID, src.Origin.EvidencePath, src.Path,
+			time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return nil, fmt.Errorf("index: record origin of %s: %w", src.Name, err)
+		}
+		if prev, err = ix.sourceBySHA(ctx, src.SHA256); err != nil {
+			return nil, err
+		}
+	}
+	prev.Skipped = true
+	return prev, nil
 }
 
 func nonNil(m map[identity.Kind]int64) map[identity.Kind]int64 {
@@ -348,453 +408,216 @@ type loadStats struct {
 	new       map[identity.Kind]int64
 }
 
-// load routes feed's sightings to one writer goroutine per shard. At most
-// opts.Workers writers run SQL at once; the router blocks while a shard's
-// writer is busy, so memory stays bounded by about
-// shards × 3 × BatchSize sightings (filling, being written, recycled).
-func (ix *Index) load(ctx context.Context, srcID int64, feed Feed, p Progress) (loadStats, error) {
-	var others bool
-	if err := ix.catalog.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sources WHERE status='done' AND id != ?)`, srcID).Scan(&others); err != nil {
-		return loadStats{}, fmt.Errorf("index: sources: %w", err)
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	sem := make(chan struct{}, ix.opts.Workers)
-	// free recycles batch slices from the writers back to the router:
-	// a load allocates about shards × 3 batches, not one per batch.
-	free := make(chan []identity.Sighting, ix.n)
-	writers := make([]*shardWriter, ix.n)
-	queues := make([]chan []identity.Sighting, ix.n)
-	for i := range ix.n {
-		db, err := ix.openShardWrite(ctx, i)
-		if err != nil {
-			for _, w := range writers[:i] {
-				w.db.Close()
-			}
-			return loadStats{}, err
-		}
-		writers[i] = newShardWriter(db, i, srcID, others, ix.opts.CommitRows)
-		queues[i] = make(chan []identity.Sighting) // unbuffered: a shard holds at most the batch filling and the one being written
-	}
-	for i, w := range writers {
-		g.Go(func() error {
-			defer func() {
-				for range queues[i] { // drain so the router never blocks on a dead writer
-				}
-			}()
-			for batch := range queues[i] {
-				select {
-				case sem <- struct{}{}:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				n, err := w.write(gctx, batch)
-				<-sem
-				if err != nil {
-					return err
-				}
-				p.Stored(n)
-				clear(batch) // drop the strings before the slice is reused
-				select {
-				case free <- batch[:0]:
-				default:
-				}
-			}
-			sem <- struct{}{}
-			err := w.finish(gctx)
-			<-sem
-			return err
-		})
-	}
+// sortDirPrefix names the directories of the per-load external sort, in
+// the shard directory (0700, like the shards: the runs hold the same
+// personal data).
+const sortDirPrefix = "sort-"
 
-	var (
-		mu        sync.Mutex
-		pending   = make([][]identity.Sighting, ix.n)
-		closed    bool
-		batchSize = ix.opts.BatchSize
-	)
-	send := func(i int, b []identity.Sighting) error {
-		select {
-		case queues[i] <- b:
-			return nil
-		case <-gctx.Done():
-			return gctx.Err()
+// sortedFeed is a source read into an external sort, ready to be
+// written into the shards.
+type sortedFeed struct {
+	info   FileInfo
+	sorter *runs.Sorter
+	dir    string
+}
+
+func (f *sortedFeed) close() {
+	f.sorter.Close()
+	os.RemoveAll(f.dir)
+}
+
+// sortFeed is the first phase of a load: every sighting of the feed goes
+// into an external sort (package runs) that spills key-sorted runs in the
+// background, in bounded memory. The shards are not touched.
+func (ix *Index) sortFeed(ctx context.Context, feed Feed, p Progress) (*sortedFeed, error) {
+	// A killed load leaves its sort directory behind; loads are serialised
+	// by the case lock, so any there now is stale.
+	if old, err := filepath.Glob(filepath.Join(ix.dir, sortDirPrefix+"*")); err == nil {
+		for _, d := range old {
+			os.RemoveAll(d)
 		}
 	}
+	dir, err := os.MkdirTemp(ix.dir, sortDirPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	sorter, err := runs.New(dir, ix.n, ix.opts.SortBytes)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	sf := &sortedFeed{sorter: sorter, dir: dir}
+	var (
+		mu     sync.Mutex
+		closed bool
+	)
 	sink := func(ss []identity.Sighting) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if closed {
 			return errors.New("index: sink called after the feed returned")
 		}
-		if err := gctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		for _, s := range ss {
 			if s.Value == "" || s.Kind == "" {
 				continue
 			}
-			i := dedupe.Partition(string(s.Kind), s.Value, ix.n)
-			if pending[i] == nil {
-				select {
-				case pending[i] = <-free:
-				default:
-					pending[i] = make([]identity.Sighting, 0, batchSize)
-				}
-			}
-			pending[i] = append(pending[i], s)
-			if len(pending[i]) >= batchSize {
-				if err := send(i, pending[i]); err != nil {
-					return err
-				}
-				pending[i] = nil
+			if err := sorter.Add(dedupe.Partition(string(s.Kind), s.Value, ix.n), string(s.Kind), s.Value, s.Loc); err != nil {
+				return err
 			}
 		}
+		p.Read(int64(len(ss)))
 		return nil
 	}
-	info, ferr := feed(gctx, sink)
+	sf.info, err = feed(ctx, sink)
 	mu.Lock()
 	closed = true
-	if ferr == nil {
-		for i, b := range pending {
-			if len(b) > 0 {
-				if ferr = send(i, b); ferr != nil {
-					break
-				}
-			}
-		}
-	}
 	mu.Unlock()
-	for _, q := range queues {
-		close(q)
+	if err != nil {
+		return sf, err
 	}
-	werr := g.Wait()
-	var cerr error
-	for i, w := range writers {
-		if ferr != nil || werr != nil {
-			w.abort() // uncommitted work is rolled back; the source stays "loading"
-			continue
-		}
-		if err := closeShardWrite(ctx, w.db); err != nil && cerr == nil {
-			cerr = fmt.Errorf("index: close shard %d: %w", i, err)
-		}
+	if err := sorter.Finish(); err != nil {
+		return sf, fmt.Errorf("sort: %w", err)
 	}
-	if ferr != nil {
-		if werr != nil && errors.Is(ferr, context.Canceled) && ctx.Err() == nil {
-			return loadStats{}, werr // the feed stopped because a writer failed
-		}
-		return loadStats{}, ferr
+	return sf, nil
+}
+
+// writeShards is the second phase of a load: shards in parallel, each
+// merges its part of the runs and inserts every identity once, in key
+// order, in long transactions: about three times the rate of inserts in
+// file order.
+func (ix *Index) writeShards(ctx context.Context, srcID int64, sf *sortedFeed, p Progress) (loadStats, error) {
+	var others bool
+	if err := ix.catalog.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sources WHERE status='done' AND id != ?)`, srcID).Scan(&others); err != nil {
+		return loadStats{}, fmt.Errorf("index: sources: %w", err)
 	}
-	if werr != nil {
-		return loadStats{}, werr
+	results := make([]shardResult, ix.n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ix.opts.Workers)
+	for i := range ix.n {
+		g.Go(func() error {
+			r, err := ix.writeShard(gctx, i, srcID, others, sf.sorter, p)
+			results[i] = r
+			return err
+		})
 	}
-	if cerr != nil {
-		return loadStats{}, cerr
+	if err := g.Wait(); err != nil {
+		return loadStats{}, err // committed parts stay until recover purges them: the source is still "loading"
 	}
-	st := loadStats{info: info, unique: map[identity.Kind]int64{}, new: map[identity.Kind]int64{}}
-	for _, w := range writers {
-		st.sightings += w.sightings
-		for k, v := range w.unique {
+	st := loadStats{info: sf.info, unique: map[identity.Kind]int64{}, new: map[identity.Kind]int64{}}
+	for _, r := range results {
+		st.sightings += r.sightings
+		for k, v := range r.unique {
 			st.unique[k] += v
 		}
-		for k, v := range w.new {
+		for k, v := range r.new {
 			st.new[k] += v
 		}
 	}
 	return st, nil
 }
 
-// shardWriter writes one source's sightings into one shard inside long
-// transactions. Used by one goroutine.
-type shardWriter struct {
-	db      *sql.DB
-	conn    *sql.Conn
-	shard   int
-	src     int64
-	others  bool // other sources exist in the case: "new" needs a lookup
-	inTx    bool
-	sinceTx int
-	commit  int
-
-	entries  []entry
-	perm     []int32
-	jb1, jb2 []byte    // JSON buffers, reused
-	jCount   *sql.Stmt // counts keys held by this source / by no source
-	jSig     *sql.Stmt // upserts a chunk
-	rCount   *sql.Stmt // the same for one row (values JSON cannot carry)
-	rSig     *sql.Stmt
-
+// shardResult is what one shard's write counted.
+type shardResult struct {
 	sightings int64
 	unique    map[identity.Kind]int64
 	new       map[identity.Kind]int64
 }
 
-// entry is one distinct identity of a batch: its first location and how
-// many times the batch saw it.
-type entry struct {
-	kind  identity.Kind
-	value string
-	loc   string
-	count int64
-}
+// bulkRows is how many rows one cgo call inserts.
+const bulkRows = 4096
 
-func newShardWriter(db *sql.DB, shard int, src int64, others bool, commit int) *shardWriter {
-	return &shardWriter{db: db, shard: shard, src: src, others: others, commit: commit,
-		unique: map[identity.Kind]int64{}, new: map[identity.Kind]int64{}}
-}
-
-// prepare makes the writer's statements (the source id is a literal in
-// them). Counting: T = keys this source already holds (seen in an earlier
-// batch), N = keys no source holds. Then the chunk adds len−T identities
-// to the source and N to the case. With no other source in the case,
-// N = len−T and its lookup is skipped.
-func (w *shardWriter) prepare(ctx context.Context) error {
-	if w.jSig != nil {
-		return nil
+// writeShard merges shard i's part of the sorted runs into the shard file.
+// Every identity arrives once; others says whether earlier sources exist,
+// whose identities make a row "already known" rather than new.
+func (ix *Index) writeShard(ctx context.Context, i int, src int64, others bool, sorter *runs.Sorter, p Progress) (shardResult, error) {
+	res := shardResult{unique: map[identity.Kind]int64{}, new: map[identity.Kind]int64{}}
+	path := ix.ShardPath(i)
+	if err := createPrivate(path); err != nil {
+		return res, fmt.Errorf("index: shard %d: %w", i, err)
 	}
-	c, err := w.db.Conn(ctx)
+	b, err := openBulk(path, ix.shardSetup(i), src, others)
 	if err != nil {
-		return err
+		return res, fmt.Errorf("index: shard %d: %w", i, err)
 	}
-	w.conn = c
-	countExpr := `count(*) FILTER (WHERE EXISTS (SELECT 1 FROM sightings s WHERE s.kind = ?1 AND s.value = %[2]s AND s.source_id = %[1]d)), `
-	if w.others {
-		countExpr += `count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM sightings s WHERE s.kind = ?1 AND s.value = %[2]s))`
-	} else {
-		countExpr += `-1`
+	defer b.close() // rolls back what is not committed
+	got, err := b.queryText(shardCountQuery)
+	if err != nil {
+		return res, fmt.Errorf("index: shard %d: %w", i, err)
 	}
-	for _, q := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&w.jCount, `SELECT ` + fmt.Sprintf(countExpr, w.src, "j.value") + ` FROM json_each(?2) j`},
-		{&w.jSig, fmt.Sprintf(`INSERT INTO sightings(kind, value, source_id, occurrences, first_loc)
-			SELECT ?1, j.value->>0, %d, j.value->>1, j.value->>2 FROM json_each(?2) j WHERE true
-			ON CONFLICT(kind, value, source_id) DO UPDATE SET occurrences = occurrences + excluded.occurrences`, w.src)},
-		{&w.rCount, `SELECT ` + fmt.Sprintf(countExpr, w.src, "?2")},
-		{&w.rSig, fmt.Sprintf(`INSERT INTO sightings(kind, value, source_id, occurrences, first_loc) VALUES (?1, ?2, %d, ?3, ?4)
-			ON CONFLICT(kind, value, source_id) DO UPDATE SET occurrences = occurrences + excluded.occurrences`, w.src)},
-	} {
-		st, err := w.conn.PrepareContext(ctx, q.sql)
-		if err != nil {
+	if err := ix.checkShardCount(i, got); err != nil {
+		return res, err
+	}
+	if err := b.exec("BEGIN"); err != nil {
+		return res, fmt.Errorf("index: shard %d: %w", i, err)
+	}
+	var (
+		batch    bulkBatch
+		sinceTx  int
+		unique   [256]int64 // by kind index in kinds
+		newCount [256]int64
+		kinds    []string
+	)
+	kindIndex := func(k string) int {
+		for j, x := range kinds {
+			if x == k {
+				return j
+			}
+		}
+		kinds = append(kinds, k)
+		return len(kinds) - 1
+	}
+	flush := func() error {
+		if err := b.put(&batch); err != nil {
 			return err
 		}
-		*q.dst = st
-	}
-	return nil
-}
-
-func (w *shardWriter) exec(ctx context.Context, q string) error {
-	if err := w.prepare(ctx); err != nil {
-		return err
-	}
-	_, err := w.conn.ExecContext(ctx, q)
-	return err
-}
-
-// write stores one batch (which it sorts in place) and returns how many
-// sightings it held.
-func (w *shardWriter) write(ctx context.Context, batch []identity.Sighting) (int64, error) {
-	// Sort by key, then by position in the batch: the first of equal keys
-	// is the first in file order, and its Loc the first location. Sorted
-	// keys also make the B-tree inserts local.
-	perm := w.perm[:0]
-	for i := range batch {
-		perm = append(perm, int32(i))
-	}
-	slices.SortFunc(perm, func(x, y int32) int {
-		a, b := &batch[x], &batch[y]
-		if c := strings.Compare(string(a.Kind), string(b.Kind)); c != 0 {
-			return c
+		for j, k := range batch.kinds {
+			ki := kindIndex(k)
+			unique[ki]++
+			if !others || batch.isnew[j] != 0 {
+				newCount[ki]++
+			}
 		}
-		if c := strings.Compare(a.Value, b.Value); c != 0 {
-			return c
+		sinceTx += batch.len()
+		batch.reset()
+		if sinceTx >= ix.opts.CommitRows {
+			if err := b.exec("COMMIT"); err != nil {
+				return err
+			}
+			if err := b.exec("BEGIN"); err != nil {
+				return err
+			}
+			sinceTx = 0
 		}
-		return cmp.Compare(x, y)
+		p.Write(sorter.Merged(), sorter.Spilled())
+		return ctx.Err()
+	}
+	err = sorter.Merge(ctx, i, func(e runs.Entry) error {
+		batch.add(e.Kind, e.Value, e.Loc, e.Count)
+		res.sightings += e.Count
+		if batch.len() >= bulkRows {
+			return flush()
+		}
+		return nil
 	})
-	w.perm = perm
-	es := w.entries[:0]
-	for i := 0; i < len(perm); {
-		first := &batch[perm[i]]
-		j := i + 1
-		for j < len(perm) && batch[perm[j]].Kind == first.Kind && batch[perm[j]].Value == first.Value {
-			j++
-		}
-		es = append(es, entry{first.Kind, first.Value, first.Loc, int64(j - i)})
-		i = j
+	if err == nil {
+		err = flush()
 	}
-	w.entries = es
-	if !w.inTx {
-		if err := w.exec(ctx, "BEGIN"); err != nil {
-			return 0, w.errf(err)
-		}
-		w.inTx = true
+	if err == nil {
+		err = b.exec("COMMIT")
 	}
-	for i := 0; i < len(es); {
-		j := i + 1
-		for j < len(es) && es[j].kind == es[i].kind {
-			j++
-		}
-		if err := w.writeKind(ctx, es[i:j]); err != nil {
-			return 0, w.errf(err)
-		}
-		i = j
+	if err != nil {
+		return res, fmt.Errorf("index: shard %d: %w", i, err)
 	}
-	w.sightings += int64(len(batch))
-	w.sinceTx += len(es)
-	if w.sinceTx >= w.commit {
-		if err := w.exec(ctx, "COMMIT"); err != nil {
-			return 0, w.errf(err)
-		}
-		w.inTx, w.sinceTx = false, 0
+	if err := b.close(); err != nil {
+		return res, fmt.Errorf("index: shard %d: %w", i, err)
 	}
-	return int64(len(batch)), nil
+	for j, k := range kinds {
+		res.unique[identity.Kind(k)] = unique[j]
+		res.new[identity.Kind(k)] = newCount[j]
+	}
+	return res, nil
 }
 
-func (w *shardWriter) errf(err error) error {
-	return fmt.Errorf("shard %d: %w", w.shard, err)
-}
-
-// jsonChunk is how many entries one JSON-array statement carries.
-const jsonChunk = 2048
-
-// writeKind stores the distinct, key-sorted entries of one kind, in chunks
-// passed to SQLite as one JSON array each (json_each): two bound
-// parameters per chunk instead of four per row, and SQLite does the rest
-// in C. Chunks with values JSON cannot carry go row by row.
-func (w *shardWriter) writeKind(ctx context.Context, es []entry) error {
-	for off := 0; off < len(es); off += jsonChunk {
-		chunk := es[off:min(off+jsonChunk, len(es))]
-		ok, err := w.writeJSON(ctx, chunk)
-		if err == nil && !ok {
-			err = w.writeRows(ctx, chunk)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// appendJSONString appends s as a JSON string. ok is false when s cannot
-// make the trip through JSON unchanged (invalid UTF-8, NUL); the ASCII
-// common case is checked in the same pass as the copy.
-func appendJSONString(b []byte, s string) (_ []byte, ok bool) {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == 0:
-			return b, false
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			ascii = ascii && c < 0x80
-			b = append(b, c)
-		}
-	}
-	return append(b, '"'), ascii || utf8.ValidString(s)
-}
-
-// count adds one chunk's counts (see prepare) to the writer's totals.
-func (w *shardWriter) count(kind identity.Kind, n, held, unheld int64) {
-	w.unique[kind] += n - held
-	if w.others {
-		w.new[kind] += unheld
-	} else {
-		w.new[kind] += n - held
-	}
-}
-
-// writeJSON counts then upserts one chunk. ok is false, and nothing is
-// written, when a value or location cannot travel as JSON.
-func (w *shardWriter) writeJSON(ctx context.Context, es []entry) (ok bool, err error) {
-	kind := string(es[0].kind)
-	ids, sig := append(w.jb1[:0], '['), append(w.jb2[:0], '[')
-	good := true
-	for i := range es {
-		if i > 0 {
-			ids, sig = append(ids, ','), append(sig, ',')
-		}
-		var okV, okL bool
-		start := len(ids)
-		ids, okV = appendJSONString(ids, es[i].value)
-		sig = append(sig, '[')
-		sig = append(sig, ids[start:]...) // the value, already encoded
-		sig = append(sig, ',')
-		sig = strconv.AppendInt(sig, es[i].count, 10)
-		sig = append(sig, ',')
-		sig, okL = appendJSONString(sig, es[i].loc)
-		sig = append(sig, ']')
-		if !okV || !okL {
-			good = false
-			break
-		}
-	}
-	ids, sig = append(ids, ']'), append(sig, ']')
-	w.jb1, w.jb2 = ids, sig
-	if !good {
-		return false, nil
-	}
-	// Strings, not []byte: the driver binds []byte as a BLOB, and the JSON
-	// functions want TEXT.
-	var held, unheld int64
-	if err := w.jCount.QueryRowContext(ctx, kind, string(ids)).Scan(&held, &unheld); err != nil {
-		return false, fmt.Errorf("count sightings: %w", err)
-	}
-	if _, err := w.jSig.ExecContext(ctx, kind, string(sig)); err != nil {
-		return false, fmt.Errorf("upsert sightings: %w", err)
-	}
-	w.count(es[0].kind, int64(len(es)), held, unheld)
-	return true, nil
-}
-
-// writeRows counts and upserts entries one row at a time: the path for
-// values JSON cannot carry (invalid UTF-8, NUL), which evidence may hold.
-func (w *shardWriter) writeRows(ctx context.Context, es []entry) error {
-	for _, e := range es {
-		var held, unheld int64
-		if err := w.rCount.QueryRowContext(ctx, string(e.kind), e.value).Scan(&held, &unheld); err != nil {
-			return fmt.Errorf("count sighting: %w", err)
-		}
-		if _, err := w.rSig.ExecContext(ctx, string(e.kind), e.value, e.count, e.loc); err != nil {
-			return fmt.Errorf("upsert sighting: %w", err)
-		}
-		w.count(e.kind, 1, held, unheld)
-	}
-	return nil
-}
-
-// abort closes the writer's connection and shard without committing.
-func (w *shardWriter) abort() {
-	w.closeStmts()
-	w.db.Close()
-}
-
-func (w *shardWriter) closeStmts() {
-	for _, s := range []*sql.Stmt{w.jCount, w.jSig, w.rCount, w.rSig} {
-		if s != nil {
-			s.Close()
-		}
-	}
-	w.jCount, w.jSig, w.rCount, w.rSig = nil, nil, nil, nil
-	if w.conn != nil {
-		w.conn.Close()
-		w.conn = nil
-	}
-}
-
-// finish commits the open transaction and releases the statements.
-func (w *shardWriter) finish(ctx context.Context) error {
-	if w.inTx {
-		if err := w.exec(ctx, "COMMIT"); err != nil {
-			return w.errf(err)
-		}
-		w.inTx = false
-	}
-	w.closeStmts()
-	return nil
-}

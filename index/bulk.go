@@ -1,0 +1,236 @@
+package index
+
+/*
+// The few SQLite C API functions a bulk load needs, declared here rather
+// than through a header: the library is the one github.com/mattn/go-sqlite3
+// compiles into the binary (or the system's, with its libsqlite3 tag).
+#include <stdlib.h>
+
+typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
+int sqlite3_open_v2(const char *filename, sqlite3 **db, int flags, const char *vfs);
+int sqlite3_close_v2(sqlite3 *db);
+int sqlite3_busy_timeout(sqlite3 *db, int ms);
+int sqlite3_exec(sqlite3 *db, const char *sql, void *callback, void *arg, char **errmsg);
+const char *sqlite3_errmsg(sqlite3 *db);
+int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int n, sqlite3_stmt **stmt, const char **tail);
+int sqlite3_bind_text(sqlite3_stmt *stmt, int i, const char *s, int n, void (*destructor)(void *));
+int sqlite3_bind_int64(sqlite3_stmt *stmt, int i, long long v);
+int sqlite3_step(sqlite3_stmt *stmt);
+int sqlite3_reset(sqlite3_stmt *stmt);
+int sqlite3_column_int(sqlite3_stmt *stmt, int i);
+const unsigned char *sqlite3_column_text(sqlite3_stmt *stmt, int i);
+int sqlite3_finalize(sqlite3_stmt *stmt);
+
+#define BULK_OPEN_READWRITE 0x2
+#define BULK_ROW 100
+#define BULK_DONE 101
+
+#define BULK_OPEN_CREATE 0x4
+
+static sqlite3 *bulk_open(const char *path, int *rc) {
+	sqlite3 *db = 0;
+	*rc = sqlite3_open_v2(path, &db, BULK_OPEN_READWRITE|BULK_OPEN_CREATE, 0);
+	if (*rc == 0) sqlite3_busy_timeout(db, 30000);
+	return db;
+}
+
+static sqlite3_stmt *bulk_prepare(sqlite3 *db, const char *sql, int *rc) {
+	sqlite3_stmt *st = 0;
+	*rc = sqlite3_prepare_v2(db, sql, -1, &st, 0);
+	return st;
+}
+
+// bulk_put inserts n sightings packed in buf (kind, value, location back to
+// back; meta holds their three lengths and the count). When ex is not
+// NULL it first asks whether the identity is in the shard already and sets
+// isnew[i]. It stops at the first error and returns the SQLite code; *done
+// is how many rows were inserted.
+static int bulk_put(sqlite3_stmt *ins, sqlite3_stmt *ex, const char *buf, const long long *meta,
+                    int n, unsigned char *isnew, int *done) {
+	int rc;
+	for (int i = 0; i < n; i++) {
+		int kl = (int)meta[4*i], vl = (int)meta[4*i+1], ll = (int)meta[4*i+2];
+		const char *k = buf, *v = buf + kl, *l = v + vl;
+		buf = l + ll;
+		if (ex) {
+			sqlite3_bind_text(ex, 1, k, kl, 0);
+			sqlite3_bind_text(ex, 2, v, vl, 0);
+			rc = sqlite3_step(ex);
+			if (rc != BULK_ROW) { sqlite3_reset(ex); *done = i; return rc; }
+			isnew[i] = sqlite3_column_int(ex, 0) == 0;
+			sqlite3_reset(ex);
+		}
+		sqlite3_bind_text(ins, 1, k, kl, 0);
+		sqlite3_bind_text(ins, 2, v, vl, 0);
+		sqlite3_bind_int64(ins, 3, meta[4*i+3]);
+		sqlite3_bind_text(ins, 4, l, ll, 0);
+		rc = sqlite3_step(ins);
+		sqlite3_reset(ins);
+		if (rc != BULK_DONE) { *done = i; return rc; }
+	}
+	*done = n;
+	return 0;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// bulkConn is a shard connection for one source's load, driven through
+// SQLite's C API: a batch of rows costs one cgo call, where a database/sql
+// Exec per row cost about three times the SQLite work itself, and passing
+// rows as one JSON array per statement about twice. Its statements bind
+// the batch's bytes without copying them. Used by one goroutine.
+type bulkConn struct {
+	path string
+	db   *C.sqlite3
+	ins  *C.sqlite3_stmt
+	ex   *C.sqlite3_stmt // nil when the case held no other source: every identity is new
+}
+
+// openBulk opens the shard file at path for loading source src, running
+// setup first. checkNew asks for the "already in the case" lookup per row.
+func openBulk(path string, setup []string, src int64, checkNew bool) (*bulkConn, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var rc C.int
+	b := &bulkConn{path: path}
+	b.db = C.bulk_open(cpath, &rc)
+	if rc != 0 {
+		err := b.errf("open", rc)
+		b.close()
+		return nil, err
+	}
+	for _, q := range setup {
+		if err := b.exec(q); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
+	var err error
+	b.ins, err = b.prepare(fmt.Sprintf(`INSERT INTO sightings(kind, value, source_id, occurrences, first_loc)
+		VALUES (?1, ?2, %d, ?3, ?4)`, src))
+	if err == nil && checkNew {
+		b.ex, err = b.prepare(`SELECT EXISTS (SELECT 1 FROM sightings WHERE kind = ?1 AND value = ?2)`)
+	}
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bulkConn) errf(what string, rc C.int) error {
+	msg := "unknown error"
+	if b.db != nil {
+		msg = C.GoString(C.sqlite3_errmsg(b.db))
+	}
+	return fmt.Errorf("%s %s: %s (SQLite code %d)", what, b.path, msg, int(rc))
+}
+
+func (b *bulkConn) prepare(q string) (*C.sqlite3_stmt, error) {
+	cq := C.CString(q)
+	defer C.free(unsafe.Pointer(cq))
+	var rc C.int
+	st := C.bulk_prepare(b.db, cq, &rc)
+	if rc != 0 {
+		return nil, b.errf("prepare", rc)
+	}
+	return st, nil
+}
+
+// queryText returns the first column of the first row of q, "" when q
+// returns no row.
+func (b *bulkConn) queryText(q string) (string, error) {
+	st, err := b.prepare(q)
+	if err != nil {
+		return "", err
+	}
+	defer C.sqlite3_finalize(st)
+	switch rc := C.sqlite3_step(st); rc {
+	case C.BULK_ROW:
+		return C.GoString((*C.char)(unsafe.Pointer(C.sqlite3_column_text(st, 0)))), nil
+	case C.BULK_DONE:
+		return "", nil
+	default:
+		return "", b.errf(q, rc)
+	}
+}
+
+func (b *bulkConn) exec(q string) error {
+	cq := C.CString(q)
+	defer C.free(unsafe.Pointer(cq))
+	if rc := C.sqlite3_exec(b.db, cq, nil, nil, nil); rc != 0 {
+		return b.errf(q, rc)
+	}
+	return nil
+}
+
+// bulkBatch packs rows for bulkConn.put.
+type bulkBatch struct {
+	buf   []byte
+	meta  []int64 // per row: len kind, len value, len location, occurrences
+	kinds []string
+	isnew []byte
+}
+
+func (t *bulkBatch) add(kind string, value, loc []byte, count int64) {
+	t.buf = append(t.buf, kind...)
+	t.buf = append(t.buf, value...)
+	t.buf = append(t.buf, loc...)
+	t.meta = append(t.meta, int64(len(kind)), int64(len(value)), int64(len(loc)), count)
+	t.kinds = append(t.kinds, kind)
+}
+
+func (t *bulkBatch) len() int { return len(t.kinds) }
+
+func (t *bulkBatch) reset() {
+	t.buf, t.meta, t.kinds = t.buf[:0], t.meta[:0], t.kinds[:0]
+}
+
+// put inserts the batch's rows; with the lookup on, t.isnew[i] says
+// whether row i's identity was new to the shard.
+func (b *bulkConn) put(t *bulkBatch) error {
+	n := t.len()
+	if n == 0 {
+		return nil
+	}
+	t.buf = append(t.buf, 0) // never an empty buffer: &buf[0] must exist
+	if cap(t.isnew) < n {
+		t.isnew = make([]byte, n)
+	}
+	t.isnew = t.isnew[:n]
+	var done C.int
+	rc := C.bulk_put(b.ins, b.ex, (*C.char)(unsafe.Pointer(&t.buf[0])), (*C.longlong)(unsafe.Pointer(&t.meta[0])),
+		C.int(n), (*C.uchar)(unsafe.Pointer(&t.isnew[0])), &done)
+	t.buf = t.buf[:len(t.buf)-1]
+	if rc != 0 {
+		return b.errf(fmt.Sprintf("insert row %d of %d", int(done)+1, n), rc)
+	}
+	return nil
+}
+
+// close finalizes the statements and closes the connection; an open
+// transaction is rolled back.
+func (b *bulkConn) close() error {
+	if b == nil || b.db == nil {
+		return nil
+	}
+	for _, st := range []**C.sqlite3_stmt{&b.ins, &b.ex} {
+		if *st != nil {
+			C.sqlite3_finalize(*st)
+			*st = nil
+		}
+	}
+	rc := C.sqlite3_close_v2(b.db)
+	b.db = nil
+	if rc != 0 {
+		return errors.New("close " + b.path + ": SQLite code " + fmt.Sprint(int(rc)))
+	}
+	return nil
+}
