@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,8 +27,6 @@ type countOptions struct {
 	Mem     string
 	Tmp     string
 	Workers int
-	// CPUProfile writes a CPU profile (hidden flag, for benchmarking).
-	CPUProfile string
 }
 
 func newCountCmd() *cobra.Command {
@@ -53,8 +50,6 @@ counted as rejected and written to --rejects with their location.`,
 	f.StringVar(&opts.Mem, "mem", "1G", "memory budget in `BYTES` (suffixes K, M, G); the dedupe spills beyond it")
 	f.StringVar(&opts.Tmp, "tmp", "", "directory for spill files (default $TMPDIR)")
 	f.IntVar(&opts.Workers, "workers", 0, "parsing goroutines (default: number of CPUs)")
-	f.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile to `PATH`")
-	_ = f.MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -116,17 +111,6 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 		if fi, err := os.Stat(opts.Tmp); err != nil || !fi.IsDir() {
 			return usageError{fmt.Errorf("--tmp %s: not a directory", opts.Tmp)}
 		}
-	}
-	if opts.CPUProfile != "" {
-		pf, err := os.Create(opts.CPUProfile)
-		if err != nil {
-			return err
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
 	}
 	var rejects io.Writer
 	if opts.Rejects != "" {

@@ -201,18 +201,20 @@ func keepRejects(caseDir string, f *os.File, buf *bufio.Writer, keep bool, datas
 }
 
 // loadProgress prints, once a second while stderr is a terminal, how far
-// the load has read the file (percent and ETA, from the read offset of the
-// reader's open descriptor of path in /proc/self/fdinfo), and the
-// identifiers stored per second. Before the first identifier is stored the
-// index is hashing the file; the line says so.
+// the load is. Reading: identifiers read per second, percent of the file
+// read (from the read offset of the reader's open descriptor of path in
+// /proc/self/fdinfo) and an ETA for the reading. Writing: percent of the
+// sorted records merged into the shards, with its ETA. Before the first
+// identifier is read the index is hashing the file; the line says so.
 type loadProgress struct {
-	n     atomic.Int64
-	done  chan struct{}
-	ended chan struct{}
+	read        atomic.Int64
+	done, total atomic.Int64 // writing phase
+	stopc       chan struct{}
+	ended       chan struct{}
 }
 
 func newLoadProgress(w io.Writer, name, path string) *loadProgress {
-	p := &loadProgress{done: make(chan struct{}), ended: make(chan struct{})}
+	p := &loadProgress{stopc: make(chan struct{}), ended: make(chan struct{})}
 	if !stderrIsTerminal() {
 		close(p.ended)
 		return p
@@ -221,37 +223,45 @@ func newLoadProgress(w io.Writer, name, path string) *loadProgress {
 	if st, err := os.Stat(path); err == nil {
 		size = st.Size()
 	}
-	start := time.Now()
-	var loadStart time.Time
+	var readStart, writeStart time.Time
+	eta := func(start time.Time, frac float64) string {
+		if el := time.Since(start); frac > 0.01 && el > 2*time.Second {
+			return ", ETA " + (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
+		}
+		return ""
+	}
 	go func() {
 		defer close(p.ended)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {
-			case <-p.done:
+			case <-p.stopc:
 				fmt.Fprint(w, "\r\033[K")
 				return
 			case <-t.C:
-				n := p.n.Load()
-				pos := readOffset(path)
+				n, total := p.read.Load(), p.total.Load()
 				line := oneLine(name) + ": "
-				if n == 0 {
-					line += "hashing"
-					if size > 0 && pos >= 0 {
-						line += fmt.Sprintf(" %.0f%%", 100*float64(pos)/float64(size))
+				switch {
+				case total > 0:
+					if writeStart.IsZero() {
+						writeStart = time.Now()
 					}
-				} else {
-					if loadStart.IsZero() {
-						loadStart = time.Now()
+					frac := float64(p.done.Load()) / float64(total)
+					line += fmt.Sprintf("%d identifiers read; writing the shards %.0f%%", n, 100*frac) + eta(writeStart, frac)
+				case n > 0:
+					if readStart.IsZero() {
+						readStart = time.Now()
 					}
-					line += fmt.Sprintf("%d identifiers stored, %.0f/s", n, float64(n)/time.Since(start).Seconds())
-					if size > 0 && pos > 0 {
+					line += fmt.Sprintf("%d identifiers read, %.0f/s", n, float64(n)/time.Since(readStart).Seconds())
+					if pos := readOffset(path); size > 0 && pos > 0 {
 						frac := float64(pos) / float64(size)
-						line += fmt.Sprintf(", read %.0f%%", 100*frac)
-						if el := time.Since(loadStart); frac > 0.01 && el > 2*time.Second {
-							line += ", ETA " + (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
-						}
+						line += fmt.Sprintf(", read %.0f%%", 100*frac) + eta(readStart, frac)
+					}
+				default:
+					line += "hashing"
+					if pos := readOffset(path); size > 0 && pos >= 0 {
+						line += fmt.Sprintf(" %.0f%%", 100*float64(pos)/float64(size))
 					}
 				}
 				fmt.Fprint(w, "\r\033[K"+line)
@@ -287,10 +297,17 @@ func readOffset(path string) int64 {
 	return -1
 }
 
-// Stored counts sightings stored; called by shard writers concurrently.
-func (p *loadProgress) Stored(n int64) { p.n.Add(n) }
+// Read counts identifiers read.
+func (p *loadProgress) Read(n int64) { p.read.Add(n) }
+
+// Write records how far the shards are written; called by shard writers
+// concurrently.
+func (p *loadProgress) Write(done, total int64) {
+	p.total.Store(total)
+	p.done.Store(done)
+}
 
 func (p *loadProgress) stop() {
-	close(p.done)
+	close(p.stopc)
 	<-p.ended
 }
