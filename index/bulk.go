@@ -42,32 +42,42 @@ static sqlite3_stmt *bulk_prepare(sqlite3 *db, const char *sql, int *rc) {
 }
 
 // bulk_put inserts n sightings packed in buf (kind, value, location back to
-// back; meta holds their three lengths and the count). When ex is not
-// NULL it first asks whether the identity is in the shard already and sets
-// isnew[i]. It stops at the first error and returns the SQLite code; *done
-// is how many rows were inserted.
-static int bulk_put(sqlite3_stmt *ins, sqlite3_stmt *ex, const char *buf, const long long *meta,
-                    int n, unsigned char *isnew, int *done) {
+// back; meta holds their three lengths and the count), rows statements
+// at a time through insn (a VALUES list of rows rows), the rest through
+// ins1. When ex is not NULL it first asks, per row, whether the identity is
+// in the shard already and sets isnew[i]. It stops at the first error and
+// returns the SQLite code; *done is the row it was at.
+static int bulk_put(sqlite3_stmt *ins1, sqlite3_stmt *insn, int rows, sqlite3_stmt *ex,
+                    const char *buf, const long long *meta, int n, unsigned char *isnew, int *done) {
 	int rc;
-	for (int i = 0; i < n; i++) {
-		int kl = (int)meta[4*i], vl = (int)meta[4*i+1], ll = (int)meta[4*i+2];
-		const char *k = buf, *v = buf + kl, *l = v + vl;
-		buf = l + ll;
-		if (ex) {
-			sqlite3_bind_text(ex, 1, k, kl, 0);
-			sqlite3_bind_text(ex, 2, v, vl, 0);
+	if (ex) {
+		const char *p = buf;
+		for (int i = 0; i < n; i++) {
+			int kl = (int)meta[4*i], vl = (int)meta[4*i+1], ll = (int)meta[4*i+2];
+			sqlite3_bind_text(ex, 1, p, kl, 0);
+			sqlite3_bind_text(ex, 2, p + kl, vl, 0);
+			p += kl + vl + ll;
 			rc = sqlite3_step(ex);
 			if (rc != BULK_ROW) { sqlite3_reset(ex); *done = i; return rc; }
 			isnew[i] = sqlite3_column_int(ex, 0) == 0;
 			sqlite3_reset(ex);
 		}
-		sqlite3_bind_text(ins, 1, k, kl, 0);
-		sqlite3_bind_text(ins, 2, v, vl, 0);
-		sqlite3_bind_int64(ins, 3, meta[4*i+3]);
-		sqlite3_bind_text(ins, 4, l, ll, 0);
-		rc = sqlite3_step(ins);
-		sqlite3_reset(ins);
-		if (rc != BULK_DONE) { *done = i; return rc; }
+	}
+	for (int i = 0; i < n; ) {
+		sqlite3_stmt *st = n - i >= rows ? insn : ins1;
+		int m = st == insn ? rows : 1;
+		for (int r = 0; r < m; r++, i++) {
+			int kl = (int)meta[4*i], vl = (int)meta[4*i+1], ll = (int)meta[4*i+2];
+			const char *k = buf, *v = buf + kl, *l = v + vl;
+			buf = l + ll;
+			sqlite3_bind_text(st, 4*r+1, k, kl, 0);
+			sqlite3_bind_text(st, 4*r+2, v, vl, 0);
+			sqlite3_bind_int64(st, 4*r+3, meta[4*i+3]);
+			sqlite3_bind_text(st, 4*r+4, l, ll, 0);
+		}
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != BULK_DONE) { *done = i - m; return rc; }
 	}
 	*done = n;
 	return 0;
@@ -78,6 +88,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unsafe"
 )
 
@@ -89,7 +100,8 @@ import (
 type bulkConn struct {
 	path string
 	db   *C.sqlite3
-	ins  *C.sqlite3_stmt
+	ins  *C.sqlite3_stmt // one row
+	insN *C.sqlite3_stmt // rowsPerInsert rows
 	ex   *C.sqlite3_stmt // nil when the case held no other source: every identity is new
 }
 
@@ -113,8 +125,10 @@ func openBulk(path string, setup []string, src int64, checkNew bool) (*bulkConn,
 		}
 	}
 	var err error
-	b.ins, err = b.prepare(fmt.Sprintf(`INSERT INTO sightings(kind, value, source_id, occurrences, first_loc)
-		VALUES (?1, ?2, %d, ?3, ?4)`, src))
+	b.ins, err = b.prepare(insertSQL(src, 1))
+	if err == nil {
+		b.insN, err = b.prepare(insertSQL(src, rowsPerInsert))
+	}
 	if err == nil && checkNew {
 		b.ex, err = b.prepare(`SELECT EXISTS (SELECT 1 FROM sightings WHERE kind = ?1 AND value = ?2)`)
 	}
@@ -123,6 +137,25 @@ func openBulk(path string, setup []string, src int64, checkNew bool) (*bulkConn,
 		return nil, err
 	}
 	return b, nil
+}
+
+// rowsPerInsert is how many rows one INSERT statement carries. Inserted
+// by one statement, key-ordered rows are appended to the B-tree without a
+// search from the root (SQLite keeps the cursor on the last leaf between
+// them); a statement per row searched from the root every time.
+const rowsPerInsert = 128
+
+// insertSQL is an INSERT of rows sightings of source src.
+func insertSQL(src int64, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO sightings(kind, value, source_id, occurrences, first_loc) VALUES ")
+	for r := range rows {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(?%d, ?%d, %d, ?%d, ?%d)", 4*r+1, 4*r+2, src, 4*r+3, 4*r+4)
+	}
+	return b.String()
 }
 
 func (b *bulkConn) errf(what string, rc C.int) error {
@@ -206,11 +239,11 @@ func (b *bulkConn) put(t *bulkBatch) error {
 	}
 	t.isnew = t.isnew[:n]
 	var done C.int
-	rc := C.bulk_put(b.ins, b.ex, (*C.char)(unsafe.Pointer(&t.buf[0])), (*C.longlong)(unsafe.Pointer(&t.meta[0])),
+	rc := C.bulk_put(b.ins, b.insN, rowsPerInsert, b.ex, (*C.char)(unsafe.Pointer(&t.buf[0])), (*C.longlong)(unsafe.Pointer(&t.meta[0])),
 		C.int(n), (*C.uchar)(unsafe.Pointer(&t.isnew[0])), &done)
 	t.buf = t.buf[:len(t.buf)-1]
 	if rc != 0 {
-		return b.errf(fmt.Sprintf("insert row %d of %d", int(done)+1, n), rc)
+		return b.errf(fmt.Sprintf("insert at row %d of %d", int(done)+1, n), rc)
 	}
 	return nil
 }
@@ -221,7 +254,7 @@ func (b *bulkConn) close() error {
 	if b == nil || b.db == nil {
 		return nil
 	}
-	for _, st := range []**C.sqlite3_stmt{&b.ins, &b.ex} {
+	for _, st := range []**C.sqlite3_stmt{&b.ins, &b.insN, &b.ex} {
 		if *st != nil {
 			C.sqlite3_finalize(*st)
 			*st = nil

@@ -620,4 +620,3 @@ func (ix *Index) writeShard(ctx context.Context, i int, src int64, others bool, 
 	}
 	return res, nil
 }
-

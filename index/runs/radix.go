@@ -1,15 +1,20 @@
 package runs
 
-import "slices"
+import (
+	"math/bits"
+	"slices"
+)
 
-// sortKeys sorts a shard's keys like compareKeys, by an in-place MSD radix
-// sort (American flag sort) over the 24 bytes of (k0, k1, k2): a pdqsort
-// over the same keys spent most of a load's sort time in comparisons of
-// values that share long prefixes ("+86138…"). Buckets of at most
-// insertionMax keys, and keys equal in all 24 bytes, are finished by
-// comparison.
-func sortKeys(data []byte, a []key) {
-	radixSort(data, a, 0)
+// sortKeys sorts a shard's keys like compareKeys, by an MSD radix sort
+// over the 24 bytes of (k0, k1, k2): a pdqsort over the same keys spent
+// most of a load's sort time in comparisons of values that share long
+// prefixes ("+86138…"). Each pass scatters the keys into tmp (len(tmp) >=
+// len(a)) by one byte and copies them back: sequential reads and a few
+// sequential write streams, which an in-place permutation was not. Buckets
+// of at most insertionMax keys, and keys equal in all 24 bytes, are
+// finished by comparison.
+func sortKeys(data []byte, a, tmp []key) {
+	radixSort(data, a, tmp[:len(a)], 0)
 }
 
 const insertionMax = 24
@@ -26,56 +31,65 @@ func byteAt(k *key, d int) byte {
 	}
 }
 
-func radixSort(data []byte, a []key, depth int) {
-	for {
-		if len(a) <= insertionMax {
-			insertionSort(data, a)
-			return
-		}
-		if depth == 24 {
-			slices.SortFunc(a, func(x, y key) int { return compareKeys(data, &x, &y) })
-			return
-		}
-		var count [256]int
-		for i := range a {
-			count[byteAt(&a[i], depth)]++
-		}
-		if count[byteAt(&a[0], depth)] == len(a) {
-			depth++ // every key has the same byte here: nothing to move
-			continue
-		}
-		var next, end [256]int
-		pos := 0
-		for b := range 256 {
-			next[b] = pos
-			pos += count[b]
-			end[b] = pos
-		}
-		// Cycle each misplaced key to its bucket's next free slot.
-		for b := range 256 {
-			for next[b] < end[b] {
-				v := a[next[b]]
-				for {
-					d := byteAt(&v, depth)
-					if int(d) == b {
-						break
-					}
-					v, a[next[d]] = a[next[d]], v
-					next[d]++
-				}
-				a[next[b]] = v
-				next[b]++
-			}
-		}
-		start := 0
-		for b := range 256 {
-			if n := count[b]; n > 1 {
-				radixSort(data, a[start:start+n], depth+1)
-			}
-			start += count[b]
-		}
+func radixSort(data []byte, a, tmp []key, depth int) {
+	if len(a) <= insertionMax {
+		insertionSort(data, a)
 		return
 	}
+	// Skip the bytes every key shares (the "+861" of phone numbers, the
+	// "user" of e-mails) in one pass, rather than one counting pass each.
+	depth = firstDiff(a, depth)
+	if depth == 24 {
+		slices.SortFunc(a, func(x, y key) int { return compareKeys(data, &x, &y) })
+		return
+	}
+	var count [256]int
+	for i := range a {
+		count[byteAt(&a[i], depth)]++
+	}
+	var next [256]int
+	pos := 0
+	for b := range 256 {
+		next[b] = pos
+		pos += count[b]
+	}
+	for i := range a {
+		b := byteAt(&a[i], depth)
+		tmp[next[b]] = a[i]
+		next[b]++
+	}
+	copy(a, tmp)
+	start := 0
+	for b := range 256 {
+		if n := count[b]; n > 1 {
+			radixSort(data, a[start:start+n], tmp[start:start+n], depth+1)
+		}
+		start += count[b]
+	}
+}
+
+// firstDiff returns the first byte position at or after depth where the
+// keys of a differ, or 24 when they agree on all of (k0, k1, k2).
+func firstDiff(a []key, depth int) int {
+	f := &a[0]
+	var d0, d1, d2 uint64
+	for i := range a {
+		d0 |= a[i].k0 ^ f.k0
+		d1 |= a[i].k1 ^ f.k1
+		d2 |= a[i].k2 ^ f.k2
+	}
+	var at int
+	switch {
+	case d0 != 0:
+		at = bits.LeadingZeros64(d0) / 8
+	case d1 != 0:
+		at = 8 + bits.LeadingZeros64(d1)/8
+	case d2 != 0:
+		at = 16 + bits.LeadingZeros64(d2)/8
+	default:
+		return 24
+	}
+	return max(at, depth)
 }
 
 func insertionSort(data []byte, a []key) {
