@@ -12,6 +12,7 @@
 package runs
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -27,7 +28,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/klauspost/compress/s2"
 	"golang.org/x/sys/unix"
 )
 
@@ -384,15 +384,15 @@ func (s *Sorter) spill(seq int, c *chunk, kinds []string) (*run, error) {
 		return nil, fmt.Errorf("runs: %w", err)
 	}
 	r := &run{path: path, sections: make([][2]int64, s.shards)}
-	// Each shard's section is its own s2 stream: about a third of the
-	// bytes to write and read back, for less CPU than the system calls
-	// moving the other two thirds cost.
-	cw := &countingWriter{w: f}
-	zw := s2.NewWriter(cw, s2.WriterConcurrency(1), s2.WriterBlockSize(sectionBlock))
+	w := bufio.NewWriterSize(f, 1<<20)
 	fail := func(err error) (*run, error) {
 		f.Close()
 		return nil, fmt.Errorf("runs: write %s: %w", path, err)
 	}
+	var (
+		rw  recordWriter
+		pos int64
+	)
 	var (
 		out    []byte
 		n      int64
@@ -426,8 +426,8 @@ func (s *Sorter) spill(seq int, c *chunk, kinds []string) (*run, error) {
 			k.off = n
 		}
 		data := staged
-		r.sections[shard][0] = cw.n
-		zw.Reset(cw)
+		r.sections[shard][0] = pos
+		rw.reset()
 		for i := 0; i < len(keys); {
 			first := &keys[i]
 			v = valueOf(v, data, first)
@@ -436,30 +436,18 @@ func (s *Sorter) spill(seq int, c *chunk, kinds []string) (*run, error) {
 				keys[j].vlen == first.vlen && (first.vlen <= prefixLen || bytes.Equal(valueAt(data, &keys[j]), v)) {
 				j++
 			}
-			loc := locAt(data, first)
-			out = append(out, index[first.k0>>56])
-			out = binary.AppendUvarint(out, uint64(len(v)))
-			out = append(out, v...)
-			out = binary.AppendUvarint(out, uint64(j-i))
-			out = binary.AppendUvarint(out, uint64(len(loc)))
-			out = append(out, loc...)
-			if len(out) >= sectionBlock {
-				if _, err := zw.Write(out); err != nil {
-					return fail(err)
-				}
-				out = out[:0]
+			out = rw.append(out[:0], index[first.k0>>56], v, int64(j-i), locAt(data, first))
+			if _, err := w.Write(out); err != nil {
+				return fail(err)
 			}
+			pos += int64(len(out))
 			n++
 			i = j
 		}
-		if _, err := zw.Write(out); err != nil {
-			return fail(err)
-		}
-		out = out[:0]
-		if err := zw.Close(); err != nil {
-			return fail(err)
-		}
-		r.sections[shard][1] = cw.n
+		r.sections[shard][1] = pos
+	}
+	if err := w.Flush(); err != nil {
+		return fail(err)
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("runs: write %s: %w", path, err)
@@ -468,55 +456,27 @@ func (s *Sorter) spill(seq int, c *chunk, kinds []string) (*run, error) {
 	return r, nil
 }
 
-// sectionBlock is the s2 block size of a run section: the merge holds one
-// block per run and shard being merged.
-const sectionBlock = 128 << 10
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // cursor reads one run's section of a shard.
 type cursor struct {
-	r      io.Reader
-	buf    []byte // read from r; buf[pos:] not yet parsed
-	pos    int
-	rs     int // start of the record being parsed
-	eof    bool
-	path   string
-	off    int64 // of the current record in the section's stream, for errors
-	seq    int
-	ranks  []byte // kind index → rank by name
-	kind   byte
-	rank   byte
-	p0, p1 uint64 // value[0:16], zero-padded: most compares end here
-	value  []byte
-	loc    []byte
-	count  int64
+	r     io.Reader
+	buf   []byte // read from r; buf[pos:] not yet decoded
+	pos   int
+	eof   bool
+	path  string
+	off   int64 // of the current record in the section, for errors
+	seq   int
+	ranks []byte // kind index → rank by name
+	rank  byte
+	p0    uint64 // value[0:8] then value[8:16], zero-padded: most
+	p1    uint64 // compares end here
+	rec   recordReader
 }
 
-// fill makes at least n bytes available in c.buf[c.pos:], fewer only at
-// the end of the section, keeping the record being parsed (from c.rs).
-// Records are parsed in place: c.value and c.loc point into c.buf until
-// the next call of next.
-func (c *cursor) fill(n int) error {
-	if len(c.buf)-c.pos >= n || c.eof {
-		return nil
-	}
-	rest := copy(c.buf[:cap(c.buf)], c.buf[c.rs:])
-	c.buf, c.pos, c.rs = c.buf[:rest], c.pos-c.rs, 0
-	if need := c.pos + n; need > cap(c.buf) {
-		c.buf = slices.Grow(c.buf, need-len(c.buf))
-	}
-	for len(c.buf)-c.pos < n {
+// fill reads more of the section into c.buf, keeping c.buf[c.pos:].
+func (c *cursor) fill() error {
+	rest := copy(c.buf[:cap(c.buf)], c.buf[c.pos:])
+	c.buf, c.pos = c.buf[:rest], 0
+	for len(c.buf) < cap(c.buf) {
 		k, err := c.r.Read(c.buf[len(c.buf):cap(c.buf)])
 		c.buf = c.buf[:len(c.buf)+k]
 		if err == io.EOF {
@@ -530,73 +490,36 @@ func (c *cursor) fill(n int) error {
 	return nil
 }
 
-// uvarint reads an unsigned varint at c.pos.
-func (c *cursor) uvarint() (uint64, error) {
-	v, k := binary.Uvarint(c.buf[c.pos:])
-	if k <= 0 {
-		return 0, errors.New("bad or truncated length")
-	}
-	c.pos += k
-	return v, nil
-}
-
-// next reads the next record; io.EOF at the end of the section.
+// next decodes the next record; io.EOF at the end of the section.
 func (c *cursor) next() error {
-	c.rs = c.pos
-	at := c.off
-	fail := func(err error) error {
-		return fmt.Errorf("runs: %s at byte %d: %w", c.path, at, err)
+	for {
+		if c.pos == len(c.buf) && c.eof {
+			return io.EOF
+		}
+		n, err := c.rec.decode(c.buf[c.pos:])
+		if err == nil {
+			c.pos += n
+			c.off += int64(n)
+			break
+		}
+		// A record cut by the end of the buffer: read on, unless the
+		// buffer held a whole record's worth or the section has ended.
+		if c.eof || len(c.buf)-c.pos >= maxRecord {
+			return fmt.Errorf("runs: %s at byte %d: %w", c.path, c.off, err)
+		}
+		if err := c.fill(); err != nil {
+			return fmt.Errorf("runs: %s at byte %d: %w", c.path, c.off, err)
+		}
 	}
-	if err := c.fill(1 + 2*binary.MaxVarintLen64); err != nil {
-		return fail(err)
+	if int(c.rec.kind) >= len(c.ranks) {
+		return fmt.Errorf("runs: %s at byte %d: kind index %d out of range", c.path, c.off, c.rec.kind)
 	}
-	if c.pos == len(c.buf) {
-		return io.EOF
-	}
-	k := c.buf[c.pos]
-	c.pos++
-	if int(k) >= len(c.ranks) {
-		return fail(fmt.Errorf("kind index %d out of range", k))
-	}
-	c.kind, c.rank = k, c.ranks[k]
-	vlen, err := c.uvarint()
-	if err != nil || vlen > maxLen {
-		return fail(fmt.Errorf("value length %d: %v", vlen, err))
-	}
-	// The value, then the count and location length varints.
-	if err := c.fill(int(vlen) + 2*binary.MaxVarintLen64); err != nil {
-		return fail(err)
-	}
-	if len(c.buf)-c.pos < int(vlen) {
-		return fail(io.ErrUnexpectedEOF)
-	}
-	voff := c.pos - c.rs
-	c.pos += int(vlen)
-	cnt, err := c.uvarint()
-	if err != nil {
-		return fail(err)
-	}
-	llen, err := c.uvarint()
-	if err != nil || llen > maxLen {
-		return fail(fmt.Errorf("location length %d: %v", llen, err))
-	}
-	if err := c.fill(int(llen)); err != nil {
-		return fail(err)
-	}
-	if len(c.buf)-c.pos < int(llen) {
-		return fail(io.ErrUnexpectedEOF)
-	}
-	c.value = c.buf[c.rs+voff : c.rs+voff+int(vlen)] // fill may have moved the record
-	c.loc = c.buf[c.pos : c.pos+int(llen)]
-	c.pos += int(llen)
+	c.rank = c.ranks[c.rec.kind]
 	var p [16]byte
-	copy(p[:], c.value)
+	copy(p[:], c.rec.value)
 	c.p0, c.p1 = binary.BigEndian.Uint64(p[0:8]), binary.BigEndian.Uint64(p[8:16])
-	c.off += int64(c.pos - c.rs)
-	c.count = int64(cnt)
 	return nil
 }
-
 
 // less orders cursors by identity, then by run: the earlier run holds the
 // earlier sighting.
@@ -610,7 +533,7 @@ func lessCursor(a, b *cursor) bool {
 	if a.p1 != b.p1 {
 		return a.p1 < b.p1
 	}
-	if c := bytes.Compare(a.value, b.value); c != 0 {
+	if c := bytes.Compare(a.rec.value, b.rec.value); c != 0 {
 		return c < 0
 	}
 	return a.seq < b.seq
@@ -642,8 +565,8 @@ func (s *Sorter) Merge(ctx context.Context, shard int, fn func(Entry) error) err
 			return fmt.Errorf("runs: %w", err)
 		}
 		defer f.Close()
-		c := &cursor{r: s2.NewReader(io.NewSectionReader(f, sec[0], sec[1]-sec[0]), s2.ReaderMaxBlockSize(sectionBlock)),
-			buf:  make([]byte, 0, 256<<10),
+		c := &cursor{r: io.NewSectionReader(f, sec[0], sec[1]-sec[0]), buf: make([]byte, 0, 2*maxRecord),
+			rec:  recordReader{prevKind: -1},
 			path: fmt.Sprintf("%s section %d", r.path, shard), seq: seq, ranks: ranks}
 		if err := c.next(); err != nil {
 			if err == io.EOF {
@@ -705,16 +628,16 @@ func (s *Sorter) Merge(ctx context.Context, shard int, fn func(Entry) error) err
 			}
 		}
 		top := h[0]
-		kind := top.kind
-		value = append(value[:0], top.value...)
-		loc = append(loc[:0], top.loc...)
-		count := top.count
+		kind := top.rec.kind
+		value = append(value[:0], top.rec.value...)
+		loc = top.rec.appendLoc(loc[:0])
+		count := top.rec.count
 		read++
 		if err := advance(); err != nil {
 			return err
 		}
-		for len(h) > 0 && h[0].kind == kind && bytes.Equal(h[0].value, value) {
-			count += h[0].count
+		for len(h) > 0 && h[0].rec.kind == kind && bytes.Equal(h[0].rec.value, value) {
+			count += h[0].rec.count
 			read++
 			if err := advance(); err != nil {
 				return err
