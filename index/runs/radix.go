@@ -12,7 +12,8 @@ import (
 // len(a)) by one byte and copies them back: sequential reads and a few
 // sequential write streams, which an in-place permutation was not. Buckets
 // of at most insertionMax keys, and keys equal in all 24 bytes, are
-// finished by comparison.
+// finished by comparison. Every step is stable: equal keys stay in the
+// order they were added, which is file order.
 func sortKeys(data []byte, a, tmp []key) {
 	radixSort(data, a, tmp[:len(a)], 0)
 }
@@ -40,7 +41,7 @@ func radixSort(data []byte, a, tmp []key, depth int) {
 	// "user" of e-mails) in one pass, rather than one counting pass each.
 	depth = firstDiff(a, depth)
 	if depth == 24 {
-		slices.SortFunc(a, func(x, y key) int { return compareKeys(data, &x, &y) })
+		slices.SortStableFunc(a, func(x, y key) int { return compareKeys(data, &x, &y) })
 		return
 	}
 	var count [256]int

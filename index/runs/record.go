@@ -41,6 +41,22 @@ func (w *recordWriter) reset() {
 }
 
 func (w *recordWriter) append(out []byte, kind byte, value []byte, count int64, loc []byte) []byte {
+	out = w.appendValue(out, kind, value, count)
+	if prefix, num, ok := splitNumber(loc); ok {
+		return w.appendNumber(out, string(prefix), num)
+	}
+	out = append(out, locRaw)
+	out = binary.AppendUvarint(out, uint64(len(loc)))
+	return append(out, loc...)
+}
+
+// appendNumbered appends a record whose location is text + num.
+func (w *recordWriter) appendNumbered(out []byte, kind byte, value []byte, count int64, text string, num uint64) []byte {
+	return w.appendNumber(w.appendValue(out, kind, value, count), text, num)
+}
+
+// appendValue appends the kind, value and count of a record.
+func (w *recordWriter) appendValue(out []byte, kind byte, value []byte, count int64) []byte {
 	shared := 0
 	if int(kind) == w.prevKind {
 		for shared < len(value) && shared < len(w.prev) && value[shared] == w.prev[shared] {
@@ -53,38 +69,35 @@ func (w *recordWriter) append(out []byte, kind byte, value []byte, count int64, 
 	out = append(out, value[shared:]...)
 	out = binary.AppendUvarint(out, uint64(count))
 	w.prev, w.prevKind = append(w.prev[:0], value...), int(kind)
-	prefix, num, ok := splitNumber(loc)
-	switch {
-	case !ok:
-		out = append(out, locRaw)
-		out = binary.AppendUvarint(out, uint64(len(loc)))
-		out = append(out, loc...)
-	case w.hasPrefix && string(prefix) == string(w.prevPrefix):
-		out = append(out, locSame)
-		out = binary.AppendUvarint(out, num)
-	default:
-		out = append(out, locNumber)
-		out = binary.AppendUvarint(out, uint64(len(prefix)))
-		out = append(out, prefix...)
-		out = binary.AppendUvarint(out, num)
-		w.prevPrefix, w.hasPrefix = append(w.prevPrefix[:0], prefix...), true
-	}
 	return out
+}
+
+// appendNumber appends a text + number location.
+func (w *recordWriter) appendNumber(out []byte, prefix string, num uint64) []byte {
+	if w.hasPrefix && string(prefix) == string(w.prevPrefix) {
+		out = append(out, locSame)
+		return binary.AppendUvarint(out, num)
+	}
+	out = append(out, locNumber)
+	out = binary.AppendUvarint(out, uint64(len(prefix)))
+	out = append(out, prefix...)
+	w.prevPrefix, w.hasPrefix = append(w.prevPrefix[:0], prefix...), true
+	return binary.AppendUvarint(out, num)
 }
 
 // splitNumber splits loc into a prefix and a trailing decimal number that
 // prints back the same: at most 19 digits, no leading zero.
-func splitNumber(loc []byte) (prefix []byte, num uint64, ok bool) {
+func splitNumber[T ~string | ~[]byte](loc T) (prefix T, num uint64, ok bool) {
 	i := len(loc)
 	for i > 0 && loc[i-1] >= '0' && loc[i-1] <= '9' {
 		i--
 	}
 	d := loc[i:]
 	if len(d) == 0 || len(d) > 19 || d[0] == '0' && len(d) > 1 {
-		return nil, 0, false
+		return prefix, 0, false
 	}
-	for _, c := range d {
-		num = num*10 + uint64(c-'0')
+	for j := 0; j < len(d); j++ {
+		num = num*10 + uint64(d[j]-'0')
 	}
 	return loc[:i], num, true
 }

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,7 +58,9 @@ type Sorter struct {
 	window   int // keys a buffer holds per shard
 	slabSize int
 
-	kinds []string // kind index → name; sorted by index, not name
+	kinds    []string // kind index → name; sorted by index, not name
+	texts    []string // location texts of numbered keys
+	lastText int
 
 	cur     *chunk
 	free    chan *chunk
@@ -95,20 +98,37 @@ func (s *Sorter) shardKeys(c *chunk, i int) []key {
 }
 
 // key sorts a buffered sighting: k0 = kind(8) value[0:7], k1 =
-// value[7:15], k2 = value[15:23], then the whole value, then the position
-// (the first of equal identities is the first in file order).
-// Phones, ID numbers and bank cards are decided by the words alone. The
-// sighting's bytes are value then location at off: the key alone says
-// where both are, so writing a sorted run does one independent memory
-// access per record instead of a chain of length reads.
+// value[7:15], k2 = value[15:23], then the whole value. The sort is stable
+// and keys are added in file order, so the first of equal identities is the
+// first in the file. Phones, ID numbers and bank cards are decided by the
+// words alone, which also hold their whole value.
+//
+// A location that is a text and a number ("line 1234567") is kept in the
+// key when the value is short: llen = numbered | the text's index in the
+// Sorter's table, off = the number. Then nothing of the sighting is in
+// chunk.data, and writing the sorted run reads only the keys. Otherwise
+// chunk.data holds, at off, the value when longer than the words, then the
+// location (llen bytes).
 type key struct {
 	k0, k1, k2 uint64
-	off        uint32 // of the value in chunk.data; the location follows it
+	off        uint32
 	vlen, llen uint16
 }
 
-// maxLen bounds a value (longer is refused) and a location (longer is cut).
-const maxLen = 1<<16 - 1
+// numbered marks a key's llen as a location text index, off its number.
+const numbered = 1 << 15
+
+// maxLen bounds a value (longer is refused); maxLoc a location (longer is
+// cut).
+const (
+	maxLen = 1<<16 - 1
+	maxLoc = numbered - 1
+)
+
+func (k *key) isNumbered() bool { return k.llen&numbered != 0 }
+
+// inData reports whether k has bytes in chunk.data.
+func (k *key) inData() bool { return k.vlen > prefixLen || !k.isNumbered() }
 
 // prefixLen is how many value bytes the key words hold.
 const prefixLen = 23
@@ -122,6 +142,11 @@ type run struct {
 
 const buffers = 3 // one filling, two being sorted and written
 
+// dataShare is the percentage of a buffer for the sightings' bytes, the
+// rest is keys. Phones and ID numbers with a numbered location ("line 12")
+// need no bytes besides their key; e-mails keep their value and location.
+const dataShare = 35
+
 // minData is the least data space of a buffer: the longest sighting
 // (value and location of maxLen bytes each) always fits.
 const minData = 256 << 10
@@ -133,10 +158,11 @@ func New(dir string, shards int, memBytes int) (*Sorter, error) {
 	if shards < 1 || shards > MaxShards {
 		return nil, fmt.Errorf("runs: shard count %d out of range", shards)
 	}
-	half := max(memBytes/buffers/2, minData) &^ 63 // keys after the data stay aligned
-	window := max(half/int(unsafe.Sizeof(key{}))/shards, 16)
-	s := &Sorter{dir: dir, shards: shards, dataCap: half, window: window, free: make(chan *chunk, buffers)}
-	s.slabSize = half + window*shards*int(unsafe.Sizeof(key{}))
+	per := memBytes / buffers
+	dataCap := max(per*dataShare/100, minData) &^ 63 // keys after the data stay aligned
+	window := max((per-dataCap)/int(unsafe.Sizeof(key{}))/shards, 16)
+	s := &Sorter{dir: dir, shards: shards, dataCap: dataCap, window: window, free: make(chan *chunk, buffers)}
+	s.slabSize = dataCap + window*shards*int(unsafe.Sizeof(key{}))
 	return s, nil
 }
 
@@ -161,12 +187,30 @@ func (s *Sorter) Add(shard int, kind, value, loc string) error {
 	if len(value) > maxLen {
 		return fmt.Errorf("runs: value of %d bytes (limit %d)", len(value), maxLen)
 	}
-	if len(loc) > maxLen {
-		loc = loc[:maxLen]
+	if len(loc) > maxLoc {
+		loc = loc[:maxLoc]
+	}
+	var (
+		num   uint64
+		locID uint16
+		isNum bool
+	)
+	if len(value) <= prefixLen {
+		if pfx, n, ok := splitNumber(loc); ok && n <= math.MaxUint32 {
+			locID, isNum = s.locText(pfx)
+			num = n
+		}
+	}
+	need := 0
+	if len(value) > prefixLen {
+		need += len(value)
+	}
+	if !isNum {
+		need += len(loc)
 	}
 	c := s.cur
 	off := len(c.data)
-	if off+len(value)+len(loc) > cap(c.data) || c.fill[shard] == s.window {
+	if off+need > cap(c.data) || c.fill[shard] == s.window {
 		s.submit()
 		if s.cur, err = s.get(); err != nil {
 			return err
@@ -174,17 +218,19 @@ func (s *Sorter) Add(shard int, kind, value, loc string) error {
 		c = s.cur
 		off = 0
 	}
-	c.data = append(c.data, value...) // within cap: never reallocated
-	c.data = append(c.data, loc...)
-	k0, k1, k2 := prefix(value)
-	c.keys[shard*s.window+c.fill[shard]] = key{
-		k0:   uint64(k)<<56 | k0,
-		k1:   k1,
-		k2:   k2,
-		off:  uint32(off),
-		vlen: uint16(len(value)),
-		llen: uint16(len(loc)),
+	// Within cap: never reallocated.
+	if len(value) > prefixLen {
+		c.data = append(c.data, value...)
 	}
+	kk := key{off: uint32(off), vlen: uint16(len(value)), llen: uint16(len(loc))}
+	if isNum {
+		kk.off, kk.llen = uint32(num), numbered|locID
+	} else {
+		c.data = append(c.data, loc...)
+	}
+	k0, k1, k2 := prefix(value)
+	kk.k0, kk.k1, kk.k2 = uint64(k)<<56|k0, k1, k2
+	c.keys[shard*s.window+c.fill[shard]] = kk
 	c.fill[shard]++
 	c.nkeys++
 	s.added++
@@ -215,6 +261,26 @@ func kindRanks(kinds []string) []byte {
 		rank[i] = byte(r)
 	}
 	return rank
+}
+
+// locText returns the index of a location text in the table, adding it;
+// false when the table is full.
+func (s *Sorter) locText(p string) (uint16, bool) {
+	if s.lastText < len(s.texts) && s.texts[s.lastText] == p {
+		return uint16(s.lastText), true
+	}
+	for i, t := range s.texts {
+		if t == p {
+			s.lastText = i
+			return uint16(i), true
+		}
+	}
+	if len(s.texts) == maxLoc {
+		return 0, false
+	}
+	s.texts = append(s.texts, p)
+	s.lastText = len(s.texts) - 1
+	return uint16(s.lastText), true
 }
 
 func (s *Sorter) kindIndex(kind string) (byte, error) {
@@ -271,11 +337,11 @@ func (s *Sorter) submit() {
 	s.mu.Lock()
 	s.runs = append(s.runs, nil)
 	s.mu.Unlock()
-	kinds := slices.Clone(s.kinds) // Add may append while the sort runs
+	kinds, texts := slices.Clone(s.kinds), slices.Clone(s.texts) // Add may append while the sort runs
 	s.pending.Add(1)
 	go func() {
 		defer s.pending.Done()
-		r, err := s.spill(seq, c, kinds)
+		r, err := s.spill(seq, c, kinds, texts)
 		c.data, c.nkeys = c.data[:0], 0
 		clear(c.fill)
 		s.mu.Lock()
@@ -330,22 +396,27 @@ func compareKeys(data []byte, a, b *key) int {
 	if c := cmp.Compare(a.k2, b.k2); c != 0 {
 		return c
 	}
-	if a.vlen > prefixLen || b.vlen > prefixLen || a.vlen != b.vlen {
-		if c := bytes.Compare(valueAt(data, a), valueAt(data, b)); c != 0 {
-			return c
-		}
+	// Equal words: the first 23 bytes are equal (a shorter value padded
+	// with zeros), so a value of at most 23 bytes is a prefix of the
+	// other.
+	if a.vlen > prefixLen && b.vlen > prefixLen {
+		return bytes.Compare(valueAt(data, a), valueAt(data, b))
 	}
-	return cmp.Compare(a.off, b.off)
+	return cmp.Compare(a.vlen, b.vlen)
 }
 
-// valueAt returns the value bytes of the sighting k.
+// valueAt returns the value bytes of k, which must be longer than the
+// key words.
 func valueAt(data []byte, k *key) []byte {
 	return data[k.off : k.off+uint32(k.vlen)]
 }
 
-// locAt returns the location bytes of the sighting k.
+// locAt returns the location bytes of k, which must not be numbered.
 func locAt(data []byte, k *key) []byte {
-	p := k.off + uint32(k.vlen)
+	p := k.off
+	if k.vlen > prefixLen {
+		p += uint32(k.vlen)
+	}
 	return data[p : p+uint32(k.llen)]
 }
 
@@ -365,7 +436,7 @@ func valueOf(dst []byte, data []byte, k *key) []byte {
 // spill sorts c, folds equal identities and writes run seq: per record
 // kind(1) uvarint(len value) value uvarint(count) uvarint(len loc) loc,
 // grouped by shard.
-func (s *Sorter) spill(seq int, c *chunk, kinds []string) (*run, error) {
+func (s *Sorter) spill(seq int, c *chunk, kinds, texts []string) (*run, error) {
 	// Keys carry the kind's index; runs are ordered by kind name, which
 	// is SQLite's order of the shard's key: every insert of a first load
 	// is then an append, which SQLite does without a seek from the root.
@@ -420,7 +491,15 @@ func (s *Sorter) spill(seq int, c *chunk, kinds []string) (*run, error) {
 		staged = staged[:0]
 		for i := range keys {
 			k := &keys[i]
+			if !k.inData() {
+				continue
+			}
 			end := k.off + uint32(k.vlen) + uint32(k.llen)
+			if k.vlen <= prefixLen {
+				end = k.off + uint32(k.llen)
+			} else if k.isNumbered() {
+				end = k.off + uint32(k.vlen)
+			}
 			n := uint32(len(staged))
 			staged = append(staged, data[k.off:end]...)
 			k.off = n
@@ -436,7 +515,11 @@ func (s *Sorter) spill(seq int, c *chunk, kinds []string) (*run, error) {
 				keys[j].vlen == first.vlen && (first.vlen <= prefixLen || bytes.Equal(valueAt(data, &keys[j]), v)) {
 				j++
 			}
-			out = rw.append(out[:0], index[first.k0>>56], v, int64(j-i), locAt(data, first))
+			if first.isNumbered() {
+				out = rw.appendNumbered(out[:0], index[first.k0>>56], v, int64(j-i), texts[first.llen&^numbered], uint64(first.off))
+			} else {
+				out = rw.append(out[:0], index[first.k0>>56], v, int64(j-i), locAt(data, first))
+			}
 			if _, err := w.Write(out); err != nil {
 				return fail(err)
 			}

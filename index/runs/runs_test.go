@@ -247,7 +247,7 @@ func TestRadixSortMatchesCompare(t *testing.T) {
 			keys = append(keys, key{k0: uint64(i%3)<<56 | k0, k1: k1, k2: k2, off: uint32(off), vlen: uint16(len(v))})
 		}
 		want := slices.Clone(keys)
-		slices.SortFunc(want, func(a, b key) int { return compareKeys(data, &a, &b) })
+		slices.SortStableFunc(want, func(a, b key) int { return compareKeys(data, &a, &b) })
 		sortKeys(data, keys, make([]key, len(keys)))
 		if !slices.Equal(keys, want) {
 			t.Fatalf("n=%d: radix order differs from compareKeys order", n)
@@ -268,7 +268,7 @@ func TestLongRecordsAcrossBuffers(t *testing.T) {
 	for i := range 400 {
 		v := make([]byte, 1+r.Intn(maxLen))
 		r.Read(v)
-		loc := fmt.Sprintf("%d:%s", i, bytes.Repeat([]byte{'x'}, r.Intn(maxLen-10)))
+		loc := fmt.Sprintf("%d:%s", i, bytes.Repeat([]byte{'x'}, r.Intn(maxLoc-10)))
 		if i%5 == 0 {
 			loc = fmt.Sprint(i)
 		}
