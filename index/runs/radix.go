@@ -18,7 +18,7 @@ func sortKeys(data []byte, a, tmp []key) {
 	radixSort(data, a, tmp[:len(a)], 0)
 }
 
-const insertionMax = 24
+const insertionMax = 16
 
 // byteAt returns byte d (0 = most significant) of k's 24-byte prefix.
 func byteAt(k *key, d int) byte {
@@ -33,20 +33,30 @@ func byteAt(k *key, d int) byte {
 }
 
 func radixSort(data []byte, a, tmp []key, depth int) {
-	if len(a) <= insertionMax {
-		insertionSort(data, a)
-		return
-	}
-	// Skip the bytes every key shares (the "+861" of phone numbers, the
-	// "user" of e-mails) in one pass, rather than one counting pass each.
-	depth = firstDiff(a, depth)
-	if depth == 24 {
-		slices.SortStableFunc(a, func(x, y key) int { return compareKeys(data, &x, &y) })
+	sortInto(data, a, a, tmp, depth)
+}
+
+// sortInto sorts the keys in src into dst (dst may be src), using other
+// (the one of the two buffers that is not dst, same length) as scratch.
+// Each level scatters between the two buffers, so no pass copies back.
+func sortInto(data []byte, src, dst, other []key, depth int) {
+	if len(src) <= insertionMax {
+		copy(dst, src) // no-op when src is dst
+		insertionSort(data, dst)
 		return
 	}
 	var count [256]int
-	for i := range a {
-		count[byteAt(&a[i], depth)]++
+	depth, ok := countAt(src, depth, &count)
+	if !ok { // equal in all 24 bytes
+		copy(dst, src)
+		slices.SortStableFunc(dst, func(x, y key) int { return compareKeys(data, &x, &y) })
+		return
+	}
+	// Scatter into the buffer that is not src; the buckets are then sorted
+	// from there into dst.
+	into := dst
+	if &src[0] == &dst[0] {
+		into = other
 	}
 	var next [256]int
 	pos := 0
@@ -54,30 +64,46 @@ func radixSort(data []byte, a, tmp []key, depth int) {
 		next[b] = pos
 		pos += count[b]
 	}
-	for i := range a {
-		b := byteAt(&a[i], depth)
-		tmp[next[b]] = a[i]
+	for i := range src {
+		b := byteAt(&src[i], depth)
+		into[next[b]] = src[i]
 		next[b]++
 	}
-	copy(a, tmp)
 	start := 0
 	for b := range 256 {
-		if n := count[b]; n > 1 {
-			radixSort(data, a[start:start+n], tmp[start:start+n], depth+1)
+		n := count[b]
+		if n == 0 {
+			continue
 		}
-		start += count[b]
+		part := into[start : start+n]
+		switch {
+		case &into[0] == &dst[0]: // scattered straight into dst: sort there
+			if n > 1 {
+				sortInto(data, part, part, src[start:start+n], depth+1)
+			}
+		default: // scattered into other: sort back into dst
+			sortInto(data, part, dst[start:start+n], part, depth+1)
+		}
+		start += n
 	}
 }
 
-// firstDiff returns the first byte position at or after depth where the
-// keys of a differ, or 24 when they agree on all of (k0, k1, k2).
-func firstDiff(a []key, depth int) int {
+// countAt counts the keys of a by their byte at depth, first skipping the
+// bytes every key shares (the "+861" of phone numbers, the "user" of
+// e-mails): one pass counts and notes where keys differ, and only when
+// they all agree at depth does a second pass count at the first byte where
+// they differ. ok is false when all keys agree on all 24 bytes.
+func countAt(a []key, depth int, count *[256]int) (int, bool) {
 	f := &a[0]
 	var d0, d1, d2 uint64
 	for i := range a {
+		count[byteAt(&a[i], depth)]++
 		d0 |= a[i].k0 ^ f.k0
 		d1 |= a[i].k1 ^ f.k1
 		d2 |= a[i].k2 ^ f.k2
+	}
+	if count[byteAt(f, depth)] != len(a) {
+		return depth, true
 	}
 	var at int
 	switch {
@@ -88,9 +114,13 @@ func firstDiff(a []key, depth int) int {
 	case d2 != 0:
 		at = 16 + bits.LeadingZeros64(d2)/8
 	default:
-		return 24
+		return depth, false
 	}
-	return max(at, depth)
+	*count = [256]int{}
+	for i := range a {
+		count[byteAt(&a[i], at)]++
+	}
+	return at, true
 }
 
 func insertionSort(data []byte, a []key) {
