@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,6 +226,69 @@ func TestInterruptedRerun(t *testing.T) {
 			m, ok, err := s.Lookup(context.Background(), identity.Phone, v)
 			if err != nil || !ok || m.Sources[0].Occurrences != want.occ || m.Sources[0].FirstLoc != want.first {
 				t.Fatalf("trial %d: %s: %+v %v %v, want %+v", trial, v, m, ok, err, *want)
+			}
+		}
+		s.Close()
+	}
+}
+
+// cancelOnWrite cancels a load once the shard writers have reported n
+// times: some shards are committed, others not.
+type cancelOnWrite struct {
+	n      atomic.Int64
+	cancel func()
+}
+
+func (c *cancelOnWrite) Read(int64) {}
+func (c *cancelOnWrite) Write(int64, int64) {
+	if c.n.Add(-1) == 0 {
+		c.cancel()
+	}
+}
+
+// TestInterruptedWrite stops loads inside the writing phase, after some
+// shards have committed part of the source (transactions of 2000 rows in
+// testCase), then reruns: counts, new counts, occurrences and first
+// locations equal those of a clean run, and the earlier source is intact.
+func TestInterruptedWrite(t *testing.T) {
+	a := generate(14, 4000, 3000, 0)
+	b := generate(15, 6000, 5000, 1500)
+	clean := testCase(t, t.TempDir(), 4)
+	mustAdd(t, clean, "a", "sha-a", a, Origin{})
+	cb := mustAdd(t, clean, "b", "sha-b", b, Origin{})
+	want, _ := clean.Stats(context.Background(), StatsOptions{})
+	for trial, n := range []int64{1, 2, 3, 4} {
+		ix := testCase(t, t.TempDir(), 4)
+		mustAdd(t, ix, "a", "sha-a", a, Origin{})
+		ctx, cancel := context.WithCancel(context.Background())
+		stop := &cancelOnWrite{cancel: cancel}
+		stop.n.Store(n)
+		_, err := ix.AddSource(ctx, Source{Name: "b", SHA256: "sha-b"}, b.feed(97), stop)
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("trial %d: interrupted load: %v", trial, err)
+		}
+		mid, err := ix.Stats(context.Background(), StatsOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mid.Sources) != 2 || mid.Sources[1].Status != "loading" {
+			t.Fatalf("trial %d: sources after the interrupted write: %+v", trial, mid.Sources)
+		}
+		gb := mustAdd(t, ix, "b", "sha-b", b, Origin{})
+		got, _ := ix.Stats(context.Background(), StatsOptions{})
+		eqCounts(t, "b unique", gb.Unique, cb.Unique)
+		eqCounts(t, "b new", gb.New, cb.New)
+		eqCounts(t, "total", got.Unique, want.Unique)
+		s := ix.NewSearcher()
+		for v, w := range b.truth[identity.Email] {
+			m, ok, err := s.Lookup(context.Background(), identity.Email, v)
+			if err != nil || !ok {
+				t.Fatalf("trial %d: %s: %v %v", trial, v, ok, err)
+			}
+			src := m.Sources[len(m.Sources)-1]
+			if src.Occurrences != w.occ || src.FirstLoc != w.first {
+				t.Fatalf("trial %d: %s: %+v, want %+v", trial, v, src, *w)
 			}
 		}
 		s.Close()
