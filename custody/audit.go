@@ -38,7 +38,7 @@ const (
 
 // Item is an input or output of an audited action with its hashes.
 type Item struct {
-	Kind   string `json:"kind"`           // "evidence", "segment", "file", "object", "shard", "report", "dataset"
+	Kind   string `json:"kind"`           // "evidence", "segment", "file", "object", "shard", "report", "dataset", "rejects"
 	ID     string `json:"id,omitempty"`   // evidence id, object id
 	Path   string `json:"path,omitempty"` // host path, or case-relative for files in the case
 	Size   int64  `json:"size,omitempty"`

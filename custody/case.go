@@ -12,6 +12,7 @@
 //	case.lock             flock(2) target serialising audit appends across processes
 //	objects/ab/cd/<hex>   content store, named by SHA-256, deduplicated
 //	index/                identity shards (package index)
+//	rejects/<hex>.tsv     malformed rows of the dataset with that SHA-256, with their location
 //	reports/              report.html, report.json, evidence-<id>.dfxml, manifest.hashdeep, SHA256SUMS
 //	signing.pub           ed25519 public key when the case was created with a signing key
 package custody
