@@ -478,7 +478,7 @@ func (ix *Index) sortFeed(ctx context.Context, feed Feed, p Progress) (*sortedFe
 	if err != nil {
 		return sf, err
 	}
-	if err := sorter.Finish(); err != nil {
+	if err := sorter.Finish(ctx); err != nil {
 		return sf, fmt.Errorf("sort: %w", err)
 	}
 	return sf, nil

@@ -138,6 +138,7 @@ const prefixLen = 23
 type run struct {
 	path     string
 	sections [][2]int64
+	records  int64
 }
 
 const buffers = 3 // one filling, two being sorted and written
@@ -356,14 +357,88 @@ func (s *Sorter) submit() {
 
 // Finish spills what is buffered and waits for the background sorts. Add
 // may not be called after it; Merge may.
-func (s *Sorter) Finish() error {
+func (s *Sorter) Finish(ctx context.Context) error {
 	if !s.closed {
 		s.submit()
 		s.closed = true
 	}
 	s.pending.Wait()
 	s.unmap() // the merge reads the run files only
-	return s.failed()
+	if err := s.failed(); err != nil {
+		return err
+	}
+	return s.limitRuns(ctx)
+}
+
+// maxFanIn bounds the runs one merge reads at once (each holds an open
+// file and a read buffer of 64 KiB, more only for longer records).
+var maxFanIn = 128
+
+// limitRuns merges the oldest runs, maxFanIn at a time, into one run each,
+// until at most maxFanIn remain: memory and open files stay bounded
+// whatever the input size. Merged runs are consecutive, so the first
+// location of an identity is still the first in file order.
+func (s *Sorter) limitRuns(ctx context.Context) error {
+	for len(s.runs) > maxFanIn {
+		group := s.runs[:maxFanIn]
+		merged, err := s.mergeInto(ctx, group)
+		if err != nil {
+			return err
+		}
+		for _, r := range group {
+			os.Remove(r.path)
+			s.spilled.Add(-r.records)
+		}
+		s.spilled.Add(merged.records)
+		s.mu.Lock()
+		s.runs = append([]*run{merged}, s.runs[maxFanIn:]...)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// mergeInto merges group into one new run file.
+func (s *Sorter) mergeInto(ctx context.Context, group []*run) (*run, error) {
+	path := filepath.Join(s.dir, fmt.Sprintf("run-%06d", s.next))
+	s.next++
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("runs: %w", err)
+	}
+	defer f.Close()
+	r := &run{path: path, sections: make([][2]int64, s.shards)}
+	w := bufio.NewWriterSize(f, 1<<20)
+	index := map[string]byte{}
+	for i, k := range s.kinds {
+		index[k] = byte(i)
+	}
+	var (
+		rw  recordWriter
+		pos int64
+		out []byte
+	)
+	for shard := range s.shards {
+		r.sections[shard][0] = pos
+		rw.reset()
+		err := s.mergeRuns(ctx, group, shard, false, func(e Entry) error {
+			r.records++
+			out = rw.append(out[:0], index[e.Kind], e.Value, e.Count, e.Loc)
+			pos += int64(len(out))
+			_, err := w.Write(out)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("runs: merge into %s: %w", path, err)
+		}
+		r.sections[shard][1] = pos
+	}
+	if err := w.Flush(); err != nil {
+		return nil, fmt.Errorf("runs: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("runs: write %s: %w", path, err)
+	}
+	return r, nil
 }
 
 // unmap releases the buffers; no sort may be running.
@@ -536,6 +611,7 @@ func (s *Sorter) spill(seq int, c *chunk, kinds, texts []string) (*run, error) {
 		return nil, fmt.Errorf("runs: write %s: %w", path, err)
 	}
 	s.spilled.Add(n)
+	r.records = n
 	return r, nil
 }
 
@@ -559,6 +635,9 @@ type cursor struct {
 func (c *cursor) fill() error {
 	rest := copy(c.buf[:cap(c.buf)], c.buf[c.pos:])
 	c.buf, c.pos = c.buf[:rest], 0
+	if rest == cap(c.buf) { // a record longer than the buffer: grow it
+		c.buf = slices.Grow(c.buf, cap(c.buf))
+	}
 	for len(c.buf) < cap(c.buf) {
 		k, err := c.r.Read(c.buf[len(c.buf):cap(c.buf)])
 		c.buf = c.buf[:len(c.buf)+k]
@@ -631,8 +710,15 @@ func (s *Sorter) Merge(ctx context.Context, shard int, fn func(Entry) error) err
 		return errors.New("runs: Merge before Finish")
 	}
 	s.mu.Lock()
-	runs, kinds := slices.Clone(s.runs), slices.Clone(s.kinds)
+	runs := slices.Clone(s.runs)
 	s.mu.Unlock()
+	return s.mergeRuns(ctx, runs, shard, true, fn)
+}
+
+// mergeRuns merges shard's sections of runs (in file order), folding equal
+// identities. progress says whether to count the records in Merged.
+func (s *Sorter) mergeRuns(ctx context.Context, runs []*run, shard int, progress bool, fn func(Entry) error) error {
+	kinds := s.kinds // no Add after Finish: read-only now
 	ranks := kindRanks(kinds)
 	var h []*cursor
 	for seq, r := range runs {
@@ -648,7 +734,7 @@ func (s *Sorter) Merge(ctx context.Context, shard int, fn func(Entry) error) err
 			return fmt.Errorf("runs: %w", err)
 		}
 		defer f.Close()
-		c := &cursor{r: io.NewSectionReader(f, sec[0], sec[1]-sec[0]), buf: make([]byte, 0, 2*maxRecord),
+		c := &cursor{r: io.NewSectionReader(f, sec[0], sec[1]-sec[0]), buf: make([]byte, 0, 64<<10),
 			rec:  recordReader{prevKind: -1},
 			path: fmt.Sprintf("%s section %d", r.path, shard), seq: seq, ranks: ranks}
 		if err := c.next(); err != nil {
@@ -730,12 +816,14 @@ func (s *Sorter) Merge(ctx context.Context, shard int, fn func(Entry) error) err
 		if err := fn(e); err != nil {
 			return err
 		}
-		if read >= 4096 {
+		if read >= 4096 && progress {
 			s.merged.Add(read)
 			read = 0
 		}
 	}
-	s.merged.Add(read)
+	if progress {
+		s.merged.Add(read)
+	}
 	return nil
 }
 

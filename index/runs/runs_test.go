@@ -62,8 +62,13 @@ func TestSortMergeAgainstTruth(t *testing.T) {
 		{"one run", 64 << 20, 7},
 		{"many runs", 16 << 10, 7},
 		{"one shard many runs", 8 << 10, 1},
+		{"runs merged 3 at a time", 16 << 10, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.shards == 5 {
+				defer func(n int) { maxFanIn = n }(maxFanIn)
+				maxFanIn = 3
+			}
 			dir := t.TempDir()
 			s, err := New(dir+"/runs", tc.shards, tc.mem)
 			if err != nil {
@@ -87,14 +92,17 @@ func TestSortMergeAgainstTruth(t *testing.T) {
 					want[[2]string{k, v}] = &truth{1, loc, sh}
 				}
 			}
-			if err := s.Finish(); err != nil {
+			if err := s.Finish(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if s.Added() != n {
 				t.Fatalf("Added = %d, want %d", s.Added(), n)
 			}
-			if tc.mem < 1<<20 && len(s.runs) < 5 {
-				t.Fatalf("%d runs with %d bytes of memory: the spill path is not exercised", len(s.runs), tc.mem)
+			if tc.mem < 1<<20 && s.next < 5 {
+				t.Fatalf("%d runs with %d bytes of memory: the spill path is not exercised", s.next, tc.mem)
+			}
+			if len(s.runs) > maxFanIn {
+				t.Fatalf("%d runs left to merge, more than %d", len(s.runs), maxFanIn)
 			}
 			got := make([]map[[2]string]truth, tc.shards)
 			var wg sync.WaitGroup
@@ -165,7 +173,7 @@ func TestMergeStopsOnCallbackError(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Finish(); err != nil {
+	if err := s.Finish(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	stop := fmt.Errorf("stop")
@@ -225,7 +233,7 @@ func BenchmarkSorter(b *testing.B) {
 		for _, x := range in {
 			s.Add(shardOf(x.kind, x.value, 16), x.kind, x.value, x.loc)
 		}
-		s.Finish()
+		s.Finish(context.Background())
 		for sh := range 16 {
 			s.Merge(context.Background(), sh, func(Entry) error { return nil })
 		}
@@ -278,7 +286,7 @@ func TestLongRecordsAcrossBuffers(t *testing.T) {
 		}
 		want[string(v)] = loc
 	}
-	if err := s.Finish(); err != nil {
+	if err := s.Finish(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := 0
