@@ -69,16 +69,17 @@ func (r *Rejects) Write(p []byte) (int, error) {
 	return n, r.err
 }
 
-// Finish ends the load's rejects file. When the load succeeded (loadErr
-// is nil) and rows were written, the file is renamed
+// Finish ends the load's rejects file. keep says the load succeeded and
+// loaded the dataset (it was not skipped as already ingested: a skip may
+// come after the rows were read, when another load of the same file
+// finished first). When keep and rows were written, the file is renamed
 // rejects/<datasetSHA>.tsv (replacing the file of an earlier, cut-short
 // load of the same dataset) and returned as one audit item of kind
 // "rejects" (case-relative path, size, SHA-256) for the outputs of the
-// load's audit entry, so verify and the report cover it. Otherwise (the
-// load failed, rejected no row, or was skipped as already ingested) the
+// load's audit entry, so verify and the report cover it. Otherwise the
 // file is removed and nothing is returned. Calls after the first return
 // nothing.
-func (r *Rejects) Finish(datasetSHA string, loadErr error) ([]Item, error) {
+func (r *Rejects) Finish(datasetSHA string, keep bool) ([]Item, error) {
 	if r.done {
 		return nil, nil
 	}
@@ -90,10 +91,11 @@ func (r *Rejects) Finish(datasetSHA string, loadErr error) ([]Item, error) {
 	if cerr := r.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("custody: rejects: %w", cerr)
 	}
-	if err == nil && loadErr == nil && r.n > 0 && !isHex(datasetSHA, 64) {
+	keep = keep && r.n > 0
+	if err == nil && keep && !isHex(datasetSHA, 64) {
 		err = fmt.Errorf("custody: rejects: bad dataset SHA-256 %q", datasetSHA)
 	}
-	if err != nil || loadErr != nil || r.n == 0 {
+	if err != nil || !keep {
 		if rerr := os.Remove(r.f.Name()); err == nil && rerr != nil {
 			err = fmt.Errorf("custody: rejects: %w", rerr)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,7 +33,7 @@ func TestRejectsKeptAndVerified(t *testing.T) {
 	if _, err := io.WriteString(r, rows[20:]); err != nil {
 		t.Fatal(err)
 	}
-	items, err := r.Finish(dataset, nil)
+	items, err := r.Finish(dataset, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +42,7 @@ func TestRejectsKeptAndVerified(t *testing.T) {
 	if len(items) != 1 || items[0] != want {
 		t.Fatalf("Finish: %+v, want [%+v]", items, want)
 	}
-	if again, err := r.Finish(dataset, nil); again != nil || err != nil {
+	if again, err := r.Finish(dataset, true); again != nil || err != nil {
 		t.Errorf("second Finish: %v %v, want nothing", again, err)
 	}
 	p := filepath.Join(c.Dir(), want.Path)
@@ -79,8 +78,8 @@ func TestRejectsKeptAndVerified(t *testing.T) {
 	}
 }
 
-// TestRejectsNotKept: nothing is kept for a load that rejected no row (or
-// was skipped: its reader never ran) or failed, and a bad dataset hash is
+// TestRejectsNotKept: nothing is kept for a load that rejected no row,
+// failed or was skipped, and a bad dataset hash is
 // refused rather than used as a file name.
 func TestRejectsNotKept(t *testing.T) {
 	ctx := context.Background()
@@ -90,19 +89,19 @@ func TestRejectsNotKept(t *testing.T) {
 		name    string
 		write   string
 		sha     string
-		loadErr error
+		keep    bool
 		wantErr bool
 	}{
-		{"no rejected rows", "", dataset, nil, false},
-		{"load failed", "x\tline 1\tbad\t\"x\"\n", dataset, errors.New("index: disk full"), false},
-		{"bad dataset hash", "x\tline 1\tbad\t\"x\"\n", "../../audit.log", nil, true},
+		{"no rejected rows", "", dataset, true, false},
+		{"load failed or skipped", "x\tline 1\tbad\t\"x\"\n", dataset, false, false},
+		{"bad dataset hash", "x\tline 1\tbad\t\"x\"\n", "../../audit.log", true, true},
 	} {
 		r, err := c.NewRejects()
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.WriteString(r, tc.write)
-		items, err := r.Finish(tc.sha, tc.loadErr)
+		items, err := r.Finish(tc.sha, tc.keep)
 		if items != nil || (err != nil) != tc.wantErr {
 			t.Errorf("%s: Finish = %+v, %v", tc.name, items, err)
 		}
