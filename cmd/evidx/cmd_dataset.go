@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -96,34 +93,29 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 	if err != nil {
 		return err
 	}
-	// Malformed rows are kept, with their location, in
-	// rejects/SHA256.tsv inside the case (0700: they are personal data).
-	rejDir := filepath.Join(c.Dir(), "rejects")
-	if err := os.MkdirAll(rejDir, 0o700); err != nil {
-		return err
-	}
 	res := datasetResult{Sources: []index.SourceStats{}, Failed: []datasetFailure{}}
 	for _, f := range files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
 			return err
 		}
-		rej, err := os.CreateTemp(rejDir, ".loading-*.tsv")
+		// Malformed rows are kept, with their location, in the case's
+		// rejects file of the dataset.
+		rej, err := c.NewRejects()
 		if err != nil {
 			return err
 		}
-		rejBuf := bufio.NewWriterSize(rej, 256<<10)
 		// Records of SQLite datasets spill beside the shards, inside the case.
-		read := ingest.DatasetReader(ingest.Options{Records: recordsOptions(ix.Dir()), Rejects: rejBuf})
+		read := ingest.DatasetReader(ingest.Options{Records: recordsOptions(ix.Dir()), Rejects: rej})
 		prog := newLoadProgress(stderr, filepath.Base(f), abs)
 		st, err := ix.AddDataset(ctx, abs, opts.source, index.Origin{}, read, prog)
 		prog.stop()
 		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", Path: abs, Size: st.Size, SHA256: st.SHA256}}}
-		if item, kept, rerr := keepRejects(c.Dir(), rej, rejBuf, err == nil && !st.Skipped && st.Rejected > 0, st.SHA256); rerr != nil && err == nil {
+		kept, rerr := rej.Finish(st.SHA256, err == nil && !st.Skipped)
+		if err == nil {
 			err = rerr
-		} else if kept {
-			entry.Outputs = append(entry.Outputs, item)
 		}
+		entry.Outputs = append(entry.Outputs, kept...)
 		if err != nil {
 			entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
 			res.Failed = append(res.Failed, datasetFailure{Path: f, Error: err.Error()})
@@ -168,36 +160,6 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		return fmt.Errorf("%d of %d dataset files failed", len(res.Failed), len(files))
 	}
 	return nil
-}
-
-// keepRejects closes a load's rejects file and, when keep, names it
-// rejects/SHA256.tsv (SHA256 of the dataset) and returns it as an audit
-// item; otherwise it removes it.
-func keepRejects(caseDir string, f *os.File, buf *bufio.Writer, keep bool, datasetSHA string) (custody.Item, bool, error) {
-	err := buf.Flush()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || !keep {
-		os.Remove(f.Name())
-		return custody.Item{}, false, err
-	}
-	final := filepath.Join(filepath.Dir(f.Name()), datasetSHA+".tsv")
-	if err := os.Rename(f.Name(), final); err != nil {
-		return custody.Item{}, false, err
-	}
-	r, err := os.Open(final)
-	if err != nil {
-		return custody.Item{}, false, err
-	}
-	defer r.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, r)
-	if err != nil {
-		return custody.Item{}, false, err
-	}
-	rel, _ := filepath.Rel(caseDir, final)
-	return custody.Item{Kind: "rejects", Path: rel, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, true, nil
 }
 
 // loadProgress prints, once a second while stderr is a terminal, how far
