@@ -28,9 +28,14 @@ type Options struct {
 	// (default GOMAXPROCS).
 	Workers int
 	// Rejects receives malformed rows, one line each:
-	// path TAB location TAB reason TAB quoted raw text. Nil discards them.
-	// ReadDataset serialises its writes.
+	// name TAB location TAB reason TAB quoted raw text, where name is Name
+	// or else the file's path. Nil discards them. ReadDataset serialises
+	// its writes.
 	Rejects io.Writer
+	// Name, when set, names the file in rejects lines instead of its path
+	// (a dataset found on evidence: the item and its path there, not the
+	// stored object).
+	Name string
 	// ConcurrentSink lets ReadDataset call sink from several goroutines at
 	// once; by default calls are serialised.
 	ConcurrentSink bool
@@ -498,7 +503,11 @@ func (p *pipeline) reject(r *records.Row) {
 	if p.opts.Rejects == nil {
 		return
 	}
-	line := p.path + "\t" + r.Loc.String() + "\t" + r.Reject + "\t" + strconv.Quote(r.Raw) + "\n"
+	name := p.opts.Name
+	if name == "" {
+		name = p.path
+	}
+	line := name + "\t" + r.Loc.String() + "\t" + r.Reject + "\t" + strconv.Quote(r.Raw) + "\n"
 	p.rejectMu.Lock()
 	defer p.rejectMu.Unlock()
 	_, _ = io.WriteString(p.opts.Rejects, line)

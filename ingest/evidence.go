@@ -395,8 +395,6 @@ func loadDatasets(ctx context.Context, c *custody.Case, evID string, found []dat
 	if err != nil {
 		return err
 	}
-	// Spill files of SQLite datasets go beside the shards, inside the case (0700).
-	read := DatasetReader(Options{Records: records.Options{TmpDir: c.IndexDir()}})
 	loaded := false
 	for _, d := range found {
 		obj, err := c.ObjectPath(d.object)
@@ -407,8 +405,23 @@ func loadDatasets(ctx context.Context, c *custody.Case, evID string, found []dat
 		if i := strings.LastIndexAny(name, "/:"); i >= 0 {
 			name = name[i+1:]
 		}
+		// Malformed rows are kept in the case's rejects file of the
+		// dataset, named by the evidence item and the path on it.
+		rej, err := c.NewRejects()
+		if err != nil {
+			return err
+		}
+		// Spill files of SQLite datasets go beside the shards, inside the case (0700).
+		read := DatasetReader(Options{Records: records.Options{TmpDir: c.IndexDir()}, Rejects: rej, Name: evID + " " + d.evidencePath})
 		st, err := ix.AddDataset(ctx, obj, name, index.Origin{EvidenceID: evID, EvidencePath: d.evidencePath}, read, index.NoProgress{})
 		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", ID: evID, Path: d.evidencePath, Size: st.Size, SHA256: d.object}}}
+		kept, rerr := rej.Finish(d.object, err == nil && !st.Skipped)
+		// The shards changed even when only keeping the rejects failed.
+		loaded = loaded || err == nil && !st.Skipped
+		if err == nil {
+			err = rerr
+		}
+		entry.Outputs = kept
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -420,7 +433,6 @@ func loadDatasets(ctx context.Context, c *custody.Case, evID string, found []dat
 			entry.Details = map[string]any{"source_id": st.ID, "skipped": st.Skipped, "rows": st.Rows, "rejected": st.Rejected,
 				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds}
 			res.Datasets = append(res.Datasets, st)
-			loaded = loaded || !st.Skipped
 		}
 		if err := c.Audit(entry); err != nil {
 			return err

@@ -129,6 +129,8 @@ func TestAddEvidenceIndexesDatasetsOnTheMedia(t *testing.T) {
 		}
 	}
 
+	rejects := checkEvidenceRejects(t, c, "EV1", res.Datasets)
+
 	// The case records what was done and still verifies.
 	vr, err := c.Verify(ctx, custody.VerifyOptions{})
 	if err != nil {
@@ -137,6 +139,98 @@ func TestAddEvidenceIndexesDatasetsOnTheMedia(t *testing.T) {
 	if !vr.OK {
 		t.Errorf("verify after evidence add: %+v", vr.Failures)
 	}
+	// A rejects file is recorded: one changed byte fails verify, named.
+	p := filepath.Join(c.Dir(), rejects[0].Path)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x01
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vr, err = c.Verify(ctx, custody.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vr.OK || len(vr.Failures) != 1 || !strings.HasPrefix(vr.Failures[0], rejects[0].Path+": SHA-256 now") {
+		t.Errorf("verify after a rejects file changed: ok %v, failures %q", vr.OK, vr.Failures)
+	}
+}
+
+// checkEvidenceRejects checks that every dataset loaded from evidence
+// item evID with rejected rows, and only those, left rejects/<sha256>.tsv
+// (0600, in a 0700 directory) with one line per rejected row naming the
+// item, the path on it and the row's location; that the custody layer
+// lists exactly these files; and that each is an output of its load's
+// audit entry. It returns the listed files.
+func checkEvidenceRejects(t *testing.T, c *custody.Case, evID string, loaded []index.SourceStats) []custody.Item {
+	t.Helper()
+	ctx := context.Background()
+	want := map[string]index.SourceStats{}
+	for _, s := range loaded {
+		if !s.Skipped && s.Rejected > 0 {
+			want[filepath.Join("rejects", s.SHA256+".tsv")] = s
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no dataset on the image has rejected rows: the test proves nothing")
+	}
+	listed, err := c.RejectsItems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != len(want) {
+		t.Errorf("custody lists %d rejects files, want %d (datasets with rejected rows)", len(listed), len(want))
+	}
+	if st, err := os.Stat(filepath.Join(c.Dir(), "rejects")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("rejects directory: %v %v, want mode 0700", st, err)
+	}
+	recorded := map[string]custody.Item{}
+	lines, _, err := c.ReadAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if l.Action == "dataset.add" && l.Outcome == custody.OutcomeOK {
+			for _, it := range l.Outputs {
+				recorded[it.Path] = it
+			}
+		}
+	}
+	for _, it := range listed {
+		s, ok := want[it.Path]
+		if !ok {
+			t.Errorf("%s: kept, but no loaded dataset with rejected rows has that SHA-256", it.Path)
+			continue
+		}
+		if recorded[it.Path] != it {
+			t.Errorf("%s: audit records %+v, on disk %+v", it.Path, recorded[it.Path], it)
+		}
+		p := filepath.Join(c.Dir(), it.Path)
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want mode 0600", it.Path, st, err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		if int64(len(rows)) != s.Rejected {
+			t.Errorf("%s: %d lines, want %d (rejected rows of %s)", it.Path, len(rows), s.Rejected, s.EvidPath)
+		}
+		for _, r := range rows {
+			f := strings.Split(r, "\t")
+			if len(f) != 4 || f[0] != evID+" "+s.EvidPath || f[1] == "" || f[2] == "" {
+				t.Errorf("%s: line %q, want %q TAB location TAB reason TAB text", it.Path, r, evID+" "+s.EvidPath)
+				break
+			}
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(c.Dir(), "rejects", ".loading-*")); len(left) != 0 {
+		t.Errorf("temporary rejects left: %v", left)
+	}
+	return listed
 }
 
 func fileIn(truth *leakgen.Truth, base string) bool {
