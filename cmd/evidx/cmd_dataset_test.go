@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
@@ -438,8 +441,16 @@ func TestDatasetAddSIGKILL(t *testing.T) {
 }
 
 // TestDatasetAddRejects: a malformed row is counted and kept, with its
-// location, in rejects/SHA256.tsv, mode 0600.
+// location, in rejects/SHA256.tsv, mode 0600, by `dataset add` and by
+// `evidence add` for a dataset found on an image; nothing is kept for a
+// dataset skipped as already ingested or without malformed rows. The
+// custody layer lists both files, each is an output of its load's audit
+// entry, and `evidx verify` passes, then fails naming the file once a
+// byte of it changes.
 func TestDatasetAddRejects(t *testing.T) {
+	for _, tool := range []string{"mkfs.fat", "mcopy", "mmd"} {
+		testutil.NeedTool(t, tool)
+	}
 	dir := t.TempDir()
 	cs := filepath.Join(dir, "case")
 	if _, err := idxRun(t, "case", "init", cs, "--case-number", "R", "--examiner", "x"); err != nil {
@@ -455,20 +466,136 @@ func TestDatasetAddRejects(t *testing.T) {
 		Sources []struct {
 			SHA256   string `json:"sha256"`
 			Rejected int64  `json:"rejected"`
+			Skipped  bool   `json:"skipped"`
 		} `json:"sources"`
 	}
 	decodeOne(t, out, &res)
 	if len(res.Sources) != 1 || res.Sources[0].Rejected != 1 || res.Sources[0].SHA256 != testutil.SHA256File(t, f) {
 		t.Fatalf("%s", out)
 	}
-	p := filepath.Join(cs, "rejects", res.Sources[0].SHA256+".tsv")
+	fromFile := filepath.Join("rejects", res.Sources[0].SHA256+".tsv")
+	checkRejectsFile(t, cs, fromFile, f, []string{"line 3"})
+
+	// Added again: skipped, and its entry keeps nothing.
+	if out, err = idxRun(t, "dataset", "add", cs, f, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	decodeOne(t, out, &res)
+	if len(res.Sources) != 1 || !res.Sources[0].Skipped {
+		t.Fatalf("second add: %s", out)
+	}
+
+	// An image holding a dataset with two malformed rows, one without
+	// any, and r.csv again (already ingested: skipped).
+	e := filepath.Join(dir, "e.csv")
+	ecsv := "name,phone,email\n"
+	for i := 2; i <= 30; i++ {
+		switch i {
+		case 7:
+			ecsv += "a,b,c,d,e\n"
+		case 19:
+			ecsv += "just text\n"
+		default:
+			ecsv += fmt.Sprintf("u%d,138%08d,u%d@example.cn\n", i, i, i)
+		}
+	}
+	os.WriteFile(e, []byte(ecsv), 0o600)
+	clean := filepath.Join(dir, "clean.csv")
+	os.WriteFile(clean, []byte("name,phone\nwang,13712345678\nzhao,13612345678\n"), 0o600)
+	img := filepath.Join(dir, "seized.dd")
+	testutil.Run(t, "mkfs.fat", "-F", "32", "-C", img, "65536")
+	testutil.Run(t, "mmd", "-i", img, "::/data")
+	testutil.Run(t, "mcopy", "-i", img, e, clean, f, "::/data/")
+	testutil.Unchanged(t, img)
+	out, err = idxRun(t, "evidence", "add", cs, img, "--id", "EV1", "--no-carve", "--no-scan", "--json")
+	if err != nil {
+		t.Fatalf("evidence add: %v\n%s", err, out)
+	}
+	fromImage := filepath.Join("rejects", testutil.SHA256File(t, e)+".tsv")
+	checkRejectsFile(t, cs, fromImage, "EV1 p1:/data/e.csv", []string{"line 7", "line 19"})
+
+	// The custody layer lists the two, each recorded by the one load
+	// that kept it.
+	ctx := context.Background()
+	c, err := custody.Open(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := c.RejectsItems(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, _, err := c.ReadAudit(ctx)
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 2 || listed[0].Path != min(fromFile, fromImage) || listed[1].Path != max(fromFile, fromImage) {
+		t.Fatalf("custody lists %+v, want %s and %s", listed, fromFile, fromImage)
+	}
+	var loads int
+	keptBy := map[string][]custody.Item{}
+	for _, l := range lines {
+		if l.Action != "dataset.add" {
+			continue
+		}
+		loads++
+		if l.Outcome != custody.OutcomeOK {
+			t.Errorf("audit line %d: %s %s", l.Seq, l.Outcome, l.Error)
+		}
+		keptBy[l.Inputs[0].Path] = append(keptBy[l.Inputs[0].Path], l.Outputs...)
+	}
+	absF, _ := filepath.Abs(f)
+	if loads != 5 || len(keptBy[absF]) != 1 || keptBy[absF][0] != listed[slices.IndexFunc(listed, func(it custody.Item) bool { return it.Path == fromFile })] ||
+		len(keptBy["p1:/data/e.csv"]) != 1 || keptBy["p1:/data/e.csv"][0].Path != fromImage ||
+		len(keptBy["p1:/data/clean.csv"]) != 0 || len(keptBy["p1:/data/r.csv"]) != 0 {
+		t.Errorf("%d dataset.add entries; rejects recorded per input: %+v", loads, keptBy)
+	}
+
+	if out, err := idxRun(t, "verify", cs, "--json"); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	for _, rel := range []string{fromImage, fromFile} {
+		p := filepath.Join(cs, rel)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := bytes.Clone(b)
+		changed[len(changed)-2] ^= 0x20
+		os.WriteFile(p, changed, 0o600)
+		if _, err := idxRun(t, "verify", cs); err == nil || !strings.Contains(err.Error(), rel) {
+			t.Errorf("verify after a byte of %s changed: %v, want a failure naming it", rel, err)
+		}
+		os.WriteFile(p, b, 0o600)
+		if _, err := idxRun(t, "verify", cs); err != nil {
+			t.Errorf("verify after %s was restored: %v", rel, err)
+		}
+	}
+}
+
+// checkRejectsFile checks the rejects file rel of case cs: mode 0600 in a
+// 0700 directory, one line per wanted location, each naming the dataset
+// as name, no temporary rejects file left.
+func checkRejectsFile(t *testing.T, cs, rel, name string, locs []string) {
+	t.Helper()
+	p := filepath.Join(cs, rel)
 	st, err := os.Stat(p)
 	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("rejects file: %v %v", st, err)
+		t.Fatalf("rejects file %s: %v %v", rel, st, err)
+	}
+	if st, err := os.Stat(filepath.Dir(p)); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("rejects directory: %v %v", st, err)
 	}
 	b, _ := os.ReadFile(p)
-	if !bytes.Contains(b, []byte("line 3")) {
-		t.Errorf("rejects: %q", b)
+	rows := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(rows) != len(locs) {
+		t.Fatalf("%s: %q, want %d lines", rel, b, len(locs))
+	}
+	for i, r := range rows {
+		if f := strings.Split(r, "\t"); len(f) != 4 || f[0] != name || f[1] != locs[i] {
+			t.Errorf("%s line %d: %q, want %q TAB %q TAB reason TAB text", rel, i+1, r, name, locs[i])
+		}
 	}
 	if left, _ := filepath.Glob(filepath.Join(cs, "rejects", ".loading-*")); len(left) != 0 {
 		t.Errorf("temporary rejects left: %v", left)
