@@ -1,10 +1,11 @@
 // Package runs sorts the sightings of one dataset by identity in bounded
 // memory, as an external merge sort. Sightings are packed into a buffer; a
-// full buffer is sorted by (shard, kind, value) in the background,
+// full buffer is sorted, shard by shard, by (kind, value) in the background,
 // identities repeated in it are folded into one record, and the result is
-// written as one run file with a section per shard. Merge then reads one
-// shard's section of every run and yields each identity once, in key order,
-// with how many times the dataset holds it and where it was first seen.
+// written as one run file with a section per shard (record.go). Merge then
+// reads one shard's section of every run and yields each identity once, in
+// key order, with how many times the dataset holds it and where it was
+// first seen.
 //
 // The index needs key order because SQLite inserts keys that arrive in
 // order into a B-tree about three times faster than the same keys in random
