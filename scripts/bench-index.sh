@@ -6,7 +6,9 @@
 # the ratio, index size on disk and peak RSS.
 #
 #   BENCH_INDEX_ROWS  rows to generate (default 20000000; use 1000000 while
-#                     developing on a shared machine)
+#                     developing on a shared machine; 100000000 with
+#                     BENCH_INDEX_BASELINE=0 checks the memory bound at 100M
+#                     rows: about 4 min generating, 100 s loading, 7.5 GB CSV)
 #   BENCH_INDEX_SHARDS shard count for the case (default 16)
 #   BENCH_TMP         where the CSV, the baseline DB and the case go (default /tmp)
 #   BENCH_INDEX_BASELINE=0 skips the sqlite3 runs (while tuning evidx)
@@ -23,25 +25,32 @@ csv=$work/leak.csv
 # gen: a seeded leak with a header, Chinese mobile numbers (some written as
 # 138-1234-5678 or +86 ...), e-mails (some upper-case), valid 18-digit ID
 # numbers (ISO 7064 MOD 11-2 check character), drawn from pools of half the
-# row count so that about 40% of the values repeat.
+# row count so that about 40% of the values repeat. One awk per core, each
+# writing its share of the rows with its own seed.
 echo "generating $rows rows" >&2
-awk -v rows="$rows" 'BEGIN {
-  srand(20261127); pool = int(rows / 2) + 1
-  split("7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2", w, " ")
-  split("1 0 X 9 8 7 6 5 4 3 2", chk, " ")
-  print "name,mobile,email,id_no"
-  for (i = 1; i <= rows; i++) {
-    p = int(rand() * pool); e = int(rand() * pool); d = int(rand() * pool)
-    ph = sprintf("1%d%09d", 3 + p % 7, (p * 7919) % 1000000000)
-    if (i % 10 == 0) ph = substr(ph, 1, 3) "-" substr(ph, 4, 4) "-" substr(ph, 8, 4)
-    else if (i % 10 == 1) ph = "+86 " ph
-    em = sprintf("user%d@mail%d.example.cn", e, e % 13)
-    if (i % 7 == 0) em = toupper(em)
-    id17 = sprintf("11010%d19%02d%02d%02d%03d", 1 + d % 8, 50 + d % 50, 1 + d % 12, 1 + d % 28, d % 1000)
-    s = 0; for (k = 1; k <= 17; k++) s += substr(id17, k, 1) * w[k]
-    printf "name%d,%s,%s,%s%s\n", i, ph, em, id17, chk[s % 11 + 1]
-  }
-}' > "$csv"
+parts=$(nproc)
+for ((part = 0; part < parts; part++)); do
+  awk -v rows="$rows" -v from=$((part * rows / parts + 1)) -v to=$(((part + 1) * rows / parts)) \
+      -v seed=$((20261127 + part)) 'BEGIN {
+    srand(seed); pool = int(rows / 2) + 1
+    split("7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2", w, " ")
+    split("1 0 X 9 8 7 6 5 4 3 2", chk, " ")
+    if (from == 1) print "name,mobile,email,id_no"
+    for (i = from; i <= to; i++) {
+      p = int(rand() * pool); e = int(rand() * pool); d = int(rand() * pool)
+      ph = sprintf("1%d%09d", 3 + p % 7, (p * 7919) % 1000000000)
+      if (i % 10 == 0) ph = substr(ph, 1, 3) "-" substr(ph, 4, 4) "-" substr(ph, 8, 4)
+      else if (i % 10 == 1) ph = "+86 " ph
+      em = sprintf("user%d@mail%d.example.cn", e, e % 13)
+      if (i % 7 == 0) em = toupper(em)
+      id17 = sprintf("11010%d19%02d%02d%02d%03d", 1 + d % 8, 50 + d % 50, 1 + d % 12, 1 + d % 28, d % 1000)
+      s = 0; for (k = 1; k <= 17; k++) s += substr(id17, k, 1) * w[k]
+      printf "name%d,%s,%s,%s%s\n", i, ph, em, id17, chk[s % 11 + 1]
+    }
+  }' > "$csv.$part" &
+done
+wait
+for ((part = 0; part < parts; part++)); do cat "$csv.$part"; rm "$csv.$part"; done > "$csv"
 size=$(stat -c %s "$csv")
 echo "csv: $size bytes" >&2
 
@@ -81,6 +90,7 @@ line "sqlite3 .import + 3 CREATE INDEX" "$b3_wall" "$b3_cpu" "$b3_rss" "$b3_size
 line "evidx dataset add ($shards shards)" "$e_wall" "$e_cpu" "$e_rss" "$e_size"
 awk -v a="$b1_wall" -v b="$b3_wall" -v e="$e_wall" 'BEGIN {
   printf "ratio evidx/sqlite3 (rows/s): %.2f vs 1 index, %.2f vs 3 indexes (target >= 2)\n", a / e, b / e }'
+awk -v r="$e_rss" 'BEGIN { printf "evidx peak RSS %d MiB: %s the 1 GiB bound\n", r / 1024, (r < 1048576 ? "under" : "OVER") }'
 printf 'stats --json: %s s wall, %s s CPU, %d MiB peak RSS\n' "$st_wall" "$st_cpu" $((st_rss / 1024))
 printf 'search --file: 200 values in %s s wall (process start included), %s found\n' "$s_wall" "$found"
 grep -E '"(rows|rejected|sightings)"' "$work/add.json" | tr -d ' ,' | paste -sd' ' >&2
