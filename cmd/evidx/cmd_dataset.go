@@ -167,7 +167,8 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 // read (from the read offset of the reader's open descriptor of path in
 // /proc/self/fdinfo) and an ETA for the reading. Writing: percent of the
 // sorted records merged into the shards, with its ETA. Before the first
-// identifier is read the index is hashing the file; the line says so.
+// identifier arrives (the file is hashed first when a source of the same
+// size exists) the line shows how far the file is read.
 type loadProgress struct {
 	read        atomic.Int64
 	done, total atomic.Int64 // writing phase
@@ -185,7 +186,11 @@ func newLoadProgress(w io.Writer, name, path string) *loadProgress {
 	if st, err := os.Stat(path); err == nil {
 		size = st.Size()
 	}
-	var readStart, writeStart time.Time
+	// Reading starts when the progress is made, or after hashing (only
+	// when a source of the same size exists) when the first identifier
+	// arrives: rates and ETAs count from there.
+	readStart, hashing := time.Now(), false
+	var writeStart time.Time
 	eta := func(start time.Time, frac float64) string {
 		if el := time.Since(start); frac > 0.01 && el > 2*time.Second {
 			return ", ETA " + (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
@@ -212,16 +217,17 @@ func newLoadProgress(w io.Writer, name, path string) *loadProgress {
 					frac := float64(p.done.Load()) / float64(total)
 					line += fmt.Sprintf("%d identifiers read; writing the shards %.0f%%", n, 100*frac) + eta(writeStart, frac)
 				case n > 0:
-					if readStart.IsZero() {
-						readStart = time.Now()
+					if hashing {
+						readStart, hashing = time.Now().Add(-time.Second), false
 					}
 					line += fmt.Sprintf("%d identifiers read, %.0f/s", n, float64(n)/time.Since(readStart).Seconds())
 					if pos := readOffset(path); size > 0 && pos > 0 {
 						frac := float64(pos) / float64(size)
 						line += fmt.Sprintf(", read %.0f%%", 100*frac) + eta(readStart, frac)
 					}
-				default:
-					line += "hashing"
+				default: // hashing first (a source of the same size exists), or no identifier yet
+					hashing = true
+					line += "reading"
 					if pos := readOffset(path); size > 0 && pos >= 0 {
 						line += fmt.Sprintf(" %.0f%%", 100*float64(pos)/float64(size))
 					}
