@@ -63,6 +63,13 @@ type Sorter struct {
 	texts    []string // location texts of numbered keys
 	lastText int
 
+	// The last location Add split, and what it split into.
+	lastLoc    string
+	lastLocSet bool
+	lastNum    uint64
+	lastLocID  uint16
+	lastIsNum  bool
+
 	cur     *chunk
 	free    chan *chunk
 	made    []*chunk // every buffer, unmapped by Close
@@ -198,10 +205,15 @@ func (s *Sorter) Add(shard int, kind, value, loc string) error {
 		isNum bool
 	)
 	if len(value) <= prefixLen {
-		if pfx, n, ok := splitNumber(loc); ok && n <= math.MaxUint32 {
-			locID, isNum = s.locText(pfx)
-			num = n
+		// A row's identities share its location: split it once.
+		if loc != s.lastLoc || !s.lastLocSet {
+			s.lastLoc, s.lastLocSet, s.lastNum, s.lastIsNum = loc, true, 0, false
+			if pfx, n, ok := splitNumber(loc); ok && n <= math.MaxUint32 {
+				s.lastLocID, s.lastIsNum = s.locText(pfx)
+				s.lastNum = n
+			}
 		}
+		num, locID, isNum = s.lastNum, s.lastLocID, s.lastIsNum
 	}
 	need := 0
 	if len(value) > prefixLen {
