@@ -696,7 +696,7 @@ func (c *cursor) next() error {
 	return nil
 }
 
-// less orders cursors by identity, then by run: the earlier run holds the
+// lessCursor orders cursors by identity, then by run: the earlier run holds the
 // earlier sighting.
 func lessCursor(a, b *cursor) bool {
 	if a.rank != b.rank {
