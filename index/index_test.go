@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,6 +211,7 @@ func TestInterruptedRerun(t *testing.T) {
 		ga := mustAdd(t, ix, "a", "sha-a", a, Origin{})
 		gb := mustAdd(t, ix, "b", "sha-b", b, Origin{})
 		got, _ := ix.Stats(context.Background(), StatsOptions{})
+		eqCounts(t, "stats against a scan", got.Unique, scanUnique(t, ix))
 		eqCounts(t, "a unique", ga.Unique, ca.Unique)
 		eqCounts(t, "a new", ga.New, ca.New)
 		eqCounts(t, "b new", gb.New, cb.New)
@@ -230,6 +232,51 @@ func TestInterruptedRerun(t *testing.T) {
 		}
 		s.Close()
 	}
+}
+
+// scanUnique counts the distinct identities of done sources by scanning
+// every shard: what Stats reports from the sources' new counts.
+func scanUnique(t *testing.T, ix *Index) map[identity.Kind]int64 {
+	t.Helper()
+	srcs, err := ix.Sources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []string
+	for _, s := range srcs {
+		if s.Status == "done" {
+			done = append(done, strconv.FormatInt(s.ID, 10))
+		}
+	}
+	got := map[identity.Kind]int64{}
+	if len(done) == 0 {
+		return got
+	}
+	for i := range ix.n {
+		db, err := ix.openShardRead(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db == nil {
+			continue
+		}
+		rows, err := db.Query(`SELECT kind, count(*) FROM (SELECT kind FROM sightings WHERE source_id IN (` +
+			strings.Join(done, ",") + `) GROUP BY kind, value) GROUP BY kind`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			var n int64
+			if err := rows.Scan(&k, &n); err != nil {
+				t.Fatal(err)
+			}
+			got[identity.Kind(k)] += n
+		}
+		rows.Close()
+		db.Close()
+	}
+	return got
 }
 
 // cancelOnWrite cancels a load once the shard writers have reported n
@@ -275,8 +322,10 @@ func TestInterruptedWrite(t *testing.T) {
 		if len(mid.Sources) != 2 || mid.Sources[1].Status != "loading" {
 			t.Fatalf("trial %d: sources after the interrupted write: %+v", trial, mid.Sources)
 		}
+		eqCounts(t, "stats while b is loading", mid.Unique, scanUnique(t, ix))
 		gb := mustAdd(t, ix, "b", "sha-b", b, Origin{})
 		got, _ := ix.Stats(context.Background(), StatsOptions{})
+		eqCounts(t, "stats against a scan", got.Unique, scanUnique(t, ix))
 		eqCounts(t, "b unique", gb.Unique, cb.Unique)
 		eqCounts(t, "b new", gb.New, cb.New)
 		eqCounts(t, "total", got.Unique, want.Unique)
