@@ -77,10 +77,11 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return fmt.Errorf("%s: not a regular file", f)
 		}
 	}
-	// The loader's batches are Go memory, the shards' page caches
-	// (index.Options.CacheKiB, 256 MiB over 16 shards) C memory: a soft
-	// limit on the Go heap keeps the whole process under 1 GiB on any size
-	// of input (the GC just works harder near the limit).
+	// Outside the Go heap: the load's sort buffers (index.Options.SortBytes,
+	// 384 MiB, mapped) and the page caches of the shards being written
+	// (CacheKiB each, two at a time). The parsers' garbage is Go heap: a
+	// soft limit on it keeps the whole process under 1 GiB on any size of
+	// input (the GC just works harder near the limit).
 	if lim := debug.SetMemoryLimit(-1); lim > datasetGoMemLimit {
 		debug.SetMemoryLimit(datasetGoMemLimit)
 	}
