@@ -57,8 +57,9 @@ type Options struct {
 	// sightings are buffered up to a third of it, then sorted and spilled
 	// as a run while the next third fills. Bigger means fewer runs to merge.
 	SortBytes int
-	// CacheKiB is each shard's SQLite page cache during a load (default
-	// 16384 KiB; 16 shards then hold at most 256 MiB).
+	// CacheKiB is the SQLite page cache of a shard being written (default
+	// 16384 KiB; Workers shards are written at a time). Key-ordered inserts
+	// need little: they touch each page once.
 	CacheKiB int
 	// CommitRows is how many distinct rows a shard writer inserts per
 	// transaction (default 1<<20).
