@@ -19,6 +19,7 @@ int sqlite3_bind_int64(sqlite3_stmt *stmt, int i, long long v);
 int sqlite3_step(sqlite3_stmt *stmt);
 int sqlite3_reset(sqlite3_stmt *stmt);
 int sqlite3_column_int(sqlite3_stmt *stmt, int i);
+long long sqlite3_column_int64(sqlite3_stmt *stmt, int i);
 const unsigned char *sqlite3_column_text(sqlite3_stmt *stmt, int i);
 int sqlite3_finalize(sqlite3_stmt *stmt);
 
@@ -53,24 +54,36 @@ static sqlite3_stmt *bulk_prepare(sqlite3 *db, const char *sql, int *rc) {
 // bulk_put inserts n sightings packed in buf (kind, value, location back to
 // back; meta holds their three lengths and the count), rows statements
 // at a time through insn (a VALUES list of rows rows), the rest through
-// ins1. When ex is not NULL it first asks, per row, whether the identity is
-// in the shard already and sets isnew[i]. It stops at the first error and
-// returns the SQLite code; *done is the row it was at.
+// ins1. When ex is not NULL it first lists, per row, the sources already
+// holding the identity: isnew[i] says whether there were none, and their
+// ids go to holders (capacity cap; *nholders of them). It stops at the
+// first error and returns the SQLite code, or BULK_FULL when holders is
+// too small (nothing inserted: call again with more room); *done is the
+// row it was at.
+#define BULK_FULL (-1)
+
 static int bulk_put(sqlite3_stmt *ins1, sqlite3_stmt *insn, int rows, sqlite3_stmt *ex,
-                    const char *buf, const long long *meta, int n, unsigned char *isnew, int *done) {
+                    const char *buf, const long long *meta, int n, unsigned char *isnew,
+                    long long *holders, int cap, int *nholders, int *done) {
 	int rc;
 	if (ex) {
 		const char *p = buf;
+		int h = 0;
 		for (int i = 0; i < n; i++) {
 			int kl = (int)meta[4*i], vl = (int)meta[4*i+1], ll = (int)meta[4*i+2];
 			sqlite3_bind_text(ex, 1, p, kl, 0);
 			sqlite3_bind_text(ex, 2, p + kl, vl, 0);
 			p += kl + vl + ll;
-			rc = sqlite3_step(ex);
-			if (rc != BULK_ROW) { sqlite3_reset(ex); *done = i; return rc; }
-			isnew[i] = sqlite3_column_int(ex, 0) == 0;
+			isnew[i] = 1;
+			while ((rc = sqlite3_step(ex)) == BULK_ROW) {
+				isnew[i] = 0;
+				if (h == cap) { sqlite3_reset(ex); *done = i; return BULK_FULL; }
+				holders[h++] = sqlite3_column_int64(ex, 0);
+			}
 			sqlite3_reset(ex);
+			if (rc != BULK_DONE) { *done = i; return rc; }
 		}
+		*nholders = h;
 	}
 	for (int i = 0; i < n; ) {
 		sqlite3_stmt *st = n - i >= rows ? insn : ins1;
@@ -114,6 +127,10 @@ type bulkConn struct {
 	ins  *C.sqlite3_stmt // one row
 	insN *C.sqlite3_stmt // rowsPerInsert rows
 	ex   *C.sqlite3_stmt // nil when the case held no other source: every identity is new
+
+	// shared counts, per earlier source, the identities of this load it
+	// already held.
+	shared map[int64]int64
 }
 
 // openBulk opens the shard file at path for loading source src, running
@@ -122,7 +139,7 @@ func openBulk(path string, setup []string, src int64, checkNew bool) (*bulkConn,
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	var rc C.int
-	b := &bulkConn{path: path}
+	b := &bulkConn{path: path, shared: map[int64]int64{}}
 	b.db = C.bulk_open(cpath, &rc)
 	if rc != 0 {
 		err := b.errf("open", rc)
@@ -141,7 +158,7 @@ func openBulk(path string, setup []string, src int64, checkNew bool) (*bulkConn,
 		b.insN, err = b.prepare(insertSQL(src, rowsPerInsert))
 	}
 	if err == nil && checkNew {
-		b.ex, err = b.prepare(`SELECT EXISTS (SELECT 1 FROM sightings WHERE kind = ?1 AND value = ?2)`)
+		b.ex, err = b.prepare(`SELECT source_id FROM sightings WHERE kind = ?1 AND value = ?2`)
 	}
 	if err != nil {
 		b.close()
@@ -219,8 +236,9 @@ func (b *bulkConn) exec(q string) error {
 type bulkBatch struct {
 	buf   []byte
 	meta  []int64 // per row: len kind, len value, len location, occurrences
-	kinds []string
-	isnew []byte
+	kinds   []string
+	isnew   []byte
+	holders []int64
 }
 
 func (t *bulkBatch) add(kind string, value, loc []byte, count int64) {
@@ -238,7 +256,8 @@ func (t *bulkBatch) reset() {
 }
 
 // put inserts the batch's rows; with the lookup on, t.isnew[i] says
-// whether row i's identity was new to the shard.
+// whether row i's identity was new to the shard, and b.shared counts the
+// sources that already held the batch's identities.
 func (b *bulkConn) put(t *bulkBatch) error {
 	n := t.len()
 	if n == 0 {
@@ -249,12 +268,27 @@ func (b *bulkConn) put(t *bulkBatch) error {
 		t.isnew = make([]byte, n)
 	}
 	t.isnew = t.isnew[:n]
-	var done C.int
-	rc := C.bulk_put(b.ins, b.insN, rowsPerInsert, b.ex, (*C.char)(unsafe.Pointer(&t.buf[0])), (*C.longlong)(unsafe.Pointer(&t.meta[0])),
-		C.int(n), (*C.uchar)(unsafe.Pointer(&t.isnew[0])), &done)
+	if len(t.holders) < n {
+		t.holders = make([]int64, 2*n)
+	}
+	var done, nholders C.int
+	rc := C.int(C.BULK_FULL)
+	for rc == C.BULK_FULL {
+		rc = C.bulk_put(b.ins, b.insN, rowsPerInsert, b.ex, (*C.char)(unsafe.Pointer(&t.buf[0])), (*C.longlong)(unsafe.Pointer(&t.meta[0])),
+			C.int(n), (*C.uchar)(unsafe.Pointer(&t.isnew[0])),
+			(*C.longlong)(unsafe.Pointer(&t.holders[0])), C.int(len(t.holders)), &nholders, &done)
+		if rc == C.BULK_FULL {
+			t.holders = make([]int64, 2*len(t.holders))
+		}
+	}
 	t.buf = t.buf[:len(t.buf)-1]
 	if rc != 0 {
 		return b.errf(fmt.Sprintf("insert at row %d of %d", int(done)+1, n), rc)
+	}
+	if b.ex != nil {
+		for _, id := range t.holders[:nholders] {
+			b.shared[id]++
+		}
 	}
 	return nil
 }

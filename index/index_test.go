@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -212,6 +213,9 @@ func TestInterruptedRerun(t *testing.T) {
 		gb := mustAdd(t, ix, "b", "sha-b", b, Origin{})
 		got, _ := ix.Stats(context.Background(), StatsOptions{})
 		eqCounts(t, "stats against a scan", got.Unique, scanUnique(t, ix))
+		if scanned := scanOverlap(t, ix); !slices.Equal(got.Overlap, scanned) {
+			t.Errorf("trial %d: overlap from the loads %+v, from a scan %+v", trial, got.Overlap, scanned)
+		}
 		eqCounts(t, "a unique", ga.Unique, ca.Unique)
 		eqCounts(t, "a new", ga.New, ca.New)
 		eqCounts(t, "b new", gb.New, cb.New)
@@ -279,6 +283,20 @@ func scanUnique(t *testing.T, ix *Index) map[identity.Kind]int64 {
 	return got
 }
 
+// scanOverlap is Stats' overlap as a catalog from an earlier version, which
+// recorded no shared counts, makes it: by scanning every shard.
+func scanOverlap(t *testing.T, ix *Index) []Overlap {
+	t.Helper()
+	if _, err := ix.catalog.Exec(`UPDATE sources SET shared_json = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ix.Stats(context.Background(), StatsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Overlap
+}
+
 // cancelOnWrite cancels a load once the shard writers have reported n
 // times: some shards are committed, others not.
 type cancelOnWrite struct {
@@ -326,6 +344,9 @@ func TestInterruptedWrite(t *testing.T) {
 		gb := mustAdd(t, ix, "b", "sha-b", b, Origin{})
 		got, _ := ix.Stats(context.Background(), StatsOptions{})
 		eqCounts(t, "stats against a scan", got.Unique, scanUnique(t, ix))
+		if len(got.Overlap) != 1 || !slices.Equal(got.Overlap, want.Overlap) {
+			t.Errorf("trial %d: overlap %+v, clean run %+v", trial, got.Overlap, want.Overlap)
+		}
 		eqCounts(t, "b unique", gb.Unique, cb.Unique)
 		eqCounts(t, "b new", gb.New, cb.New)
 		eqCounts(t, "total", got.Unique, want.Unique)

@@ -88,6 +88,10 @@ type SourceStats struct {
 	Started   string   `json:"started"`
 	Finished  string   `json:"finished,omitempty"`
 	Seconds   float64  `json:"seconds"`
+
+	// shared counts, per source loaded before this one, the identities
+	// both hold (nil when not recorded: a catalog of an earlier version).
+	shared map[int64]int64
 }
 
 // Progress receives load progress: Read while the file is read (the
@@ -251,11 +255,12 @@ func (ix *Index) add(ctx context.Context, src Source, feed Feed, p Progress) (So
 	inv, _ := json.Marshal(out.Invalid)
 	uq, _ := json.Marshal(out.Unique)
 	nw, _ := json.Marshal(out.New)
+	sh, _ := json.Marshal(st.shared)
 	_, err = ix.catalog.ExecContext(ctx, `UPDATE sources SET format=?, encoding=?, compression=?,
-		rows=?, rejected=?, sightings=?, invalid_json=?, unique_json=?, new_json=?,
+		rows=?, rejected=?, sightings=?, invalid_json=?, unique_json=?, new_json=?, shared_json=?,
 		status='done', finished=?, seconds=? WHERE id=?`,
 		out.Format, out.Encoding, out.Compression, out.Rows, out.Rejected, out.Sightings,
-		string(inv), string(uq), string(nw), out.Finished, out.Seconds, id)
+		string(inv), string(uq), string(nw), string(sh), out.Finished, out.Seconds, id)
 	if err != nil {
 		return SourceStats{}, fmt.Errorf("index: finish source %s: %w", src.Name, err)
 	}
@@ -406,6 +411,7 @@ type loadStats struct {
 	sightings int64
 	unique    map[identity.Kind]int64
 	new       map[identity.Kind]int64
+	shared    map[int64]int64 // per earlier source: identities it shares with this one
 }
 
 // sortDirPrefix names the directories of the per-load external sort, in
@@ -506,9 +512,12 @@ func (ix *Index) writeShards(ctx context.Context, srcID int64, sf *sortedFeed, p
 	if err := g.Wait(); err != nil {
 		return loadStats{}, err // committed parts stay until recover purges them: the source is still "loading"
 	}
-	st := loadStats{info: sf.info, unique: map[identity.Kind]int64{}, new: map[identity.Kind]int64{}}
+	st := loadStats{info: sf.info, unique: map[identity.Kind]int64{}, new: map[identity.Kind]int64{}, shared: map[int64]int64{}}
 	for _, r := range results {
 		st.sightings += r.sightings
+		for id, n := range r.shared {
+			st.shared[id] += n
+		}
 		for k, v := range r.unique {
 			st.unique[k] += v
 		}
@@ -524,6 +533,7 @@ type shardResult struct {
 	sightings int64
 	unique    map[identity.Kind]int64
 	new       map[identity.Kind]int64
+	shared    map[int64]int64 // per earlier source: identities it already held
 }
 
 // bulkRows is how many rows one cgo call inserts.
@@ -618,5 +628,6 @@ func (ix *Index) writeShard(ctx context.Context, i int, src int64, others bool, 
 		res.unique[identity.Kind(k)] = unique[j]
 		res.new[identity.Kind(k)] = newCount[j]
 	}
+	res.shared = b.shared
 	return res, nil
 }

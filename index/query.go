@@ -19,7 +19,7 @@ import (
 func (ix *Index) querySources(ctx context.Context, where string, args ...any) ([]SourceStats, error) {
 	rows, err := ix.catalog.QueryContext(ctx, `SELECT id, name, sha256, size, evidence_id, evidence_path, path,
 		format, encoding, compression, rows, rejected, sightings, invalid_json, unique_json, new_json,
-		status, started, finished, seconds FROM sources `+where, args...)
+		shared_json, status, started, finished, seconds FROM sources `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: sources: %w", err)
 	}
@@ -27,15 +27,23 @@ func (ix *Index) querySources(ctx context.Context, where string, args ...any) ([
 	var out []SourceStats
 	for rows.Next() {
 		var s SourceStats
-		var evid, evpath, path, format, enc, comp, fin sql.NullString
+		var evid, evpath, path, format, enc, comp, fin, shared sql.NullString
 		var secs sql.NullFloat64
 		var inv, uq, nw string
 		if err := rows.Scan(&s.ID, &s.Name, &s.SHA256, &s.Size, &evid, &evpath, &path, &format, &enc, &comp,
-			&s.Rows, &s.Rejected, &s.Sightings, &inv, &uq, &nw, &s.Status, &s.Started, &fin, &secs); err != nil {
+			&s.Rows, &s.Rejected, &s.Sightings, &inv, &uq, &nw, &shared, &s.Status, &s.Started, &fin, &secs); err != nil {
 			return nil, fmt.Errorf("index: sources: %w", err)
 		}
 		s.Evidence, s.EvidPath, s.Path = evid.String, evpath.String, path.String
 		s.Format, s.Encoding, s.Compression, s.Finished, s.Seconds = format.String, enc.String, comp.String, fin.String, secs.Float64
+		if shared.Valid {
+			if err := json.Unmarshal([]byte(shared.String), &s.shared); err != nil {
+				return nil, fmt.Errorf("index: source %d shared counts %q: %w", s.ID, shared.String, err)
+			}
+			if s.shared == nil {
+				s.shared = map[int64]int64{}
+			}
+		}
 		for _, m := range []struct {
 			js  string
 			dst *map[identity.Kind]int64
@@ -305,6 +313,19 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 	}
 	overlap := !opts.NoOverlap && len(done) > 1
 	pairs := map[[2]int64]int64{}
+	// Each load records how many of its identities every earlier source
+	// already held; when all done sources have that record, the pairs come
+	// from the catalog and no shard is scanned for them.
+	if overlap && allShared(done) {
+		for id, s := range done {
+			for other, n := range s.shared {
+				if _, ok := done[other]; ok && n > 0 {
+					pairs[[2]int64{min(id, other), max(id, other)}] += n
+				}
+			}
+		}
+		overlap = false
+	}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ix.opts.Workers)
@@ -424,6 +445,16 @@ func (ix *Index) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 		return int(a.BID - b.BID)
 	})
 	return st, nil
+}
+
+// allShared reports whether every source has its shared counts recorded.
+func allShared(srcs map[int64]SourceStats) bool {
+	for _, s := range srcs {
+		if s.shared == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func evidenceIDs(os []Origin) []string {

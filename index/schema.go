@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS sources(
 	invalid_json  TEXT    NOT NULL DEFAULT '{}', -- per kind: values that failed validation
 	unique_json   TEXT    NOT NULL DEFAULT '{}', -- per kind: distinct identities in this source
 	new_json      TEXT    NOT NULL DEFAULT '{}', -- per kind: identities the case did not hold before
+	shared_json   TEXT,                      -- {"source id": n}: identities each earlier source already held; NULL if not recorded
 	status        TEXT    NOT NULL CHECK(status IN ('loading','done')),
 	started       TEXT    NOT NULL,          -- UTC RFC 3339
 	finished      TEXT,                      -- UTC RFC 3339, set with status done
@@ -71,10 +72,25 @@ CREATE TABLE IF NOT EXISTS index_meta(
 `
 
 // EnsureCatalog creates the index's tables (sources, index_meta) in the case
-// catalog if they are missing. It is idempotent.
+// catalog if they are missing, and adds the columns later versions added to
+// a catalog an earlier version made. It is idempotent.
 func EnsureCatalog(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, catalogSchema); err != nil {
 		return fmt.Errorf("index: catalog schema: %w", err)
+	}
+	var has bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info('sources') WHERE name = 'shared_json')`).Scan(&has); err != nil {
+		return fmt.Errorf("index: catalog schema: %w", err)
+	}
+	if !has {
+		// Another process may add it at the same moment: only an error
+		// that leaves the column missing counts.
+		_, err := db.ExecContext(ctx, `ALTER TABLE sources ADD COLUMN shared_json TEXT`)
+		if err != nil {
+			if qerr := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info('sources') WHERE name = 'shared_json')`).Scan(&has); qerr != nil || !has {
+				return fmt.Errorf("index: catalog schema: %w", err)
+			}
+		}
 	}
 	return nil
 }
