@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -227,9 +228,13 @@ func BenchmarkSorter(b *testing.B) {
 			sighting{"email", fmt.Sprintf("user%d@mail%d.example.cn", r.Intn(rows/2), i%13), loc},
 			sighting{"cn_id", fmt.Sprintf("11010%d19%02d%02d%02d%03dX", 1+i%8, 50+r.Intn(50), 1+r.Intn(12), 1+r.Intn(28), r.Intn(1000)), loc})
 	}
+	mem := 384 << 20
+	if m, err := strconv.Atoi(os.Getenv("EVIDX_SORTER_MIB")); err == nil {
+		mem = m << 20 // smaller: more runs to merge
+	}
 	b.ResetTimer()
 	for range b.N {
-		s, _ := New(b.TempDir()+"/r", 16, 384<<20)
+		s, _ := New(b.TempDir()+"/r", 16, mem)
 		for _, x := range in {
 			s.Add(shardOf(x.kind, x.value, 16), x.kind, x.value, x.loc)
 		}
