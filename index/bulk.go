@@ -234,8 +234,8 @@ func (b *bulkConn) exec(q string) error {
 
 // bulkBatch packs rows for bulkConn.put.
 type bulkBatch struct {
-	buf   []byte
-	meta  []int64 // per row: len kind, len value, len location, occurrences
+	buf     []byte
+	meta    []int64 // per row: len kind, len value, len location, occurrences
 	kinds   []string
 	isnew   []byte
 	holders []int64
