@@ -123,3 +123,34 @@ func Walk(t testing.TB, fsys fs.FileSystem) ([]*fs.File, Tree) {
 	}
 	return files, sums
 }
+
+// CheckUnallocated verifies that the unallocated ranges un a reader
+// reported are present, sorted and disjoint, and that no run of an
+// allocated file overlaps them. skip leaves out runs that are not in the
+// file system's data area (resident or inline data, sparse runs).
+func CheckUnallocated(t testing.TB, un []fs.Range, files []*fs.File, skip func(*fs.File, fs.Run) bool) {
+	t.Helper()
+	if len(un) == 0 {
+		t.Fatal("no unallocated space")
+	}
+	for i := 1; i < len(un); i++ {
+		if un[i].Off < un[i-1].Off+un[i-1].Len {
+			t.Fatalf("ranges overlap or unsorted: %v %v", un[i-1], un[i])
+		}
+	}
+	for _, f := range files {
+		if f.Deleted {
+			continue
+		}
+		for _, r := range f.Runs {
+			if r.Sparse || skip(f, r) {
+				continue
+			}
+			for _, u := range un {
+				if r.Offset < u.Off+u.Len && u.Off < r.Offset+r.Length {
+					t.Errorf("%s run %+v overlaps unallocated %+v", f.Path, r, u)
+				}
+			}
+		}
+	}
+}

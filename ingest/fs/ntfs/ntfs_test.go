@@ -367,37 +367,17 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 	}
 }
 
-// checkUnallocated verifies the ranges are sorted and disjoint and that no
-// allocated non-resident run overlaps them.
+// checkUnallocated checks n's unallocated ranges against its files;
+// resident data lives in the MFT, and $BadClus maps the whole volume.
 func checkUnallocated(t testing.TB, n *FS, files []*fs.File) {
 	t.Helper()
 	un, err := n.Unallocated()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(un) == 0 {
-		t.Fatal("no unallocated space")
-	}
-	for i := 1; i < len(un); i++ {
-		if un[i].Off < un[i-1].Off+un[i-1].Len {
-			t.Fatalf("ranges overlap or unsorted: %v %v", un[i-1], un[i])
-		}
-	}
-	for _, f := range files {
-		if f.Deleted || strings.HasPrefix(f.Path, "/$BadClus") {
-			continue
-		}
-		for _, r := range f.Runs {
-			if r.Sparse || r.Length < n.bt.clusterSize && r.Offset%n.bt.clusterSize != 0 {
-				continue // resident data lives in the MFT
-			}
-			for _, u := range un {
-				if r.Offset < u.Off+u.Len && u.Off < r.Offset+r.Length {
-					t.Errorf("%s run %+v overlaps unallocated %+v", f.Path, r, u)
-				}
-			}
-		}
-	}
+	fstest.CheckUnallocated(t, un, files, func(f *fs.File, r fs.Run) bool {
+		return strings.HasPrefix(f.Path, "/$BadClus") || r.Length < n.bt.clusterSize && r.Offset%n.bt.clusterSize != 0
+	})
 }
 
 func hasSparse(runs []fs.Run) bool {
