@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -378,4 +379,56 @@ func FuzzJSONL(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// TestHeaderOutlivesSample reads a header CSV through readers that return
+// short reads (gzip, UTF-16, a BOM), so the sniffer's sample buffer is
+// refilled many times: every chunk, parsed after the whole read, must still
+// carry the header as written. The header once aliased that buffer and was
+// overwritten, so files past one chunk lost their column roles.
+func TestHeaderOutlivesSample(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString("姓名,手机号,邮箱\n")
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&b, "name%d,1380000%04d,u%d@example.com\n", i, i%10000, i)
+	}
+	plain := b.Bytes()
+	u16, err := unicode.UTF16(unicode.LittleEndian, unicode.UseBOM).NewEncoder().Bytes(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{
+		"gzip":    gz(plain),
+		"bom":     append([]byte{0xEF, 0xBB, 0xBF}, plain...),
+		"utf16":   u16,
+		"utf16gz": gz(u16),
+		"plain":   plain,
+	}
+	want := []string{"姓名", "手机号", "邮箱"}
+	for name, data := range inputs {
+		t.Run(name, func(t *testing.T) {
+			var chunks []*Chunk
+			_, err := Read(context.Background(), Input{R: iotest.HalfReader(bytes.NewReader(data))},
+				Options{ChunkSize: 4096, SampleSize: 4096}, func(c *Chunk) error {
+					chunks = append(chunks, c)
+					return nil
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(chunks) < 50 {
+				t.Fatalf("%d chunks, want many", len(chunks))
+			}
+			rows := 0
+			for _, c := range chunks {
+				if !slices.Equal(c.Names, want) {
+					t.Fatalf("chunk %d names %q, want %q", c.Seq, c.Names, want)
+				}
+				_ = c.Rows(func(r *Row) error { rows++; return nil })
+			}
+			if rows != 20000 {
+				t.Fatalf("%d rows, want 20000", rows)
+			}
+		})
+	}
 }

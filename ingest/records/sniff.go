@@ -94,7 +94,12 @@ func sniffFormat(sample []byte, atEOF bool) Format {
 		}
 		f := Format{Kind: KindDelimited, Delim: d, Quote: p.quote, Fields: mode}
 		if hasHeader(recs) {
-			f.Header = recs[0]
+			// The fields alias the sample, a peek into a reader's buffer
+			// that later reads overwrite: the header must own its bytes.
+			f.Header = make([]string, len(recs[0]))
+			for i, h := range recs[0] {
+				f.Header[i] = strings.Clone(h)
+			}
 		}
 		return f
 	}
