@@ -43,8 +43,12 @@ type Options struct {
 	// saves formatting one per row).
 	NoLoc bool
 	// SampleRows is how many rows of a table or file decide its column
-	// roles from values (default 1000).
+	// roles from values (default 1000): always its first rows, whatever
+	// the chunk size.
 	SampleRows int
+	// Columns forces column roles: keys are column names or 1-based
+	// positions, values identity kinds ("" for none). See ParseColumns.
+	Columns map[string]identity.Kind
 	// Records bounds the record reader (chunk sizes, bomb limits, spill).
 	Records records.Options
 	// Progress, when set, is told how many more bytes of the file were
@@ -89,6 +93,13 @@ type FileStats struct {
 	Rejected    int64                   `json:"rejected"`
 	Invalid     map[identity.Kind]int64 `json:"invalid"`
 	Members     []MemberStats           `json:"members,omitempty"`
+	// Columns says which column was taken as which kind and why.
+	Columns []ColumnStats `json:"columns"`
+	// Yielding is how many rows gave at least one identity.
+	Yielding int64 `json:"yielding_rows"`
+	// Problems are doubts about the counts: rows that yield nothing,
+	// columns whose values do not bear out their role.
+	Problems []string `json:"problems"`
 }
 
 // ReadDataset streams the dataset file at path (opened read-only) into
@@ -125,7 +136,7 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	}
 	tee := io.TeeReader(src, h)
 
-	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, today: identity.TodayOf(time.Now())}
+	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, schemas: map[string]*schemaState{}, today: identity.TodayOf(time.Now())}
 	if !opts.ConcurrentSink {
 		p.sinkMu = new(sync.Mutex)
 	}
@@ -159,25 +170,41 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 			}
 		}()
 	}
+	send := func(c *records.Chunk) error {
+		select {
+		case work <- c:
+			return nil
+		case <-wctx.Done():
+			return wctx.Err()
+		}
+	}
 	infos, rerr := records.Read(wctx, records.Input{R: tee, ReaderAt: f, Size: st.Size, Path: path}, opts.Records,
-		func(c *records.Chunk) error {
-			p.decideRoles(c)
-			select {
-			case work <- c:
-				return nil
-			case <-wctx.Done():
-				return wctx.Err()
-			}
-		})
+		func(c *records.Chunk) error { return p.admit(c, send) })
+	if rerr == nil || wctx.Err() == nil {
+		// What was read before a member or stream failed still counts.
+		if err := p.finish(send); err != nil && rerr == nil {
+			rerr = err
+		}
+	}
 	close(work)
 	wg.Wait()
-	for _, ws := range results {
+	cols := map[string]colCount{}
+	for i := range results {
+		ws := &results[i]
 		st.Rows += ws.rows
 		st.Rejected += ws.rejected
+		st.Yielding += ws.yielding
 		for i, k := range identity.Kinds() {
 			st.Invalid[k] += ws.invalid[i]
 		}
+		for k, c := range ws.cols {
+			t := cols[k]
+			t.valid += c.valid
+			t.values += c.values
+			cols[k] = t
+		}
 	}
+	st.Columns, st.Problems = p.report(cols, st.Rows, st.Yielding)
 	for i, in := range infos {
 		m := MemberStats{Member: in.Member, Format: in.Format.Name(), Encoding: in.Encoding, Compression: in.Compression}
 		if in.Err != nil {
@@ -230,13 +257,62 @@ type pipeline struct {
 	rolesMu  sync.RWMutex
 	roles    map[string]*roles // by chunk schema
 	today    identity.Today    // birth dates after it are invalid
+	// schemas and schemaOrder belong to the reader goroutine (admit).
+	schemas     map[string]*schemaState
+	schemaOrder []*schemaState
 }
 
 // workerStats are one worker's counters, summed at the end.
 type workerStats struct {
-	rows, rejected int64
-	invalid        [4]int64
-	_              [64]byte // keep workers' counters on separate cache lines
+	rows, rejected, yielding int64
+	invalid                  [4]int64
+	cols                     map[string]colCount // by schema NUL column key
+	_                        [64]byte            // keep workers' counters on separate cache lines
+}
+
+// colCount counts a column's non-empty values and the valid ones.
+type colCount struct{ values, valid int64 }
+
+// report builds the file's column list and its problems once the workers
+// are done.
+func (p *pipeline) report(cols map[string]colCount, rows, yielding int64) ([]ColumnStats, []string) {
+	out := []ColumnStats{}
+	problems := []string{}
+	for _, st := range p.schemaOrder {
+		for i := range st.cols {
+			c := &st.cols[i]
+			key := columnKey(c.Name, c.Index)
+			if st.roles != nil && st.roles.byIndex != nil {
+				key = columnKey("", c.Index)
+			}
+			n := cols[st.name+"\x00"+key]
+			c.Values = n.values
+			if n.values > 0 {
+				c.ValidShare = float64(n.valid) / float64(n.values)
+			}
+		}
+		problems = append(problems, columnProblems(st)...)
+		// Identity columns first, then the others, at most
+		// maxColumnsReported per schema.
+		var id, other []ColumnStats
+		for _, c := range st.cols {
+			if c.Kind != "" {
+				id = append(id, c)
+			} else {
+				c.Kind = NoKind
+				other = append(other, c)
+			}
+		}
+		list := append(id, other...)
+		if len(list) > maxColumnsReported {
+			list = list[:maxColumnsReported]
+		}
+		out = append(out, list...)
+	}
+	if rows >= 20 && yielding*2 < rows {
+		problems = append(problems, fmt.Sprintf("%d of %d rows (%.0f%%) yield no identity", rows-yielding, rows, 100*float64(rows-yielding)/float64(rows)))
+	}
+	return out, problems
 }
 
 // roles are the column roles of one schema: by field index when the data
@@ -259,72 +335,6 @@ func nameKey(n string) string {
 		}
 	}
 	return strings.Join(segs, ".")
-}
-
-// decideRoles settles the roles of c's schema from its header names and,
-// for columns the names do not settle, from sampled values of c's rows.
-// It runs on the reader goroutine before c is handed to a worker.
-func (p *pipeline) decideRoles(c *records.Chunk) {
-	p.rolesMu.RLock()
-	_, ok := p.roles[c.Schema]
-	p.rolesMu.RUnlock()
-	if ok || c.Info.Format.Kind == records.KindText {
-		return
-	}
-	samplers := map[string]*identity.RoleSampler{}
-	var byIdx []*identity.RoleSampler
-	n := 0
-	_ = c.Rows(func(r *records.Row) error {
-		if r.Reject != "" || r.Text || n >= p.opts.SampleRows {
-			return nil
-		}
-		n++
-		for i, v := range r.Fields {
-			var s *identity.RoleSampler
-			if r.Names != nil && i < len(r.Names) {
-				k := nameKey(r.Names[i])
-				if s = samplers[k]; s == nil {
-					s = new(identity.RoleSampler)
-					samplers[k] = s
-				}
-			} else {
-				for len(byIdx) <= i {
-					byIdx = append(byIdx, new(identity.RoleSampler))
-				}
-				s = byIdx[i]
-			}
-			s.Add(v)
-		}
-		return nil
-	})
-	rs := &roles{byName: map[string]identity.Kind{}}
-	decide := func(name string, s *identity.RoleSampler) identity.Kind {
-		// A header naming an identity kind decides; any other header
-		// (known or not) leaves the decision to the values, which must
-		// mostly validate, so decoy numeric columns are not taken.
-		if name != "" {
-			if k, ok := identity.HeaderRole(name); ok && k.IsIdentity() {
-				return k
-			}
-		}
-		if s == nil {
-			return ""
-		}
-		return s.Role()
-	}
-	for name, s := range samplers {
-		rs.byName[name] = decide(name, s)
-	}
-	for i, s := range byIdx {
-		name := ""
-		if i < len(c.Names) {
-			name = c.Names[i]
-		}
-		rs.byIndex = append(rs.byIndex, decide(name, s))
-	}
-	p.rolesMu.Lock()
-	p.roles[c.Schema] = rs
-	p.rolesMu.Unlock()
 }
 
 // wholeLine reports whether a text line is, as a whole, one valid
@@ -396,6 +406,61 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 	var locBuf []byte
 	var arena []byte
 	loc := ""
+	// Per-column value counts of this chunk: by field index where the
+	// roles are positional or shared by the chunk, by name key else.
+	var byPos []colCount
+	var byName map[string]colCount
+	positional := chunkKinds != nil || rs != nil && rs.byIndex != nil
+	count := func(i int, r *records.Row, valid bool) {
+		var cc *colCount
+		if positional || i >= len(r.Names) {
+			for len(byPos) <= i {
+				byPos = append(byPos, colCount{})
+			}
+			cc = &byPos[i]
+		} else {
+			if byName == nil {
+				byName = map[string]colCount{}
+			}
+			k := nameKey(r.Names[i])
+			t := byName[k]
+			t.values++
+			if valid {
+				t.valid++
+			}
+			byName[k] = t
+			return
+		}
+		cc.values++
+		if valid {
+			cc.valid++
+		}
+	}
+	defer func() {
+		if ws.cols == nil {
+			ws.cols = map[string]colCount{}
+		}
+		add := func(key string, n colCount) {
+			k := c.Schema + "\x00" + key
+			t := ws.cols[k]
+			t.values += n.values
+			t.valid += n.valid
+			ws.cols[k] = t
+		}
+		for i, n := range byPos {
+			if n.values == 0 {
+				continue
+			}
+			if chunkKinds != nil && i < len(c.Names) {
+				add(columnKey(c.Names[i], i+1), n)
+			} else {
+				add(columnKey("", i+1), n)
+			}
+		}
+		for k, n := range byName {
+			add(k, n)
+		}
+	}()
 	err := c.Rows(func(r *records.Row) error {
 		if r.Reject != "" {
 			ws.rejected++
@@ -403,6 +468,12 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			return nil
 		}
 		ws.rows++
+		before := len(batch)
+		defer func() {
+			if len(batch) > before {
+				ws.yielding++
+			}
+		}()
 		if len(batch) >= batchSize-16 {
 			if err := flush(); err != nil {
 				return err
@@ -462,9 +533,11 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 				continue
 			}
 			if k == identity.Mixed {
-				if mk, cv, ok := identity.NormalizeMixed(v, p.today); ok {
+				mk, cv, ok := identity.NormalizeMixed(v, p.today)
+				if ok {
 					batch = append(batch, identity.Sighting{Kind: mk, Value: cv, Loc: loc})
 				}
+				count(i, r, ok)
 				continue
 			}
 			var cv string
@@ -489,6 +562,7 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			} else if res == identity.Invalid || looksLike(k, v) && !placeholder(identity.Fold(v)) {
 				ws.invalid[identity.KindIndex(k)]++
 			}
+			count(i, r, res == identity.Valid)
 		}
 		return nil
 	})

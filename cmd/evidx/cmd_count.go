@@ -27,6 +27,7 @@ type countOptions struct {
 	Mem     string
 	Tmp     string
 	Workers int
+	Parse   parseOptions
 }
 
 func newCountCmd() *cobra.Command {
@@ -50,6 +51,7 @@ counted as rejected and written to --rejects with their location.`,
 	f.StringVar(&opts.Mem, "mem", "1G", "memory budget in `BYTES` (suffixes K, M, G); the dedupe spills beyond it")
 	f.StringVar(&opts.Tmp, "tmp", "", "directory for spill files (default $TMPDIR)")
 	f.IntVar(&opts.Workers, "workers", 0, "parsing goroutines (default: number of CPUs)")
+	opts.Parse.addFlags(f)
 	return cmd
 }
 
@@ -89,9 +91,10 @@ type countFile struct {
 
 // countReport is the JSON report of `evidx count`.
 type countReport struct {
-	Unique map[identity.Kind]int64 `json:"unique"`
-	Files  []countFile             `json:"files"`
-	Spills int64                   `json:"spills"`
+	Unique   map[identity.Kind]int64 `json:"unique"`
+	Files    []countFile             `json:"files"`
+	Problems []string                `json:"problems"`
+	Spills   int64                   `json:"spills"`
 }
 
 func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, files []string) error {
@@ -101,6 +104,11 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 	}
 	if mem < 64<<20 {
 		return usageError{errors.New("--mem: at least 64M")}
+	}
+	ro := recordsOptions(opts.Tmp)
+	columns, err := opts.Parse.apply(&ro)
+	if err != nil {
+		return usageError{err}
 	}
 	// The Go heap may hold garbage up to the limit before collecting: keep
 	// the whole process under the budget, the dedupe's sets at about half.
@@ -129,7 +137,7 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 	}
 	defer counter.Close()
 
-	rep := countReport{Files: make([]countFile, len(files))}
+	rep := countReport{Files: make([]countFile, len(files)), Problems: []string{}}
 	ok := 0
 	progress, done := countProgress(ctx, files)
 	defer done()
@@ -142,7 +150,8 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 			Rejects:        rejects,
 			ConcurrentSink: true,
 			NoLoc:          true,
-			Records:        recordsOptions(opts.Tmp),
+			Records:        ro,
+			Columns:        columns,
 			Progress:       progress,
 		}, func(b []identity.Sighting) error { return counter.Add(i, b) })
 		rep.Files[i].FileStats = st
@@ -159,8 +168,15 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 		}
 		for _, m := range st.Members {
 			if m.Error != "" {
-				fmt.Fprintf(stderr, "evidx: count: %s: member %q: %s\n", oneLine(path), oneLine(m.Member), oneLine(m.Error))
+				msg := fmt.Sprintf("%s: member %q: %s", oneLine(path), oneLine(m.Member), oneLine(m.Error))
+				rep.Problems = append(rep.Problems, msg)
+				fmt.Fprintf(stderr, "evidx: count: %s\n", msg)
 			}
+		}
+		for _, p := range st.Problems {
+			msg := oneLine(path) + ": " + oneLine(p)
+			rep.Problems = append(rep.Problems, msg)
+			fmt.Fprintf(stderr, "evidx: count: warning: %s\n", msg)
 		}
 		ok++
 	}

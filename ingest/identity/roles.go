@@ -168,3 +168,38 @@ func (s *RoleSampler) Validates() int {
 	}
 	return t
 }
+
+// Share is the part of the sampled non-empty values that validated as k
+// (for Mixed, as any kind); 0 before any value.
+func (s *RoleSampler) Share(k Kind) float64 {
+	if s.n == 0 {
+		return 0
+	}
+	if k == Mixed {
+		return float64(s.Validates()) / float64(s.n)
+	}
+	for i, sk := range sniffOrder {
+		if sk == k {
+			return float64(s.valid[i]) / float64(s.n)
+		}
+	}
+	return 0
+}
+
+// Best is the kind the most sampled values validated as, with its share
+// ("" and 0 when none did).
+func (s *RoleSampler) Best() (Kind, float64) {
+	bi := -1
+	for i := range sniffOrder {
+		if s.valid[i] > 0 && (bi < 0 || s.valid[i] > s.valid[bi]) {
+			bi = i
+		}
+	}
+	if bi < 0 {
+		return "", 0
+	}
+	return sniffOrder[bi], float64(s.valid[bi]) / float64(s.n)
+}
+
+// Values is how many non-empty values were sampled.
+func (s *RoleSampler) Values() int { return s.n }

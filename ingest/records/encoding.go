@@ -3,6 +3,7 @@ package records
 import (
 	"bytes"
 	"io"
+	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -18,6 +19,28 @@ const (
 	EncUTF16BE = "utf-16be"
 	EncGB18030 = "gb18030"
 )
+
+// EncodingNames are the values Options.Encoding takes ("gbk" and
+// "gb2312" read as GB18030, their superset).
+var EncodingNames = []string{EncUTF8, EncUTF8BOM, EncUTF16LE, EncUTF16BE, EncGB18030, "gbk", "gb2312"}
+
+// canonicalEncoding maps an encoding name to the one decode knows, "" when
+// it is none.
+func canonicalEncoding(name string) string {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "utf-8", "utf8":
+		return EncUTF8
+	case "utf-8-bom", "utf8-bom", "utf-8-sig":
+		return EncUTF8BOM
+	case "utf-16le", "utf16le", "utf-16":
+		return EncUTF16LE
+	case "utf-16be", "utf16be":
+		return EncUTF16BE
+	case "gb18030", "gbk", "gb2312", "cp936":
+		return EncGB18030
+	}
+	return ""
+}
 
 // detectEncoding names the character set of a sample taken at the start
 // of a stream: a BOM decides; else valid UTF-8 (ignoring a rune cut at the
@@ -77,9 +100,11 @@ func decode(enc string, r io.Reader) io.Reader {
 	case EncUTF8BOM:
 		return transform.NewReader(r, unicode.UTF8BOM.NewDecoder())
 	case EncUTF16LE:
-		return transform.NewReader(r, unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM).NewDecoder())
+		// UseBOM: a BOM is dropped (and obeyed), its absence tolerated when
+		// the encoding was given rather than detected.
+		return transform.NewReader(r, unicode.UTF16(unicode.LittleEndian, unicode.UseBOM).NewDecoder())
 	case EncUTF16BE:
-		return transform.NewReader(r, unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder())
+		return transform.NewReader(r, unicode.UTF16(unicode.BigEndian, unicode.UseBOM).NewDecoder())
 	case EncGB18030:
 		return transform.NewReader(r, simplifiedchinese.GB18030.NewDecoder())
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -33,6 +34,31 @@ type Options struct {
 	TmpDir   string
 	// RowsPerChunk is the rows per chunk of pre-parsed formats (default 4096).
 	RowsPerChunk int
+
+	// Overrides for what sniffing got wrong (empty: sniff). Format is one
+	// of FormatNames; Delimiter any byte string (implies delimited text);
+	// Encoding one of EncodingNames; NoHeader says the first record is data.
+	Format    string
+	Delimiter string
+	Encoding  string
+	NoHeader  bool
+}
+
+// Check validates the overrides; the error names the bad one.
+func (o *Options) Check() error {
+	if o.Format != "" && !slices.Contains(FormatNames, o.Format) {
+		return fmt.Errorf("records: unknown format %q (want one of %s)", o.Format, strings.Join(FormatNames, ", "))
+	}
+	if o.Encoding != "" && canonicalEncoding(o.Encoding) == "" {
+		return fmt.Errorf("records: unknown encoding %q (want one of %s)", o.Encoding, strings.Join(EncodingNames, ", "))
+	}
+	if o.Delimiter != "" && (o.Format == "jsonl" || o.Format == "sql" || o.Format == "text") {
+		return fmt.Errorf("records: a delimiter does not go with format %s", o.Format)
+	}
+	if o.Format == "delimited" && o.Delimiter == "" {
+		return errors.New("records: format delimited needs a delimiter")
+	}
+	return nil
 }
 
 func (o *Options) defaults() {
@@ -181,10 +207,14 @@ func (r *reader) newInfo(member string, comps []string) *Info {
 func (r *reader) text(br *bufio.Reader, info *Info) error {
 	raw, rerr := br.Peek(r.o.SampleSize)
 	atEOF := rerr != nil
+	forced := canonicalEncoding(r.o.Encoding)
 	info.Encoding = detectEncoding(raw, atEOF)
+	if forced != "" {
+		info.Encoding = forced
+	}
 	dec := bufio.NewReaderSize(decode(info.Encoding, br), r.o.SampleSize)
 	sample, derr := dec.Peek(r.o.SampleSize)
-	info.Format = sniffFormat(sample, derr != nil)
+	info.Format = formatOf(sample, derr != nil, &r.o)
 	if info.Format.Kind == KindSQL {
 		return r.sql(dec, info)
 	}

@@ -50,6 +50,71 @@ var delimCandidates = []string{"----", "\t", ",", "|", ";", "||", "---", " "}
 
 var sqlStmt = regexp.MustCompile(`(?im)^\s*(INSERT\s+(IGNORE\s+)?INTO|REPLACE\s+INTO|CREATE\s+TABLE|COPY\s+\S+.*FROM\s+stdin)`)
 
+// FormatNames are the values Options.Format takes.
+var FormatNames = []string{"csv", "tsv", "delimited", "jsonl", "sql", "text"}
+
+// formatOf is the format of a decoded sample: sniffed, with what o
+// overrides applied.
+func formatOf(sample []byte, atEOF bool, o *Options) Format {
+	delim := o.Delimiter
+	switch o.Format {
+	case "jsonl":
+		return Format{Kind: KindJSONL}
+	case "sql":
+		return Format{Kind: KindSQL}
+	case "text":
+		return Format{Kind: KindText}
+	case "csv":
+		delim = ","
+	case "tsv":
+		delim = "\t"
+	}
+	if delim == "" {
+		f := sniffFormat(sample, atEOF)
+		if o.NoHeader {
+			f.Header = nil
+		}
+		return f
+	}
+	if !atEOF {
+		if i := bytes.LastIndexByte(sample, '\n'); i >= 0 {
+			sample = sample[:i+1]
+		}
+	}
+	p := delimParser{delim: []byte(delim), quote: len(delim) == 1 && delim != " "}
+	recs := sampleRecords(&p, sample, 200)
+	f := Format{Kind: KindDelimited, Delim: delim, Quote: p.quote, Fields: modeFields(recs)}
+	if !o.NoHeader && len(recs) > 0 && hasHeader(recs) {
+		f.Header = cloneStrings(recs[0])
+	}
+	return f
+}
+
+// modeFields is the most common number of fields of recs (the larger on a tie).
+func modeFields(recs [][]string) int {
+	counts := map[int]int{}
+	for _, r := range recs {
+		counts[len(r)]++
+	}
+	mode, best := 0, 0
+	for n, c := range counts {
+		if c > best || c == best && n > mode {
+			mode, best = n, c
+		}
+	}
+	return mode
+}
+
+// cloneStrings copies ss and their bytes: fields parsed from a sample
+// alias a reader's buffer, which later reads overwrite.
+func cloneStrings(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
+}
+
 // sniffFormat decides the format of a decoded sample (the first bytes of
 // a stream; atEOF when it is the whole stream).
 func sniffFormat(sample []byte, atEOF bool) Format {
@@ -75,14 +140,11 @@ func sniffFormat(sample []byte, atEOF bool) Format {
 		if len(recs) == 0 {
 			continue
 		}
-		counts := map[int]int{}
+		mode := modeFields(recs)
+		best := 0
 		for _, r := range recs {
-			counts[len(r)]++
-		}
-		mode, best := 0, 0
-		for n, c := range counts {
-			if c > best || c == best && n > mode {
-				mode, best = n, c
+			if len(r) == mode {
+				best++
 			}
 		}
 		share := float64(best) / float64(len(recs))
@@ -94,12 +156,7 @@ func sniffFormat(sample []byte, atEOF bool) Format {
 		}
 		f := Format{Kind: KindDelimited, Delim: d, Quote: p.quote, Fields: mode}
 		if hasHeader(recs) {
-			// The fields alias the sample, a peek into a reader's buffer
-			// that later reads overwrite: the header must own its bytes.
-			f.Header = make([]string, len(recs[0]))
-			for i, h := range recs[0] {
-				f.Header[i] = strings.Clone(h)
-			}
+			f.Header = cloneStrings(recs[0])
 		}
 		return f
 	}
