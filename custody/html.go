@@ -107,6 +107,7 @@ var htmlFuncs = template.FuncMap{
 		sort.Strings(ks)
 		return ks
 	},
+	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	"num": func(n int64) string {
 		s := fmt.Sprint(n)
 		neg := strings.HasPrefix(s, "-")
@@ -220,6 +221,8 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
 {{range .Datasets}}<tr><td>{{oneLine .Name}}</td><td class="hash">{{.SHA256}}</td><td>{{if .EvidenceID}}{{.EvidenceID}}: <code>{{oneLine .EvidencePath}}</code>{{else}}handed over{{end}}</td>
 <td class="n">{{num .Rows}}</td><td class="n">{{num .Rejected}}</td>
 <td>{{$u := .Unique}}{{range kinds $u}}{{.}}: {{num (index $u .)}}<br>{{end}}</td><td>{{$n := .New}}{{range kinds $n}}{{.}}: {{num (index $n .)}}<br>{{end}}</td></tr>
+{{if or .Columns .Problems}}<tr><td colspan="7" class="roles">{{range .Columns}}{{if ne .Kind "none"}}<span>{{if .Schema}}{{oneLine .Schema}} {{end}}column {{if .Name}}“{{oneLine .Name}}”{{else}}{{.Index}}{{end}} → <b>{{.Kind}}</b> by {{.DecidedBy}}, {{pct .ValidShare}} valid</span>; {{end}}{{end}}
+{{range .Problems}}<br><b>Warning:</b> {{oneLine .}}{{end}}</td></tr>{{end}}
 {{end}}</table>{{else}}<p>No datasets ingested.</p>{{end}}
 
 <h3>Unique identities (victims) in the case</h3>

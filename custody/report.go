@@ -81,6 +81,22 @@ type Dataset struct {
 	Invalid      map[string]int64 `json:"invalid"` // values failing validation
 	Status       string           `json:"status"`
 	Finished     string           `json:"finished,omitempty"`
+	// Columns says which column was taken as which kind and why; Problems
+	// are the doubts the reader had about the counts.
+	Columns  []DatasetColumn `json:"columns"`
+	Problems []string        `json:"problems"`
+}
+
+// DatasetColumn is a column role as the dataset reader decided it.
+type DatasetColumn struct {
+	Schema      string  `json:"schema,omitempty"`
+	Name        string  `json:"name,omitempty"`
+	Index       int     `json:"index"`
+	Kind        string  `json:"kind"`
+	DecidedBy   string  `json:"decided_by"`
+	SampleShare float64 `json:"sample_share"`
+	ValidShare  float64 `json:"valid_share"`
+	Values      int64   `json:"values"`
 }
 
 // Identities are the case-wide unique identity counts: the sum over
@@ -204,8 +220,17 @@ func (c *Case) datasets(ctx context.Context) ([]Dataset, error) {
 	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'`).Scan(&n); err != nil || n == 0 {
 		return []Dataset{}, err
 	}
+	// Catalogs of earlier versions lack the column and problem lists.
+	cols := `'[]', '[]'`
+	var has bool
+	if err := c.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info('sources') WHERE name = 'problems_json')`).Scan(&has); err != nil {
+		return nil, fmt.Errorf("custody: sources: %w", err)
+	}
+	if has {
+		cols = `coalesce(columns_json,'[]'), coalesce(problems_json,'[]')`
+	}
 	rows, err := c.db.QueryContext(ctx, `SELECT id, name, sha256, size, coalesce(evidence_id,''), coalesce(evidence_path,''),
-		rows, rejected, unique_json, new_json, invalid_json, status, coalesce(finished,'') FROM sources ORDER BY id`)
+		rows, rejected, unique_json, new_json, invalid_json, status, coalesce(finished,''), `+cols+` FROM sources ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("custody: sources: %w", err)
 	}
@@ -213,12 +238,19 @@ func (c *Case) datasets(ctx context.Context) ([]Dataset, error) {
 	out := []Dataset{}
 	for rows.Next() {
 		var d Dataset
-		var uj, nj, ij string
+		var uj, nj, ij, cj, pj string
 		if err := rows.Scan(&d.ID, &d.Name, &d.SHA256, &d.Size, &d.EvidenceID, &d.EvidencePath, &d.Rows, &d.Rejected,
-			&uj, &nj, &ij, &d.Status, &d.Finished); err != nil {
+			&uj, &nj, &ij, &d.Status, &d.Finished, &cj, &pj); err != nil {
 			return nil, fmt.Errorf("custody: sources: %w", err)
 		}
 		d.Unique, d.New, d.Invalid = countMap(uj), countMap(nj), countMap(ij)
+		d.Columns, d.Problems = []DatasetColumn{}, []string{}
+		if err := json.Unmarshal([]byte(cj), &d.Columns); err != nil {
+			return nil, fmt.Errorf("custody: source %d columns: %w", d.ID, err)
+		}
+		if err := json.Unmarshal([]byte(pj), &d.Problems); err != nil {
+			return nil, fmt.Errorf("custody: source %d problems: %w", d.ID, err)
+		}
 		out = append(out, d)
 	}
 	return out, rows.Err()

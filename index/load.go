@@ -40,6 +40,11 @@ type FileInfo struct {
 	Rows        int64
 	Rejected    int64
 	Invalid     map[identity.Kind]int64
+	// Columns (a JSON array the reader defines: which column was taken as
+	// which kind and why) and Problems (doubts about the counts) are
+	// stored with the source as given.
+	Columns  json.RawMessage
+	Problems []string
 }
 
 // Feed streams one dataset's sightings into sink, in file order, and
@@ -81,7 +86,9 @@ type SourceStats struct {
 	Unique      map[identity.Kind]int64 `json:"unique"`
 	New         map[identity.Kind]int64 `json:"new"`
 	Status      string                  `json:"status"`
-	Skipped     bool                    `json:"skipped,omitempty"` // already ingested: nothing done
+	Columns     json.RawMessage         `json:"columns,omitempty"`  // as the reader reported them
+	Problems    []string                `json:"problems,omitempty"` // doubts the reader had about the counts
+	Skipped     bool                    `json:"skipped,omitempty"`  // already ingested: nothing done
 	// AlsoFound lists further places the same file was found (evidence
 	// items, or handed over) after it was first ingested.
 	AlsoFound []Origin `json:"also_found,omitempty"`
@@ -249,6 +256,7 @@ func (ix *Index) add(ctx context.Context, src Source, feed Feed, p Progress) (So
 		Format: info.Format, Encoding: info.Encoding, Compression: info.Compression,
 		Rows: info.Rows, Rejected: info.Rejected, Sightings: st.sightings,
 		Invalid: nonNil(info.Invalid), Unique: st.unique, New: st.new,
+		Columns: info.Columns, Problems: info.Problems,
 		Status: "done", Started: start.Format(time.RFC3339Nano), Finished: end.Format(time.RFC3339Nano),
 		Seconds: end.Sub(start).Seconds(),
 	}
@@ -256,11 +264,16 @@ func (ix *Index) add(ctx context.Context, src Source, feed Feed, p Progress) (So
 	uq, _ := json.Marshal(out.Unique)
 	nw, _ := json.Marshal(out.New)
 	sh, _ := json.Marshal(st.shared)
+	cols := "[]"
+	if len(out.Columns) > 0 {
+		cols = string(out.Columns)
+	}
+	probs, _ := json.Marshal(nonNilStrings(out.Problems))
 	_, err = ix.catalog.ExecContext(ctx, `UPDATE sources SET format=?, encoding=?, compression=?,
 		rows=?, rejected=?, sightings=?, invalid_json=?, unique_json=?, new_json=?, shared_json=?,
-		status='done', finished=?, seconds=? WHERE id=?`,
+		columns_json=?, problems_json=?, status='done', finished=?, seconds=? WHERE id=?`,
 		out.Format, out.Encoding, out.Compression, out.Rows, out.Rejected, out.Sightings,
-		string(inv), string(uq), string(nw), string(sh), out.Finished, out.Seconds, id)
+		string(inv), string(uq), string(nw), string(sh), cols, string(probs), out.Finished, out.Seconds, id)
 	if err != nil {
 		return SourceStats{}, fmt.Errorf("index: finish source %s: %w", src.Name, err)
 	}
@@ -295,6 +308,13 @@ func (ix *Index) skipDone(ctx context.Context, src Source) (*SourceStats, error)
 	}
 	prev.Skipped = true
 	return prev, nil
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func nonNil(m map[identity.Kind]int64) map[identity.Kind]int64 {

@@ -19,7 +19,7 @@ import (
 func (ix *Index) querySources(ctx context.Context, where string, args ...any) ([]SourceStats, error) {
 	rows, err := ix.catalog.QueryContext(ctx, `SELECT id, name, sha256, size, evidence_id, evidence_path, path,
 		format, encoding, compression, rows, rejected, sightings, invalid_json, unique_json, new_json,
-		shared_json, status, started, finished, seconds FROM sources `+where, args...)
+		shared_json, columns_json, problems_json, status, started, finished, seconds FROM sources `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: sources: %w", err)
 	}
@@ -27,15 +27,23 @@ func (ix *Index) querySources(ctx context.Context, where string, args ...any) ([
 	var out []SourceStats
 	for rows.Next() {
 		var s SourceStats
-		var evid, evpath, path, format, enc, comp, fin, shared sql.NullString
+		var evid, evpath, path, format, enc, comp, fin, shared, cols, probs sql.NullString
 		var secs sql.NullFloat64
 		var inv, uq, nw string
 		if err := rows.Scan(&s.ID, &s.Name, &s.SHA256, &s.Size, &evid, &evpath, &path, &format, &enc, &comp,
-			&s.Rows, &s.Rejected, &s.Sightings, &inv, &uq, &nw, &shared, &s.Status, &s.Started, &fin, &secs); err != nil {
+			&s.Rows, &s.Rejected, &s.Sightings, &inv, &uq, &nw, &shared, &cols, &probs, &s.Status, &s.Started, &fin, &secs); err != nil {
 			return nil, fmt.Errorf("index: sources: %w", err)
 		}
 		s.Evidence, s.EvidPath, s.Path = evid.String, evpath.String, path.String
 		s.Format, s.Encoding, s.Compression, s.Finished, s.Seconds = format.String, enc.String, comp.String, fin.String, secs.Float64
+		if cols.Valid && cols.String != "" && cols.String != "[]" {
+			s.Columns = json.RawMessage(cols.String)
+		}
+		if probs.Valid && probs.String != "" {
+			if err := json.Unmarshal([]byte(probs.String), &s.Problems); err != nil {
+				return nil, fmt.Errorf("index: source %d problems %q: %w", s.ID, probs.String, err)
+			}
+		}
 		if shared.Valid {
 			if err := json.Unmarshal([]byte(shared.String), &s.shared); err != nil {
 				return nil, fmt.Errorf("index: source %d shared counts %q: %w", s.ID, shared.String, err)

@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS sources(
 	unique_json   TEXT    NOT NULL DEFAULT '{}', -- per kind: distinct identities in this source
 	new_json      TEXT    NOT NULL DEFAULT '{}', -- per kind: identities the case did not hold before
 	shared_json   TEXT,                      -- {"source id": n}: identities each earlier source already held; NULL if not recorded
+	columns_json  TEXT,                      -- [{schema,name,index,kind,decided_by,sample_share,valid_share,values}]: column roles and why
+	problems_json TEXT,                      -- ["..."]: doubts about the counts (columns that failed their role, rows yielding nothing)
 	status        TEXT    NOT NULL CHECK(status IN ('loading','done')),
 	started       TEXT    NOT NULL,          -- UTC RFC 3339
 	finished      TEXT,                      -- UTC RFC 3339, set with status done
@@ -78,18 +80,31 @@ func EnsureCatalog(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, catalogSchema); err != nil {
 		return fmt.Errorf("index: catalog schema: %w", err)
 	}
-	var has bool
-	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info('sources') WHERE name = 'shared_json')`).Scan(&has); err != nil {
-		return fmt.Errorf("index: catalog schema: %w", err)
+	for _, col := range []string{"shared_json", "columns_json", "problems_json"} {
+		if err := ensureColumn(ctx, db, "sources", col, "TEXT"); err != nil {
+			return fmt.Errorf("index: catalog schema: %w", err)
+		}
 	}
-	if !has {
-		// Another process may add it at the same moment: only an error
-		// that leaves the column missing counts.
-		_, err := db.ExecContext(ctx, `ALTER TABLE sources ADD COLUMN shared_json TEXT`)
-		if err != nil {
-			if qerr := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info('sources') WHERE name = 'shared_json')`).Scan(&has); qerr != nil || !has {
-				return fmt.Errorf("index: catalog schema: %w", err)
-			}
+	return nil
+}
+
+// ensureColumn adds a column an earlier version's table lacks. Another
+// process may add it at the same moment: only an error that leaves the
+// column missing counts.
+func ensureColumn(ctx context.Context, db *sql.DB, table, col, typ string) error {
+	has := func() (bool, error) {
+		var ok bool
+		err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info(?) WHERE name = ?)`, table, col).Scan(&ok)
+		return ok, err
+	}
+	ok, err := has()
+	if err != nil || ok {
+		return err
+	}
+	// Table and column names are this package's constants, never input.
+	if _, err := db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN "+col+" "+typ); err != nil {
+		if ok, qerr := has(); qerr != nil || !ok {
+			return err
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -451,8 +452,12 @@ func DatasetReader(opts Options) index.ReadFunc {
 		if err != nil {
 			return index.FileInfo{}, err
 		}
+		cols, err := json.Marshal(st.Columns)
+		if err != nil {
+			return index.FileInfo{}, err
+		}
 		return index.FileInfo{SHA256: st.SHA256, Format: st.Format, Encoding: st.Encoding, Compression: st.Compression,
-			Rows: st.Rows, Rejected: st.Rejected, Invalid: st.Invalid}, nil
+			Rows: st.Rows, Rejected: st.Rejected, Invalid: st.Invalid, Columns: cols, Problems: st.Problems}, nil
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest"
+	"github.com/evidx/evidx/ingest/records"
 	"github.com/spf13/cobra"
 )
 
@@ -23,6 +24,7 @@ import (
 type datasetOptions struct {
 	source string
 	json   bool
+	parse  parseOptions
 }
 
 func newDatasetCmd() *cobra.Command {
@@ -45,6 +47,7 @@ the same command again, with the counts of one clean run.`,
 	}
 	add.Flags().StringVar(&opts.source, "source", "", "source name (only with one FILE; default: the file's base name)")
 	add.Flags().BoolVar(&opts.json, "json", false, "print one JSON object on stdout")
+	opts.parse.addFlags(add.Flags())
 	cmd.AddCommand(add)
 	return cmd
 }
@@ -67,6 +70,11 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 	dir, files := a[0], a[1:]
 	if opts.source != "" && len(files) > 1 {
 		return usageError{errors.New("--source names one file; give one FILE per --source")}
+	}
+	ro := records.Options{}
+	columns, err := opts.parse.apply(&ro)
+	if err != nil {
+		return usageError{err}
 	}
 	for _, f := range files {
 		st, err := os.Stat(f)
@@ -107,7 +115,8 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return err
 		}
 		// Records of SQLite datasets spill beside the shards, inside the case.
-		read := ingest.DatasetReader(ingest.Options{Records: recordsOptions(ix.Dir()), Rejects: rej})
+		ro.TmpDir = ix.Dir()
+		read := ingest.DatasetReader(ingest.Options{Records: ro, Columns: columns, Rejects: rej})
 		prog := newLoadProgress(stderr, filepath.Base(f), abs)
 		st, err := ix.AddDataset(ctx, abs, opts.source, index.Origin{}, read, prog)
 		prog.stop()
@@ -125,7 +134,13 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			entry.Outcome = custody.OutcomeOK
 			entry.Details = map[string]any{"source_id": st.ID, "name": st.Name, "skipped": st.Skipped,
 				"rows": st.Rows, "rejected": st.Rejected, "sightings": st.Sightings,
-				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds}
+				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds,
+				"columns": st.Columns, "problems": st.Problems}
+			if !st.Skipped {
+				for _, p := range st.Problems {
+					fmt.Fprintf(stderr, "evidx: dataset %s: warning: %s\n", oneLine(f), oneLine(p))
+				}
+			}
 			res.Sources = append(res.Sources, st)
 		}
 		if aerr := c.Audit(entry); aerr != nil {
