@@ -203,6 +203,18 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 			t.values += c.values
 			cols[k] = t
 		}
+		for k, s := range ws.late {
+			schema, col, _ := strings.Cut(k, "\x00")
+			if sst := p.schemas[schema]; sst != nil {
+				if sst.late == nil {
+					sst.late = map[string]*identity.RoleSampler{}
+				}
+				if sst.late[col] == nil {
+					sst.late[col] = new(identity.RoleSampler)
+				}
+				sst.late[col].Merge(s)
+			}
+		}
 	}
 	st.Columns, st.Problems = p.report(cols, st.Rows, st.Yielding)
 	for i, in := range infos {
@@ -267,6 +279,7 @@ type workerStats struct {
 	rows, rejected, yielding int64
 	invalid                  [4]int64
 	cols                     map[string]colCount // by schema NUL column key
+	late                     map[string]*identity.RoleSampler
 	_                        [64]byte            // keep workers' counters on separate cache lines
 }
 
@@ -411,6 +424,28 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 	var byPos []colCount
 	var byName map[string]colCount
 	positional := chunkKinds != nil || rs != nil && rs.byIndex != nil
+	// keyOf names field i of r as the column stats do.
+	keyOf := func(i int, r *records.Row) string {
+		if positional || i >= len(r.Names) {
+			if chunkKinds != nil && i < len(c.Names) {
+				return columnKey(c.Names[i], i+1)
+			}
+			return columnKey("", i+1)
+		}
+		return nameKey(r.Names[i])
+	}
+	lateAdd := func(i int, r *records.Row, v string) {
+		if ws.late == nil {
+			ws.late = map[string]*identity.RoleSampler{}
+		}
+		k := c.Schema + "\x00" + keyOf(i, r)
+		s := ws.late[k]
+		if s == nil {
+			s = new(identity.RoleSampler)
+			ws.late[k] = s
+		}
+		s.Add(v)
+	}
 	count := func(i int, r *records.Row, valid bool) {
 		var cc *colCount
 		if positional || i >= len(r.Names) {
@@ -527,6 +562,9 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 				k = rs.byIndex[i]
 			}
 			if k == "" {
+				if rs != nil && (r.Loc.Row+r.Loc.Line)%lateEvery == 0 {
+					lateAdd(i, r, v)
+				}
 				continue
 			}
 			if placeholder(v) {

@@ -62,12 +62,10 @@ type schemaState struct {
 	sampled  int
 	samplers map[string]*identity.RoleSampler
 	order    []colRef // first-seen order of sampled columns
-	// late samples rows met after the decision, to catch roles that would
-	// change part-way through the file.
-	late      map[string]*identity.RoleSampler
-	lateLine  map[string]int64
-	lateTaken int
-	cols      []ColumnStats
+	// late holds the workers' samples of columns without a kind, from
+	// rows over the whole file, to catch roles that would change part-way.
+	late map[string]*identity.RoleSampler
+	cols []ColumnStats
 }
 
 type colRef struct {
@@ -78,7 +76,7 @@ type colRef struct {
 
 // sampleRows adds up to limit good rows of c to samplers (adding columns
 // to order when it is non-nil); it returns how many rows it took.
-func sampleRows(c *records.Chunk, limit int, samplers map[string]*identity.RoleSampler, order *[]colRef, firstLine map[string]int64) int {
+func sampleRows(c *records.Chunk, limit int, samplers map[string]*identity.RoleSampler, order *[]colRef) int {
 	n := 0
 	_ = c.Rows(func(r *records.Row) error {
 		if r.Reject != "" || r.Text || n >= limit {
@@ -101,9 +99,6 @@ func sampleRows(c *records.Chunk, limit int, samplers map[string]*identity.RoleS
 						idx = 0
 					}
 					*order = append(*order, colRef{key: k, name: nameKey(name), index: idx})
-				}
-				if firstLine != nil {
-					firstLine[k] = r.Loc.Line
 				}
 			}
 			s.Add(v)
@@ -128,10 +123,9 @@ func (p *pipeline) admit(c *records.Chunk, send func(*records.Chunk) error) erro
 		p.schemaOrder = append(p.schemaOrder, st)
 	}
 	if st.roles != nil {
-		p.sampleLate(st, c)
 		return send(c)
 	}
-	st.sampled += sampleRows(c, p.opts.SampleRows-st.sampled, st.samplers, &st.order, nil)
+	st.sampled += sampleRows(c, p.opts.SampleRows-st.sampled, st.samplers, &st.order)
 	st.pending = append(st.pending, c)
 	if st.sampled < p.opts.SampleRows && len(st.pending) < pendingLimit {
 		return nil
@@ -239,23 +233,10 @@ func (p *pipeline) decide(st *schemaState) {
 	p.rolesMu.Unlock()
 }
 
-// lateEvery and lateRows: after the decision, lateRows rows of every
-// lateEvery-th chunk are sampled again.
-const (
-	lateEvery = 8
-	lateRows  = 200
-)
-
-func (p *pipeline) sampleLate(st *schemaState, c *records.Chunk) {
-	if c.Seq%lateEvery != lateEvery-1 {
-		return
-	}
-	if st.late == nil {
-		st.late = map[string]*identity.RoleSampler{}
-		st.lateLine = map[string]int64{}
-	}
-	st.lateTaken += sampleRows(c, lateRows, st.late, nil, st.lateLine)
-}
+// lateEvery: the rows whose line (or table row) number is a multiple of
+// lateEvery are sampled again in the columns left without a
+// kind (by line, so the same rows whatever the chunking or workers).
+const lateEvery = 16
 
 // columnProblems names what the column statistics make doubtful: a
 // column whose values mostly fail the kind it was given, and one left
@@ -284,8 +265,11 @@ func columnProblems(st *schemaState) []string {
 		if s == nil || s.Values() < 20 {
 			continue
 		}
-		if k := s.Role(); k != "" {
-			out = append(out, fmt.Sprintf("column %s%s holds no identity in its first rows but %.0f%% of values sampled later are %s: its role would change part-way (force it with --column)", c.label(), where, 100*s.Share(k), k))
+		// A decoy column (order numbers, most of which look like phones)
+		// is as doubtful throughout: only a share well above the one of
+		// the first rows means the column changed.
+		if k, share := s.Best(); k != "" && share >= 0.3 && share >= c.SampleShare+0.3 {
+			out = append(out, fmt.Sprintf("column %s%s held no identity in its first rows but %.0f%% of its values sampled over the file are %s: its role would change part-way (force it with --column)", c.label(), where, 100*share, k))
 		}
 	}
 	return out

@@ -203,3 +203,11 @@ func (s *RoleSampler) Best() (Kind, float64) {
 
 // Values is how many non-empty values were sampled.
 func (s *RoleSampler) Values() int { return s.n }
+
+// Merge adds o's samples to s.
+func (s *RoleSampler) Merge(o *RoleSampler) {
+	s.n += o.n
+	for i := range s.valid {
+		s.valid[i] += o.valid[i]
+	}
+}

@@ -643,3 +643,58 @@ func sortedKeys(m map[string]bool) []string {
 	sort.Strings(k)
 	return k
 }
+
+// Encodings Reencode writes, and Compressions Compress writes.
+var (
+	Encodings    = []string{"utf-8", "utf-8-bom", "utf-16le", "utf-16be", "gb18030"}
+	Compressions = []string{"none", "gzip", "zstd", "bzip2", "xz", "zip"}
+)
+
+// Reencode returns UTF-8 text in enc (one of Encodings; the UTF-16 forms
+// with their BOM), so tests can check that a file and its re-encodings
+// count the same.
+func Reencode(text []byte, enc string) ([]byte, error) {
+	switch enc {
+	case "utf-8":
+		return text, nil
+	case "utf-8-bom":
+		return append([]byte{0xEF, 0xBB, 0xBF}, text...), nil
+	case "utf-16le":
+		return unicode.UTF16(unicode.LittleEndian, unicode.UseBOM).NewEncoder().Bytes(text)
+	case "utf-16be":
+		return unicode.UTF16(unicode.BigEndian, unicode.UseBOM).NewEncoder().Bytes(text)
+	case "gb18030":
+		return simplifiedchinese.GB18030.NewEncoder().Bytes(text)
+	}
+	return nil, fmt.Errorf("leakgen: unknown encoding %q", enc)
+}
+
+// Compress returns content in container comp (one of Compressions); a
+// zip holds it whole as member name (a cut at a line could fall inside a
+// quoted field or leave a part without its header).
+func Compress(content []byte, comp, name string) ([]byte, error) {
+	switch comp {
+	case "none":
+		return content, nil
+	case "gzip":
+		return compress(content, func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriter(w), nil })
+	case "zstd":
+		return compress(content, func(w io.Writer) (io.WriteCloser, error) { return zstd.NewWriter(w) })
+	case "xz":
+		return compress(content, func(w io.Writer) (io.WriteCloser, error) { return xz.NewWriter(w) })
+	case "bzip2":
+		return bzip2(content)
+	case "zip":
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, err := zw.Create(name)
+		if err == nil {
+			_, err = w.Write(content)
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		return buf.Bytes(), err
+	}
+	return nil, fmt.Errorf("leakgen: unknown compression %q", comp)
+}
