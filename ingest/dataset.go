@@ -280,7 +280,7 @@ type workerStats struct {
 	invalid                  [4]int64
 	cols                     map[string]colCount // by schema NUL column key
 	late                     map[string]*identity.RoleSampler
-	_                        [64]byte            // keep workers' counters on separate cache lines
+	_                        [64]byte // keep workers' counters on separate cache lines
 }
 
 // colCount counts a column's non-empty values and the valid ones.
