@@ -57,11 +57,14 @@ type FileCounts struct {
 
 // EvidenceResult is what AddEvidence found on one evidence item.
 type EvidenceResult struct {
-	Evidence     *custody.Evidence     `json:"evidence"`
-	Volumes      []custody.Volume      `json:"volumes"`
-	Files        FileCounts            `json:"files"`
-	Carved       int                   `json:"carved"`
-	Datasets     []index.SourceStats   `json:"datasets"`
+	Evidence *custody.Evidence   `json:"evidence"`
+	Volumes  []custody.Volume    `json:"volumes"`
+	Files    FileCounts          `json:"files"`
+	Carved   int                 `json:"carved"`
+	Datasets []index.SourceStats `json:"datasets"`
+	// NotDatasets are the candidate files whose content did not parse as
+	// a table of people, with the reason; the feature scan covers them.
+	NotDatasets  []Decision            `json:"not_datasets"`
 	Features     map[identity.Kind]int `json:"features"`
 	FeatureFiles []string              `json:"feature_files"`
 	Problems     []string              `json:"problems"`
@@ -84,7 +87,7 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		}
 		return func(n int64) { opts.Progress(stage, n) }
 	}
-	res := &EvidenceResult{Features: map[identity.Kind]int{}, Datasets: []index.SourceStats{}, Problems: []string{}, FeatureFiles: []string{}}
+	res := &EvidenceResult{Features: map[identity.Kind]int{}, Datasets: []index.SourceStats{}, NotDatasets: []Decision{}, Problems: []string{}, FeatureFiles: []string{}}
 	warn := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...)
 		res.Problems = append(res.Problems, msg)
@@ -408,11 +411,21 @@ func loadDatasets(ctx context.Context, c *custody.Case, evID string, found []dat
 		}
 		// Malformed rows are kept in the case's rejects file of the
 		// dataset, named by the evidence item and the path on it.
+		// Spill files of SQLite datasets go beside the shards, inside the case (0700).
+		ro := records.Options{TmpDir: c.IndexDir()}
+		dec := QualifyDataset(ctx, obj, ro)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !dec.Dataset {
+			dec.Path = d.evidencePath
+			res.NotDatasets = append(res.NotDatasets, dec)
+			continue
+		}
 		rej, err := c.NewRejects()
 		if err != nil {
 			return err
 		}
-		// Spill files of SQLite datasets go beside the shards, inside the case (0700).
 		read := DatasetReader(Options{Records: records.Options{TmpDir: c.IndexDir()}, Rejects: rej, Name: evID + " " + d.evidencePath})
 		st, err := ix.AddDataset(ctx, obj, name, index.Origin{EvidenceID: evID, EvidencePath: d.evidencePath}, read, index.NoProgress{})
 		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", ID: evID, Path: d.evidencePath, Size: st.Size, SHA256: d.object}}}
@@ -432,7 +445,13 @@ func loadDatasets(ctx context.Context, c *custody.Case, evID string, found []dat
 		} else {
 			entry.Outcome = custody.OutcomeOK
 			entry.Details = map[string]any{"source_id": st.ID, "skipped": st.Skipped, "rows": st.Rows, "rejected": st.Rejected,
-				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds}
+				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds,
+				"reason": dec.Reason, "columns": st.Columns, "problems": st.Problems}
+			for _, p := range st.Problems {
+				if !st.Skipped {
+					warn("evidence %s: dataset %s: %s", evID, d.evidencePath, p)
+				}
+			}
 			res.Datasets = append(res.Datasets, st)
 		}
 		if err := c.Audit(entry); err != nil {
