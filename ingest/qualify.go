@@ -24,7 +24,7 @@ type Decision struct {
 // and the share of plain-text lines that must hold an identifier.
 const (
 	qualifyRows      = 2000
-	qualifyMinRows   = 3
+	qualifyMinRows   = 1 // a header naming the column suffices; values need 3 to decide anyway
 	qualifyTextShare = 0.3
 )
 
@@ -110,7 +110,7 @@ func QualifyDataset(ctx context.Context, path string, ro records.Options) Decisi
 	case len(idCols) > 0 && rows >= qualifyMinRows:
 		d.Dataset = true
 		d.Reason = fmt.Sprintf("%s records with identity columns: %s", format, strings.Join(idCols, ", "))
-	case textLines >= qualifyMinRows && float64(textHits) >= qualifyTextShare*float64(textLines):
+	case textLines >= 3 && float64(textHits) >= qualifyTextShare*float64(textLines):
 		d.Dataset = true
 		d.Reason = fmt.Sprintf("text: %d of %d lines sampled hold identifiers", textHits, textLines)
 	case rows > 0:
