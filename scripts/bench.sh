@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for b in scripts/bench-hash.sh scripts/bench-fs.sh scripts/bench-fs-readers.sh scripts/bench-count.sh scripts/bench-index.sh scripts/bench-carve.sh scripts/bench-custody.sh; do
+for b in scripts/bench-hash.sh scripts/bench-fs.sh scripts/bench-fs-readers.sh scripts/bench-count.sh scripts/bench-exact.sh scripts/bench-index.sh scripts/bench-carve.sh scripts/bench-custody.sh; do
   [[ -f $b ]] || { echo "== $b: missing"; continue; }
   echo "== $b"
   bash "$b" || { echo "== $b failed"; status=1; }
