@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/evidx/evidx/internal/ordered"
@@ -58,8 +59,8 @@ type Options struct {
 }
 
 // margin is the bytes of context read on each side of a block; it exceeds
-// what any finder looks at around a feature (lookAround, ×2 for UTF-16).
-const margin = 2 * lookAround
+// what any finder looks at around a feature (identity.LookAround, ×2 for UTF-16).
+const margin = 2 * identity.LookAround
 
 // contextLen is the bytes of context on each side of a feature.
 const contextLen = 16
@@ -88,6 +89,7 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 	if opts.MaxDecoded <= 0 {
 		opts.MaxDecoded = 256 << 20
 	}
+	today := identity.TodayOf(time.Now())
 	nblocks := int((size + int64(opts.BlockSize) - 1) / int64(opts.BlockSize))
 	type done struct {
 		feats []Feature
@@ -100,7 +102,7 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, emit fun
 	}
 	return ordered.Map(ctx, nblocks, opts.Workers,
 		func() state {
-			return state{&scanner{opts: &opts, src: r, srcSize: size}, make([]byte, min(int64(opts.BlockSize), size)+2*margin)}
+			return state{&scanner{opts: &opts, src: r, srcSize: size, today: today}, make([]byte, min(int64(opts.BlockSize), size)+2*margin)}
 		},
 		func(ctx context.Context, st state, k int) done {
 			s := st.s
@@ -140,8 +142,9 @@ type scanner struct {
 	opts    *Options
 	src     io.ReaderAt // the image, for streams starting in it
 	srcSize int64
+	today   identity.Today // for ID birth dates
 	feats   []Feature
-	hits    []hit
+	hits    []identity.Hit
 	u16     []byte
 	page    []byte // scratch for SQLite pages read from src
 	// budget is what may still be decoded for the current image block, all
@@ -174,9 +177,12 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 // of the outermost stream (-1 when buf is image bytes itself).
 func (s *scanner) scanBuf(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
 	field := sqliteField(int(base % 512))
-	s.hits = s.text(buf, lo, hi, field, s.hits[:0])
+	s.hits = identity.FindText(buf, lo, hi, s.today, field, s.hits[:0])
 	for _, h := range s.hits {
-		s.add(buf, base, h.start, h.end, h, path, top)
+		if h.Invalid {
+			continue
+		}
+		s.add(buf, base, h.Start, h.End, h, path, top)
 	}
 	s.utf16(buf, base, lo, hi, path, top)
 	s.fullWidth(buf, base, lo, hi, path, top)
@@ -186,117 +192,16 @@ func (s *scanner) scanBuf(ctx context.Context, buf []byte, base int64, lo, hi in
 	}
 }
 
-// text finds 8-bit features starting in buf[lo:hi).
-func (s *scanner) text(buf []byte, lo, hi int, field fieldFunc, out []hit) []hit {
-	// Addresses: every '@' whose address could start in [lo, hi).
-	end := min(len(buf), hi+maxLocal+1)
-	for i := lo; i < end; {
-		j := bytes.IndexByte(buf[i:end], '@')
-		if j < 0 {
-			break
-		}
-		at := i + j
-		if h, ok := findEmail(buf, at, field); ok && h.start >= lo && h.start < hi {
-			out = append(out, h)
-		}
-		i = at + 1
-	}
-	// Numbers. Near a control byte a token may sit in a SQLite record
-	// whose fields are glued together, and is parsed within its field (a
-	// name's digits and a phone's run on). nearBin looks back lazily: only
-	// long digit runs ask.
-	nearBin := func(i int) bool {
-		for j := i - 1; j >= 0 && j > i-lookAround+8; j-- {
-			if class[buf[j]]&cBin != 0 {
-				return true
-			}
-		}
-		return false
-	}
-	force := -1
-	for i := lo; i < hi; i++ {
-		if class[buf[i]]&cStart == 0 {
-			continue
-		}
-		if i != force && !tokenStart(buf, i) {
-			// At a block start, a glued run may begin a record field here.
-			if i != lo || field == nil || !isDigit(buf[i]) || !nearBin(i) {
-				continue
-			}
-			if flo, _, ok := field(buf, i); !ok || flo != i {
-				continue
-			}
-		}
-		// Most tokens in binary data are a digit or two: skip any token
-		// with fewer digits than the shortest phone number.
-		if d, e := tokenDigits(buf, i); d < 7 {
-			if e > i+1 {
-				i = e - 1
-			}
-			continue
-		}
-		if field != nil && digitRun(buf, i) > 11 && nearBin(i) {
-			if flo, fhi, ok := field(buf, i); ok {
-				n0 := len(out)
-				var e int
-				out, e = findNumbers(buf[flo:fhi], i-flo, out)
-				for k := n0; k < len(out); k++ {
-					out[k].start += flo
-					out[k].end += flo
-				}
-				e += flo
-				if e == fhi && fhi < len(buf) && isDigit(buf[fhi]) {
-					force = fhi // the next field starts with digits
-				}
-				if e > i+1 {
-					i = e - 1
-				}
-				continue
-			}
-		}
-		var e int
-		out, e = findNumbers(buf, i, out)
-		if e > i+1 {
-			i = e - 1
-		}
-	}
-	return out
-}
-
-// tokenDigits counts the digits of the numeric token at buf[i] (digit
-// groups joined by single separators, after an optional "+" or "(+86)")
-// and returns where the digits end; findNumbers never reports from a token
-// with fewer than 7.
-func tokenDigits(buf []byte, i int) (int, int) {
-	if buf[i] == '+' || buf[i] == '(' {
-		return 7, i + 1 // rare: let findNumbers decide
-	}
-	d := 0
-	for i < len(buf) {
-		if isDigit(buf[i]) {
-			d++
-			i++
-			continue
-		}
-		if d < 7 && i+1 < len(buf) && class[buf[i]]&cSep != 0 && isDigit(buf[i+1]) {
-			i++
-			continue
-		}
-		break
-	}
-	return d, i
-}
-
 // add records hit h found in buf (positions start..end in buf).
-func (s *scanner) add(buf []byte, base int64, start, end int, h hit, path string, top int64) {
+func (s *scanner) add(buf []byte, base int64, start, end int, h identity.Hit, path string, top int64) {
 	at := base + int64(start)
 	if top < 0 {
 		top = at
 	}
 	s.feats = append(s.feats, Feature{
-		Kind:    h.kind,
+		Kind:    h.Kind,
 		Path:    path + strconv.FormatInt(at, 10),
-		Value:   h.value,
+		Value:   h.Value,
 		Context: escape(buf[max(0, start-contextLen):min(len(buf), end+contextLen)]),
 		At:      top,
 	})
@@ -318,7 +223,7 @@ func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int
 		for q < n && buf[q+1] == 0 && u16ok(buf[q]) {
 			q += 2
 		}
-		if (q-a)/2 < minRun || q <= lo || a >= hi+2*maxLocal+2 {
+		if (q-a)/2 < minRun || q <= lo || a >= hi+2*identity.MaxLocal+2 {
 			continue
 		}
 		u := s.u16[:0]
@@ -331,10 +236,10 @@ func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int
 		if uhi <= ulo && (hi-a) <= 0 {
 			continue
 		}
-		hs := s.text(u, ulo, max(ulo, uhi), nil, nil)
+		hs := identity.FindText(u, ulo, max(ulo, uhi), s.today, nil, nil)
 		for _, h := range hs {
-			p := a + 2*h.start
-			if p < lo || p >= hi {
+			p := a + 2*h.Start
+			if p < lo || p >= hi || h.Invalid {
 				continue
 			}
 			at := base + int64(p)
@@ -343,8 +248,8 @@ func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int
 				t = at
 			}
 			s.feats = append(s.feats, Feature{
-				Kind: h.kind, Path: path + strconv.FormatInt(at, 10), Value: h.value,
-				Context: escape(u[max(0, h.start-contextLen):min(len(u), h.end+contextLen)]), At: t,
+				Kind: h.Kind, Path: path + strconv.FormatInt(at, 10), Value: h.Value,
+				Context: escape(u[max(0, h.Start-contextLen):min(len(u), h.End+contextLen)]), At: t,
 			})
 		}
 	}
@@ -501,18 +406,6 @@ func escape(b []byte) string {
 	return string(out)
 }
 
-// digitRun is the number of digits from buf[i] on (after a leading '+').
-func digitRun(buf []byte, i int) int {
-	if i < len(buf) && buf[i] == '+' {
-		i++
-	}
-	n := 0
-	for i+n < len(buf) && isDigit(buf[i+n]) {
-		n++
-	}
-	return n
-}
-
 // foldFW maps a UTF-8 full-width form (EF BC xx / EF BD xx, U+FF01-U+FF5E)
 // at b to its ASCII character, as NFKC does; ok is false for anything else.
 func foldFW(b []byte) (byte, bool) {
@@ -539,7 +432,7 @@ func foldFW(b []byte) (byte, bool) {
 // to ASCII and scanned; a feature is reported only if it has a full-width
 // character (others the 8-bit scan reports), at its raw offset.
 func (s *scanner) fullWidth(buf []byte, base int64, lo, hi int, path string, top int64) {
-	end := min(len(buf), hi+lookAround)
+	end := min(len(buf), hi+identity.LookAround)
 	var folded []byte
 	var raw []int // raw position of each folded byte
 	seen := map[int]bool{}
@@ -553,11 +446,11 @@ func (s *scanner) fullWidth(buf []byte, base int64, lo, hi int, path string, top
 			i = p + 1
 			continue
 		}
-		// Window: lookAround on each side of a cluster of full-width text.
-		wlo, whi := max(0, p-lookAround), min(len(buf), p+lookAround)
+		// Window: identity.LookAround on each side of a cluster of full-width text.
+		wlo, whi := max(0, p-identity.LookAround), min(len(buf), p+identity.LookAround)
 		for q := p; q < whi; q++ {
 			if _, ok := foldFW(buf[q:]); ok {
-				whi = min(len(buf), q+lookAround)
+				whi = min(len(buf), q+identity.LookAround)
 			}
 		}
 		folded, raw = folded[:0], raw[:0]
@@ -573,9 +466,9 @@ func (s *scanner) fullWidth(buf []byte, base int64, lo, hi int, path string, top
 			q++
 		}
 		raw = append(raw, whi)
-		for _, h := range s.text(folded, 0, len(folded), nil, nil) {
-			rs, re := raw[h.start], raw[h.end]
-			if rs < lo || rs >= hi || seen[rs] || !bytes.Contains(buf[rs:re], []byte{0xEF}) {
+		for _, h := range identity.FindText(folded, 0, len(folded), s.today, nil, nil) {
+			rs, re := raw[h.Start], raw[h.End]
+			if h.Invalid || rs < lo || rs >= hi || seen[rs] || !bytes.Contains(buf[rs:re], []byte{0xEF}) {
 				continue
 			}
 			hasFW := false
@@ -661,7 +554,7 @@ func (s *scanner) sqlitePages(buf []byte, base int64, lo, hi int, path string, t
 					t = at
 				}
 				ctx := page[max(0, off-contextLen):min(len(page), off+l+contextLen)]
-				s.feats = append(s.feats, Feature{Kind: hh.kind, Path: path + strconv.FormatInt(at, 10), Value: hh.value, Context: escape(ctx), At: t})
+				s.feats = append(s.feats, Feature{Kind: hh.Kind, Path: path + strconv.FormatInt(at, 10), Value: hh.Value, Context: escape(ctx), At: t})
 			}
 		})
 	}

@@ -12,7 +12,7 @@ const (
 	Phone    Kind = "phone"     // E.164: +86 and 11 digits for Chinese mobiles
 	Email    Kind = "email"     // lower-cased whole address
 	CNID     Kind = "cn_id"     // 18-character resident identity number
-	BankCard Kind = "bank_card" // digits only, Luhn-valid
+	BankCard Kind = "bank_card" // digits only: issuer range, length and Luhn valid
 )
 
 // Sighting is one normalised identifier seen in a dataset: Value is the

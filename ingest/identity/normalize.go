@@ -207,10 +207,14 @@ func hasSpace(s string) bool {
 }
 
 // NormalizeEmail lower-cases the whole address; it must have exactly one
-// "@", a non-empty local part and a domain with a dot, and no spaces.
-// Values with an "@" that fail are Invalid; values without are NotKind.
+// "@", a non-empty local part and a domain with a dot, and no spaces ("_"
+// is allowed in the domain, as mail systems accept it). A "mailto:" scheme
+// and enclosing punctuation ("(", "<", quotes, trailing ")", ">", ",", ".",
+// ";") are not part of the address: "(mailto:x@example.com)" is
+// x@example.com. Values with an "@" that fail are Invalid; values without
+// are NotKind.
 func NormalizeEmail(s string) (string, Result) {
-	s = Fold(s)
+	s = stripEmail(Fold(s))
 	at := strings.IndexByte(s, '@')
 	if at < 0 {
 		return "", NotKind
@@ -232,6 +236,31 @@ func NormalizeEmail(s string) (string, Result) {
 		}
 	}
 	return s, Valid
+}
+
+// emailOpen and emailClose are the punctuation that may enclose an address
+// in text or in a field ("<x@y.com>", "(mailto:x@y.com)", "'x@y.com',").
+const (
+	emailOpen  = "(<[{\"'`"
+	emailClose = ")>]}\"'`,.;:"
+)
+
+// stripEmail removes enclosing punctuation and a "mailto:" scheme (any
+// case) around an address, repeatedly ("(<mailto:x@y.com>)").
+func stripEmail(s string) string {
+	for range 8 {
+		t := strings.TrimLeft(s, emailOpen)
+		t = strings.TrimRight(t, emailClose)
+		if len(t) >= 7 && strings.EqualFold(t[:7], "mailto:") {
+			t = t[7:]
+		}
+		t = strings.TrimSpace(t)
+		if t == s {
+			break
+		}
+		s = t
+	}
+	return s
 }
 
 // cnidWeights are the ISO 7064 MOD 11-2 weights of the first 17 digits.
@@ -330,8 +359,11 @@ func NormalizeCNIDAt(s string, now Today) (string, Result) {
 	return "", NotKind
 }
 
-// NormalizeBankCard returns the digits of a bank card number (13 to 19
-// digits, spaces and dashes between them allowed) when the Luhn check holds.
+// NormalizeBankCard returns the digits of a bank card number (spaces and
+// dashes between them allowed) when its issuer range (IIN) and length fit
+// a card brand (CardBrand) and the Luhn check holds. A value shaped like a
+// resident identity number (IDShaped) is never a card. 13 to 19 digits
+// that fail are Invalid; anything else is NotKind.
 func NormalizeBankCard(s string) (string, Result) {
 	s = Fold(s)
 	var buf [19]byte
@@ -352,10 +384,95 @@ func NormalizeBankCard(s string) (string, Result) {
 	if len(d) < 13 {
 		return "", NotKind
 	}
-	if !luhn(d) {
+	if IDShaped(d) || CardBrand(d) == "" || !luhn(d) {
 		return "", Invalid
 	}
 	return string(d), Valid
+}
+
+// cardRange is an issuer range: numbers whose first len(lo) digits lie in
+// [lo, hi] belong to brand and have one of the lengths in lens (a bit set).
+type cardRange struct {
+	lo, hi string
+	lens   uint32
+	brand  string
+}
+
+func lens(ls ...int) uint32 {
+	var m uint32
+	for _, l := range ls {
+		m |= 1 << l
+	}
+	return m
+}
+
+// cardRanges are the issuer ranges of the card brands (ISO/IEC 7812 IINs
+// as the brands publish them). Maestro takes what the others leave of
+// 50 and 56-69 at 12-19 digits in principle; only 5018, 5020, 5038, 5893,
+// 6304, 6759, 6761-6763 are taken, since "6" alone is too weak a prefix.
+var cardRanges = []cardRange{
+	{"4", "4", lens(13, 16, 19), "visa"},
+	{"51", "55", lens(16), "mastercard"},
+	{"2221", "2720", lens(16), "mastercard"},
+	{"62", "62", lens(16, 17, 18, 19), "unionpay"},
+	{"34", "34", lens(15), "amex"},
+	{"37", "37", lens(15), "amex"},
+	{"3528", "3589", lens(16, 17, 18, 19), "jcb"},
+	{"6011", "6011", lens(16, 17, 18, 19), "discover"},
+	{"644", "649", lens(16, 17, 18, 19), "discover"},
+	{"65", "65", lens(16, 17, 18, 19), "discover"},
+	{"36", "36", lens(14, 15, 16, 17, 18, 19), "diners"},
+	{"300", "305", lens(14, 15, 16, 17, 18, 19), "diners"},
+	{"38", "39", lens(14, 15, 16, 17, 18, 19), "diners"},
+	{"5018", "5018", lens(13, 14, 15, 16, 17, 18, 19), "maestro"},
+	{"5020", "5020", lens(13, 14, 15, 16, 17, 18, 19), "maestro"},
+	{"5038", "5038", lens(13, 14, 15, 16, 17, 18, 19), "maestro"},
+	{"5893", "5893", lens(13, 14, 15, 16, 17, 18, 19), "maestro"},
+	{"6304", "6304", lens(13, 14, 15, 16, 17, 18, 19), "maestro"},
+	{"6759", "6759", lens(13, 14, 15, 16, 17, 18, 19), "maestro"},
+	{"6761", "6763", lens(13, 14, 15, 16, 17, 18, 19), "maestro"},
+}
+
+// CardBrand returns the brand whose issuer range and lengths fit the ASCII
+// digits d ("visa", "unionpay", ...), or "".
+func CardBrand(d []byte) string {
+	for _, r := range cardRanges {
+		n := len(r.lo)
+		if len(d) <= n || r.lens&(1<<len(d)) == 0 {
+			continue
+		}
+		if p := string(d[:n]); p >= r.lo && p <= r.hi {
+			return r.brand
+		}
+	}
+	return ""
+}
+
+// IDShaped reports whether d has the shape of an 18-character resident
+// identity number, valid check or not: 17 digits and a digit or X, the
+// first six a plausible region code (province 11-65, 71, 81, 82) and
+// characters 7-14 a plausible birth date (1800-2099, month 01-12, day
+// 01-31). Such a value is never taken for a bank card.
+func IDShaped(d []byte) bool {
+	if len(d) != 18 {
+		return false
+	}
+	for _, c := range d[:17] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	if c := d[17]; (c < '0' || c > '9') && c != 'X' && c != 'x' {
+		return false
+	}
+	prov := int(d[0]-'0')*10 + int(d[1]-'0')
+	if !(prov >= 11 && prov <= 65 || prov == 71 || prov == 81 || prov == 82) {
+		return false
+	}
+	cent := string(d[6:8])
+	m := int(d[10]-'0')*10 + int(d[11]-'0')
+	day := int(d[12]-'0')*10 + int(d[13]-'0')
+	return (cent == "18" || cent == "19" || cent == "20") && m >= 1 && m <= 12 && day >= 1 && day <= 31
 }
 
 // luhn reports whether the ASCII digits d pass the Luhn check.

@@ -62,6 +62,16 @@ func TestNormalizeEmail(t *testing.T) {
 		{"a@q q.com", "", Invalid},
 		{"call me a@q.com", "", Invalid},
 		{"alice", "", NotKind},
+		{"xls_cell@microsoft_excel.com", "xls_cell@microsoft_excel.com", Valid}, // _ in the domain
+		{"(mailto:x@example.com)", "x@example.com", Valid},
+		{"MAILTO:X@Example.com", "x@example.com", Valid},
+		{"<x@example.com>", "x@example.com", Valid},
+		{"\"x@example.com\",", "x@example.com", Valid},
+		{"'x@example.com'.", "x@example.com", Valid},
+		{"(<mailto:x@example.com>);", "x@example.com", Valid},
+		{"mailto:", "", NotKind},
+		{"(mailto:@example.com)", "", Invalid},
+		{"x@example", "", Invalid},
 	}
 	for _, tt := range tests {
 		got, res := NormalizeEmail(tt.in)
@@ -120,6 +130,28 @@ func TestNormalizeBankCard(t *testing.T) {
 		{"4111 1111 1111 1111", "4111111111111111", Valid},
 		{"4111111111111112", "", Invalid},
 		{"411111", "", NotKind},
+		{luhnOf("422222222222"), luhnOf("422222222222"), Valid},             // Visa 13
+		{luhnOf("411111111111111111"), luhnOf("411111111111111111"), Valid}, // Visa 19
+		{luhnOf("41111111111111"), "", Invalid},                             // Visa 15: no such length
+		{"5555555555554444", "5555555555554444", Valid},                     // Mastercard 51-55
+		{"2221000000000009", "2221000000000009", Valid},                     // Mastercard 2221-2720
+		{luhnOf("272100000000000"), "", Invalid},                            // 2721: outside
+		{"6222021234567890128", "6222021234567890128", Valid},               // UnionPay 19
+		{luhnOf("622202123456789"), luhnOf("622202123456789"), Valid},       // UnionPay 16
+		{"378282246310005", "378282246310005", Valid},                       // Amex 15
+		{luhnOf("3782822463100051"), "", Invalid},                           // Amex 16
+		{"3530111333300000", "3530111333300000", Valid},                     // JCB
+		{"6011111111111117", "6011111111111117", Valid},                     // Discover 6011
+		{luhnOf("644000000000000"), luhnOf("644000000000000"), Valid},       // Discover 644
+		{luhnOf("650000000000000"), luhnOf("650000000000000"), Valid},       // Discover 65
+		{"30569309025904", "30569309025904", Valid},                         // Diners 14
+		{luhnOf("3600000000000"), luhnOf("3600000000000"), Valid},           // Diners 36
+		{luhnOf("676100000000000"), luhnOf("676100000000000"), Valid},       // Maestro
+		{luhnOf("700000000000000"), "", Invalid},                            // no issuer 7
+		{luhnOf("100000000000000"), "", Invalid},                            // no issuer 1
+		{luhnOf("62010519491231002"), "", Invalid},                          // ID-shaped (Gansu, 1949-12-31), Luhn-valid
+		{luhnOf("11010519491231002"), "", Invalid},                          // ID-shaped, no issuer either
+		{luhnOf("620105194913310021"), luhnOf("620105194913310021"), Valid}, // 19 digits: not ID-shaped
 	}
 	for _, tt := range tests {
 		got, res := NormalizeBankCard(tt.in)
@@ -189,6 +221,9 @@ func TestScanText(t *testing.T) {
 		{Phone, "+8613812345678", Valid},
 		{CNID, "11010519491231002X", Valid},
 		{CNID, "", Invalid},
+		// Letters glued before digits ("tel13812345678") still make a
+		// phone, as in the raw-byte scan (the finder is the same).
+		{Phone, "+8613812345678", Valid},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("ScanText found %v, want %v", got, want)
@@ -258,4 +293,35 @@ func FuzzScanText(f *testing.F) {
 			}
 		})
 	})
+}
+
+// luhnOf appends the Luhn check digit to the digits d.
+func luhnOf(d string) string {
+	for c := byte('0'); c <= '9'; c++ {
+		if luhn([]byte(d + string(c))) {
+			return d + string(c)
+		}
+	}
+	panic("unreachable")
+}
+
+func TestIDShaped(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"11010519491231002X", true},
+		{"110105194912310021", true}, // bad check: still shaped
+		{"620105200002290011", true},
+		{"990105194912310021", false}, // no province 99
+		{"110105174912310021", false}, // year 17xx
+		{"110105194913310021", false}, // month 13
+		{"110105194912320021", false}, // day 32
+		{"11010519491231002", false},  // 17 digits
+		{"1101051949123100211", false},
+	} {
+		if got := IDShaped([]byte(tt.in)); got != tt.want {
+			t.Errorf("IDShaped(%s) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
 }

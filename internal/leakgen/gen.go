@@ -565,7 +565,7 @@ func (g *gen) text(format string, f *fileState, n int) (string, string, string) 
 		tmpl := []string{
 			"客户%s，电话%s，身份证%s，邮箱%s，已付款。",
 			"contact %s tel:%s id %s mail %s",
-			"%s 的资料 %s / %s / %s",
+			"%s 的资料 %s / 身份证 %s / %s", // a 15-digit ID is one only where named
 		}
 		for i := 0; i < n; i++ {
 			r := g.row(f, true)
