@@ -224,6 +224,10 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
 {{if or .Columns .Problems}}<tr><td colspan="7" class="roles">{{range .Columns}}{{if ne .Kind "none"}}<span>{{if .Schema}}{{oneLine .Schema}} {{end}}column {{if .Name}}“{{oneLine .Name}}”{{else}}{{.Index}}{{end}} → <b>{{.Kind}}</b> by {{.DecidedBy}}, {{pct .ValidShare}} valid</span>; {{end}}{{end}}
 {{range .Problems}}<br><b>Warning:</b> {{oneLine .}}{{end}}</td></tr>{{end}}
 {{end}}</table>{{else}}<p>No datasets ingested.</p>{{end}}
+{{if .Removed}}<p>Removed from the index (loaded, then taken out; in no count of this report):</p><table>
+<thead><tr><th>Source</th><th>SHA-256</th><th>Removed (UTC)</th><th>Audit line</th><th>Reason</th></tr></thead>
+{{range .Removed}}<tr><td>{{oneLine .Name}}</td><td class="hash">{{.SHA256}}</td><td>{{.Time}}</td><td class="n">{{.AuditSeq}}</td><td>{{oneLine .Reason}}</td></tr>{{end}}
+</table>{{end}}
 
 <h3>Unique identities (victims) in the case</h3>
 {{if .Identities.Unique}}<table>

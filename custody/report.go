@@ -30,10 +30,22 @@ type Report struct {
 	Environment   Environment      `json:"environment"`
 	Evidence      []EvidenceReport `json:"evidence"`
 	Datasets      []Dataset        `json:"datasets"`
+	Removed       []RemovedDataset `json:"removed_datasets"` // sources taken out of the index, from the audit log
 	Identities    Identities       `json:"identities"`
 	Audit         AuditSummary     `json:"audit"`
 	Errors        []string         `json:"errors"`      // damage and failures recorded during processing
 	Limitations   []string         `json:"limitations"` // what this report does not establish
+}
+
+// RemovedDataset is a source that was loaded and later removed from the
+// identity index (evidx dataset remove, or dataset add --reload). Its
+// identities are in no count of this report.
+type RemovedDataset struct {
+	Name     string `json:"name"`
+	SHA256   string `json:"sha256"`
+	Time     string `json:"time"`      // of the removal, UTC
+	AuditSeq int64  `json:"audit_seq"` // the dataset.remove line
+	Reason   string `json:"reason"`
 }
 
 // Environment is where the report was made.
@@ -131,7 +143,7 @@ type AuditLine struct {
 // Collect gathers the report content from the catalog and the audit log.
 func (c *Case) Collect(ctx context.Context) (*Report, error) {
 	r := &Report{SchemaVersion: ReportSchemaVersion, Generated: time.Now().UTC(), Case: c.meta, Tool: Tool(),
-		Environment: environment(), Errors: []string{}, Datasets: []Dataset{}}
+		Environment: environment(), Errors: []string{}, Datasets: []Dataset{}, Removed: []RemovedDataset{}}
 	evs, err := c.Evidence(ctx)
 	if err != nil {
 		return nil, err
@@ -183,7 +195,7 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 	r.Identities.Unique = map[string]int64{}
 	for _, d := range r.Datasets {
 		if d.Status != "done" {
-			r.Errors = append(r.Errors, fmt.Sprintf("dataset %s (%s) status %q: load not finished", d.Name, d.SHA256, d.Status))
+			r.Errors = append(r.Errors, fmt.Sprintf("dataset %s (%s) status %q: load (or removal) not finished; its identities are not counted", d.Name, d.SHA256, d.Status))
 			continue
 		}
 		for k, n := range d.New {
@@ -203,6 +215,15 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 	for _, l := range lines {
 		r.Audit.Actions = append(r.Audit.Actions, AuditLine{Seq: l.Seq, Time: l.Time, Action: l.Action, Outcome: l.Outcome,
 			User: l.User, Host: l.Host, Version: l.Version + " " + l.Revision, Inputs: l.Inputs, Error: l.Error})
+		if l.Action == "dataset.remove" && l.Outcome == OutcomeOK {
+			d := RemovedDataset{Time: l.Time, AuditSeq: l.Seq}
+			d.Name, _ = l.Details["name"].(string)
+			d.Reason, _ = l.Details["reason"].(string)
+			if len(l.Inputs) > 0 {
+				d.SHA256 = l.Inputs[0].SHA256
+			}
+			r.Removed = append(r.Removed, d)
+		}
 	}
 	r.Limitations = []string{
 		"Hashes prove the media data are unchanged since intake; they do not show how the data came to be on the media.",

@@ -191,7 +191,7 @@ func (ix *Index) AddSource(ctx context.Context, src Source, feed Feed, p Progres
 // sort, in temporary files only; without src.SHA256 the feed's own hash
 // names the source, and step 1 is taken then; (3) every source left in
 // status loading by a killed run has its sightings deleted from every
-// shard; (4) the source row is inserted (or reused) in status loading;
+// shard, and removals a killed RemoveSource left are finished; (4) the source row is inserted (or reused) in status loading;
 // (5) the shards are written; (6) the row gets its counts and status done in
 // one statement. Counts are therefore those of one clean run, whatever
 // happened before.
@@ -238,7 +238,7 @@ func (ix *Index) add(ctx context.Context, src Source, feed Feed, p Progress) (So
 	if prev, err := ix.skipDone(ctx, src); prev != nil || err != nil {
 		return derefStats(prev), err
 	}
-	if err := ix.recover(ctx, src.SHA256); err != nil {
+	if _, err := ix.finishRemovals(ctx, src.SHA256); err != nil {
 		return SourceStats{}, err
 	}
 	id, err := ix.beginSource(ctx, src, start)

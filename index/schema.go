@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS source_origins(  -- further places the same file (sam
 	added         TEXT    NOT NULL,          -- UTC RFC 3339
 	PRIMARY KEY(source_id, evidence_id, evidence_path)
 );
+CREATE TABLE IF NOT EXISTS source_removals(  -- removals asked for and not yet carried out (see RemoveSource)
+	source_id     INTEGER PRIMARY KEY,       -- sources.id
+	requested     TEXT    NOT NULL,          -- UTC RFC 3339
+	reason        TEXT    NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS index_meta(
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL

@@ -16,6 +16,7 @@ import (
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest"
+	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/ingest/records"
 	"github.com/spf13/cobra"
 )
@@ -24,6 +25,7 @@ import (
 type datasetOptions struct {
 	source string
 	json   bool
+	reload bool
 	parse  parseOptions
 }
 
@@ -39,7 +41,10 @@ func newDatasetCmd() *cobra.Command {
 		Long: `Ingest leaked dataset files into the case's identity index. Each file becomes
 a source named after its base name (or --source NAME). A file whose SHA-256 is
 already ingested is skipped; an interrupted ingestion is finished by running
-the same command again, with the counts of one clean run.`,
+the same command again, with the counts of one clean run. --reload removes a
+file already ingested (as 'evidx dataset remove' does) and loads it again,
+e.g. with other --column or --encoding choices; it then counts as the last
+source loaded.`,
 		Args: args(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runDatasetAdd(cmd.Context(), opts, a, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -47,8 +52,28 @@ the same command again, with the counts of one clean run.`,
 	}
 	add.Flags().StringVar(&opts.source, "source", "", "source name (only with one FILE; default: the file's base name)")
 	add.Flags().BoolVar(&opts.json, "json", false, "print one JSON object on stdout")
+	add.Flags().BoolVar(&opts.reload, "reload", false, "remove a file already ingested and load it again")
 	opts.parse.addFlags(add.Flags())
 	cmd.AddCommand(add)
+	var ropts removeOptions
+	remove := &cobra.Command{
+		Use:   "remove DIR SOURCE...",
+		Short: "Take sources out of the identity index, as if never loaded",
+		Long: `Remove dataset sources from the case's identity index. SOURCE is a source id
+(as 'evidx stats' lists them), a SHA-256 or a prefix of at least 8 hex digits,
+or a name that only one source has. Afterwards every count (unique identities,
+each source's new identities, overlaps) is what it would be had the source
+never been loaded. The removal is recorded in the audit log with --reason. A
+removal that is interrupted is finished by running it again, or by the next
+dataset load.`,
+		Args: args(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return runDatasetRemove(cmd.Context(), ropts, a, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	remove.Flags().StringVar(&ropts.reason, "reason", "", "why the source is removed (recorded in the audit log)")
+	remove.Flags().BoolVar(&ropts.json, "json", false, "print one JSON object on stdout")
+	cmd.AddCommand(remove)
 	return cmd
 }
 
@@ -117,6 +142,19 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		// Records of SQLite datasets spill beside the shards, inside the case.
 		ro.TmpDir = ix.Dir()
 		read := ingest.DatasetReader(ingest.Options{Records: ro, Columns: columns, Rejects: rej})
+		if opts.reload {
+			prev, err := ix.SourceOfFile(ctx, abs)
+			if err != nil {
+				return err
+			}
+			if prev != nil {
+				r, err := removeSource(ctx, c, ix, *prev, "reload of "+abs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "evidx: dataset %s: removed source #%d to load it again\n", oneLine(f), r.Source.ID)
+			}
+		}
 		prog := newLoadProgress(stderr, filepath.Base(f), abs)
 		st, err := ix.AddDataset(ctx, abs, opts.source, index.Origin{}, read, prog)
 		prog.stop()
@@ -176,6 +214,89 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		return fmt.Errorf("%d of %d dataset files failed", len(res.Failed), len(files))
 	}
 	return nil
+}
+
+type removeOptions struct {
+	reason string
+	json   bool
+}
+
+// removeResult is the JSON of `dataset remove`.
+type removeResult struct {
+	Removed []index.Removal         `json:"removed"`
+	Unique  map[identity.Kind]int64 `json:"unique"` // the case's unique identities afterwards
+}
+
+func runDatasetRemove(ctx context.Context, opts removeOptions, a []string, stdout, stderr io.Writer) error {
+	dir, refs := a[0], a[1:]
+	c, err := custody.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ix, err := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
+	if err != nil {
+		return err
+	}
+	// Every reference is resolved before anything is removed: a typo
+	// removes nothing.
+	var todo []index.SourceStats
+	for _, ref := range refs {
+		list, err := ix.FindSources(ctx, ref)
+		if err != nil {
+			return err
+		}
+		if len(list) > 1 {
+			ids := make([]string, len(list))
+			for i, s := range list {
+				ids[i] = fmt.Sprintf("#%d %s", s.ID, s.SHA256[:12])
+			}
+			return fmt.Errorf("%q names %d sources (%s): give an id or SHA-256", ref, len(list), strings.Join(ids, ", "))
+		}
+		todo = append(todo, list[0])
+	}
+	res := removeResult{Removed: []index.Removal{}}
+	for _, s := range todo {
+		r, err := removeSource(ctx, c, ix, s, opts.reason)
+		if err != nil {
+			return err
+		}
+		res.Removed = append(res.Removed, r)
+	}
+	if _, err := c.RecordShards(ctx); err != nil {
+		return err
+	}
+	st, err := ix.Stats(ctx, index.StatsOptions{NoOverlap: true})
+	if err != nil {
+		return err
+	}
+	res.Unique = st.Unique
+	if opts.json {
+		return writeJSON(stdout, res)
+	}
+	for _, r := range res.Removed {
+		fmt.Fprintf(stdout, "removed %s (#%d, %s): it held unique %s and brought new %s\n",
+			oneLine(r.Source.Name), r.Source.ID, r.Source.SHA256[:12], kindCounts(r.Source.Unique), kindCounts(r.Source.New))
+	}
+	fmt.Fprintf(stdout, "case unique identities now %s\n", kindCounts(res.Unique))
+	return nil
+}
+
+// removeSource removes one source from the index and records it in the
+// audit log, whatever the outcome.
+func removeSource(ctx context.Context, c *custody.Case, ix *index.Index, s index.SourceStats, reason string) (index.Removal, error) {
+	r, err := ix.RemoveSource(ctx, s.ID, reason)
+	entry := custody.Entry{Action: "dataset.remove", Inputs: []custody.Item{{Kind: "dataset", Path: s.Path, Size: s.Size, SHA256: s.SHA256}},
+		Details: map[string]any{"source_id": s.ID, "name": s.Name, "reason": reason, "evidence": s.Evidence, "evidence_path": s.EvidPath,
+			"unique": s.Unique, "new": s.New, "gained": r.Gained}}
+	entry.Outcome = custody.OutcomeOK
+	if err != nil {
+		entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
+	}
+	if aerr := c.Audit(entry); aerr != nil && err == nil {
+		err = aerr
+	}
+	return r, err
 }
 
 // loadProgress prints, once a second while stderr is a terminal, how far
