@@ -33,6 +33,18 @@ sort_s=$secs sort_rss=$rss_kb sort_cpu=$cpu
 measure evidx "$evidx" count --json --tmp "$dir" "$csv"
 ev_s=$secs ev_rss=$rss_kb ev_cpu=$cpu
 
+# DuckDB's count(DISTINCT) over the three raw columns, when npm can fetch
+# it (BENCH_NO_DUCKDB=1 skips): the issue's yardstick for a columnar engine.
+duck_s=
+if [[ -z ${BENCH_NO_DUCKDB:-} ]] && command -v npm >/dev/null; then
+  duckdir=${DUCKDB_DIR:-$HOME/.cache/evidx-bench-duckdb}
+  mkdir -p "$duckdir"
+  if [[ -d $duckdir/node_modules/@duckdb/node-api ]] || (cd "$duckdir" && npm install --silent --no-audit --no-fund @duckdb/node-api >/dev/null 2>&1); then
+    cp scripts/duckdb-distinct.mjs "$duckdir/"
+    measure duckdb node "$duckdir/duckdb-distinct.mjs" "$csv" phone,email,id_no && duck_s=$secs duck_rss=$rss_kb
+  fi
+fi
+
 lines=$((rows + 1))
 awk -v r="$rows" -v l="$lines" -v ss="$sort_s" -v sr="$sort_rss" -v sc="$sort_cpu" \
     -v es="$ev_s" -v er="$ev_rss" -v ec="$ev_cpu" 'BEGIN {
@@ -40,6 +52,14 @@ awk -v r="$rows" -v l="$lines" -v ss="$sort_s" -v sr="$sort_rss" -v sc="$sort_cp
   printf "evidx   : %7.2f s  %9.0f rows/s   cpu %6.2f s  peak RSS %6.1f MiB\n", es, r/es, ec, er/1024
   printf "ratio (evidx speed / sort speed): %.2f   (CPU time sort/evidx: %.2f; on a shared machine wall time follows the load)\n", ss/es, sc/ec
 }'
+
+if [[ -n $duck_s ]]; then
+  awk -v ds="$duck_s" -v dr="$duck_rss" -v es="$ev_s" 'BEGIN {
+    printf "duckdb  : %7.2f s  peak RSS %6.1f MiB  (evidx time / duckdb time: %.2f; goal <= 1.5)\n", ds, dr/1024, es/ds }'
+  cat "$dir/duckdb.out"
+else
+  echo "duckdb  : not measured (npm could not install @duckdb/node-api)"
+fi
 
 # Check the counts against the generator's truth.
 python3 - "$dir/evidx.out" "$dir/bench-truth.json" <<'PY'

@@ -214,11 +214,12 @@ func hasSpace(s string) bool {
 // x@example.com. Values with an "@" that fail are Invalid; values without
 // are NotKind.
 func NormalizeEmail(s string) (string, Result) {
-	s = stripEmail(Fold(s))
-	at := strings.IndexByte(s, '@')
-	if at < 0 {
+	s = Fold(s)
+	if strings.IndexByte(s, '@') < 0 { // stripping never adds one
 		return "", NotKind
 	}
+	s = stripEmail(s)
+	at := strings.IndexByte(s, '@')
 	if at == 0 || strings.IndexByte(s[at+1:], '@') >= 0 || len(s) > MaxValueLen {
 		return "", Invalid
 	}
@@ -245,10 +246,23 @@ const (
 	emailClose = ")>]}\"'`,.;:"
 )
 
+var emailOpenSet, emailCloseSet = byteSet(emailOpen), byteSet(emailClose)
+
+func byteSet(chars string) (set [256]bool) {
+	for i := 0; i < len(chars); i++ {
+		set[chars[i]] = true
+	}
+	return set
+}
+
 // stripEmail removes enclosing punctuation and a "mailto:" scheme (any
 // case) around an address, repeatedly ("(<mailto:x@y.com>)").
 func stripEmail(s string) string {
 	for range 8 {
+		if s == "" || !emailOpenSet[s[0]] && !emailCloseSet[s[len(s)-1]] && s[0] != 'm' && s[0] != 'M' &&
+			s[0] > ' ' && s[len(s)-1] > ' ' && s[0] < 0x80 && s[len(s)-1] < 0x80 {
+			return s // nothing to strip: the common case, without allocating
+		}
 		t := strings.TrimLeft(s, emailOpen)
 		t = strings.TrimRight(t, emailClose)
 		if len(t) >= 7 && strings.EqualFold(t[:7], "mailto:") {

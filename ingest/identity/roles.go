@@ -2,6 +2,7 @@ package identity
 
 import (
 	"strings"
+	"time"
 )
 
 // Other marks a column whose header names something that is not an
@@ -88,7 +89,7 @@ func isDigits(s string) bool {
 // sniffOrder is the order kinds are tried on a value: emails are
 // unambiguous, ID numbers carry a check digit, phones a prefix rule; bank
 // cards last, since any number passes Luhn one time in ten.
-var sniffOrder = [...]Kind{Email, CNID, Phone, BankCard}
+var sniffOrder = [...]Kind{Email, CNID, Phone, BankCard} // Email first: Add relies on it
 
 // RoleThreshold is the share of a column's sampled non-empty values that
 // must validate as a kind for the column to take that role. It is high so
@@ -102,6 +103,7 @@ const RoleThreshold = 0.8
 type RoleSampler struct {
 	n     int
 	valid [len(sniffOrder)]int
+	today Today // taken at the first Add: time.Now per value is measurable
 }
 
 // Add records one sampled value of the column.
@@ -111,8 +113,23 @@ func (s *RoleSampler) Add(v string) {
 		return
 	}
 	s.n++
+	if s.today == 0 {
+		s.today = TodayOf(time.Now())
+	}
+	v = Fold(v) // once, not once per kind (the normalisers' Fold is then cheap)
+	if !isASCII(v) {
+		// Folded, only an e-mail address may hold other characters (phone,
+		// ID and card normalisers refuse them): spare three NFKC passes
+		// over names and addresses.
+		if strings.IndexByte(v, '@') >= 0 {
+			if _, r := NormalizeEmail(v); r == Valid {
+				s.valid[0]++
+			}
+		}
+		return
+	}
 	for i, k := range sniffOrder {
-		if _, r := Normalize(k, v); r == Valid {
+		if _, r := NormalizeAt(k, v, s.today); r == Valid {
 			s.valid[i]++
 			return
 		}
