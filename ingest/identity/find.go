@@ -348,7 +348,7 @@ func findNumbers(buf []byte, i int, today Today, out []Hit) ([]Hit, int) {
 				continue
 			}
 		}
-		// Bank card: 13-19 digits alone, or 4-4-4-4(-1..3) / 4-6-5 groups
+		// Bank card: 13-16 or 19 digits alone, or 4-4-4-4(-1..3) / 4-6-5 groups
 		// with one separator; issuer digit 2-6.
 		if c, last, ok := cardAt(buf, gs[:k], j, loneOK); ok && free {
 			if v, r := NormalizeBankCard(c); r == Valid {
@@ -399,7 +399,12 @@ func cardAt(buf []byte, gs []group, j int, loneOK func(int) bool) (string, int, 
 	if !issuer(buf[gs[j].s]) {
 		return "", 0, false
 	}
-	if l(j) >= 13 && l(j) <= 19 && loneOK(j) {
+	// A lone run of 17 or 18 digits is not taken: cards in circulation are
+	// 13-16 or 19 digits (17 and 18 are rare issues), while 18-digit runs
+	// in leaks are ID numbers with a wrong check, order and serial numbers,
+	// one in ten of which passes Luhn. A column a header names as cards
+	// still takes them (NormalizeBankCard).
+	if n := l(j); (n >= 13 && n <= 16 || n == 19) && loneOK(j) {
 		return string(buf[gs[j].s:gs[j].e]), j, true
 	}
 	if l(j) != 4 || j+2 >= len(gs) || gs[j+1].sep == '.' {

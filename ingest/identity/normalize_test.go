@@ -325,3 +325,33 @@ func TestIDShaped(t *testing.T) {
 		}
 	}
 }
+
+// TestScanTextCardLengths: free text takes cards of 13-16 and 19 digits;
+// a lone 17- or 18-digit run is not a card (the demo image's decoy order
+// numbers were), though a column named as cards still takes one.
+func TestScanTextCardLengths(t *testing.T) {
+	for _, tt := range []struct {
+		digits string
+		card   bool
+	}{
+		{luhnOf("411111111111111"), true},    // 16, Visa
+		{luhnOf("37828224631000"), true},     // 15, Amex
+		{luhnOf("622202123456789012"), true}, // 19, UnionPay
+		{luhnOf("36637521857632799"), false}, // 18, Diners range
+		{luhnOf("6222021234567890"), false},  // 17, UnionPay range
+		{luhnOf("65149425211946686"), false}, // 18, Discover range
+	} {
+		var cards []string
+		ScanText("ref "+tt.digits+" end", func(k Kind, v string, r Result) {
+			if k == BankCard && r == Valid {
+				cards = append(cards, v)
+			}
+		})
+		if got := len(cards) == 1 && cards[0] == tt.digits; got != tt.card {
+			t.Errorf("%s (%d digits): found %v, want a card: %v", tt.digits, len(tt.digits), cards, tt.card)
+		}
+		if _, r := NormalizeBankCard(tt.digits); r != Valid {
+			t.Errorf("NormalizeBankCard(%s) = %d: a named card column must take it", tt.digits, r)
+		}
+	}
+}
