@@ -215,6 +215,19 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 	for _, l := range lines {
 		r.Audit.Actions = append(r.Audit.Actions, AuditLine{Seq: l.Seq, Time: l.Time, Action: l.Action, Outcome: l.Outcome,
 			User: l.User, Host: l.Host, Version: l.Version + " " + l.Revision, Inputs: l.Inputs, Error: l.Error})
+		if l.Action == "evidence.walk" {
+			// What the media and disk layers recognised but could not read
+			// (a container or file system evidx does not read, a damaged
+			// partition table): recorded at the walk.
+			if ps, ok := l.Details["problems"].([]any); ok {
+				for _, p := range ps {
+					// Lines of one partition are listed from its volume.
+					if s, ok := p.(string); ok && len(l.Inputs) > 0 && !strings.HasPrefix(s, "partition ") {
+						r.Errors = append(r.Errors, fmt.Sprintf("evidence %s: %s", l.Inputs[0].ID, s))
+					}
+				}
+			}
+		}
 		if l.Action == "dataset.remove" && l.Outcome == OutcomeOK {
 			d := RemovedDataset{Time: l.Time, AuditSeq: l.Seq}
 			d.Name, _ = l.Details["name"].(string)

@@ -23,6 +23,7 @@ import (
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/probe"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/ingest/layer"
 	"github.com/evidx/evidx/ingest/records"
 	"github.com/evidx/evidx/ingest/source"
 )
@@ -132,12 +133,9 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		return res, fmt.Errorf("evidence %s: %w", opts.ID, err)
 	}
 
-	w := &walker{c: c, disk: disk, evID: opts.ID, known: map[string]bool{}, warn: warn}
+	w := &walker{c: c, disk: disk, evID: opts.ID, known: map[string]bool{}, warn: warn, problems: img.Problems()}
 	if err := w.walk(ctx, res); err != nil {
 		return res, err
-	}
-	for _, p := range disk.Problems() {
-		warn("evidence %s: %s", opts.ID, p)
 	}
 
 	if !opts.NoCarve {
@@ -217,6 +215,7 @@ type walker struct {
 	datasets []datasetFile
 	warn     func(format string, a ...any)
 	head     []byte // scratch for the first bytes of each file, reused: files come by the hundred thousand
+	problems []string // of the media layer, recorded with the disk's at the end of the walk
 }
 
 // walk records every volume and file and stores the content of every
@@ -240,7 +239,8 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 		return err
 	}
 	start := time.Now()
-	err = w.disk.Walk(ctx, func(part int, f *fs.File) error {
+	inner, err := layer.Walk(ctx, w.disk, func(lf *layer.File) error {
+		f, part := lf.File, lf.Partition
 		row := custody.File{EvidenceID: w.evID, Volume: part, Path: f.Path, Size: f.Size, Type: f.Type,
 			Deleted: f.Deleted, Inode: f.Inode, Mtime: f.Mtime, Atime: f.Atime, Ctime: f.Ctime, Crtime: f.Btime,
 			Recoverable: f.Recoverable, Err: f.Err, Runs: custodyRuns(f.Runs)}
@@ -253,7 +253,7 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 			res.Files.Allocated++
 		}
 		if f.Type == "file" && f.Recoverable {
-			if err := w.extract(batch, part, f, &row); err != nil {
+			if err := w.extract(batch, lf, &row); err != nil {
 				row.Err = joinErr(row.Err, err.Error())
 				w.warn("evidence %s: p%d:%s: %v", w.evID, part, f.Path, err)
 			} else {
@@ -269,16 +269,22 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 	if err := batch.Close(); err != nil {
 		return err
 	}
+	problems := append(append(slices.Clone(w.problems), w.disk.Problems()...), inner...)
+	for _, p := range problems {
+		w.warn("evidence %s: %s", w.evID, p)
+	}
 	return w.c.Audit(custody.Entry{Action: "evidence.walk", Outcome: custody.OutcomeOK,
 		Inputs: []custody.Item{{Kind: "evidence", ID: w.evID}},
 		Details: map[string]any{"volumes": len(res.Volumes), "allocated": res.Files.Allocated, "deleted": res.Files.Deleted,
-			"dirs": res.Files.Dirs, "extracted": res.Files.Extracted, "seconds": time.Since(start).Seconds()}})
+			"dirs": res.Files.Dirs, "extracted": res.Files.Extracted, "seconds": time.Since(start).Seconds(),
+			"problems": problems}})
 }
 
 // extract stores one file's content and notes it as a dataset when its
 // first bytes say so.
-func (w *walker) extract(batch *custody.Batch, part int, f *fs.File, row *custody.File) error {
-	rd, err := w.disk.Open(part, f)
+func (w *walker) extract(batch *custody.Batch, lf *layer.File, row *custody.File) error {
+	f, part := lf.File, lf.Partition
+	rd, err := lf.Open()
 	if err != nil {
 		return err
 	}

@@ -53,10 +53,11 @@ func MeasureImage(ctx context.Context, paths []string, progress func(int64)) (*c
 	switch {
 	case len(ev.Segments) == 1 && res.Format == source.FormatRaw:
 		ev.Segments[0].SHA256 = res.SHA256
-	case res.Format == source.FormatEWF:
-		// The container files themselves get a SHA-256 too, so a court can
-		// check the E01 files it receives without evidx. Segments are
-		// compressed, so this second pass costs less than the first.
+	case res.Format != source.FormatRaw && res.Format != source.FormatSplit:
+		// The container files themselves (E01 segments, a virtual disk and
+		// its extents or parents) get a SHA-256 too, so a court can check
+		// the files it receives without evidx. They are mostly compressed
+		// or sparse, so this second pass costs less than the first.
 		for i := range ev.Segments {
 			sum, err := hashSegment(ctx, ev.Segments[i].Path)
 			if err != nil {

@@ -101,11 +101,16 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 		}
 		defer fmt.Fprint(cmd.ErrOrStderr(), "\r\033[K")
 	}
-	counts, err := listing.Walk(ctx, disk, listing.Options{DeletedOnly: opts.Deleted, NoHash: opts.NoHash, Workers: opts.Workers}, emit)
+	var inner []string
+	counts, err := listing.Walk(ctx, disk, listing.Options{DeletedOnly: opts.Deleted, NoHash: opts.NoHash, Workers: opts.Workers,
+		Problem: func(p string) { inner = append(inner, p) }}, emit)
 	if err != nil {
 		return err
 	}
-	tail := lsTail{Unallocated: disk.Unallocated(), Problems: disk.Problems(), Counts: counts}
+	tail := lsTail{Unallocated: disk.Unallocated(), Problems: append(append(img.Problems(), disk.Problems()...), inner...), Counts: counts}
+	for _, p := range tail.Problems {
+		fmt.Fprintln(cmd.ErrOrStderr(), "evidx: "+oneLine(p))
+	}
 	if tail.Unallocated == nil {
 		tail.Unallocated = []fs.Range{}
 	}

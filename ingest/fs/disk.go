@@ -201,6 +201,40 @@ func (d *Disk) Open(part int, f *File) (rd io.Reader, err error) {
 	return p.FS.Open(&g)
 }
 
+// ErrNoRandomAccess says a file's content can only be read in order (an
+// NTFS-compressed or encrypted stream): OpenAt cannot serve it.
+var ErrNoRandomAccess = errors.New("fs: content readable only in order (compressed or encrypted)")
+
+// OpenAt returns random access to the content of a file that Walk passed
+// for partition part: what the file system's Open returns when it allows
+// it, else the file's byte runs read straight from the image for the file
+// systems whose Open reads exactly those runs (FAT, ext, ISO 9660).
+// A file inside a file opens as a new layer through it.
+func (d *Disk) OpenAt(part int, f *File) (io.ReaderAt, error) {
+	p := d.Partition(part)
+	if p == nil || p.FS == nil {
+		return nil, fmt.Errorf("fs: partition %d has no readable file system", part)
+	}
+	rd, err := d.Open(part, f)
+	if err != nil {
+		return nil, err
+	}
+	if ra, ok := rd.(io.ReaderAt); ok {
+		return ra, nil
+	}
+	switch Family(p.FileSystem) {
+	case "fat", "ext", "iso9660":
+		var mapped int64
+		for _, r := range f.Runs {
+			mapped = max(mapped, r.Logical+r.Length)
+		}
+		if mapped >= f.Size {
+			return NewRunReaderAt(d.r, f.Runs, f.Size, f.Path), nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", f.Path, ErrNoRandomAccess)
+}
+
 // Problems lists damage found in the partition tables and, once Walk has
 // run, in every file system, each naming its partition and offset.
 func (d *Disk) Problems() []string {

@@ -3,6 +3,7 @@ package fs
 import (
 	"errors"
 	"io"
+	"sort"
 )
 
 // NewRunReader returns a reader of a file of size bytes laid out in runs
@@ -61,4 +62,53 @@ func (rr *runReader) Read(p []byte) (int, error) {
 		return m, &ParseError{rr.op, r.Offset + (rr.pos - r.Logical), err}
 	}
 	return m, nil
+}
+
+// NewRunReaderAt is NewRunReader with random access: the content of a file
+// laid out in runs over r, as an io.ReaderAt safe for concurrent use.
+func NewRunReaderAt(r io.ReaderAt, runs []Run, size int64, op string) io.ReaderAt {
+	return &runReader{r: r, runs: runs, size: size, op: op}
+}
+
+// ReadAt reads the content at off, run by run (holes as zeros); it keeps
+// no state, so concurrent calls are safe.
+func (rr *runReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("fs: negative offset")
+	}
+	n := 0
+	for n < len(p) && off < rr.size {
+		q := p[n:min(int64(len(p)), int64(n)+rr.size-off)]
+		i := sort.Search(len(rr.runs), func(k int) bool { return rr.runs[k].Logical+rr.runs[k].Length > off })
+		var k int
+		switch {
+		case i == len(rr.runs) || rr.runs[i].Logical > off:
+			end := rr.size
+			if i < len(rr.runs) {
+				end = rr.runs[i].Logical
+			}
+			k = int(min(int64(len(q)), end-off))
+			clear(q[:k])
+		case rr.runs[i].Sparse:
+			k = int(min(int64(len(q)), rr.runs[i].Logical+rr.runs[i].Length-off))
+			clear(q[:k])
+		default:
+			r := rr.runs[i]
+			want := int(min(int64(len(q)), r.Logical+r.Length-off))
+			m, err := rr.r.ReadAt(q[:want], r.Offset+(off-r.Logical))
+			if m < want {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				return n + m, &ParseError{rr.op, r.Offset + (off - r.Logical) + int64(m), err}
+			}
+			k = want
+		}
+		n += k
+		off += int64(k)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }

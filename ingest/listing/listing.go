@@ -19,16 +19,20 @@ import (
 
 	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/layer"
 )
 
 // Entry is one row of a listing: the file as its file system reports it
 // (runs in image offsets) plus its partition and content digests.
 type Entry struct {
-	Partition int `json:"partition"` // Partition.Index of the file's volume
+	Partition int `json:"partition"` // Partition.Index of the file's volume (of the top disk for a file inside a virtual disk)
 	*fs.File
+	Layer  string  `json:"layer,omitempty"` // for a file inside media held in a file: the inner media's format and path
 	SHA256 *string `json:"sha256"` // null when the content is unreadable, not hashed, or the entry is not a regular file
 	MD5    *string `json:"md5"`
 	SHA1   *string `json:"sha1"`
+
+	open func() (io.Reader, error)
 }
 
 // Counts sums up a listing.
@@ -68,6 +72,9 @@ type Options struct {
 	DeletedOnly bool // list deleted entries only, like fls -d
 	NoHash      bool // list only: read no content (fls speed)
 	Workers     int  // files hashed at once; 0: runtime.GOMAXPROCS(0); negative is an error
+	// Problem, if set, receives after the walk each problem of the media
+	// found inside files (what could not be opened, limits reached).
+	Problem func(string)
 }
 
 // ErrWorkers says Options.Workers is negative.
@@ -124,7 +131,7 @@ func Walk(ctx context.Context, disk *fs.Disk, opts Options, emit func(*Entry) er
 			buf := make([]byte, bufSize)
 			for it := range jobs {
 				if ctx.Err() == nil {
-					hashContent(ctx, disk, it.e, buf)
+					hashContent(ctx, it.e, buf)
 				}
 				close(it.done)
 			}
@@ -151,11 +158,12 @@ func Walk(ctx context.Context, disk *fs.Disk, opts Options, emit func(*Entry) er
 		}
 		emitErr <- err
 	}()
-	walkErr := disk.Walk(ctx, func(part int, f *fs.File) error {
+	problems, walkErr := layer.Walk(ctx, disk, func(lf *layer.File) error {
+		f := lf.File
 		if opts.DeletedOnly && !f.Deleted {
 			return nil
 		}
-		it := &item{e: &Entry{Partition: part, File: f}, done: make(chan struct{})}
+		it := &item{e: &Entry{Partition: lf.Partition, File: f, Layer: lf.Layer, open: lf.Open}, done: make(chan struct{})}
 		select {
 		case queue <- it:
 		case <-ctx.Done():
@@ -171,6 +179,11 @@ func Walk(ctx context.Context, disk *fs.Disk, opts Options, emit func(*Entry) er
 	close(jobs)
 	close(queue)
 	wg.Wait()
+	if opts.Problem != nil {
+		for _, p := range problems {
+			opts.Problem(p)
+		}
+	}
 	if err := <-emitErr; err != nil {
 		return c, err
 	}
@@ -179,8 +192,8 @@ func Walk(ctx context.Context, disk *fs.Disk, opts Options, emit func(*Entry) er
 
 // hashContent reads one file's content with buf as scratch and sets its digests,
 // or appends the reason it could not to its Err.
-func hashContent(ctx context.Context, disk *fs.Disk, e *Entry, buf []byte) {
-	r, err := disk.Open(e.Partition, e.File)
+func hashContent(ctx context.Context, e *Entry, buf []byte) {
+	r, err := e.open()
 	if err != nil {
 		e.Err = joinErr(e.Err, err.Error())
 		return
@@ -202,8 +215,11 @@ func hashContent(ctx context.Context, disk *fs.Disk, e *Entry, buf []byte) {
 
 // joinErr appends b to the error text a unless a already says it.
 func joinErr(a, b string) string {
-	if a == "" || strings.Contains(a, b) {
+	switch {
+	case a == "":
 		return b
+	case strings.Contains(a, b):
+		return a
 	}
 	return a + "; " + b
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -49,6 +50,27 @@ type Stored struct {
 	SHA1 string `json:"sha1,omitempty"`
 }
 
+// VirtualDisk is a virtual disk container opened (VHD, VHDX, VMDK,
+// qcow2): the disk inside as an io.ReaderAt. Format is the reader's, e.g.
+// "vhd-dynamic", "vmdk-streamOptimized", "qcow2-v3".
+type VirtualDisk interface {
+	io.ReaderAt
+	Size() int64
+	Format() string
+	Files() []string
+	Problems() []string
+}
+
+// containerReader is one virtual-disk format: a signature test and an
+// opener given a way to open the other files it names (parents, extents).
+type containerReader struct {
+	detect func(r io.ReaderAt, size int64) bool
+	open   func(r io.ReaderAt, size int64, name string, open func(string) (io.ReaderAt, int64, error)) (VirtualDisk, error)
+}
+
+// containerReaders are tried in order on every file Open is given.
+var containerReaders []containerReader
+
 // Image is an opened evidence image: the media data as an io.ReaderAt.
 // ReadAt may be called from several goroutines at once. For EWF images a
 // chunk that fails its checksum makes ReadAt return an *ewf.ChunkError
@@ -64,7 +86,13 @@ type Image struct {
 	header     map[string]string
 	acqErrors  []ewf.SectorRange
 	ewf        *ewf.Reader
+	problems   []string
 }
+
+// Problems lists what Open recognised but could not read or found doubtful
+// (a container format evidx does not read, read as raw; a virtual disk's
+// damaged header copy), one line each naming the file and offset.
+func (im *Image) Problems() []string { return slices.Clone(im.problems) }
 
 // ReadAt reads media bytes at off (io.ReaderAt).
 func (im *Image) ReadAt(p []byte, off int64) (int, error) { return im.r.ReadAt(p, off) }
@@ -75,7 +103,8 @@ func (im *Image) Size() int64 { return im.size }
 // SectorSize is the media's bytes per sector (512 unless the container says).
 func (im *Image) SectorSize() int { return im.sectorSize }
 
-// Format is "raw", "split" or "ewf".
+// Format is "raw", "split", "ewf" or a virtual disk's format
+// ("vhd-dynamic", "vhdx-fixed", "vmdk-streamOptimized", "qcow2-v3", ...).
 func (im *Image) Format() string { return im.format }
 
 // Segments lists the files of the image in order.
@@ -178,6 +207,11 @@ func Open(path string) (*Image, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w: EWF version 2 (Ex01/Lx01)", path, ErrUnsupported)
 	}
+	for _, cr := range containerReaders {
+		if cr.detect(f, size) {
+			return openContainer(path, f, size, cr)
+		}
+	}
 	paths, err := findSplit(path, os.Stat)
 	if err != nil {
 		f.Close()
@@ -187,6 +221,9 @@ func Open(path string) (*Image, error) {
 		segs: []Segment{{Path: path, Size: size}}}
 	if len(paths) == 1 {
 		im.size, im.r = size, f
+		if format, off, ok := Unread(f, size); ok {
+			im.problems = append(im.problems, fmt.Sprintf("%s: %s container recognised (signature at %#x), not read by evidx: hashed and searched as raw bytes, no file system inside is listed", path, format, off))
+		}
 		return im, nil
 	}
 	im.format = FormatSplit
@@ -202,6 +239,43 @@ func Open(path string) (*Image, error) {
 	mr := newMultiReaderAt(im.files, im.segs)
 	im.size, im.r = mr.size, mr
 	return im, nil
+}
+
+// openContainer opens a virtual disk: the media is the disk inside, the
+// segments are the container file and every file it named (extents,
+// parents), each opened read-only and closed with the image.
+func openContainer(path string, f *os.File, size int64, cr containerReader) (*Image, error) {
+	im := &Image{sectorSize: 512, files: []*os.File{f}, segs: []Segment{{Path: path, Size: size}}}
+	open := func(p string) (io.ReaderAt, int64, error) {
+		g, gsize, err := openFile(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		im.files = append(im.files, g)
+		im.segs = append(im.segs, Segment{Path: p, Size: gsize})
+		return g, gsize, nil
+	}
+	d, err := cr.open(f, size, path, open)
+	if err != nil {
+		im.Close()
+		return nil, err
+	}
+	im.format, im.size, im.r = d.Format(), d.Size(), d
+	im.problems = append(im.problems, d.Problems()...)
+	return im, nil
+}
+
+// OpenInner opens the virtual disk held in r, a file inside evidence
+// named name; nil, nil when r is no container evidx reads. The files a
+// container may name (parents, extents) are not looked for inside the
+// evidence, so such a container fails with an error naming the file.
+func OpenInner(r io.ReaderAt, size int64, name string) (VirtualDisk, error) {
+	for _, cr := range containerReaders {
+		if cr.detect(r, size) {
+			return cr.open(r, size, name, nil)
+		}
+	}
+	return nil, nil
 }
 
 // ewfSegmentName returns the name of EWF segment n (1-based) given the first

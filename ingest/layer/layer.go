@@ -1,0 +1,139 @@
+// Package layer walks evidence layer by layer: the disk's file systems,
+// and inside them every file whose content is itself media — a virtual
+// disk (VHD, VHDX, VMDK, qcow2), a partitioned disk image or a file-system
+// image — opened as a new layer whose files have paths through the file
+// that holds them ("/VMs/win.vhdx/p1:/Users/a/leak.csv").
+//
+// Depth and the number of layers are bounded: a nested-container bomb is
+// a recorded problem, not a hang.
+package layer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/probe"
+	"github.com/evidx/evidx/ingest/source"
+)
+
+// Limits on nesting.
+const (
+	MaxDepth  = 4   // layers inside layers
+	MaxLayers = 256 // inner layers opened per walk
+	minInner  = 64 << 10
+)
+
+// File is one entry of a layered walk.
+type File struct {
+	*fs.File      // Path from the top partition's root; Runs only on the top layer (image offsets)
+	Partition int // the top-level partition the entry is under
+	Layer     string // "" on the top disk, else the inner layer's format and path ("vhd-dynamic /VMs/a.vhd")
+	open      func() (io.Reader, error)
+}
+
+// Open returns the entry's content.
+func (f *File) Open() (io.Reader, error) { return f.open() }
+
+// Walk calls fn for every file of disk and of every layer found inside it,
+// depth first: an inner layer's files come right after the file that holds
+// it. It returns the problems of the inner layers (what could not be
+// opened, limits reached), each naming the path; an error from fn stops it.
+func Walk(ctx context.Context, disk *fs.Disk, fn func(*File) error) ([]string, error) {
+	w := &walker{fn: fn}
+	err := w.walk(ctx, disk, 0, "", -1, "")
+	return w.problems, err
+}
+
+type walker struct {
+	fn       func(*File) error
+	problems []string
+	layers   int
+}
+
+func (w *walker) problem(format string, a ...any) {
+	w.problems = append(w.problems, fmt.Sprintf(format, a...))
+}
+
+// walk walks d; prefix is the path of the file holding d ("" at the top),
+// top the top-level partition (-1 at the top).
+func (w *walker) walk(ctx context.Context, d *fs.Disk, depth int, prefix string, top int, desc string) error {
+	return d.Walk(ctx, func(part int, f *fs.File) error {
+		orig := f
+		e := &File{File: f, Partition: part, Layer: desc}
+		if depth > 0 {
+			g := *f
+			g.Path = fmt.Sprintf("%s/p%d:%s", prefix, part, f.Path)
+			g.Runs = nil // offsets inside the inner disk, not the image's
+			e.File, e.Partition = &g, top
+		}
+		e.open = func() (io.Reader, error) { return d.Open(part, orig) }
+		if err := w.fn(e); err != nil {
+			return err
+		}
+		if f.Type != "file" || !f.Recoverable || f.Size < minInner {
+			return nil
+		}
+		return w.inner(ctx, d, part, orig, e, depth)
+	})
+}
+
+// inner opens f as a layer when its content is media, and walks it.
+func (w *walker) inner(ctx context.Context, d *fs.Disk, part int, f *fs.File, e *File, depth int) error {
+	ra, err := d.OpenAt(part, f)
+	if err != nil {
+		return nil // content readable only in order: nothing to open at random
+	}
+	name := e.File.Path
+	vd, err := source.OpenInner(ra, f.Size, name)
+	format, size := "raw", f.Size
+	var media io.ReaderAt = ra
+	switch {
+	case err != nil:
+		w.problem("p%d:%s: virtual disk recognised, not opened: %v", e.Partition, name, err)
+		return nil
+	case vd != nil:
+		media, size, format = vd, vd.Size(), vd.Format()
+		for _, p := range vd.Problems() {
+			w.problem("p%d:%s: %s", e.Partition, name, p)
+		}
+	default:
+		if !looksLikeMedia(ra, size) {
+			return nil
+		}
+	}
+	if depth+1 > MaxDepth || w.layers >= MaxLayers {
+		w.problem("p%d:%s: %s media inside not opened: more than %d layers deep or %d layers in all", e.Partition, name, format, MaxDepth, MaxLayers)
+		return nil
+	}
+	w.layers++
+	inner, err := probe.OpenDisk(media, size)
+	if err != nil {
+		w.problem("p%d:%s: %s media inside not read: %v", e.Partition, name, format, err)
+		return nil
+	}
+	for _, p := range inner.Partitions {
+		if p.Error != "" {
+			w.problem("p%d:%s: partition %d: %s", e.Partition, name, p.Index, p.Error)
+		}
+	}
+	err = w.walk(ctx, inner, depth+1, name, e.Partition, format+" "+name)
+	for _, p := range inner.Problems() {
+		if !strings.Contains(p, "no file system recognised") {
+			w.problem("p%d:%s: %s", e.Partition, name, p)
+		}
+	}
+	return err
+}
+
+// looksLikeMedia says whether a plain file holds a partition table or a
+// file system evidx reads (a dd image, an ISO, a FAT image on a stick).
+func looksLikeMedia(r io.ReaderAt, size int64) bool {
+	if fs.Family(fs.DetectFileSystem(r, size)) != "unknown" {
+		return true
+	}
+	t, err := fs.ReadPartitions(r, size)
+	return err == nil && t.Scheme != "none" && len(t.Partitions) > 0
+}
