@@ -214,7 +214,7 @@ type walker struct {
 	known    map[string]bool // SHA-256 of every extracted file: the carver skips them
 	datasets []datasetFile
 	warn     func(format string, a ...any)
-	head     []byte // scratch for the first bytes of each file, reused: files come by the hundred thousand
+	head     []byte   // scratch for the first bytes of each file, reused: files come by the hundred thousand
 	problems []string // of the media layer, recorded with the disk's at the end of the walk
 }
 

@@ -28,8 +28,8 @@ const (
 
 // File is one entry of a layered walk.
 type File struct {
-	*fs.File      // Path from the top partition's root; Runs only on the top layer (image offsets)
-	Partition int // the top-level partition the entry is under
+	*fs.File         // Path from the top partition's root; Runs only on the top layer (image offsets)
+	Partition int    // the top-level partition the entry is under
 	Layer     string // "" on the top disk, else the inner layer's format and path ("vhd-dynamic /VMs/a.vhd")
 	open      func() (io.Reader, error)
 }

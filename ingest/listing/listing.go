@@ -28,7 +28,7 @@ type Entry struct {
 	Partition int `json:"partition"` // Partition.Index of the file's volume (of the top disk for a file inside a virtual disk)
 	*fs.File
 	Layer  string  `json:"layer,omitempty"` // for a file inside media held in a file: the inner media's format and path
-	SHA256 *string `json:"sha256"` // null when the content is unreadable, not hashed, or the entry is not a regular file
+	SHA256 *string `json:"sha256"`          // null when the content is unreadable, not hashed, or the entry is not a regular file
 	MD5    *string `json:"md5"`
 	SHA1   *string `json:"sha1"`
 
