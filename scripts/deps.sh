@@ -7,7 +7,8 @@ need=(mkfs.fat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs
       ewfacquire:ewf-tools ewfverify:ewf-tools mkntfs:ntfs-3g ntfscp:ntfs-3g
       genisoimage:genisoimage fls:sleuthkit photorec:testdisk foremost:foremost
       scalpel:scalpel xmllint:libxml2-utils hashdeep:hashdeep sqlite3:sqlite3
-      sfdisk:fdisk xz:xz-utils zstd:zstd bzip2:bzip2 zip:zip /usr/bin/time:time)
+      sfdisk:fdisk xz:xz-utils zstd:zstd bzip2:bzip2 zip:zip /usr/bin/time:time
+      qemu-img:qemu-utils vhdiinfo:libvhdi-utils)
 missing=()
 for pair in "${need[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+type lsListing struct {
+	Files []struct {
+		Path   string  `json:"path"`
+		Size   int64   `json:"size"`
+		SHA256 *string `json:"sha256"`
+		Layer  string  `json:"layer"`
+	} `json:"files"`
+	Problems []string `json:"problems"`
+}
+
+func lsFiles(t *testing.T, img string) (map[string]string, lsListing) {
+	t.Helper()
+	out, err := lsRun(t, "ls", "--json", img)
+	if err != nil {
+		t.Fatalf("ls %s: %v\n%s", img, err, out)
+	}
+	var l lsListing
+	if err := json.Unmarshal(out, &l); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, f := range l.Files {
+		if f.SHA256 != nil {
+			m[f.Path] = *f.SHA256
+		}
+	}
+	return m, l
+}
+
+type mediaHashJSON struct {
+	SHA256 string `json:"sha256"`
+	Format string `json:"format"`
+	Size   int64  `json:"size"`
+}
+
+// TestVirtualDisks: a FAT disk in every VHD subformat lists exactly the
+// files, with the same SHA-256, that its raw form lists, and `hash` gives
+// the SHA-256 of qemu-img's raw conversion; the containers are unchanged.
+func TestVirtualDisks(t *testing.T) {
+	testutil.NeedTool(t, "qemu-img")
+	raw, _ := lsFATImage(t)
+	want, _ := lsFiles(t, raw)
+	if len(want) < 2 {
+		t.Fatalf("raw listing: %v", want)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ fmt, opts, format string }{
+		{"vpc", "subformat=fixed,force_size=on", "vhd-fixed"},
+		{"vpc", "subformat=dynamic,force_size=on", "vhd-dynamic"},
+		{"vpc", "subformat=dynamic", "vhd-dynamic"},
+	} {
+		c := filepath.Join(dir, strings.NewReplacer("=", "", ",", "-").Replace(tc.opts)+"."+tc.fmt)
+		testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", tc.fmt, "-o", tc.opts, raw, c)
+		back := c + ".raw"
+		testutil.Run(t, "qemu-img", "convert", "-O", "raw", c, back)
+		testutil.Unchanged(t, c)
+		got, l := lsFiles(t, c)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d files, raw lists %d (problems %v)", tc.opts, len(got), len(want), l.Problems)
+		}
+		for p, h := range want {
+			if got[p] != h {
+				t.Errorf("%s: %s sha256 %s, raw %s", tc.opts, p, got[p], h)
+			}
+		}
+		out, err := lsRun(t, "hash", "--json", c)
+		if err != nil {
+			t.Fatalf("hash %s: %v", c, err)
+		}
+		var hj mediaHashJSON
+		json.Unmarshal(out, &hj)
+		if hj.Format != tc.format {
+			t.Errorf("%s: format %q", tc.opts, hj.Format)
+		}
+		// The media is the footer's disk size, which libvhdi gives too;
+		// qemu-img's raw conversion is that (dynamic), or for fixed disks
+		// the whole file, footer included. Both must agree with evidx where
+		// they are the same size, and the input disk is always its start.
+		qemuRaw, _ := os.ReadFile(back)
+		input, _ := os.ReadFile(raw)
+		switch {
+		case hj.Size == int64(len(qemuRaw)):
+			if hj.SHA256 != testutil.SHA256File(t, back) {
+				t.Errorf("%s: media sha256 %s, qemu-img raw %s", tc.opts, hj.SHA256, testutil.SHA256File(t, back))
+			}
+		case hj.Size == int64(len(input)):
+			if hj.SHA256 != testutil.SHA256File(t, raw) {
+				t.Errorf("%s: media sha256 %s, the raw disk %s", tc.opts, hj.SHA256, testutil.SHA256File(t, raw))
+			}
+		default:
+			t.Errorf("%s: media %d bytes, qemu-img raw %d, input %d", tc.opts, hj.Size, len(qemuRaw), len(input))
+		}
+	}
+}
+
+// TestVHDOnNTFS: a dynamic VHD stored as a file on an NTFS volume opens as
+// a layer: its files are listed with a path through the .vhd and their
+// SHA-256 equal those of the disk listed alone.
+func TestVHDOnNTFS(t *testing.T) {
+	testutil.NeedTool(t, "qemu-img")
+	testutil.NeedTool(t, "mkntfs")
+	testutil.NeedTool(t, "ntfscp")
+	raw, _ := lsFATImage(t)
+	want, _ := lsFiles(t, raw)
+	dir := t.TempDir()
+	vhd := filepath.Join(dir, "win.vhd")
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", raw, vhd)
+	vol := filepath.Join(dir, "ntfs.img")
+	f, _ := os.Create(vol)
+	f.Truncate(64 << 20)
+	f.Close()
+	testutil.Run(t, "mkntfs", "-F", "-Q", "-q", vol)
+	testutil.Run(t, "ntfscp", "-f", vol, vhd, "win.vhd")
+	testutil.Unchanged(t, vol)
+	got, l := lsFiles(t, vol)
+	n := 0
+	for p, h := range want {
+		var found string
+		for gp, gh := range got {
+			if strings.HasPrefix(gp, "/win.vhd/p") && strings.HasSuffix(gp, ":"+p) {
+				found = gh
+			}
+		}
+		if found != h {
+			t.Errorf("%s through /win.vhd: sha256 %q, want %s", p, found, h)
+		}
+		n++
+	}
+	var layered int
+	for _, f := range l.Files {
+		if f.Layer != "" {
+			layered++
+			if !strings.HasPrefix(f.Layer, "vhd-dynamic /win.vhd") {
+				t.Errorf("layer %q", f.Layer)
+			}
+		}
+	}
+	if n == 0 || layered < n {
+		t.Errorf("%d files inside the VHD listed, want at least %d: %v", layered, n, got)
+	}
+}
