@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,17 @@ func Hash(ctx context.Context, img *Image, want Expected, progress func(n int64)
 	}
 	compare("stored", "md5", res.Stored.MD5, sums.MD5)
 	compare("stored", "sha1", res.Stored.SHA1, sums.SHA1)
+	if er := img.EWF(); er != nil && bad {
+		if declared, stored := er.Beyond(); stored > declared {
+			// Chunk data past the declared media: say whether the stored
+			// hash is of the media with it, so a court sees both facts.
+			if msg, err := matchesWithTail(ctx, img, er, res.Stored, stored-declared); err != nil {
+				return res, err
+			} else if msg != "" {
+				res.Errors = append(res.Errors, msg)
+			}
+		}
+	}
 	compare("expected", "md5", want.MD5, sums.MD5)
 	compare("expected", "sha1", want.SHA1, sums.SHA1)
 	compare("expected", "sha256", want.SHA256, sums.SHA256)
@@ -145,4 +157,30 @@ func (s *skipReader) Read(p []byte) (int, error) {
 		err = fmt.Errorf("media offset %#x: %w", s.off, err)
 	}
 	return n, err
+}
+
+// matchesWithTail hashes the media followed by the chunk bytes past the
+// declared media size and reports the stored hashes that match only so.
+func matchesWithTail(ctx context.Context, img *Image, er *ewf.Reader, stored Stored, extra int64) (string, error) {
+	tail, err := er.ReadBeyond()
+	if err != nil {
+		return "", nil // the tail is damaged: nothing to say of it
+	}
+	sr := &skipReader{r: img, size: img.Size(), sector: int64(img.SectorSize())}
+	sums, err := digest.Sum(ctx, io.MultiReader(sr, bytes.NewReader(tail)), nil)
+	if err != nil {
+		return "", err
+	}
+	var which []string
+	if stored.MD5 != "" && strings.EqualFold(stored.MD5, sums.MD5) {
+		which = append(which, "MD5")
+	}
+	if stored.SHA1 != "" && strings.EqualFold(stored.SHA1, sums.SHA1) {
+		which = append(which, "SHA-1")
+	}
+	if len(which) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("stored %s matches only with the %d bytes past the declared media size (%d bytes); the declared media do not match it (ewfverify reports FAILURE)",
+		strings.Join(which, " and "), extra, img.Size()), nil
 }

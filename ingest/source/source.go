@@ -351,6 +351,7 @@ func openEWF(path string, f *os.File, size int64) (*Image, error) {
 		return fail(err)
 	}
 	im.ewf, im.r, im.size = r, r, r.Size()
+	im.problems = append(im.problems, r.Problems()...)
 	im.sectorSize = int(r.Volume().BytesPerSector)
 	for _, s := range segs {
 		if s.MD5 != nil {

@@ -59,7 +59,8 @@ type Reader struct {
 	vol       *Volume
 	chunkSize int
 	nchunks   int
-	size      int64
+	size      int64 // declared: sector count x bytes per sector, as libewf reads it
+	stored    int64 // bytes the chunks hold; more than size when the imager stored a tail
 	tabs      []tabRef
 
 	scratch sync.Pool // *[]byte of chunkSize+slack: stored chunk bytes
@@ -193,32 +194,60 @@ func NewReader(segs []*Segment, names []string) (*Reader, error) {
 	cs := r.chunkSize
 	r.scratch.New = func() any { b := make([]byte, cs+storedSlack(cs)); return &b }
 	r.size = int64(r.vol.SectorCount) * int64(r.vol.BytesPerSector)
-	r.size = r.tailSize()
+	r.stored = r.storedSize()
 	return r, nil
 }
 
-// tailSize works out the media size from the last chunk. ewfacquire records
-// floor(bytes/sector size) sectors but stores and hashes every byte of a
-// source whose size is not a sector multiple; libewf then truncates the
-// media to the sector count (and its own ewfverify fails on such images).
-// evidx keeps those tail bytes when the last chunk holds fewer than one
-// extra sector, so the hashes match the source and the stored ones.
-func (r *Reader) tailSize() int64 {
+// storedSize is what the chunks hold, from the last chunk's length.
+// ewfacquire records floor(bytes/sector size) sectors of a source whose
+// size is not a sector multiple, yet stores and hashes every byte; libewf
+// (and ewfverify, which then reports FAILURE) reads only the declared
+// sectors, and so does evidx: the tail is reported, not read as media.
+func (r *Reader) storedSize() int64 {
 	n := r.nchunks
-	sectorsSize := int64(r.vol.SectorCount) * int64(r.vol.BytesPerSector)
 	if n == 0 {
 		return 0
 	}
 	buf := make([]byte, r.chunkSize)
 	got, err := r.decode(n-1, buf, -1)
 	if err != nil {
-		return sectorsSize
+		return r.size // a bad last chunk is reported when read
 	}
-	actual := int64(n-1)*int64(r.chunkSize) + int64(got)
-	if actual > sectorsSize && actual-sectorsSize < int64(r.vol.BytesPerSector) {
-		return actual
+	return int64(n-1)*int64(r.chunkSize) + int64(got)
+}
+
+// Beyond returns the declared media size and the bytes the chunks hold;
+// stored > declared when chunk data runs past the declared sectors.
+func (r *Reader) Beyond() (declared, stored int64) { return r.size, max(r.stored, r.size) }
+
+// ReadBeyond returns the chunk bytes past the declared media size (at
+// most one chunk; nil when there are none).
+func (r *Reader) ReadBeyond() ([]byte, error) {
+	if r.stored <= r.size {
+		return nil, nil
 	}
-	return sectorsSize
+	first := int(r.size / int64(r.chunkSize))
+	var out []byte
+	buf := make([]byte, r.chunkSize)
+	for i := first; i < r.nchunks; i++ {
+		n, err := r.decode(i, buf, -1)
+		if err != nil {
+			return nil, err
+		}
+		from := max(r.size-int64(i)*int64(r.chunkSize), 0)
+		out = append(out, buf[from:n]...)
+	}
+	return out, nil
+}
+
+// Problems names what the reader found doubtful: chunk data past the
+// declared media size.
+func (r *Reader) Problems() []string {
+	if r.stored <= r.size {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: chunk data holds %d bytes past the declared media size of %d sectors (%d bytes); they are not read as media, as libewf does not",
+		r.names[0], r.stored-r.size, r.vol.SectorCount, r.size)}
 }
 
 // Size is the media size in bytes.
@@ -282,6 +311,21 @@ func (r *Reader) sectorRange(i int) (first, last uint64) {
 // the chunk must have, or -1 to accept any length up to len(dst) (used once,
 // to learn the last chunk's length).
 func (r *Reader) decode(i int, dst []byte, want int) (int, error) {
+	if want >= 0 && i == r.nchunks-1 && r.stored > r.size {
+		// The last chunk holds a tail past the declared media: decode it
+		// whole, keep the declared part.
+		buf := make([]byte, r.chunkSize)
+		n, err := r.decode(i, buf, -1)
+		if err != nil {
+			return 0, err
+		}
+		if n < want {
+			first, last := r.sectorRange(i)
+			return 0, &ChunkError{Chunk: i, FirstSector: first, LastSector: last, Path: r.names[0],
+				Err: fmt.Errorf("%w: holds %d bytes, expected %d", ErrCorrupt, n, want)}
+		}
+		return copy(dst, buf[:want]), nil
+	}
 	seg, off, stored, compressed, err := r.ChunkLocation(i)
 	fail := func(err error) (int, error) {
 		first, last := r.sectorRange(i)
