@@ -45,7 +45,7 @@ type mediaHashJSON struct {
 	Size   int64  `json:"size"`
 }
 
-// TestVirtualDisks: a FAT disk in every VHD subformat lists exactly the
+// TestVirtualDisks: a FAT disk in every VHD and qcow2 subformat lists exactly the
 // files, with the same SHA-256, that its raw form lists, and `hash` gives
 // the SHA-256 of qemu-img's raw conversion; the containers are unchanged.
 func TestVirtualDisks(t *testing.T) {
@@ -60,9 +60,19 @@ func TestVirtualDisks(t *testing.T) {
 		{"vpc", "subformat=fixed,force_size=on", "vhd-fixed"},
 		{"vpc", "subformat=dynamic,force_size=on", "vhd-dynamic"},
 		{"vpc", "subformat=dynamic", "vhd-dynamic"},
+		{"qcow2", "compat=0.10", "qcow2-v2"},
+		{"qcow2", "compat=1.1", "qcow2-v3"},
+		{"qcow2", "compat=1.1,cluster_size=4096,-c", "qcow2-v3"},
+		{"qcow2", "compat=1.1,compression_type=zstd,-c", "qcow2-v3"},
 	} {
 		c := filepath.Join(dir, strings.NewReplacer("=", "", ",", "-").Replace(tc.opts)+"."+tc.fmt)
-		testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", tc.fmt, "-o", tc.opts, raw, c)
+		args := []string{"convert", "-f", "raw", "-O", tc.fmt}
+		if opts, ok := strings.CutSuffix(tc.opts, ",-c"); ok {
+			args = append(args, "-c", "-o", opts)
+		} else {
+			args = append(args, "-o", tc.opts)
+		}
+		testutil.Run(t, "qemu-img", append(args, raw, c)...)
 		back := c + ".raw"
 		testutil.Run(t, "qemu-img", "convert", "-O", "raw", c, back)
 		testutil.Unchanged(t, c)
