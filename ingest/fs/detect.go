@@ -30,6 +30,9 @@ func DetectFileSystem(r io.ReaderAt, size int64) string {
 		case "EXFAT   ":
 			return "exfat"
 		}
+		if t := unreadKind(r, bs); t != "" {
+			return t
+		}
 		if t := fatKind(bs); t != "" {
 			return t
 		}
@@ -70,7 +73,70 @@ func DetectFileSystem(r io.ReaderAt, size int64) string {
 	if n, _ := r.ReadAt(vd, isoPVDOff); n == len(vd) && string(vd[1:6]) == "CD001" {
 		return "iso9660"
 	}
+	if t := unreadKindDeep(r); t != "" {
+		return t
+	}
 	return fsUnknown
+}
+
+// Unread lists the file systems and volume formats DetectFileSystem names
+// that evidx does not read: a volume holding one is named in the disk's
+// problems, never shown as empty.
+var Unread = map[string]string{
+	"apfs": "APFS container", "hfsplus": "HFS+", "hfsx": "HFSX", "xfs": "XFS", "btrfs": "Btrfs",
+	"refs": "ReFS", "lvm2": "LVM2 physical volume", "luks": "LUKS encrypted volume",
+	"bitlocker": "BitLocker encrypted volume", "f2fs": "F2FS", "swap": "Linux swap",
+}
+
+// unreadKind recognises, from the first sector bs and the superblocks
+// near it, the volume formats of Unread.
+func unreadKind(r io.ReaderAt, bs []byte) string {
+	switch {
+	case string(bs[oemOff:oemOff+8]) == "-FVE-FS-":
+		return "bitlocker"
+	case string(bs[oemOff:oemOff+8]) == "ReFS\x00\x00\x00\x00":
+		return "refs"
+	case string(bs[:4]) == "XFSB":
+		return "xfs"
+	case string(bs[:6]) == "LUKS\xba\xbe":
+		return "luks"
+	case string(bs[32:36]) == "NXSB": // APFS container superblock, block 0
+		return "apfs"
+	}
+	return ""
+}
+
+// unreadKindDeep looks at the signatures further in: HFS+ and F2FS at
+// 1024, the LVM2 label in one of the first four sectors, swap at the end
+// of the first page, Btrfs at 64 KiB.
+func unreadKindDeep(r io.ReaderAt) string {
+	b := make([]byte, 4096)
+	n, _ := r.ReadAt(b, 0)
+	b = b[:n]
+	if len(b) >= 1026 {
+		switch string(b[1024:1026]) {
+		case "H+":
+			return "hfsplus"
+		case "HX":
+			return "hfsx"
+		}
+	}
+	if len(b) >= 1028 && binary.LittleEndian.Uint32(b[1024:]) == 0xf2f52010 {
+		return "f2fs"
+	}
+	for sec := 0; sec < 4 && (sec+1)*512 <= len(b); sec++ {
+		if l := b[sec*512:]; string(l[:8]) == "LABELONE" && string(l[24:32]) == "LVM2 001" {
+			return "lvm2"
+		}
+	}
+	if len(b) == 4096 && string(b[4086:]) == "SWAPSPACE2" {
+		return "swap"
+	}
+	m := make([]byte, 8)
+	if n, _ := r.ReadAt(m, 0x10040); n == 8 && string(m) == "_BHRfS_M" {
+		return "btrfs"
+	}
+	return ""
 }
 
 // fatKind validates a FAT BIOS parameter block and classifies it by its

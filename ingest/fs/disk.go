@@ -89,8 +89,12 @@ func OpenDisk(r io.ReaderAt, size int64, opts ...Option) (*Disk, error) {
 		}
 		open := cfg.openers[Family(p.FileSystem)]
 		if open == nil {
-			if p.FileSystem != fsUnknown {
+			if name, ok := Unread[p.FileSystem]; ok {
+				p.Error = fmt.Sprintf("%s recognised (signature in the volume at %#x), not read by evidx; whole partition left to the carver", name, p.Start)
+				d.problem(fmt.Sprintf("partition %d at %#x: %s", p.Index, p.Start, p.Error))
+			} else if p.FileSystem != fsUnknown {
 				p.Error = fmt.Sprintf("%v: %s; whole partition left to the carver", ErrNoReader, p.FileSystem)
+				d.problem(fmt.Sprintf("partition %d at %#x: %s", p.Index, p.Start, p.Error))
 			} else {
 				p.Error = "no file system recognised; whole partition left to the carver"
 			}
