@@ -67,19 +67,19 @@ const (
 // Disk is an opened VHDX image; ReadAt is safe for concurrent use (it
 // keeps no mutable state).
 type Disk struct {
-	r         io.ReaderAt
-	fsize     int64
-	name      string
-	size      int64
-	blockSize int64
-	sector    int64
-	chunk     int64 // payload blocks per sector bitmap block
-	bat       []uint64
-	parent    *Disk
-	format    string
-	files     []string
-	problems  []string
-	dataGUID  [16]byte
+	r          io.ReaderAt
+	fsize      int64
+	name       string
+	size       int64
+	blockSize  int64
+	sector     int64
+	chunk      int64 // payload blocks per sector bitmap block
+	bat        []uint64
+	parent     *Disk
+	format     string
+	files      []string
+	problems   []string
+	dataGUID   [16]byte
 	leaveAlloc bool
 }
 
