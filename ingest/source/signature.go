@@ -18,8 +18,6 @@ func Unread(r io.ReaderAt, size int64) (format string, offset int64, ok bool) {
 		return len(head) >= off+len(sig) && string(head[off:off+len(sig)]) == sig
 	}
 	switch {
-	case at(0, "vhdxfile"):
-		return "VHDX", 0, true
 	case at(0, "KDMV"), at(0, "COWD"), bytes.Contains(head, []byte("# Disk DescriptorFile")):
 		return "VMDK", 0, true
 	case len(head) >= 0x44 && binary.LittleEndian.Uint32(head[0x40:]) == 0xbeda107f:
