@@ -8,7 +8,7 @@ need=(mkfs.fat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs
       genisoimage:genisoimage fls:sleuthkit photorec:testdisk foremost:foremost
       scalpel:scalpel xmllint:libxml2-utils hashdeep:hashdeep sqlite3:sqlite3
       sfdisk:fdisk xz:xz-utils zstd:zstd bzip2:bzip2 zip:zip /usr/bin/time:time
-      qemu-img:qemu-utils qemu-io:qemu-utils vhdiinfo:libvhdi-utils qcowinfo:libqcow-utils
+      qemu-img:qemu-utils qemu-io:qemu-utils vhdiinfo:libvhdi-utils vmdkinfo:libvmdk-utils qcowinfo:libqcow-utils
       mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs)
 missing=()
 for pair in "${need[@]}"; do

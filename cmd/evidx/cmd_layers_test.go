@@ -45,7 +45,7 @@ type mediaHashJSON struct {
 	Size   int64  `json:"size"`
 }
 
-// TestVirtualDisks: a FAT disk in every VHD, VHDX and qcow2 subformat lists exactly the
+// TestVirtualDisks: a FAT disk in every VHD, VHDX, VMDK and qcow2 subformat lists exactly the
 // files, with the same SHA-256, that its raw form lists, and `hash` gives
 // the SHA-256 of qemu-img's raw conversion; the containers are unchanged.
 func TestVirtualDisks(t *testing.T) {
@@ -63,6 +63,10 @@ func TestVirtualDisks(t *testing.T) {
 		{"vhdx", "subformat=fixed", "vhdx-fixed"},
 		{"vhdx", "subformat=dynamic", "vhdx-dynamic"},
 		{"vhdx", "subformat=dynamic,block_size=1M", "vhdx-dynamic"},
+		{"vmdk", "subformat=monolithicSparse", "vmdk-monolithicSparse"},
+		{"vmdk", "subformat=streamOptimized", "vmdk-streamOptimized"},
+		{"vmdk", "subformat=monolithicFlat", "vmdk-monolithicFlat"},
+		{"vmdk", "subformat=twoGbMaxExtentSparse", "vmdk-twoGbMaxExtentSparse"},
 		{"qcow2", "compat=0.10", "qcow2-v2"},
 		{"qcow2", "compat=1.1", "qcow2-v3"},
 		{"qcow2", "compat=1.1,cluster_size=4096,-c", "qcow2-v3"},

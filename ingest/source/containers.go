@@ -6,6 +6,7 @@ import (
 	"github.com/evidx/evidx/ingest/source/qcow2"
 	"github.com/evidx/evidx/ingest/source/vhd"
 	"github.com/evidx/evidx/ingest/source/vhdx"
+	"github.com/evidx/evidx/ingest/source/vmdk"
 )
 
 // The virtual-disk readers, tried in this order by Open.
@@ -16,6 +17,9 @@ func init() {
 		}},
 		containerReader{detect: vhdx.Detect, open: func(r io.ReaderAt, size int64, name string, open func(string) (io.ReaderAt, int64, error)) (VirtualDisk, error) {
 			return asVirtual(vhdx.Open(r, size, name, open))
+		}},
+		containerReader{detect: vmdk.Detect, open: func(r io.ReaderAt, size int64, name string, open func(string) (io.ReaderAt, int64, error)) (VirtualDisk, error) {
+			return asVirtual(vmdk.Open(r, size, name, open))
 		}},
 		containerReader{detect: qcow2.Detect, open: func(r io.ReaderAt, size int64, name string, open func(string) (io.ReaderAt, int64, error)) (VirtualDisk, error) {
 			return asVirtual(qcow2.Open(r, size, name, open))

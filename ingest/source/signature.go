@@ -1,7 +1,6 @@
 package source
 
 import (
-	"bytes"
 	"encoding/binary"
 	"io"
 )
@@ -18,8 +17,8 @@ func Unread(r io.ReaderAt, size int64) (format string, offset int64, ok bool) {
 		return len(head) >= off+len(sig) && string(head[off:off+len(sig)]) == sig
 	}
 	switch {
-	case at(0, "KDMV"), at(0, "COWD"), bytes.Contains(head, []byte("# Disk DescriptorFile")):
-		return "VMDK", 0, true
+	case at(0, "COWD"):
+		return "VMware ESX sparse (COWD)", 0, true
 	case len(head) >= 0x44 && binary.LittleEndian.Uint32(head[0x40:]) == 0xbeda107f:
 		return "VirtualBox VDI", 0x40, true
 	case at(0, "<<< Oracle VM VirtualBox Disk Image >>>"), at(0, "<<< Sun VirtualBox Disk Image >>>"):

@@ -48,7 +48,7 @@ func TestUnreadContainers(t *testing.T) {
 }
 
 func FuzzUnread(f *testing.F) {
-	f.Add([]byte("KDMV"))
+	f.Add([]byte("COWD"))
 	f.Add(append(make([]byte, 512), []byte("koly")...))
 	f.Fuzz(func(t *testing.T, b []byte) { Unread(bytes.NewReader(b), int64(len(b))) })
 }
