@@ -61,7 +61,10 @@ func (w *walker) problem(format string, a ...any) {
 // top the top-level partition (-1 at the top).
 func (w *walker) walk(ctx context.Context, d *fs.Disk, depth int, prefix string, top int, desc string) error {
 	return d.Walk(ctx, func(part int, f *fs.File) error {
-		orig := f
+		// fn's consumers may write to the entry (a hashing error in Err)
+		// while the layer below is opened: that reads its own copy.
+		orig := new(fs.File)
+		*orig = *f
 		e := &File{File: f, Partition: part, Layer: desc}
 		if depth > 0 {
 			g := *f
@@ -73,7 +76,7 @@ func (w *walker) walk(ctx context.Context, d *fs.Disk, depth int, prefix string,
 		if err := w.fn(e); err != nil {
 			return err
 		}
-		if f.Type != "file" || !f.Recoverable || f.Size < minInner {
+		if orig.Type != "file" || !orig.Recoverable || orig.Size < minInner {
 			return nil
 		}
 		return w.inner(ctx, d, part, orig, e, depth)
