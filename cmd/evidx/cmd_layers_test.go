@@ -168,3 +168,57 @@ func TestVHDOnNTFS(t *testing.T) {
 		t.Errorf("%d files inside the VHD listed, want at least %d: %v", layered, n, got)
 	}
 }
+
+// TestUnreadVolumeNamed: an XFS volume (evidx reads none) is named in ls
+// --json problems, in evidence add's problems, its audit line and the
+// report, never shown as an empty disk; the image is unchanged.
+func TestUnreadVolumeNamed(t *testing.T) {
+	if _, err := os.Stat("/usr/sbin/mkfs.xfs"); err != nil {
+		testutil.NeedTool(t, "mkfs.xfs")
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "xfs.img")
+	f, _ := os.Create(img)
+	f.Truncate(320 << 20)
+	f.Close()
+	testutil.Run(t, "mkfs.xfs", "-q", "-f", img)
+	testutil.Unchanged(t, img)
+	named := func(where string, ps []string) {
+		t.Helper()
+		for _, p := range ps {
+			if strings.Contains(p, "XFS recognised") && strings.Contains(p, "0x") {
+				return
+			}
+		}
+		t.Errorf("%s does not name the XFS volume: %q", where, ps)
+	}
+	_, l := lsFiles(t, img)
+	named("ls --json", l.Problems)
+
+	cs := filepath.Join(dir, "case")
+	if _, err := idxRun(t, "case", "init", cs, "--case-number", "X-1", "--examiner", "tester"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := idxRun(t, "evidence", "add", cs, img, "--id", "X1", "--no-carve", "--no-scan", "--json")
+	if err != nil {
+		t.Fatalf("evidence add: %v\n%s", err, out)
+	}
+	var ev struct {
+		Problems []string `json:"problems"`
+	}
+	json.Unmarshal(out, &ev)
+	named("evidence add --json", ev.Problems)
+	alog, _ := os.ReadFile(filepath.Join(cs, "audit.log"))
+	if !strings.Contains(string(alog), "XFS recognised") {
+		t.Error("audit log does not name the XFS volume")
+	}
+	if _, err := idxRun(t, "report", cs); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Errors []string `json:"errors"`
+	}
+	rj, _ := os.ReadFile(filepath.Join(cs, "reports", "report.json"))
+	json.Unmarshal(rj, &rep)
+	named("report errors", rep.Errors)
+}
