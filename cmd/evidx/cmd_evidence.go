@@ -15,6 +15,7 @@ import (
 	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest"
+	"github.com/evidx/evidx/ingest/source"
 	"github.com/evidx/evidx/ingest/identity"
 )
 
@@ -158,14 +159,24 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		return err
 	}
 	defer c.Close()
+	// Progress counts media bytes hashed: the total is the media's size
+	// (an E01's or a virtual disk's is not its files' size).
 	var total int64
-	for _, p := range images {
-		if st, err := os.Stat(p); err == nil {
-			total += st.Size()
+	if img, err := source.Open(images[0]); err == nil && len(images) == 1 {
+		total = img.Size()
+		img.Close()
+	} else {
+		if err == nil {
+			img.Close()
+		}
+		for _, p := range images {
+			if st, err := os.Stat(p); err == nil {
+				total += st.Size()
+			}
 		}
 	}
 	var warned int
-	prog, stop := newByteProgress("evidence "+opts.ID, total)
+	prog, stop := newByteProgress("evidence "+opts.ID+": hashing media", total)
 	start := time.Now()
 	res, err := ingest.AddEvidence(ctx, c, ingest.EvidenceOptions{
 		ID:       opts.ID,
