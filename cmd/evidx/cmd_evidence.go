@@ -15,8 +15,8 @@ import (
 	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest"
-	"github.com/evidx/evidx/ingest/source"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/ingest/source"
 )
 
 // evidenceAddOptions are the flags of `evidx evidence add`.
