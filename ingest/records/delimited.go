@@ -165,7 +165,7 @@ func (p *delimParser) lastBoundary(buf []byte) int {
 		if nl := bytes.LastIndexByte(buf[i:q], '\n'); nl >= 0 {
 			last = i + nl
 		}
-		if q == 0 || buf[q-1] == '\n' || bytes.HasSuffix(buf[:q], p.delim) {
+		if q == 0 || buf[q-1] == '\n' || buf[q-1] == '\r' || bytes.HasSuffix(buf[:q], p.delim) {
 			inQ = true
 		}
 		i = q + 1
