@@ -3,6 +3,7 @@ package vhd
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -16,16 +17,27 @@ import (
 	"github.com/evidx/evidx/internal/testutil"
 )
 
-// rawDisk writes a 24 MiB raw disk: a FAT file system with files, random
-// bytes at a few offsets, and zeros elsewhere (so dynamic VHDs have holes).
+// rawDisk writes a 24 MiB raw disk: a FAT file system with files copied in
+// by mcopy, random bytes at a few offsets, and zeros elsewhere (so dynamic
+// VHDs have holes).
 func rawDisk(t *testing.T, dir string) string {
 	p := filepath.Join(dir, "disk.raw")
 	testutil.Run(t, "mkfs.fat", "-C", p, "24576")
+	rng := rand.New(rand.NewPCG(3, 4))
+	if _, err := exec.LookPath("mcopy"); err == nil {
+		src := filepath.Join(dir, "file.bin")
+		b := make([]byte, 300000)
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		os.WriteFile(src, b, 0o644)
+		os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("evidx vhd test\n"), 0o644)
+		testutil.Run(t, "mcopy", "-i", p, src, filepath.Join(dir, "notes.txt"), "::")
+	}
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(3, 4))
 	for _, off := range []int64{1 << 20, 5<<20 + 12345, 23<<20 - 70000} {
 		b := make([]byte, 65536)
 		for i := range b {
@@ -39,13 +51,52 @@ func rawDisk(t *testing.T, dir string) string {
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
+// checkAll compares the whole disk and 300 random reads at odd offsets
+// and lengths (crossing block and sector boundaries) with want.
+func checkAll(t *testing.T, d *Disk, want []byte) {
+	t.Helper()
+	if d.Size() != int64(len(want)) {
+		t.Fatalf("size %d, want %d", d.Size(), len(want))
+	}
+	got, err := io.ReadAll(io.NewSectionReader(d, 0, d.Size()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha(got) != sha(want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("content differs (sha256 %s, want %s), first at %#x", sha(got), sha(want), i)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for i := range 300 {
+		off := rng.Int64N(d.Size())
+		if i%3 == 0 { // near a 512 KiB boundary
+			off = (off>>19)<<19 - int64(rng.IntN(3000)) + 1500
+			off = max(0, min(off, d.Size()-1))
+		}
+		p := make([]byte, rng.IntN(3<<20))
+		n, err := d.ReadAt(p, off)
+		end := min(off+int64(len(p)), d.Size())
+		if int64(n) != end-off || !bytes.Equal(p[:n], want[off:end]) || (n < len(p) && err != io.EOF) || (n == len(p) && err != nil) {
+			t.Fatalf("ReadAt(%d bytes, %#x) = %d, %v", len(p), off, n, err)
+		}
+	}
+	if n, err := d.ReadAt(make([]byte, 10), d.Size()); n != 0 || err != io.EOF {
+		t.Errorf("read at the end: %d, %v", n, err)
+	}
+}
+
 // TestAgainstQemu: fixed and dynamic VHDs made by qemu-img read exactly as
-// qemu-img's own raw conversion, whole and at random offsets.
+// qemu-img's own raw conversion, whole and at random offsets; vhdiinfo
+// gives the same media size.
 func TestAgainstQemu(t *testing.T) {
 	testutil.NeedTool(t, "qemu-img")
 	testutil.NeedTool(t, "mkfs.fat")
 	dir := t.TempDir()
 	raw := rawDisk(t, dir)
+	rawb, _ := os.ReadFile(raw)
 	for _, tc := range []struct{ opts, format string }{
 		{"subformat=fixed,force_size=on", "vhd-fixed"},
 		{"subformat=dynamic,force_size=on", "vhd-dynamic"},
@@ -59,63 +110,68 @@ func TestAgainstQemu(t *testing.T) {
 			testutil.Run(t, "qemu-img", "convert", "-f", "vpc", "-O", "raw", vp, back)
 			want, _ := os.ReadFile(back)
 			testutil.Unchanged(t, vp)
-			f, err := os.Open(vp)
+			d, err := openPath(t, vp)
 			if err != nil {
 				t.Fatal(err)
 			}
+			f, _ := os.Open(vp)
 			defer f.Close()
-			st, _ := f.Stat()
-			if !Detect(f, st.Size()) {
-				t.Fatal("Detect: false")
+			if !Detect(f, d.fileSize) {
+				t.Error("Detect: false")
 			}
-			d, err := Open(f, st.Size(), vp, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Format() != tc.format || len(d.Problems()) != 0 {
-				t.Errorf("format %s problems %v", d.Format(), d.Problems())
+			if d.Format() != tc.format || len(d.Problems()) != 0 || len(d.Files()) != 0 {
+				t.Errorf("format %s problems %q files %q", d.Format(), d.Problems(), d.Files())
 			}
 			// qemu-img's raw conversion may stop at the CHS geometry below
-			// the footer's size; the footer's size is what libvhdi gives.
-			if d.Size() < int64(len(want)) {
+			// the footer's size (without force_size); the footer's size is
+			// what libvhdi gives, and the rest is zeros.
+			if d.Size() < int64(len(want)) || d.Size()-int64(len(want)) >= 63*16*512 {
 				t.Fatalf("size %d, qemu-img converted %d", d.Size(), len(want))
+			}
+			if strings.Contains(tc.opts, "force_size") && d.Size() != int64(len(rawb)) {
+				t.Errorf("size %d, raw %d", d.Size(), len(rawb))
 			}
 			if vi, err := exec.LookPath("vhdiinfo"); err == nil {
 				out, _ := exec.Command(vi, vp).CombinedOutput()
-				if !bytes.Contains(out, []byte(fmt.Sprintf("(%d bytes)", d.Size()))) {
+				if !bytes.Contains(out, fmt.Appendf(nil, "(%d bytes)", d.Size())) {
 					t.Errorf("vhdiinfo does not give media size %d:\n%s", d.Size(), out)
 				}
 			}
-			got, err := io.ReadAll(io.NewSectionReader(d, 0, d.Size()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sha(got[:len(want)]) != sha(want) {
-				t.Fatal("content differs from qemu-img convert -O raw")
-			}
-			if !bytes.Equal(got[len(want):], make([]byte, len(got)-len(want))) {
-				t.Error("bytes past qemu's size are not zeros")
-			}
-			rawb, _ := os.ReadFile(raw)
-			if !bytes.Equal(got[:len(rawb)], rawb) {
+			full := append(bytes.Clone(want), make([]byte, d.Size()-int64(len(want)))...)
+			checkAll(t, d, full)
+			if !bytes.Equal(full[:len(rawb)], rawb) {
 				t.Error("content differs from the raw disk converted")
-			}
-			rng := rand.New(rand.NewPCG(9, 9))
-			for range 200 {
-				off := rng.Int64N(d.Size())
-				p := make([]byte, rng.IntN(3<<20))
-				n, err := d.ReadAt(p, off)
-				end := min(off+int64(len(p)), d.Size())
-				if int64(n) != end-off || !bytes.Equal(p[:n], got[off:end]) || (n < len(p) && err != io.EOF) {
-					t.Fatalf("ReadAt(%d, %d) = %d, %v", len(p), off, n, err)
-				}
 			}
 		})
 	}
 }
 
-// TestDamage: a cut file, a corrupt BAT entry and a bad checksum give
-// errors, never a panic or silent zeros.
+// TestFooter511: a fixed disk whose footer lacks its last (reserved) byte,
+// as writers before Virtual PC 2004 left it, reads the same.
+func TestFooter511(t *testing.T) {
+	testutil.NeedTool(t, "qemu-img")
+	dir := t.TempDir()
+	raw := rawDisk(t, dir)
+	vp := filepath.Join(dir, "f.vhd")
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size=on", raw, vp)
+	b, _ := os.ReadFile(vp)
+	b = b[:len(b)-1]
+	if !Detect(bytes.NewReader(b), int64(len(b))) {
+		t.Error("Detect: false")
+	}
+	d, err := Open(bytes.NewReader(b), int64(len(b)), "old.vhd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawb, _ := os.ReadFile(raw)
+	if d.Format() != "vhd-fixed" || len(d.Problems()) != 0 {
+		t.Errorf("format %s problems %q", d.Format(), d.Problems())
+	}
+	checkAll(t, d, rawb)
+}
+
+// TestDamage: a cut file, a corrupt BAT entry and bad checksums give
+// errors or problems, never a panic or silent zeros.
 func TestDamage(t *testing.T) {
 	testutil.NeedTool(t, "qemu-img")
 	testutil.NeedTool(t, "mkfs.fat")
@@ -124,42 +180,86 @@ func TestDamage(t *testing.T) {
 	vp := filepath.Join(dir, "d.vhd")
 	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", raw, vp)
 	b, _ := os.ReadFile(vp)
-	// Both footers bad: an error.
+	good, err := Open(bytes.NewReader(b), int64(len(b)), "good.vhd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := io.ReadAll(io.NewSectionReader(good, 0, good.Size()))
+	open := func(name string, b []byte) (*Disk, error) { return Open(bytes.NewReader(b), int64(len(b)), name, nil) }
+
+	// Footer copy bad, end good: a problem, and the disk reads right.
 	bad := bytes.Clone(b)
 	bad[70] ^= 1
+	d, err := open("copy.vhd", bad)
+	if err != nil || len(d.Problems()) != 1 || !strings.Contains(d.Problems()[0], "copy") {
+		t.Fatalf("bad copy: %v %q", err, d.Problems())
+	}
+	checkAll(t, d, want)
+	// End bad, copy good: a problem too.
+	bad = bytes.Clone(b)
 	bad[len(bad)-512+70] ^= 1
-	if _, err := Open(bytes.NewReader(bad), int64(len(bad)), "bad.vhd", nil); err == nil || !strings.Contains(err.Error(), "checksum") {
+	if d, err := open("end.vhd", bad); err != nil || len(d.Problems()) != 1 || !strings.Contains(d.Problems()[0], "checksum") {
+		t.Fatalf("bad end footer: %v", err)
+	}
+	// Both bad: an error naming the checksum.
+	bad[70] ^= 1
+	if _, err := open("bad.vhd", bad); err == nil || !strings.Contains(err.Error(), "checksum") || !strings.Contains(err.Error(), "bad.vhd") {
 		t.Errorf("both footers bad: %v", err)
 	}
-	// The end footer gone (cut file): the copy at 0 is used, with a problem;
-	// reading past the cut fails.
+	// Dynamic header checksum bad: an error.
+	bad = bytes.Clone(b)
+	bad[512+40] ^= 1
+	if _, err := open("hdr.vhd", bad); err == nil || !strings.Contains(err.Error(), "dynamic header at 0x200") {
+		t.Errorf("bad header: %v", err)
+	}
+	// The end footer gone (cut file): the copy at 0 is used, with
+	// problems; reading past the cut fails.
 	cut := b[:len(b)-512-4096]
-	d, err := Open(bytes.NewReader(cut), int64(len(cut)), "cut.vhd", nil)
-	if err != nil || len(d.Problems()) != 1 {
-		t.Fatalf("cut: %v %v", err, d)
+	d, err = open("cut.vhd", cut)
+	if err != nil || len(d.Problems()) != 2 {
+		t.Fatalf("cut: %v %q", err, d.Problems())
 	}
-	if _, err := io.ReadAll(io.NewSectionReader(d, 0, d.Size())); err == nil {
-		t.Error("reading a cut dynamic VHD succeeded")
+	if _, err := io.ReadAll(io.NewSectionReader(d, 0, d.Size())); err == nil || !strings.Contains(err.Error(), "past the end") {
+		t.Errorf("reading a cut dynamic VHD: %v", err)
 	}
-}
-
-func FuzzOpen(f *testing.F) {
-	var hdr [1536]byte
-	copy(hdr[:], cookie)
-	f.Add(hdr[:])
-	if b, err := os.ReadFile("testdata/small.vhd"); err == nil {
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r := bytes.NewReader(b)
-		Detect(r, int64(len(b)))
-		d, err := Open(r, int64(len(b)), "fuzz.vhd", nil)
-		if err != nil {
-			return
+	// A BAT entry pointing far past the end: reading that block fails,
+	// the others read.
+	bad = bytes.Clone(b)
+	bat := int64(binary.BigEndian.Uint64(bad[512+16:]))
+	var blk int64 = -1
+	for i := int64(0); i < good.Size()/good.blockSize; i++ {
+		if binary.BigEndian.Uint32(bad[bat+4*i:]) != unallocated {
+			blk = i
+			break
 		}
-		p := make([]byte, 4096)
-		for off := int64(0); off < min(d.Size(), 1<<20); off += 4096 {
-			d.ReadAt(p, off)
+	}
+	binary.BigEndian.PutUint32(bad[bat+4*blk:], 0x7fffffff)
+	d, err = open("bat.vhd", bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4096)
+	if _, err := d.ReadAt(p, blk*good.blockSize+512); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("BAT entry %d", blk)) {
+		t.Errorf("corrupt BAT entry: %v", err)
+	}
+	// Absurd sizes: errors, no huge allocation.
+	for _, tc := range []struct {
+		at  int
+		val uint32
+	}{{512 + 32, 1 << 31}, {512 + 32, 1000}, {512 + 16, 0x7fffffff}} {
+		bad = bytes.Clone(b)
+		binary.BigEndian.PutUint32(bad[tc.at:], tc.val)
+		putChecksum(bad[512:1536], 36)
+		if _, err := open("absurd.vhd", bad); err == nil {
+			t.Errorf("header field at %d = %#x: no error", tc.at, tc.val)
 		}
-	})
+	}
+	bad = bytes.Clone(b)
+	for _, f := range [][]byte{bad[:512], bad[len(bad)-512:]} {
+		binary.BigEndian.PutUint64(f[48:], 1<<62)
+		putChecksum(f, 64)
+	}
+	if _, err := open("huge.vhd", bad); err == nil || !strings.Contains(err.Error(), "disk size") {
+		t.Errorf("huge disk size: %v", err)
+	}
 }
