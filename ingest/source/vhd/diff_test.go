@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf16"
 
@@ -274,6 +275,34 @@ func TestDifferencing(t *testing.T) {
 		t.Fatal("child changes nothing")
 	}
 
+	// Concurrent reads, with a bitmap cache small enough to be emptied
+	// while others read (go test -race checks the locking).
+	defer func(n int64) { bitmapCacheBytes = n }(bitmapCacheBytes)
+	bitmapCacheBytes = 2048
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for range 100 {
+				off := rng.Int64N(size)
+				p := make([]byte, rng.IntN(1<<20))
+				n, _ := d.ReadAt(p, off)
+				if end := min(off+int64(len(p)), size); int64(n) != end-off || !bytes.Equal(p[:n], exp[off:end]) {
+					errs <- fmt.Errorf("concurrent ReadAt(%d, %#x) = %d bytes, or other bytes", len(p), off, n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
 	if vi, err := exec.LookPath("vhdiinfo"); err == nil {
 		out, _ := exec.Command(vi, cp).CombinedOutput()
 		s := string(out)
@@ -363,12 +392,26 @@ func TestDifferencingParents(t *testing.T) {
 		})
 	}
 
-	// A wrong parent unique ID: read all the same, with a problem.
-	c := randomChild(pb, "fixed.vhd", nil, 4)
-	c.parentUID[0] ^= 1
-	cp := filepath.Join(dir, "wrongid.vhd")
+	// The parent found at an absolute path recorded in W2ku (nothing of
+	// its name beside the child).
+	other := filepath.Join(dir, "elsewhere")
+	os.Mkdir(other, 0o755)
+	os.WriteFile(filepath.Join(other, "base.vhd"), pb, 0o644)
+	c := randomChild(pb, "renamed.vhd", []loc{{"W2ku", le16(filepath.Join(other, "base.vhd"))}}, 8)
+	cp := filepath.Join(dir, "abs.vhd")
 	os.WriteFile(cp, c.bytes(), 0o644)
 	d, err := openPath(t, cp)
+	if err != nil || len(d.Files()) != 1 || d.Files()[0] != filepath.Join(other, "base.vhd") {
+		t.Fatalf("absolute W2ku: %v %v", err, d)
+	}
+	checkAll(t, d, c.overlay(rawb))
+
+	// A wrong parent unique ID: read all the same, with a problem.
+	c = randomChild(pb, "fixed.vhd", nil, 4)
+	c.parentUID[0] ^= 1
+	cp = filepath.Join(dir, "wrongid.vhd")
+	os.WriteFile(cp, c.bytes(), 0o644)
+	d, err = openPath(t, cp)
 	if err != nil || len(d.Problems()) != 1 || !strings.Contains(d.Problems()[0], "unique ID") {
 		t.Fatalf("wrong ID: %v %q", err, d.Problems())
 	}

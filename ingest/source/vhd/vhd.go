@@ -57,10 +57,11 @@ const (
 	maxSize     = 2040 << 30 // 2040 GiB: the format's limit
 	maxBlock    = 1 << 28    // 256 MiB blocks (2 MiB is the default)
 	maxDepth    = 16         // parents followed
-	// The bitmap cache holds at most this many bytes of sector bitmaps (512
-	// bytes a 2 MiB block: 16384 blocks, 32 GiB of disk).
-	bitmapCacheBytes = 8 << 20
 )
+
+// bitmapCacheBytes bounds the cached sector bitmaps of one disk (512 bytes
+// a 2 MiB block: 16384 blocks, 32 GiB of disk); a variable for tests.
+var bitmapCacheBytes int64 = 8 << 20
 
 var cookie = []byte("conectix")
 
