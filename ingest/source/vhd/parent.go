@@ -66,7 +66,10 @@ func (d *Disk) openParent(h []byte, open OpenFunc, chain []string) error {
 			add(filepath.FromSlash(r.path))
 		}
 	}
-	want := recs[0].path
+	want := name // what the parent is called in messages
+	if want == "" {
+		want = recs[0].path
+	}
 	if open == nil {
 		return fmt.Errorf("%s: differencing disk needs parent %q (looked for at %s) but no opener was given", d.name, want, cands[0])
 	}

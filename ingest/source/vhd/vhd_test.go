@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -195,6 +196,21 @@ func TestDamage(t *testing.T) {
 		t.Fatalf("bad copy: %v %q", err, d.Problems())
 	}
 	checkAll(t, d, want)
+	// Both good but different: a problem, the end footer used.
+	bad = bytes.Clone(b)
+	bad[24] ^= 1
+	putChecksum(bad[:512], 64)
+	if d, err := open("differ.vhd", bad); err != nil || len(d.Problems()) != 1 || !strings.Contains(d.Problems()[0], "differs") {
+		t.Fatalf("copy differs: %v %q", err, d.Problems())
+	}
+	// Not a VHD: Detect false, Open an error.
+	rawb, _ := os.ReadFile(raw)
+	if Detect(bytes.NewReader(rawb), int64(len(rawb))) {
+		t.Error("Detect: a raw FAT disk is a VHD")
+	}
+	if _, err := open("raw.img", rawb); !errors.Is(err, ErrFormat) {
+		t.Errorf("raw disk: %v", err)
+	}
 	// End bad, copy good: a problem too.
 	bad = bytes.Clone(b)
 	bad[len(bad)-512+70] ^= 1
