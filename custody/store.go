@@ -15,6 +15,9 @@ import (
 	"github.com/evidx/evidx/digest"
 )
 
+// hashFile returns the hex SHA-256 and size of a file of the case.
+func hashFile(p string) (string, int64, error) { return digest.SHA256File(context.Background(), p) }
+
 // ErrBadObject means an object name is not a lower-case hex SHA-256.
 var ErrBadObject = errors.New("custody: bad object name")
 

@@ -1,14 +1,10 @@
 package custody
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -129,21 +125,6 @@ func (c *Case) verifyAudit(ctx context.Context, res *VerifyResult) ([]Line, erro
 	}
 	res.check("audit chain", fails, fmt.Sprintf("%d lines, head SHA-256 %s", ch.Lines, ch.Head))
 	return lines, nil
-}
-
-// hashFile returns the hex SHA-256 and size of a file.
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20))
-	if err != nil {
-		return "", n, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // verifyObjects re-hashes the content store with `workers` goroutines.

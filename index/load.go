@@ -2,12 +2,9 @@ package index
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/evidx/evidx/dedupe"
+	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/index/runs"
 	"github.com/evidx/evidx/ingest/identity"
 	"golang.org/x/sync/errgroup"
@@ -151,29 +149,11 @@ func (ix *Index) AddDataset(ctx context.Context, path, name string, origin Origi
 
 // hashFile returns the hex SHA-256 and size of a file, read-only.
 func hashFile(ctx context.Context, path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, fmt.Errorf("index: %w", err)
+	sum, n, err := digest.SHA256File(ctx, path)
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("index: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", 0, err
-		}
-		k, err := f.Read(buf)
-		h.Write(buf[:k])
-		n += int64(k)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("index: read %s at %#x: %w", path, n, err)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return sum, n, err
 }
 
 // AddSource loads one source's sightings from feed; src.SHA256 must be

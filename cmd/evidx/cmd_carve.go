@@ -4,15 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,6 +13,7 @@ import (
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/probe"
 	"github.com/evidx/evidx/ingest/source"
+	"github.com/evidx/evidx/pipeline"
 )
 
 // carveOptions are the flags of `evidx carve`.
@@ -66,34 +60,6 @@ Types: ` + strings.Join(carve.Types(), ", "),
 	return cmd
 }
 
-// carvedFile is one manifest entry.
-type carvedFile struct {
-	Offset   int64       `json:"offset"`
-	Length   int64       `json:"length"`
-	Type     string      `json:"type"`
-	Ext      string      `json:"ext"`
-	SHA256   string      `json:"sha256"`
-	MD5      string      `json:"md5"`
-	Path     string      `json:"path"`
-	ByteRuns []carve.Run `json:"byte_runs"`
-}
-
-type carveResult struct {
-	Image         string         `json:"image"`
-	Size          int64          `json:"size"`
-	Mode          string         `json:"mode"` // "unallocated" or "whole"
-	Ranges        int            `json:"ranges"`
-	BytesSearched int64          `json:"bytes_searched"`
-	BytesCarved   int64          `json:"bytes_carved"`
-	Seconds       float64        `json:"seconds"`
-	MBPerSecond   float64        `json:"mb_per_s"`
-	Counts        map[string]int `json:"counts"`
-	Fragmented    int            `json:"fragmented"`
-	Problems      []string       `json:"problems"`
-	Carved        []carvedFile   `json:"carved"`
-	Tool          string         `json:"tool_version"`
-}
-
 // openEvidence opens an image read-only (raw, split raw or E01) and returns
 // it with its media size.
 func openEvidence(path string) (*source.Image, int64, error) {
@@ -119,28 +85,14 @@ func openDisk(path string) (*source.Image, *fs.Disk, error) {
 	return img, disk, nil
 }
 
-// checkOutDir refuses an output directory that is the evidence path or lies
-// inside it: nothing may ever be written into evidence.
+// checkOutDir refuses an output directory inside the evidence path as
+// a usage error.
 func checkOutDir(image, out string) error {
-	ia, err := filepath.Abs(image)
-	if err != nil {
-		return err
+	err := pipeline.CheckOutDir(image, out)
+	if errors.Is(err, pipeline.ErrOutInEvidence) {
+		return usageError{err}
 	}
-	oa, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
-	if r, _ := filepath.EvalSymlinks(ia); r != "" {
-		ia = r
-	}
-	if r, _ := filepath.EvalSymlinks(oa); r != "" {
-		oa = r
-	}
-	rel, err := filepath.Rel(ia, oa)
-	if err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
-		return usageError{fmt.Errorf("output directory %s lies inside the evidence path %s", out, image)}
-	}
-	return nil
+	return err
 }
 
 func runCarve(ctx context.Context, cmd *cobra.Command, opts carveOptions, a []string) error {
@@ -150,90 +102,15 @@ func runCarve(ctx context.Context, cmd *cobra.Command, opts carveOptions, a []st
 	if err := checkOutDir(a[0], opts.Out); err != nil {
 		return err
 	}
-	img, size, err := openEvidence(a[0])
-	if err != nil {
-		return fmt.Errorf("carve: %w", err)
-	}
-	defer img.Close()
-
-	res := carveResult{Image: a[0], Size: size, Mode: "whole", Counts: map[string]int{}, Problems: []string{}, Carved: []carvedFile{}, Tool: toolVersion()}
-	ranges := []carve.Run{{Off: 0, Len: size}}
-	var skip []carve.Run
-	if !opts.Whole {
-		d, err := probe.OpenDisk(img, size)
-		if err != nil {
-			res.Problems = append(res.Problems, "no partition table or file system readable, whole image carved: "+err.Error())
-		} else if readable(d) {
-			res.Mode = "unallocated"
-			ranges = ranges[:0]
-			for _, u := range d.Unallocated() {
-				ranges = append(ranges, carve.Run{Off: u.Off, Len: u.Len})
-			}
-			if opts.SkipRecovered {
-				err := d.Walk(ctx, func(_ int, f *fs.File) error {
-					if f.Deleted && f.Recoverable && f.Type == "file" {
-						for _, r := range f.Runs {
-							if !r.Sparse {
-								skip = append(skip, carve.Run{Off: r.Offset, Len: r.Length})
-							}
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					return fmt.Errorf("carve: %w", err)
-				}
-			}
-			res.Problems = append(res.Problems, d.Problems()...)
-		}
-	}
-	ranges = carve.Subtract(ranges, skip)
-	res.Ranges = len(ranges)
-	for _, r := range ranges {
-		res.BytesSearched += r.Len
-	}
-	if err := os.MkdirAll(opts.Out, 0o700); err != nil {
-		return fmt.Errorf("carve: %w", err)
-	}
-	progress, stopBar := newByteProgress("carve", res.BytesSearched)
-	stop := sync.OnceFunc(stopBar) // stop draws the last line; called before printing results
-	defer stop()
-	copts := carve.Options{AnyOffset: opts.AnyOffset, Types: opts.Types, NoFragments: opts.NoFragments, Workers: opts.Workers, Progress: progress}
-	start := time.Now()
-	made := map[string]bool{}
-	err = carve.Carve(ctx, img, ranges, copts, func(c carve.Carved) error {
-		dir := filepath.Join(opts.Out, c.Type) // type names are ours, never from evidence
-		if !made[dir] {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return err
-			}
-			made[dir] = true
-		}
-		name := filepath.Join(dir, strconv.FormatInt(c.Offset, 10)+"."+c.Ext)
-		if err := writeCarved(name, carve.Open(img, c)); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(opts.Out, name)
-		res.Carved = append(res.Carved, carvedFile{c.Offset, c.Length, c.Type, c.Ext, c.SHA256, c.MD5, filepath.ToSlash(rel), c.Runs})
-		res.Counts[c.Type]++
-		res.BytesCarved += c.Length
-		if len(c.Runs) > 1 {
-			res.Fragmented++
-		}
-		return nil
-	})
+	bar := newProgress("carve")
+	res, err := pipeline.CarveImage(ctx, a[0], pipeline.CarveOptions{Out: opts.Out, Whole: opts.Whole, AnyOffset: opts.AnyOffset,
+		Types: opts.Types, SkipRecovered: opts.SkipRecovered, NoFragments: opts.NoFragments, Workers: opts.Workers,
+		Tool: toolVersion(), Progress: bar})
+	bar.stop()
 	if err != nil {
 		if errors.Is(err, carve.ErrUnknownType) {
 			return usageError{err}
 		}
-		return fmt.Errorf("carve: %w", err)
-	}
-	stop()
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.MBPerSecond = float64(res.BytesSearched) / 1e6 / res.Seconds
-	}
-	if err := writeManifest(filepath.Join(opts.Out, "manifest.json"), res); err != nil {
 		return fmt.Errorf("carve: %w", err)
 	}
 	if opts.JSON {
@@ -254,39 +131,4 @@ func runCarve(ctx context.Context, cmd *cobra.Command, opts carveOptions, a []st
 		fmt.Fprintln(cmd.ErrOrStderr(), "evidx: carve: "+oneLine(p))
 	}
 	return nil
-}
-
-// readable reports whether any partition's file system was opened.
-func readable(d *fs.Disk) bool {
-	for _, p := range d.Partitions {
-		if p.FS != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// writeCarved writes one carved file 0600, never through a symlink.
-func writeCarved(name string, r io.Reader) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func writeManifest(name string, v any) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := writeJSON(f, v); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/evidx/evidx/dedupe"
 	"github.com/evidx/evidx/ingest"
@@ -139,7 +137,7 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 
 	rep := countReport{Files: make([]countFile, len(files)), Problems: []string{}}
 	ok := 0
-	progress, done := countProgress(ctx, files)
+	progress, done := countProgress(files)
 	defer done()
 	for i, path := range files {
 		if err := ctx.Err(); err != nil {
@@ -198,31 +196,18 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 	return printCount(stdout, rep)
 }
 
-// countProgress draws one bar over the bytes of all files on stderr when
-// it is a terminal; it returns the callback for ingest and a function
-// that removes the bar.
-func countProgress(ctx context.Context, files []string) (func(int64), func()) {
-	if !stderrIsTerminal() {
-		return nil, func() {}
-	}
+// countProgress shows how far the bytes of all files are read; it returns
+// the callback for ingest and a function that removes the line.
+func countProgress(files []string) (func(int64), func()) {
 	var total int64
 	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil {
 			total += fi.Size()
 		}
 	}
-	bars := mpb.NewWithContext(ctx, mpb.WithOutput(os.Stderr), mpb.WithWidth(40))
-	bar := bars.AddBar(total,
-		mpb.PrependDecorators(decor.Name("count ")),
-		mpb.AppendDecorators(
-			decor.CountersKibiByte("% .1f / % .1f "),
-			decor.AverageSpeed(decor.SizeB1024(0), "% .1f"),
-		),
-	)
-	return func(n int64) { bar.IncrInt64(n) }, func() {
-		bar.Abort(false)
-		bars.Wait()
-	}
+	bar := newProgress("count")
+	bar.Stage("reading", "bytes", total)
+	return bar.Add, bar.stop
 }
 
 // printCount writes the report as a table for people.

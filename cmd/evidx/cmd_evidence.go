@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,9 +13,8 @@ import (
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/index"
-	"github.com/evidx/evidx/ingest"
 	"github.com/evidx/evidx/ingest/identity"
-	"github.com/evidx/evidx/ingest/source"
+	"github.com/evidx/evidx/pipeline"
 )
 
 // evidenceAddOptions are the flags of `evidx evidence add`.
@@ -110,7 +108,7 @@ type evidenceResult struct {
 	Unreadable      []custody.Range       `json:"unreadable"`
 	Header          map[string]string     `json:"header,omitempty"`
 	Volumes         []custody.Volume      `json:"volumes"`
-	Files           ingest.FileCounts     `json:"files"`
+	Files           pipeline.FileCounts   `json:"files"`
 	Carved          int                   `json:"carved"`
 	Datasets        []index.SourceStats   `json:"datasets"`
 	Features        map[identity.Kind]int `json:"features"`
@@ -159,26 +157,10 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		return err
 	}
 	defer c.Close()
-	// Progress counts media bytes hashed: the total is the media's size
-	// (an E01's or a virtual disk's is not its files' size).
-	var total int64
-	if img, err := source.Open(images[0]); err == nil && len(images) == 1 {
-		total = img.Size()
-		img.Close()
-	} else {
-		if err == nil {
-			img.Close()
-		}
-		for _, p := range images {
-			if st, err := os.Stat(p); err == nil {
-				total += st.Size()
-			}
-		}
-	}
 	var warned int
-	prog, stop := newByteProgress("evidence "+opts.ID+": hashing media", total)
+	bar := newProgress("evidence " + opts.ID)
 	start := time.Now()
-	res, err := ingest.AddEvidence(ctx, c, ingest.EvidenceOptions{
+	res, err := pipeline.AddEvidence(ctx, c, pipeline.EvidenceOptions{
 		ID:       opts.ID,
 		Paths:    images,
 		Expected: custody.Hashes{MD5: opts.MD5, SHA1: opts.SHA1, SHA256: opts.SHA256},
@@ -186,11 +168,7 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		NoScan:   opts.NoScan,
 		NoIndex:  opts.NoIndex,
 		Resume:   opts.Resume,
-		Progress: func(stage string, n int64) {
-			if stage == "hash" && prog != nil {
-				prog(n)
-			}
-		},
+		Progress: bar,
 		Warn: func(msg string) {
 			warned++
 			if warned <= maxWarnings {
@@ -198,7 +176,7 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 			}
 		},
 	})
-	stop()
+	bar.stop()
 	if warned > maxWarnings {
 		fmt.Fprintf(os.Stderr, "evidx: %d more problems (see --json and the report)\n", warned-maxWarnings)
 	}
@@ -267,42 +245,5 @@ const maxWarnings = 20
 
 // rehashImage re-hashes a registered item's media for verify --evidence.
 func rehashImage(ctx context.Context, ev custody.Evidence) (digest.Sums, error) {
-	return ingest.RehashImage(ctx, ev)
-}
-
-// newByteProgress returns a progress callback drawing "label: NN% (MiB/s)"
-// on stderr when it is a terminal (else a no-op), and a stop func.
-func newByteProgress(label string, total int64) (func(int64), func()) {
-	if !stderrIsTerminal() || total <= 0 {
-		return nil, func() {}
-	}
-	var done atomic.Int64
-	start := time.Now()
-	quit := make(chan struct{})
-	finished := make(chan struct{})
-	draw := func() {
-		n := done.Load()
-		secs := time.Since(start).Seconds()
-		rate := 0.0
-		if secs > 0 {
-			rate = float64(n) / secs / (1 << 20)
-		}
-		fmt.Fprintf(os.Stderr, "\r%s: %5.1f%% %8.1f MiB/s", label, 100*float64(n)/float64(total), rate)
-	}
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				draw()
-			case <-quit:
-				draw()
-				fmt.Fprintln(os.Stderr)
-				return
-			}
-		}
-	}()
-	return func(n int64) { done.Add(n) }, func() { close(quit); <-finished }
+	return pipeline.RehashImage(ctx, ev)
 }

@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/evidx/evidx/ingest/source"
 )
@@ -175,23 +172,10 @@ func hashOne(ctx context.Context, path string, want source.Expected) (source.Res
 		return source.Result{}, err
 	}
 	defer img.Close()
-	var progress func(int64)
-	var bars *mpb.Progress
-	if stderrIsTerminal() {
-		bars = mpb.NewWithContext(ctx, mpb.WithOutput(os.Stderr), mpb.WithWidth(40))
-		bar := bars.AddBar(img.Size(),
-			mpb.PrependDecorators(decor.Name(oneLine(filepath.Base(path))+" ")),
-			mpb.AppendDecorators(
-				decor.CountersKibiByte("% .1f / % .1f "),
-				decor.AverageSpeed(decor.SizeB1024(0), "% .1f"),
-			),
-		)
-		progress = func(n int64) { bar.IncrInt64(n) }
-		defer func() {
-			bar.Abort(false)
-			bars.Wait()
-		}()
-	}
+	bar := newProgress(filepath.Base(path))
+	defer bar.stop()
+	bar.Stage("hashing", "bytes", img.Size())
+	progress := bar.Add
 	return source.Hash(ctx, img, want, progress)
 }
 

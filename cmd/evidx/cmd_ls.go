@@ -85,21 +85,12 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 	if err := out.head(&head); err != nil {
 		return err
 	}
-	emit := out.file
-	if stderrIsTerminal() {
-		// Progress for people at a terminal: a count on stderr, redrawn at
-		// most every 200 ms, from the emitting goroutine only.
-		var last time.Time
-		var seen listing.Counts
-		emit = func(e *listing.Entry) error {
-			seen.Add(e)
-			if now := time.Now(); now.Sub(last) > 200*time.Millisecond {
-				last = now
-				fmt.Fprintf(cmd.ErrOrStderr(), "\r%d entries listed, %d hashed", seen.Files+seen.Dirs, seen.Hashed)
-			}
-			return out.file(e)
-		}
-		defer fmt.Fprint(cmd.ErrOrStderr(), "\r\033[K")
+	bar := newProgress("ls")
+	defer bar.stop()
+	bar.Stage("listing", "entries", 0)
+	emit := func(e *listing.Entry) error {
+		bar.Add(1)
+		return out.file(e)
 	}
 	var inner []string
 	counts, err := listing.Walk(ctx, disk, listing.Options{DeletedOnly: opts.Deleted, NoHash: opts.NoHash, Workers: opts.Workers,

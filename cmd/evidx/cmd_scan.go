@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -78,15 +77,15 @@ func runScan(ctx context.Context, cmd *cobra.Command, opts scanOptions, a []stri
 		return err
 	}
 	start := time.Now()
-	progress, stopBar := newByteProgress("scan", size)
-	stop := sync.OnceFunc(stopBar) // stop draws the last line; called before printing results
-	defer stop()
-	sopts := scan.Options{Workers: opts.Workers, MaxDepth: opts.MaxDepth, Progress: progress}
+	bar := newProgress("scan")
+	defer bar.stop()
+	bar.Stage("scanning", "bytes", size)
+	sopts := scan.Options{Workers: opts.Workers, MaxDepth: opts.MaxDepth, Progress: bar.Add}
 	if opts.MaxDepth == 0 {
 		sopts.MaxDepth = -1
 	}
 	err = scan.Scan(ctx, img, size, sopts, rec.Add)
-	stop()
+	bar.stop()
 	files, cerr := rec.Close()
 	if err = errors.Join(err, cerr); err != nil {
 		return fmt.Errorf("scan: %w", err)

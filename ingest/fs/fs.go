@@ -15,6 +15,7 @@ package fs
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -73,4 +74,16 @@ type Run struct {
 type Range struct {
 	Off int64 `json:"offset"`
 	Len int64 `json:"length"`
+}
+
+// AppendErr appends b to the error text a of a File (File.Err), unless a
+// already says it.
+func AppendErr(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case strings.Contains(a, b):
+		return a
+	}
+	return a + "; " + b
 }

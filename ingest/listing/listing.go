@@ -14,7 +14,6 @@ import (
 	"errors"
 	"io"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/evidx/evidx/digest"
@@ -195,7 +194,7 @@ func Walk(ctx context.Context, disk *fs.Disk, opts Options, emit func(*Entry) er
 func hashContent(ctx context.Context, e *Entry, buf []byte) {
 	r, err := e.open()
 	if err != nil {
-		e.Err = joinErr(e.Err, err.Error())
+		e.Err = fs.AppendErr(e.Err, err.Error())
 		return
 	}
 	var s digest.Sums
@@ -207,19 +206,8 @@ func hashContent(ctx context.Context, e *Entry, buf []byte) {
 		s = w.Sums()
 	}
 	if err != nil {
-		e.Err = joinErr(e.Err, "content: "+err.Error())
+		e.Err = fs.AppendErr(e.Err, "content: "+err.Error())
 		return
 	}
 	e.SHA256, e.MD5, e.SHA1 = &s.SHA256, &s.MD5, &s.SHA1
-}
-
-// joinErr appends b to the error text a unless a already says it.
-func joinErr(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case strings.Contains(a, b):
-		return a
-	}
-	return a + "; " + b
 }

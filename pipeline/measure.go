@@ -1,4 +1,4 @@
-package ingest
+package pipeline
 
 import (
 	"context"
@@ -141,4 +141,23 @@ func hashSegment(ctx context.Context, path string) (string, error) {
 		return "", fmt.Errorf("segment %s: %w", path, err)
 	}
 	return sums.SHA256, nil
+}
+
+// mediaSize is the size of the media at paths, for progress: the disk
+// inside a container (an E01's or a virtual disk's is not its file's
+// size), or the pieces' sizes added up.
+func mediaSize(paths []string) int64 {
+	if img, err := source.Open(paths[0]); err == nil {
+		defer img.Close()
+		if len(paths) == 1 {
+			return img.Size()
+		}
+	}
+	var total int64
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil {
+			total += st.Size()
+		}
+	}
+	return total
 }

@@ -1,30 +1,26 @@
-package ingest
+package pipeline
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/evidx/evidx/carve"
 	"github.com/evidx/evidx/carve/scan"
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest"
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/probe"
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/ingest/layer"
-	"github.com/evidx/evidx/ingest/records"
 	"github.com/evidx/evidx/ingest/source"
 )
 
@@ -41,9 +37,9 @@ type EvidenceOptions struct {
 	// what the walk and carve recorded is cleared and done again, and
 	// datasets already loaded are recognised by SHA-256 and skipped.
 	Resume bool
-	// Progress, if set, receives the stage name and byte counts as work
-	// advances ("hash", "carve", "scan"), from the working goroutine.
-	Progress func(stage string, n int64)
+	// Progress, if set, is told each stage (hashing the media, walking,
+	// carving, scanning, loading datasets) and how far it is.
+	Progress Progress
 	// Warn, if set, receives one-line problems that do not stop the run.
 	Warn func(msg string)
 }
@@ -65,7 +61,7 @@ type EvidenceResult struct {
 	Datasets []index.SourceStats `json:"datasets"`
 	// NotDatasets are the candidate files whose content did not parse as
 	// a table of people, with the reason; the feature scan covers them.
-	NotDatasets  []Decision            `json:"not_datasets"`
+	NotDatasets  []ingest.Decision     `json:"not_datasets"`
 	Features     map[identity.Kind]int `json:"features"`
 	FeatureFiles []string              `json:"feature_files"`
 	Problems     []string              `json:"problems"`
@@ -82,13 +78,8 @@ type EvidenceResult struct {
 // file systems, carving and datasets is recorded in Problems and the run
 // goes on.
 func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*EvidenceResult, error) {
-	progress := func(stage string) func(int64) {
-		if opts.Progress == nil {
-			return nil
-		}
-		return func(n int64) { opts.Progress(stage, n) }
-	}
-	res := &EvidenceResult{Features: map[identity.Kind]int{}, Datasets: []index.SourceStats{}, NotDatasets: []Decision{}, Problems: []string{}, FeatureFiles: []string{}}
+	prog := orNone(opts.Progress)
+	res := &EvidenceResult{Features: map[identity.Kind]int{}, Datasets: []index.SourceStats{}, NotDatasets: []ingest.Decision{}, Problems: []string{}, FeatureFiles: []string{}}
 	warn := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...)
 		res.Problems = append(res.Problems, msg)
@@ -105,12 +96,13 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		}
 	}
 	if ev == nil {
+		prog.Stage("hashing media", "bytes", mediaSize(opts.Paths))
 		ev, verr = c.AddEvidenceImage(ctx, custody.Intake{
 			ID:       opts.ID,
 			Paths:    opts.Paths,
 			Expected: opts.Expected,
 			Measure:  MeasureImage,
-			Progress: progress("hash"),
+			Progress: prog.Add,
 		})
 		if ev == nil {
 			return nil, verr
@@ -133,23 +125,25 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		return res, fmt.Errorf("evidence %s: %w", opts.ID, err)
 	}
 
-	w := &walker{c: c, disk: disk, evID: opts.ID, known: map[string]bool{}, warn: warn, problems: img.Problems()}
+	w := &walker{c: c, disk: disk, evID: opts.ID, known: map[string]bool{}, warn: warn, problems: img.Problems(), prog: prog}
 	if err := w.walk(ctx, res); err != nil {
 		return res, err
 	}
 
 	if !opts.NoCarve {
-		if err := w.carve(ctx, img, progress("carve"), res); err != nil {
+		if err := w.carve(ctx, img, res); err != nil {
 			return res, err
 		}
 	}
 	if !opts.NoScan {
-		if err := scanFeatures(ctx, c, img, opts.ID, progress("scan"), res); err != nil {
+		prog.Stage("scanning", "bytes", img.Size())
+		if err := scanFeatures(ctx, c, img, opts.ID, prog.Add, res); err != nil {
 			return res, err
 		}
 	}
 	if !opts.NoIndex && len(w.datasets) > 0 {
-		if err := loadDatasets(ctx, c, opts.ID, w.datasets, res, warn); err != nil {
+		prog.Stage("loading datasets", "files", int64(len(w.datasets)))
+		if err := loadFound(ctx, c, opts.ID, w.datasets, res, warn, prog); err != nil {
 			return res, err
 		}
 	}
@@ -216,6 +210,7 @@ type walker struct {
 	warn     func(format string, a ...any)
 	head     []byte   // scratch for the first bytes of each file, reused: files come by the hundred thousand
 	problems []string // of the media layer, recorded with the disk's at the end of the walk
+	prog     Progress
 }
 
 // walk records every volume and file and stores the content of every
@@ -238,6 +233,7 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 	if err != nil {
 		return err
 	}
+	w.prog.Stage("walking", "entries", 0)
 	start := time.Now()
 	inner, err := layer.Walk(ctx, w.disk, func(lf *layer.File) error {
 		f, part := lf.File, lf.Partition
@@ -252,9 +248,10 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 		default:
 			res.Files.Allocated++
 		}
+		w.prog.Add(1)
 		if f.Type == "file" && f.Recoverable {
 			if err := w.extract(batch, lf, &row); err != nil {
-				row.Err = joinErr(row.Err, err.Error())
+				row.Err = fs.AppendErr(row.Err, err.Error())
 				w.warn("evidence %s: p%d:%s: %v", w.evID, part, f.Path, err)
 			} else {
 				res.Files.Extracted++
@@ -296,11 +293,11 @@ func (w *walker) extract(batch *custody.Batch, lf *layer.File, row *custody.File
 	if sums.Size != f.Size {
 		// A deleted file's clusters may have been reused or the image cut
 		// short: what was read is stored, and the shortfall recorded.
-		row.Err = joinErr(row.Err, fmt.Sprintf("read %d of %d bytes", sums.Size, f.Size))
+		row.Err = fs.AppendErr(row.Err, fmt.Sprintf("read %d of %d bytes", sums.Size, f.Size))
 	}
 	row.MD5, row.SHA256, row.Object = sums.MD5, sums.SHA256, sums.SHA256
 	w.known[sums.SHA256] = true
-	if looksLikeDataset(f.Path, head.head) {
+	if ingest.LooksLikeDataset(f.Path, head.head) {
 		w.datasets = append(w.datasets, datasetFile{evidencePath: fmt.Sprintf("p%d:%s", part, f.Path), object: sums.SHA256})
 	}
 	return nil
@@ -308,11 +305,14 @@ func (w *walker) extract(batch *custody.Batch, lf *layer.File, row *custody.File
 
 // carve recovers files from the unallocated space the walk found (the
 // whole image when no file system was readable) and stores them.
-func (w *walker) carve(ctx context.Context, img io.ReaderAt, progress func(int64), res *EvidenceResult) error {
+func (w *walker) carve(ctx context.Context, img io.ReaderAt, res *EvidenceResult) error {
 	var ranges []carve.Run
+	var total int64
 	for _, r := range w.disk.Unallocated() {
 		ranges = append(ranges, carve.Run{Off: r.Off, Len: r.Len})
+		total += r.Len
 	}
+	w.prog.Stage("carving", "bytes", total)
 	batch, err := w.c.NewBatch(ctx, 0)
 	if err != nil {
 		return err
@@ -321,7 +321,7 @@ func (w *walker) carve(ctx context.Context, img io.ReaderAt, progress func(int64
 	var bytesCarved int64
 	err = carve.Carve(ctx, img, ranges, carve.Options{
 		Known:    func(sum string) bool { return w.known[sum] },
-		Progress: progress,
+		Progress: w.prog.Add,
 	}, func(cv carve.Carved) error {
 		head := w.headReader(carve.Open(img, cv))
 		sums, err := batch.StoreObject(head)
@@ -342,7 +342,7 @@ func (w *walker) carve(ctx context.Context, img io.ReaderAt, progress func(int64
 		res.Carved++
 		bytesCarved += cv.Length
 		name := fmt.Sprintf("carved:%d.%s", cv.Offset, cv.Ext)
-		if looksLikeDataset(name, head.head) {
+		if ingest.LooksLikeDataset(name, head.head) {
 			w.datasets = append(w.datasets, datasetFile{evidencePath: name, object: sums.SHA256})
 		}
 		return batch.AddCarved(custody.Carved{EvidenceID: w.evID, Offset: cv.Offset, Length: cv.Length, Type: cv.Type,
@@ -387,7 +387,7 @@ func scanFeatures(ctx context.Context, c *custody.Case, img *source.Image, evID 
 	for _, f := range files {
 		rel := strings.TrimPrefix(strings.TrimPrefix(f, c.Dir()), "/")
 		res.FeatureFiles = append(res.FeatureFiles, rel)
-		sum, size, err := hashFile(f)
+		sum, size, err := digest.SHA256File(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -396,94 +396,6 @@ func scanFeatures(ctx context.Context, c *custody.Case, img *source.Image, evID 
 	return c.Audit(custody.Entry{Action: "evidence.scan", Outcome: custody.OutcomeOK,
 		Inputs: []custody.Item{{Kind: "evidence", ID: evID}}, Outputs: outputs,
 		Details: map[string]any{"features": res.Features, "seconds": time.Since(start).Seconds()}})
-}
-
-// loadDatasets loads every dataset found on the item into the index, each a
-// source whose origin is the evidence item and its path there.
-func loadDatasets(ctx context.Context, c *custody.Case, evID string, found []datasetFile, res *EvidenceResult, warn func(string, ...any)) error {
-	ix, err := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
-	if err != nil {
-		return err
-	}
-	loaded := false
-	for _, d := range found {
-		obj, err := c.ObjectPath(d.object)
-		if err != nil {
-			return err
-		}
-		name := d.evidencePath
-		if i := strings.LastIndexAny(name, "/:"); i >= 0 {
-			name = name[i+1:]
-		}
-		// Malformed rows are kept in the case's rejects file of the
-		// dataset, named by the evidence item and the path on it.
-		// Spill files of SQLite datasets go beside the shards, inside the case (0700).
-		ro := records.Options{TmpDir: c.IndexDir()}
-		dec := QualifyDataset(ctx, obj, ro)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !dec.Dataset {
-			dec.Path = d.evidencePath
-			res.NotDatasets = append(res.NotDatasets, dec)
-			continue
-		}
-		rej, err := c.NewRejects()
-		if err != nil {
-			return err
-		}
-		read := DatasetReader(Options{Records: records.Options{TmpDir: c.IndexDir()}, Rejects: rej, Name: evID + " " + d.evidencePath})
-		st, err := ix.AddDataset(ctx, obj, name, index.Origin{EvidenceID: evID, EvidencePath: d.evidencePath}, read, index.NoProgress{})
-		entry := custody.Entry{Action: "dataset.add", Inputs: []custody.Item{{Kind: "dataset", ID: evID, Path: d.evidencePath, Size: st.Size, SHA256: d.object}}}
-		kept, rerr := rej.Finish(d.object, err == nil && !st.Skipped)
-		// The shards changed even when only keeping the rejects failed.
-		loaded = loaded || err == nil && !st.Skipped
-		if err == nil {
-			err = rerr
-		}
-		entry.Outputs = kept
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
-			warn("evidence %s: dataset %s: %v", evID, d.evidencePath, err)
-		} else {
-			entry.Outcome = custody.OutcomeOK
-			entry.Details = map[string]any{"source_id": st.ID, "skipped": st.Skipped, "rows": st.Rows, "rejected": st.Rejected,
-				"unique": st.Unique, "new": st.New, "invalid": st.Invalid, "seconds": st.Seconds,
-				"reason": dec.Reason, "columns": st.Columns, "problems": st.Problems}
-			for _, p := range st.Problems {
-				if !st.Skipped {
-					warn("evidence %s: dataset %s: %s", evID, d.evidencePath, p)
-				}
-			}
-			res.Datasets = append(res.Datasets, st)
-		}
-		if err := c.Audit(entry); err != nil {
-			return err
-		}
-	}
-	if loaded {
-		_, err = c.RecordShards(ctx)
-	}
-	return err
-}
-
-// DatasetReader adapts ReadDataset to the index's reader type.
-func DatasetReader(opts Options) index.ReadFunc {
-	return func(ctx context.Context, path string, sink func([]identity.Sighting) error) (index.FileInfo, error) {
-		st, err := ReadDataset(ctx, path, opts, sink)
-		if err != nil {
-			return index.FileInfo{}, err
-		}
-		cols, err := json.Marshal(st.Columns)
-		if err != nil {
-			return index.FileInfo{}, err
-		}
-		return index.FileInfo{SHA256: st.SHA256, Format: st.Format, Encoding: st.Encoding, Compression: st.Compression,
-			Rows: st.Rows, Rejected: st.Rejected, Invalid: st.Invalid, Columns: cols, Problems: st.Problems}, nil
-	}
 }
 
 const headSize = 64 << 10 // bytes of each file kept to decide whether it is a dataset
@@ -511,74 +423,6 @@ func (h *headReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// datasetMagic are container formats the record reader opens.
-var datasetMagic = [][]byte{
-	{0x1f, 0x8b},                  // gzip
-	{0x28, 0xb5, 0x2f, 0xfd},      // zstd
-	[]byte("BZh"),                 // bzip2
-	{0xfd, '7', 'z', 'X', 'Z', 0}, // xz
-	[]byte("SQLite format 3\x00"), // SQLite database
-	{'P', 'K', 0x03, 0x04},        // zip
-}
-
-// notDatasets are names whose zip or text content is a document or code,
-// not a table of people.
-var notDatasets = map[string]bool{
-	".docx": true, ".xlsm": true, ".pptx": true, ".odt": true, ".ods": true, ".odp": true, ".jar": true, ".apk": true,
-	".epub": true, ".html": true, ".htm": true, ".xml": true, ".js": true, ".css": true, ".go": true, ".c": true, ".h": true,
-	".py": true, ".sh": true, ".pdf": true,
-}
-
-// looksLikeDataset decides from a file's name and first bytes whether to
-// load it as a leaked dataset: a compressed stream, zip or SQLite file, or
-// text in which identifiers occur. The index keeps the result only when
-// rows parse, so a wrong yes costs time, never counts.
-func looksLikeDataset(name string, head []byte) bool {
-	if notDatasets[strings.ToLower(path.Ext(name))] {
-		return false
-	}
-	for _, m := range datasetMagic {
-		if bytes.HasPrefix(head, m) {
-			return true
-		}
-	}
-	if len(head) == 0 || bytes.IndexByte(head, 0) >= 0 && !bytes.HasPrefix(head, []byte{0xff, 0xfe}) && !bytes.HasPrefix(head, []byte{0xfe, 0xff}) {
-		return false
-	}
-	if bytes.HasPrefix(head, []byte{0xff, 0xfe}) || bytes.HasPrefix(head, []byte{0xfe, 0xff}) {
-		return true // UTF-16 text with a BOM
-	}
-	// Cut at the last newline so a multi-byte character or a row is not split.
-	if i := bytes.LastIndexByte(head, '\n'); i > 0 {
-		head = head[:i]
-	}
-	if utf8.Valid(head) || printableRatio(head) > 0.9 {
-		found := 0
-		for _, line := range strings.Split(string(head), "\n") {
-			identity.ScanText(line, func(identity.Kind, string, identity.Result) { found++ })
-			if found >= 2 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// printableRatio is the share of bytes that are printable ASCII, line
-// breaks or high bytes (GBK text is mostly high bytes).
-func printableRatio(b []byte) float64 {
-	if len(b) == 0 {
-		return 0
-	}
-	n := 0
-	for _, c := range b {
-		if c >= 0x20 && c != 0x7f || c == '\n' || c == '\r' || c == '\t' {
-			n++
-		}
-	}
-	return float64(n) / float64(len(b))
-}
-
 func custodyRuns(runs []fs.Run) []custody.Run {
 	if len(runs) == 0 {
 		return nil
@@ -588,25 +432,4 @@ func custodyRuns(runs []fs.Run) []custody.Run {
 		out[i] = custody.Run{Logical: r.Logical, Offset: r.Offset, Length: r.Length, Sparse: r.Sparse}
 	}
 	return out
-}
-
-func joinErr(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "; " + b
-}
-
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	w := digest.NewWriter()
-	if _, err := io.Copy(w, f); err != nil {
-		return "", 0, err
-	}
-	s := w.Sums()
-	return s.SHA256, s.Size, nil
 }

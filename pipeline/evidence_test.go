@@ -1,4 +1,4 @@
-package ingest
+package pipeline
 
 import (
 	"context"
@@ -242,28 +242,6 @@ func fileIn(truth *leakgen.Truth, base string) bool {
 	return false
 }
 
-func TestLooksLikeDataset(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		head string
-		want bool
-	}{
-		{"/a/leak.csv", "name,phone\nZhang,13812345678\nLi,13987654321\n", true},
-		{"/a/leak.txt", "alice@example.com----13812345678\nbob@example.cn----13912345678\n", true},
-		{"/a/readme.txt", "hello world\nnothing to see\n", false},
-		{"/a/page.html", "<a href=mailto:a@b.cn>a@b.cn</a> c@d.cn\n", false},
-		{"/a/x.gz", "\x1f\x8b\x08\x00rest", true},
-		{"/a/x.db", "SQLite format 3\x00....", true},
-		{"/a/x.docx", "PK\x03\x04....", false},
-		{"/a/x.bin", "\x00\x01\x02\x03", false},
-		{"/a/empty", "", false},
-	} {
-		if got := looksLikeDataset(tc.name, []byte(tc.head)); got != tc.want {
-			t.Errorf("looksLikeDataset(%q, %q) = %v, want %v", tc.name, tc.head, got, tc.want)
-		}
-	}
-}
-
 // TestAddEvidenceE01 takes the same disk in as a multi-segment E01: the
 // media hashes equal those of the raw image, every segment file's SHA-256
 // is recorded, and verify --evidence re-hashes through the E01 reader.
@@ -332,11 +310,7 @@ func TestAddEvidenceResume(t *testing.T) {
 	cut, cancel := context.WithCancel(ctx)
 	defer cancel()
 	_, err = AddEvidence(cut, c, EvidenceOptions{ID: "EV1", Paths: []string{img}, NoScan: true,
-		Progress: func(stage string, n int64) {
-			if stage == "carve" {
-				cancel()
-			}
-		}})
+		Progress: cancelAt{"carving", cancel}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted intake: %v, want context.Canceled", err)
 	}
@@ -375,3 +349,16 @@ func TestAddEvidenceResume(t *testing.T) {
 		t.Fatalf("verify after resume: %v %v", err, vr)
 	}
 }
+
+// cancelAt cancels the work when it reaches a stage.
+type cancelAt struct {
+	stage  string
+	cancel func()
+}
+
+func (c cancelAt) Stage(name, _ string, _ int64) {
+	if name == c.stage {
+		c.cancel()
+	}
+}
+func (cancelAt) Add(int64) {}
