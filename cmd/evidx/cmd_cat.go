@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/layer"
 )
 
 // catOptions are the flags of `evidx cat`.
@@ -27,7 +26,9 @@ func newCatCmd() *cobra.Command {
 		Long: `Write the content of one file of a disk image to stdout, as "evidx ls"
 lists it. PATH is either "/dir/name" (NTFS streams: "/dir/name:stream") when
 that path is unique on the disk, or "pN:/dir/name" to pick partition N (the
-"partition" index ls prints). When an allocated and a deleted entry share
+"partition" index ls prints). A file inside media held in a file (a virtual
+disk on an NTFS volume) is named by its layered path as ls prints it,
+"p1:/VMs/win.vhd/p1:/Users/a/leak.csv"; only the layers on the way are opened. When an allocated and a deleted entry share
 a path the allocated one is chosen; use --inode to pick another. Deleted
 files are written only when ls marks them recoverable. The image is opened
 read-only.`,
@@ -40,52 +41,27 @@ read-only.`,
 	return cmd
 }
 
-// catPartPath matches the "pN:/path" form of a cat PATH.
-var catPartPath = regexp.MustCompile(`^p([0-9]+):(/.*)$`)
-
-type catHit struct {
-	part int
-	file *fs.File
-}
-
 func runCat(ctx context.Context, stdout io.Writer, opts catOptions, a []string) error {
-	want, part := a[1], 0
-	if m := catPartPath.FindStringSubmatch(want); m != nil {
-		n, err := strconv.Atoi(m[1])
-		if err != nil {
-			return usageError{fmt.Errorf("bad partition in %q", want)}
-		}
-		part, want = n, m[2]
-	}
-	if !strings.HasPrefix(want, "/") {
-		return usageError{fmt.Errorf("PATH %q must start with / or pN:/", a[1])}
+	if _, err := layer.ParsePath(a[1]); err != nil {
+		return usageError{err}
 	}
 	img, disk, err := openDisk(a[0])
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	if part != 0 && disk.Partition(part) == nil {
-		return fmt.Errorf("%s: no partition %d", a[0], part)
-	}
-	var hits []catHit
-	err = disk.Walk(ctx, func(p int, f *fs.File) error {
-		if f.Path == want && (part == 0 || p == part) && (opts.Inode < 0 || f.Inode == uint64(opts.Inode)) {
-			hits = append(hits, catHit{p, f})
-		}
-		return nil
-	})
+	hits, err := layer.Find(ctx, disk, a[1], func(f *fs.File) bool { return opts.Inode < 0 || f.Inode == uint64(opts.Inode) })
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %s", a[0], lsEscape(err.Error()))
 	}
 	hit, err := catChoose(hits, a[1])
 	if err != nil {
 		return err
 	}
-	if hit.file.Type == "dir" {
+	if hit.Type == "dir" {
 		return fmt.Errorf("%s: is a directory", lsEscape(a[1]))
 	}
-	r, err := disk.Open(hit.part, hit.file)
+	r, err := hit.Open()
 	if err != nil {
 		return err
 	}
@@ -98,16 +74,16 @@ func runCat(ctx context.Context, stdout io.Writer, opts catOptions, a []string) 
 // catChoose picks the one entry PATH names: the only hit, or the only
 // allocated one among deleted namesakes; anything else is ambiguous and
 // the error lists how to name each candidate.
-func catChoose(hits []catHit, path string) (catHit, error) {
+func catChoose(hits []*layer.File, path string) (*layer.File, error) {
 	if len(hits) == 0 {
-		return catHit{}, fmt.Errorf("%s: no such file (see evidx ls)", lsEscape(path))
+		return nil, fmt.Errorf("%s: no such file (see evidx ls)", lsEscape(path))
 	}
 	if len(hits) == 1 {
 		return hits[0], nil
 	}
-	var alloc []catHit
+	var alloc []*layer.File
 	for _, h := range hits {
-		if !h.file.Deleted {
+		if !h.Deleted {
 			alloc = append(alloc, h)
 		}
 	}
@@ -117,10 +93,10 @@ func catChoose(hits []catHit, path string) (catHit, error) {
 	var names []string
 	for _, h := range hits {
 		state := "allocated"
-		if h.file.Deleted {
+		if h.Deleted {
 			state = "deleted"
 		}
-		names = append(names, fmt.Sprintf("p%d:%s --inode %d (%s)", h.part, h.file.Path, h.file.Inode, state))
+		names = append(names, fmt.Sprintf("p%d:%s --inode %d (%s)", h.Partition, h.Path, h.Inode, state))
 	}
-	return catHit{}, errors.New(lsEscape(fmt.Sprintf("%s is ambiguous: %s", path, strings.Join(names, ", "))))
+	return nil, errors.New(lsEscape(fmt.Sprintf("%s is ambiguous: %s", path, strings.Join(names, ", "))))
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -144,16 +146,28 @@ func TestVHDOnNTFS(t *testing.T) {
 	got, l := lsFiles(t, vol)
 	n := 0
 	for p, h := range want {
-		var found string
+		var found, at string
 		for gp, gh := range got {
 			if strings.HasPrefix(gp, "/win.vhd/p") && strings.HasSuffix(gp, ":"+p) {
-				found = gh
+				found, at = gh, gp
 			}
 		}
 		if found != h {
 			t.Errorf("%s through /win.vhd: sha256 %q, want %s", p, found, h)
 		}
 		n++
+		// cat reaches the file by its layered path, as ls prints it.
+		if at != "" && n <= 3 {
+			out, err := lsRun(t, "cat", vol, at)
+			if err != nil {
+				t.Errorf("cat %s: %v", at, err)
+			} else if sum := sha256.Sum256(out); hex.EncodeToString(sum[:]) != h {
+				t.Errorf("cat %s: sha256 %x, want %s", at, sum, h)
+			}
+		}
+	}
+	if _, err := lsRun(t, "cat", vol, "/win.vhd/p1:/no such file"); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("cat of a missing file inside the VHD: %v", err)
 	}
 	var layered int
 	for _, f := range l.Files {

@@ -85,50 +85,93 @@ func (w *walker) walk(ctx context.Context, d *fs.Disk, depth int, prefix string,
 
 // inner opens f as a layer when its content is media, and walks it.
 func (w *walker) inner(ctx context.Context, d *fs.Disk, part int, f *fs.File, e *File, depth int) error {
+	name := e.File.Path
+	if depth+1 > MaxDepth || w.layers >= MaxLayers {
+		if format := mediaFormat(d, part, f); format != "" {
+			w.problem("p%d:%s: %s media inside not opened: more than %d layers deep or %d layers in all", e.Partition, name, format, MaxDepth, MaxLayers)
+		}
+		return nil
+	}
+	inner, format, problems := open(d, part, f)
+	for _, p := range problems {
+		w.problem("p%d:%s: %s", e.Partition, name, p)
+	}
+	if inner == nil {
+		return nil
+	}
+	w.layers++
+	err := w.walk(ctx, inner, depth+1, name, e.Partition, format+" "+name)
+	for _, p := range diskProblems(inner) {
+		w.problem("p%d:%s: %s", e.Partition, name, p)
+	}
+	return err
+}
+
+// open opens file f of partition part of d as a disk when its content is
+// media: a virtual disk, or a plain image holding a partition table or a
+// file system evidx reads. It returns nil when it is not media (or not
+// readable at random), with the problems met (what was recognised but
+// could not be opened, the inner layer's damage).
+func open(d *fs.Disk, part int, f *fs.File) (inner *fs.Disk, format string, problems []string) {
 	ra, err := d.OpenAt(part, f)
 	if err != nil {
-		return nil // content readable only in order: nothing to open at random
+		return nil, "", nil // content readable only in order: nothing to open at random
 	}
-	name := e.File.Path
-	vd, err := source.OpenInner(ra, f.Size, name)
+	vd, err := source.OpenInner(ra, f.Size, f.Path)
 	format, size := "raw", f.Size
 	var media io.ReaderAt = ra
 	switch {
 	case err != nil:
-		w.problem("p%d:%s: virtual disk recognised, not opened: %v", e.Partition, name, err)
-		return nil
+		return nil, "", []string{fmt.Sprintf("virtual disk recognised, not opened: %v", err)}
 	case vd != nil:
 		media, size, format = vd, vd.Size(), vd.Format()
-		for _, p := range vd.Problems() {
-			w.problem("p%d:%s: %s", e.Partition, name, p)
-		}
+		problems = append(problems, vd.Problems()...)
 	default:
 		if !looksLikeMedia(ra, size) {
-			return nil
+			return nil, "", nil
 		}
 	}
-	if depth+1 > MaxDepth || w.layers >= MaxLayers {
-		w.problem("p%d:%s: %s media inside not opened: more than %d layers deep or %d layers in all", e.Partition, name, format, MaxDepth, MaxLayers)
-		return nil
-	}
-	w.layers++
-	inner, err := probe.OpenDisk(media, size)
+	inner, err = probe.OpenDisk(media, size)
 	if err != nil {
-		w.problem("p%d:%s: %s media inside not read: %v", e.Partition, name, format, err)
-		return nil
+		return nil, format, append(problems, fmt.Sprintf("%s media inside not read: %v", format, err))
 	}
 	for _, p := range inner.Partitions {
 		if p.Error != "" {
-			w.problem("p%d:%s: partition %d: %s", e.Partition, name, p.Index, p.Error)
+			problems = append(problems, fmt.Sprintf("partition %d: %s", p.Index, p.Error))
 		}
 	}
-	err = w.walk(ctx, inner, depth+1, name, e.Partition, format+" "+name)
-	for _, p := range inner.Problems() {
+	return inner, format, problems
+}
+
+// diskProblems are an inner disk's problems once walked, but for the
+// plain absence of a file system (a blank virtual disk is not damage).
+func diskProblems(d *fs.Disk) []string {
+	var out []string
+	for _, p := range d.Problems() {
 		if !strings.Contains(p, "no file system recognised") {
-			w.problem("p%d:%s: %s", e.Partition, name, p)
+			out = append(out, p)
 		}
 	}
-	return err
+	return out
+}
+
+// mediaFormat names the media f holds without opening what is inside
+// ("" when it is not media), for the limit problem.
+func mediaFormat(d *fs.Disk, part int, f *fs.File) string {
+	ra, err := d.OpenAt(part, f)
+	if err != nil {
+		return ""
+	}
+	if vd, err := source.OpenInner(ra, f.Size, f.Path); err != nil || vd != nil {
+		if vd != nil {
+			return vd.Format()
+		}
+		return "virtual disk"
+	}
+	if looksLikeMedia(ra, f.Size) {
+		return "raw"
+	}
+	return ""
 }
 
 // looksLikeMedia says whether a plain file holds a partition table or a
