@@ -59,7 +59,7 @@ func truncErr(op string, off int64, err error) error {
 	if errors.Is(err, ErrTooBig) {
 		return err
 	}
-	return &ParseError{Op: op, Offset: off, Err: errors.Join(ErrBadStructure, err)}
+	return &ParseError{Format: "carve", Op: op, Offset: off, Err: errors.Join(ErrBadStructure, err)}
 }
 
 // drain copies r to a CRC-32 up to maxInflate bytes, returning count and CRC.

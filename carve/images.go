@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/evidx/evidx/internal/parse"
 )
 
 // result is what a validator found: the exact length of the file from the
@@ -15,18 +17,9 @@ type result struct {
 	typ, ext string
 }
 
-// ParseError locates a structural failure inside a candidate file: Offset is
-// relative to the candidate start.
-type ParseError struct {
-	Op     string
-	Offset int64
-	Err    error
-}
-
-func (e *ParseError) Error() string {
-	return fmt.Sprintf("carve: %s at %#x: %v", e.Op, e.Offset, e.Err)
-}
-func (e *ParseError) Unwrap() error { return e.Err }
+// ParseError says which part of a candidate file failed validation, at
+// which image offset.
+type ParseError = parse.Error
 
 var (
 	// ErrBadStructure is wrapped by every validator failure that is not a
@@ -37,7 +30,7 @@ var (
 )
 
 func bad(op string, off int64, format string, a ...any) error {
-	return &ParseError{Op: op, Offset: off, Err: fmt.Errorf("%w: "+format, append([]any{ErrBadStructure}, a...)...)}
+	return &ParseError{Format: "carve", Op: op, Offset: off, Err: fmt.Errorf("%w: "+format, append([]any{ErrBadStructure}, a...)...)}
 }
 
 // fail turns a cursor error into the validator's error.
@@ -45,7 +38,7 @@ func fail(op string, c *cursor) error {
 	if c.err == errTruncated || c.err == nil {
 		return errTruncated
 	}
-	return &ParseError{Op: op, Offset: c.pos, Err: c.err}
+	return &ParseError{Format: "carve", Op: op, Offset: c.pos, Err: c.err}
 }
 
 // JPEG markers (ITU T.81 table B.1).

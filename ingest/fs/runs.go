@@ -59,7 +59,7 @@ func (rr *runReader) Read(p []byte) (int, error) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return m, &ParseError{rr.op, r.Offset + (rr.pos - r.Logical), err}
+		return m, &ParseError{Op: rr.op, Offset: r.Offset + (rr.pos - r.Logical), Err: err}
 	}
 	return m, nil
 }
@@ -100,7 +100,7 @@ func (rr *runReader) ReadAt(p []byte, off int64) (int, error) {
 				if err == nil || errors.Is(err, io.EOF) {
 					err = io.ErrUnexpectedEOF
 				}
-				return n + m, &ParseError{rr.op, r.Offset + (off - r.Logical) + int64(m), err}
+				return n + m, &ParseError{Op: rr.op, Offset: r.Offset + (off - r.Logical) + int64(m), Err: err}
 			}
 			k = want
 		}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/evidx/evidx/internal/parse"
 )
 
 // Partition-table layout constants (offsets in bytes within a sector).
@@ -44,17 +46,7 @@ var (
 )
 
 // ParseError says which structure at which image offset was damaged.
-type ParseError struct {
-	Op     string // what was being read: "mbr", "ebr", "gpt header", ...
-	Offset int64  // byte offset in the image
-	Err    error
-}
-
-func (e *ParseError) Error() string {
-	return fmt.Sprintf("%s at %#x: %v", e.Op, e.Offset, e.Err)
-}
-
-func (e *ParseError) Unwrap() error { return e.Err }
+type ParseError = parse.Error
 
 // Partition is one volume of a disk image. Start and Size are bytes in the
 // image. Container partitions (MBR extended) are not listed; their logical

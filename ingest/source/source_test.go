@@ -428,7 +428,7 @@ func TestBadInput(t *testing.T) {
 		{"truncated", variant("trunc", func(s []string) {
 			os.Truncate(s[len(s)-1], 3000) // last segment cut inside its sectors
 		}), ewf.ErrTruncated, "good.E0"},
-		{"truncated-header", variant("trunc2", func(s []string) { os.Truncate(s[0], 100) }), ewf.ErrTruncated, "offset"},
+		{"truncated-header", variant("trunc2", func(s []string) { os.Truncate(s[0], 100) }), ewf.ErrTruncated, " at 0x"},
 		{"foreign-segment", variant("foreign", func(s []string) {
 			copyFile(ewfSegmentName(otherE01, 2), s[1]) // same number, other media
 		}), ewf.ErrForeignSegment, "good.E02"},

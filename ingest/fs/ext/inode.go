@@ -241,7 +241,7 @@ func (e *FS) inlineRuns(in *inode) ([]fs.Run, error) {
 	}
 	valOff, valLen, ok := in.inlineXattr()
 	if !ok {
-		return runs, &ParseError{fmt.Sprintf("inode %d inline data", in.num), in.off, fmt.Errorf("%w: system.data attribute missing", ErrCorrupt)}
+		return runs, &ParseError{Format: "ext", Op: fmt.Sprintf("inode %d inline data", in.num), Offset: in.off, Err: fmt.Errorf("%w: system.data attribute missing", ErrCorrupt)}
 	}
 	rest := min(in.size-iBlockLen, int64(valLen))
 	runs = append(runs, fs.Run{Logical: iBlockLen, Offset: in.off + int64(valOff), Length: rest})
@@ -345,15 +345,15 @@ func (m *runMapper) extents(b []byte, off int64, level int, op string) error {
 			// files; nothing survives to map.
 			return nil
 		}
-		return &ParseError{op, off, fmt.Errorf("%w: bad extent header magic %#x", ErrCorrupt, le.Uint16(b))}
+		return &ParseError{Format: "ext", Op: op, Offset: off, Err: fmt.Errorf("%w: bad extent header magic %#x", ErrCorrupt, le.Uint16(b))}
 	}
 	entries := int(le.Uint16(b[2:]))
 	depth := int(le.Uint16(b[6:]))
 	if 12+12*entries > len(b) {
-		return &ParseError{op, off, fmt.Errorf("%w: %d extents do not fit a %d-byte node", ErrCorrupt, entries, len(b))}
+		return &ParseError{Format: "ext", Op: op, Offset: off, Err: fmt.Errorf("%w: %d extents do not fit a %d-byte node", ErrCorrupt, entries, len(b))}
 	}
 	if depth > extentMaxDepth || level > extentMaxDepth {
-		return &ParseError{op, off, fmt.Errorf("%w: extent depth %d", ErrCorrupt, depth)}
+		return &ParseError{Format: "ext", Op: op, Offset: off, Err: fmt.Errorf("%w: extent depth %d", ErrCorrupt, depth)}
 	}
 	var firstErr error
 	for i := 0; i < entries; i++ {
@@ -370,7 +370,7 @@ func (m *runMapper) extents(b []byte, off int64, level int, op string) error {
 			pblk := uint64(le.Uint16(ent[6:]))<<32 | uint64(le.Uint32(ent[8:]))
 			if !m.checkBlocks(pblk, n) {
 				if firstErr == nil {
-					firstErr = &ParseError{op, entOff, fmt.Errorf("%w: extent of %d blocks at block %d outside the file system", ErrCorrupt, n, pblk)}
+					firstErr = &ParseError{Format: "ext", Op: op, Offset: entOff, Err: fmt.Errorf("%w: extent of %d blocks at block %d outside the file system", ErrCorrupt, n, pblk)}
 				}
 				continue
 			}
@@ -380,12 +380,12 @@ func (m *runMapper) extents(b []byte, off int64, level int, op string) error {
 		child := uint64(le.Uint16(ent[8:]))<<32 | uint64(le.Uint32(ent[4:]))
 		if !m.checkBlocks(child, 1) {
 			if firstErr == nil {
-				firstErr = &ParseError{op, entOff, fmt.Errorf("%w: extent index to block %d outside the file system", ErrCorrupt, child)}
+				firstErr = &ParseError{Format: "ext", Op: op, Offset: entOff, Err: fmt.Errorf("%w: extent index to block %d outside the file system", ErrCorrupt, child)}
 			}
 			continue
 		}
 		if m.nodes++; uint64(m.nodes) > m.e.sb.blocksCount {
-			return &ParseError{op, entOff, fmt.Errorf("%w: extent tree larger than the file system", ErrCorrupt)}
+			return &ParseError{Format: "ext", Op: op, Offset: entOff, Err: fmt.Errorf("%w: extent tree larger than the file system", ErrCorrupt)}
 		}
 		nb := make([]byte, m.e.sb.blockSize)
 		noff := int64(child) * m.e.sb.blockSize
@@ -397,7 +397,7 @@ func (m *runMapper) extents(b []byte, off int64, level int, op string) error {
 		}
 		if d := int(le.Uint16(nb[6:])); le.Uint16(nb) == extentMagic && d != depth-1 {
 			if firstErr == nil {
-				firstErr = &ParseError{op, noff, fmt.Errorf("%w: extent node depth %d under depth %d", ErrCorrupt, d, depth)}
+				firstErr = &ParseError{Format: "ext", Op: op, Offset: noff, Err: fmt.Errorf("%w: extent node depth %d under depth %d", ErrCorrupt, d, depth)}
 			}
 			continue
 		}
@@ -436,7 +436,7 @@ func (m *runMapper) indirect(in *inode) error {
 			continue
 		}
 		if !m.checkBlocks(p, 1) {
-			note(&ParseError{op, in.off + iBlock + 4*int64(i), fmt.Errorf("%w: block %d outside the file system", ErrCorrupt, p)})
+			note(&ParseError{Format: "ext", Op: op, Offset: in.off + iBlock + 4*int64(i), Err: fmt.Errorf("%w: block %d outside the file system", ErrCorrupt, p)})
 			continue
 		}
 		m.add(i, p, 1, false)
@@ -465,10 +465,10 @@ func (m *runMapper) indirect(in *inode) error {
 func (m *runMapper) indirectBlock(p uint64, level int, lblk, nblocks uint64, op string, ptrOff int64) error {
 	le := binary.LittleEndian
 	if !m.checkBlocks(p, 1) {
-		return &ParseError{op, ptrOff, fmt.Errorf("%w: indirect block %d outside the file system", ErrCorrupt, p)}
+		return &ParseError{Format: "ext", Op: op, Offset: ptrOff, Err: fmt.Errorf("%w: indirect block %d outside the file system", ErrCorrupt, p)}
 	}
 	if m.nodes++; uint64(m.nodes) > m.e.sb.blocksCount {
-		return &ParseError{op, ptrOff, fmt.Errorf("%w: block map larger than the file system", ErrCorrupt)}
+		return &ParseError{Format: "ext", Op: op, Offset: ptrOff, Err: fmt.Errorf("%w: block map larger than the file system", ErrCorrupt)}
 	}
 	bs := m.e.sb.blockSize
 	b := make([]byte, bs)
@@ -490,7 +490,7 @@ func (m *runMapper) indirectBlock(p uint64, level int, lblk, nblocks uint64, op 
 		if level == 0 {
 			if !m.checkBlocks(q, 1) {
 				if firstErr == nil {
-					firstErr = &ParseError{op, off + 4*int64(i), fmt.Errorf("%w: block %d outside the file system", ErrCorrupt, q)}
+					firstErr = &ParseError{Format: "ext", Op: op, Offset: off + 4*int64(i), Err: fmt.Errorf("%w: block %d outside the file system", ErrCorrupt, q)}
 				}
 				continue
 			}

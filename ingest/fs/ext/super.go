@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/internal/parse"
 )
 
 // Sentinel errors of this package; ParseError wraps them with an offset.
@@ -28,18 +29,8 @@ var (
 	ErrTruncated      = errors.New("ext: read past the end of the volume")
 )
 
-// ParseError is damage found at a byte offset of the volume.
-type ParseError struct {
-	Op     string // what was being read, e.g. "superblock", "inode 12"
-	Offset int64  // byte offset in the volume
-	Err    error
-}
-
-func (e *ParseError) Error() string {
-	return fmt.Sprintf("ext: %s at %#x: %v", e.Op, e.Offset, e.Err)
-}
-
-func (e *ParseError) Unwrap() error { return e.Err }
+// ParseError says which ext structure at which volume offset was damaged.
+type ParseError = parse.Error
 
 // Superblock layout: byte offsets within the 1024-byte superblock, which
 // starts 1024 bytes into the volume (and is copied at the start of the
@@ -140,7 +131,7 @@ type super struct {
 func parseSuper(b []byte, off, size int64) (*super, error) {
 	le := binary.LittleEndian
 	if le.Uint16(b[sbMagic:]) != extMagic {
-		return nil, &ParseError{"superblock magic", off + sbMagic, ErrNotExt}
+		return nil, &ParseError{Format: "ext", Op: "superblock magic", Offset: off + sbMagic, Err: ErrNotExt}
 	}
 	s := &super{off: off}
 	s.inodesCount = le.Uint32(b[sbInodesCount:])
@@ -154,7 +145,7 @@ func parseSuper(b []byte, off, size int64) (*super, error) {
 	s.firstDataBlock = uint64(le.Uint32(b[sbFirstDataBlock:]))
 	logBS := le.Uint32(b[sbLogBlockSize:])
 	bad := func(field string, at int, format string, a ...any) error {
-		return &ParseError{"superblock " + field, off + int64(at), fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, a...)...)}
+		return &ParseError{Format: "ext", Op: "superblock " + field, Offset: off + int64(at), Err: fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, a...)...)}
 	}
 	if logBS > maxLogBlockSize {
 		return nil, bad("s_log_block_size", sbLogBlockSize, "%d", logBS)
@@ -289,7 +280,7 @@ func open(r io.ReaderAt, size int64) (*FS, error) {
 	b := make([]byte, superLen)
 	n, _ := r.ReadAt(b, superOff)
 	if n != superLen {
-		return nil, &ParseError{"superblock", superOff, ErrNotExt}
+		return nil, &ParseError{Format: "ext", Op: "superblock", Offset: superOff, Err: ErrNotExt}
 	}
 	s, err := parseSuper(b, superOff, size)
 	if err != nil {
@@ -459,7 +450,7 @@ func (e *FS) problem(format string, a ...any) {
 // naming op and the offset.
 func (e *FS) readFull(b []byte, off int64, op string) error {
 	if off < 0 || off+int64(len(b)) > e.size {
-		return &ParseError{op, off, ErrTruncated}
+		return &ParseError{Format: "ext", Op: op, Offset: off, Err: ErrTruncated}
 	}
 	n, err := e.r.ReadAt(b, off)
 	if n == len(b) {
@@ -468,5 +459,5 @@ func (e *FS) readFull(b []byte, off int64, op string) error {
 	if err == nil || err == io.EOF {
 		err = ErrTruncated
 	}
-	return &ParseError{op, off, err}
+	return &ParseError{Format: "ext", Op: op, Offset: off, Err: err}
 }

@@ -519,7 +519,7 @@ func (e *FS) Open(f *fs.File) (io.Reader, error) {
 	}
 	for _, r := range f.Runs {
 		if !r.Sparse && (r.Offset < 0 || r.Offset+r.Length > e.size) {
-			return nil, &ParseError{f.Path + " byte run", r.Offset, ErrTruncated}
+			return nil, &ParseError{Format: "ext", Op: f.Path + " byte run", Offset: r.Offset, Err: ErrTruncated}
 		}
 	}
 	return fs.NewRunReader(e.r, f.Runs, f.Size, "file content"), nil

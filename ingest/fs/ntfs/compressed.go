@@ -39,7 +39,7 @@ func (n *FS) compressed(f *fs.File, name string) (r io.Reader, err error) {
 // recoverAs turns a panic inside go-ntfs into *errp naming MFT entry num.
 func (n *FS) recoverAs(errp *error, num uint64, op string) {
 	if p := recover(); p != nil {
-		*errp = &ParseError{fmt.Sprintf("mft entry %d %s", num, op), n.recordOffset(num), fmt.Errorf("%w: go-ntfs panicked: %v", ErrCorrupt, p)}
+		*errp = &ParseError{Format: "ntfs", Op: fmt.Sprintf("mft entry %d %s", num, op), Offset: n.recordOffset(num), Err: fmt.Errorf("%w: go-ntfs panicked: %v", ErrCorrupt, p)}
 		n.problem("%v", *errp)
 	}
 }

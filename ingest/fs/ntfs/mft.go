@@ -134,19 +134,19 @@ func (n *FS) parseRecord(raw []byte, num uint64, off int64) (*record, error) {
 	le := binary.LittleEndian
 	op := fmt.Sprintf("mft entry %d", num)
 	if string(raw[:4]) != recMagic {
-		return nil, &ParseError{op, off, fmt.Errorf("%w: no FILE signature", ErrCorrupt)}
+		return nil, &ParseError{Format: "ntfs", Op: op, Offset: off, Err: fmt.Errorf("%w: no FILE signature", ErrCorrupt)}
 	}
 	usaOff := int(le.Uint16(raw[recUSAOffset:]))
 	usaCount := int(le.Uint16(raw[recUSACount:]))
 	if usaCount == 0 || usaOff+2*usaCount > len(raw) || (usaCount-1)*fixupStride > len(raw) {
-		return nil, &ParseError{op + " update sequence", off + recUSAOffset, fmt.Errorf("%w: offset %d count %d", ErrCorrupt, usaOff, usaCount)}
+		return nil, &ParseError{Format: "ntfs", Op: op + " update sequence", Offset: off + recUSAOffset, Err: fmt.Errorf("%w: offset %d count %d", ErrCorrupt, usaOff, usaCount)}
 	}
 	usn := raw[usaOff : usaOff+2]
 	for i := 1; i < usaCount; i++ {
 		end := i*fixupStride - 2
 		if raw[end] != usn[0] || raw[end+1] != usn[1] {
 			// A torn write: the sector does not belong with the rest.
-			return nil, &ParseError{op + " fixup", off + int64(end), fmt.Errorf("%w: sector %d does not match the update sequence number", ErrCorrupt, i-1)}
+			return nil, &ParseError{Format: "ntfs", Op: op + " fixup", Offset: off + int64(end), Err: fmt.Errorf("%w: sector %d does not match the update sequence number", ErrCorrupt, i-1)}
 		}
 		copy(raw[end:end+2], raw[usaOff+2*i:usaOff+2*i+2])
 	}
@@ -158,7 +158,7 @@ func (n *FS) parseRecord(raw []byte, num uint64, off int64) (*record, error) {
 	p := int(le.Uint16(raw[recAttrsOffset:]))
 	for count := 0; ; count++ {
 		if p+8 > used || count > len(raw)/16 {
-			return rec, &ParseError{op + " attributes", off + int64(p), fmt.Errorf("%w: no end marker", ErrCorrupt)}
+			return rec, &ParseError{Format: "ntfs", Op: op + " attributes", Offset: off + int64(p), Err: fmt.Errorf("%w: no end marker", ErrCorrupt)}
 		}
 		typ := le.Uint32(raw[p:])
 		if typ == attrEnd {
@@ -166,11 +166,11 @@ func (n *FS) parseRecord(raw []byte, num uint64, off int64) (*record, error) {
 		}
 		length := int(le.Uint32(raw[p+attrLength:]))
 		if length < 0x18 || length%8 != 0 || p+length > used {
-			return rec, &ParseError{op + " attribute", off + int64(p), fmt.Errorf("%w: type %#x length %d", ErrCorrupt, typ, length)}
+			return rec, &ParseError{Format: "ntfs", Op: op + " attribute", Offset: off + int64(p), Err: fmt.Errorf("%w: type %#x length %d", ErrCorrupt, typ, length)}
 		}
 		a, err := parseAttr(raw[p:p+length], off+int64(p))
 		if err != nil {
-			return rec, &ParseError{op + " attribute", off + int64(p), err}
+			return rec, &ParseError{Format: "ntfs", Op: op + " attribute", Offset: off + int64(p), Err: err}
 		}
 		a.fix = fixups{recOff: off, usa: int64(usaOff), count: usaCount}
 		rec.attrs = append(rec.attrs, a)
@@ -247,7 +247,7 @@ func (n *FS) decodeRuns(a *attr, op string) ([]fs.Run, error) {
 		}
 		ls, os := int(h&0xF), int(h>>4)
 		if ls == 0 || ls > 8 || os > 8 || p+1+ls+os > len(b) {
-			return runs, &ParseError{op + " run list", a.runListOff + int64(p), fmt.Errorf("%w: header %#x", ErrCorrupt, h)}
+			return runs, &ParseError{Format: "ntfs", Op: op + " run list", Offset: a.runListOff + int64(p), Err: fmt.Errorf("%w: header %#x", ErrCorrupt, h)}
 		}
 		length := int64(0)
 		for i := ls - 1; i >= 0; i-- {
@@ -261,7 +261,7 @@ func (n *FS) decodeRuns(a *attr, op string) ([]fs.Run, error) {
 			delta -= 1 << (8 * os) // sign-extend
 		}
 		if length <= 0 || length > n.bt.clusters || vcn > n.bt.clusters<<8 {
-			return runs, &ParseError{op + " run list", a.runListOff + int64(p), fmt.Errorf("%w: run of %d clusters", ErrCorrupt, length)}
+			return runs, &ParseError{Format: "ntfs", Op: op + " run list", Offset: a.runListOff + int64(p), Err: fmt.Errorf("%w: run of %d clusters", ErrCorrupt, length)}
 		}
 		r := fs.Run{Logical: vcn * cs, Length: length * cs}
 		if os == 0 {
@@ -269,7 +269,7 @@ func (n *FS) decodeRuns(a *attr, op string) ([]fs.Run, error) {
 		} else {
 			lcn += delta
 			if lcn < 0 || lcn+length > n.bt.clusters {
-				return runs, &ParseError{op + " run list", a.runListOff + int64(p), fmt.Errorf("%w: clusters %d..%d outside the volume of %d", ErrCorrupt, lcn, lcn+length, n.bt.clusters)}
+				return runs, &ParseError{Format: "ntfs", Op: op + " run list", Offset: a.runListOff + int64(p), Err: fmt.Errorf("%w: clusters %d..%d outside the volume of %d", ErrCorrupt, lcn, lcn+length, n.bt.clusters)}
 			}
 			r.Offset = lcn * cs
 		}
@@ -277,7 +277,7 @@ func (n *FS) decodeRuns(a *attr, op string) ([]fs.Run, error) {
 		vcn += length
 		p += 1 + ls + os
 	}
-	return runs, &ParseError{op + " run list", a.runListOff, fmt.Errorf("%w: no terminator", ErrCorrupt)}
+	return runs, &ParseError{Format: "ntfs", Op: op + " run list", Offset: a.runListOff, Err: fmt.Errorf("%w: no terminator", ErrCorrupt)}
 }
 
 // stream is one $DATA stream of a file, assembled from all its pieces.
@@ -306,7 +306,7 @@ func (n *FS) stream(rec *record, name string) (*stream, error) {
 	}
 	var firstErr error
 	if len(pieces) == 0 {
-		return nil, &ParseError{op, rec.off, fmt.Errorf("%w: no such stream", ErrCorrupt)}
+		return nil, &ParseError{Format: "ntfs", Op: op, Offset: rec.off, Err: fmt.Errorf("%w: no such stream", ErrCorrupt)}
 	}
 	sort.SliceStable(pieces, func(i, j int) bool { return pieces[i].startVCN < pieces[j].startVCN })
 	first := pieces[0]
@@ -385,7 +385,7 @@ func (n *FS) expand(rec *record) error {
 	b := la.value
 	if la.nonResident {
 		if la.dataSize > 1<<20 {
-			return &ParseError{op, la.off, fmt.Errorf("%w: %d bytes", ErrCorrupt, la.dataSize)}
+			return &ParseError{Format: "ntfs", Op: op, Offset: la.off, Err: fmt.Errorf("%w: %d bytes", ErrCorrupt, la.dataSize)}
 		}
 		runs, err := n.decodeRuns(la, op)
 		if err != nil {
@@ -402,7 +402,7 @@ func (n *FS) expand(rec *record) error {
 	for p := 0; p+0x1A <= len(b); {
 		rl := int(le.Uint16(b[p+alRecLen:]))
 		if rl < 0x1A || p+rl > len(b) {
-			return &ParseError{op + " entry", la.off, fmt.Errorf("%w: length %d at %d", ErrCorrupt, rl, p)}
+			return &ParseError{Format: "ntfs", Op: op + " entry", Offset: la.off, Err: fmt.Errorf("%w: length %d at %d", ErrCorrupt, rl, p)}
 		}
 		ref := le.Uint64(b[p+alBaseRef:]) & refMask
 		p += rl
@@ -410,7 +410,7 @@ func (n *FS) expand(rec *record) error {
 			continue
 		}
 		if done[ref] = true; len(done) > maxExtensions {
-			return &ParseError{op, la.off, fmt.Errorf("%w: more than %d extension records", ErrCorrupt, maxExtensions)}
+			return &ParseError{Format: "ntfs", Op: op, Offset: la.off, Err: fmt.Errorf("%w: more than %d extension records", ErrCorrupt, maxExtensions)}
 		}
 		raw := make([]byte, n.bt.recordSize)
 		off, err := n.readRecord(ref, raw)
@@ -429,7 +429,7 @@ func (n *FS) expand(rec *record) error {
 		}
 		if ext.baseRef != rec.num {
 			if firstErr == nil {
-				firstErr = &ParseError{fmt.Sprintf("mft entry %d", ref), off, fmt.Errorf("%w: extension record of entry %d, not %d", ErrCorrupt, ext.baseRef, rec.num)}
+				firstErr = &ParseError{Format: "ntfs", Op: fmt.Sprintf("mft entry %d", ref), Offset: off, Err: fmt.Errorf("%w: extension record of entry %d, not %d", ErrCorrupt, ext.baseRef, rec.num)}
 			}
 			continue
 		}

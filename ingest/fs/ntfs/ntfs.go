@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/internal/parse"
 	"www.velocidex.com/golang/go-ntfs/parser"
 )
 
@@ -32,18 +33,8 @@ var (
 	ErrUnsupported    = errors.New("ntfs: unsupported stream")
 )
 
-// ParseError is damage found at a byte offset of the volume.
-type ParseError struct {
-	Op     string // what was being read, e.g. "mft entry 12"
-	Offset int64  // byte offset in the volume
-	Err    error
-}
-
-func (e *ParseError) Error() string {
-	return fmt.Sprintf("ntfs: %s at %#x: %v", e.Op, e.Offset, e.Err)
-}
-
-func (e *ParseError) Unwrap() error { return e.Err }
+// ParseError says which NTFS structure at which volume offset was damaged.
+type ParseError = parse.Error
 
 // Boot sector layout (byte offsets in sector 0).
 const (
@@ -79,10 +70,10 @@ type boot struct {
 func parseBoot(b []byte, size int64) (*boot, error) {
 	le := binary.LittleEndian
 	if len(b) < 512 || string(b[bootOEM:bootOEM+8]) != "NTFS    " {
-		return nil, &ParseError{"boot sector OEM name", bootOEM, ErrNotNTFS}
+		return nil, &ParseError{Format: "ntfs", Op: "boot sector OEM name", Offset: bootOEM, Err: ErrNotNTFS}
 	}
 	bad := func(field string, at int64, format string, a ...any) error {
-		return &ParseError{"boot sector " + field, at, fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, a...)...)}
+		return &ParseError{Format: "ntfs", Op: "boot sector " + field, Offset: at, Err: fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, a...)...)}
 	}
 	bt := &boot{sectorSize: int64(le.Uint16(b[bootBytesPerSector:]))}
 	if bt.sectorSize < 256 || bt.sectorSize > 4096 || bt.sectorSize&(bt.sectorSize-1) != 0 {
@@ -204,7 +195,7 @@ func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
 func open(r io.ReaderAt, size int64) (*FS, error) {
 	b := make([]byte, 512)
 	if n, _ := r.ReadAt(b, 0); n != len(b) {
-		return nil, &ParseError{"boot sector", 0, ErrNotNTFS}
+		return nil, &ParseError{Format: "ntfs", Op: "boot sector", Offset: 0, Err: ErrNotNTFS}
 	}
 	bt, err := parseBoot(b, size)
 	if err != nil {
@@ -247,7 +238,7 @@ func (n *FS) mapMFT(off int64) error {
 		}
 	}
 	if first == nil {
-		return &ParseError{"mft entry 0 $DATA", off, fmt.Errorf("%w: no non-resident $DATA", ErrCorrupt)}
+		return &ParseError{Format: "ntfs", Op: "mft entry 0 $DATA", Offset: off, Err: fmt.Errorf("%w: no non-resident $DATA", ErrCorrupt)}
 	}
 	runs, err := n.decodeRuns(first, "mft entry 0")
 	if err != nil {
@@ -276,7 +267,7 @@ func (n *FS) mapMFT(off int64) error {
 // readFull reads len(b) bytes at volume offset off, or returns a ParseError.
 func (n *FS) readFull(b []byte, off int64, op string) error {
 	if off < 0 || off+int64(len(b)) > n.size {
-		return &ParseError{op, off, ErrTruncated}
+		return &ParseError{Format: "ntfs", Op: op, Offset: off, Err: ErrTruncated}
 	}
 	m, err := n.r.ReadAt(b, off)
 	if m == len(b) {
@@ -285,7 +276,7 @@ func (n *FS) readFull(b []byte, off int64, op string) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		err = ErrTruncated
 	}
-	return &ParseError{op, off, err}
+	return &ParseError{Format: "ntfs", Op: op, Offset: off, Err: err}
 }
 
 // recordOffset maps MFT entry num to its byte offset in the volume, or -1

@@ -295,7 +295,7 @@ func (n *FS) loadBitmap() ([]byte, error) {
 		}
 		need := (n.bt.clusters + 7) / 8
 		if st.size < need {
-			n.bitmapErr = &ParseError{"$Bitmap", rec.off, fmt.Errorf("%w: %d bytes for %d clusters", ErrCorrupt, st.size, n.bt.clusters)}
+			n.bitmapErr = &ParseError{Format: "ntfs", Op: "$Bitmap", Offset: rec.off, Err: fmt.Errorf("%w: %d bytes for %d clusters", ErrCorrupt, st.size, n.bt.clusters)}
 			return
 		}
 		b := make([]byte, need)
@@ -386,7 +386,7 @@ func (n *FS) Open(f *fs.File) (io.Reader, error) {
 	}
 	for _, r := range st.runs {
 		if !r.Sparse && r.Offset+r.Length > n.size {
-			return nil, &ParseError{f.Path + " byte run", r.Offset, ErrTruncated}
+			return nil, &ParseError{Format: "ntfs", Op: f.Path + " byte run", Offset: r.Offset, Err: ErrTruncated}
 		}
 	}
 	return fs.NewRunReader(n.r, st.runs, st.size, "stream content"), nil

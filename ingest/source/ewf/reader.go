@@ -106,7 +106,7 @@ func (r *Reader) entries(tr tabRef) ([]uint32, error) {
 	}
 	raw := make([]byte, n)
 	if _, err := r.segs[tr.seg].r.ReadAt(raw, tr.t.EntriesAt); err != nil {
-		return nil, &ParseError{Path: r.names[tr.seg], Op: "table section", Offset: tr.t.EntriesAt, Err: err}
+		return nil, &ParseError{Format: "ewf", Path: r.names[tr.seg], Op: "table section", Offset: tr.t.EntriesAt, Err: err}
 	}
 	ents, err := tr.t.decode(raw, r.segs[tr.seg].size)
 	if err != nil {
@@ -157,21 +157,21 @@ func NewReader(segs []*Segment, names []string) (*Reader, error) {
 	}
 	first := segs[0]
 	if first.Volume == nil {
-		return nil, &ParseError{Path: names[0], Op: "segment", Offset: fileHeaderSize,
+		return nil, &ParseError{Format: "ewf", Path: names[0], Op: "segment", Offset: fileHeaderSize,
 			Err: fmt.Errorf("%w: segment %d has no volume section; open the first segment", ErrCorrupt, first.Number)}
 	}
 	r := &Reader{segs: segs, names: names, vol: first.Volume, chunkSize: first.Volume.ChunkSize()}
 	for i, s := range segs {
 		if int(s.Number) != i+1 {
-			return nil, &ParseError{Path: names[i], Op: "file header", Offset: 9,
+			return nil, &ParseError{Format: "ewf", Path: names[i], Op: "file header", Offset: 9,
 				Err: fmt.Errorf("%w: segment number %d where %d belongs", ErrForeignSegment, s.Number, i+1)}
 		}
 		if s.Volume != nil && !bytes.Equal(s.Volume.raw, first.Volume.raw) {
-			return nil, &ParseError{Path: names[i], Op: "volume/data section", Offset: fileHeaderSize,
+			return nil, &ParseError{Format: "ewf", Path: names[i], Op: "volume/data section", Offset: fileHeaderSize,
 				Err: fmt.Errorf("%w: media description (chunks, sectors, set identifier) differs from %s", ErrForeignSegment, names[0])}
 		}
 		if s.Last && i != len(segs)-1 {
-			return nil, &ParseError{Path: names[i], Op: "done section", Offset: 0,
+			return nil, &ParseError{Format: "ewf", Path: names[i], Op: "done section", Offset: 0,
 				Err: fmt.Errorf("%w: segment %d is marked last but %s follows", ErrForeignSegment, i+1, names[i+1])}
 		}
 		for ti := range s.tables {
@@ -180,11 +180,11 @@ func NewReader(segs []*Segment, names []string) (*Reader, error) {
 		}
 	}
 	if last := segs[len(segs)-1]; !last.Last {
-		return nil, &ParseError{Path: names[len(segs)-1], Op: "next section", Offset: 0,
+		return nil, &ParseError{Format: "ewf", Path: names[len(segs)-1], Op: "next section", Offset: 0,
 			Err: fmt.Errorf("%w: segment %d ends with \"next\" but segment %d was not found", ErrMissingSegment, len(segs), len(segs)+1)}
 	}
 	if r.nchunks != int(r.vol.ChunkCount) {
-		return nil, &ParseError{Path: names[0], Op: "volume section", Offset: fileHeaderSize,
+		return nil, &ParseError{Format: "ewf", Path: names[0], Op: "volume section", Offset: fileHeaderSize,
 			Err: fmt.Errorf("%w: tables list %d chunks, volume says %d", ErrCorrupt, r.nchunks, r.vol.ChunkCount)}
 	}
 	for i := range r.cache {

@@ -28,6 +28,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
+	"github.com/evidx/evidx/internal/parse"
 	"github.com/klauspost/compress/zlib"
 )
 
@@ -69,22 +70,7 @@ var (
 // ParseError locates a structural problem: the segment file (Path, filled in
 // by the caller that knows it), what was being read and the byte offset in
 // that file.
-type ParseError struct {
-	Path   string
-	Op     string
-	Offset int64
-	Err    error
-}
-
-func (e *ParseError) Error() string {
-	where := e.Path
-	if where == "" {
-		where = "segment"
-	}
-	return fmt.Sprintf("%s: %s at offset %#x: %v", where, e.Op, e.Offset, e.Err)
-}
-
-func (e *ParseError) Unwrap() error { return e.Err }
+type ParseError = parse.Error
 
 // perr builds a *ParseError; detail, when given, is added to the sentinel.
 func perr(op string, off int64, sentinel error, detail string, a ...any) error {
@@ -92,7 +78,7 @@ func perr(op string, off int64, sentinel error, detail string, a ...any) error {
 	if detail != "" {
 		err = fmt.Errorf("%w: "+detail, append([]any{sentinel}, a...)...)
 	}
-	return &ParseError{Op: op, Offset: off, Err: err}
+	return &ParseError{Format: "ewf", Op: op, Offset: off, Err: err}
 }
 
 // Volume is the media geometry from a volume, disk or data section.
@@ -162,7 +148,7 @@ func NewSegment(r io.ReaderAt, size int64) (*Segment, error) {
 	}
 	var fh [fileHeaderSize]byte
 	if _, err := r.ReadAt(fh[:], 0); err != nil {
-		return nil, &ParseError{Op: "file header", Offset: 0, Err: err}
+		return nil, &ParseError{Format: "ewf", Op: "file header", Offset: 0, Err: err}
 	}
 	if !bytes.Equal(fh[:8], signature) || fh[8] != 1 {
 		return nil, perr("file header", 0, ErrSignature, "")
@@ -190,7 +176,7 @@ func (s *Segment) readDesc(off int64) (descriptor, error) {
 	}
 	var b [sectionDescSize]byte
 	if _, err := s.r.ReadAt(b[:], off); err != nil {
-		return descriptor{}, &ParseError{Op: "section descriptor", Offset: off, Err: err}
+		return descriptor{}, &ParseError{Format: "ewf", Op: "section descriptor", Offset: off, Err: err}
 	}
 	if got, want := adler32.Checksum(b[:72]), binary.LittleEndian.Uint32(b[72:]); got != want {
 		return descriptor{}, perr("section descriptor", off, ErrSectionChecksum, "adler-32 %#08x, stored %#08x", got, want)
@@ -228,7 +214,7 @@ func (s *Segment) data(d descriptor, max int64) ([]byte, error) {
 	}
 	b := make([]byte, n)
 	if _, err := s.r.ReadAt(b, d.At+sectionDescSize); err != nil {
-		return nil, &ParseError{Op: d.Type + " section", Offset: d.At, Err: err}
+		return nil, &ParseError{Format: "ewf", Op: d.Type + " section", Offset: d.At, Err: err}
 	}
 	return b, nil
 }
@@ -399,7 +385,7 @@ func (s *Segment) parseTable(d descriptor, sectorsEnd int64) (table, error) {
 	}
 	var h [tableHeaderSize]byte
 	if _, err := s.r.ReadAt(h[:], body); err != nil {
-		return table{}, &ParseError{Op: op, Offset: body, Err: err}
+		return table{}, &ParseError{Format: "ewf", Op: op, Offset: body, Err: err}
 	}
 	if got, want := adler32.Checksum(h[:20]), binary.LittleEndian.Uint32(h[20:]); got != want {
 		return table{}, perr(op, body, ErrTableChecksum, "header adler-32 %#08x, stored %#08x", got, want)
@@ -416,7 +402,7 @@ func (s *Segment) parseTable(d descriptor, sectorsEnd int64) (table, error) {
 	}
 	raw := make([]byte, n*tableEntrySize)
 	if _, err := s.r.ReadAt(raw, body+tableHeaderSize); err != nil {
-		return table{}, &ParseError{Op: op, Offset: body + tableHeaderSize, Err: err}
+		return table{}, &ParseError{Format: "ewf", Op: op, Offset: body + tableHeaderSize, Err: err}
 	}
 	// The entries' Adler-32 follows them when the section has room for it
 	// (EnCase 2 and later); older writers (EWF, SMART) put the first
@@ -433,7 +419,7 @@ func (s *Segment) parseTable(d descriptor, sectorsEnd int64) (table, error) {
 		raw = raw[:len(raw):len(raw)]
 		var c [4]byte
 		if _, err := s.r.ReadAt(c[:], sumAt); err != nil {
-			return table{}, &ParseError{Op: op, Offset: sumAt, Err: err}
+			return table{}, &ParseError{Format: "ewf", Op: op, Offset: sumAt, Err: err}
 		}
 		raw = append(raw, c[:]...)
 	}
@@ -454,11 +440,11 @@ func (s *Segment) parseTable(d descriptor, sectorsEnd int64) (table, error) {
 func (t *table) decode(raw []byte, fileSize int64) ([]uint32, error) {
 	n := int64(t.N)
 	if int64(len(raw)) < n*tableEntrySize {
-		return nil, &ParseError{Op: "table section", Offset: t.EntriesAt, Err: ErrTruncated}
+		return nil, &ParseError{Format: "ewf", Op: "table section", Offset: t.EntriesAt, Err: ErrTruncated}
 	}
 	if t.HasSum {
 		if int64(len(raw)) < n*tableEntrySize+4 {
-			return nil, &ParseError{Op: "table section", Offset: t.EntriesAt, Err: ErrTruncated}
+			return nil, &ParseError{Format: "ewf", Op: "table section", Offset: t.EntriesAt, Err: ErrTruncated}
 		}
 		ents := raw[:n*tableEntrySize]
 		if got, want := adler32.Checksum(ents), binary.LittleEndian.Uint32(raw[n*tableEntrySize:]); got != want {
@@ -498,7 +484,7 @@ func (s *Segment) parseError2(d descriptor) error {
 	ents := make([]byte, n*8+4)
 	at := d.At + sectionDescSize + error2HeaderSize
 	if _, err := s.r.ReadAt(ents, at); err != nil {
-		return &ParseError{Op: "error2 section", Offset: at, Err: err}
+		return &ParseError{Format: "ewf", Op: "error2 section", Offset: at, Err: err}
 	}
 	if got, want := adler32.Checksum(ents[:n*8]), binary.LittleEndian.Uint32(ents[n*8:]); got != want {
 		return perr("error2 section", at, ErrSectionChecksum, "entries adler-32 %#08x, stored %#08x", got, want)
