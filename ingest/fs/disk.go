@@ -337,3 +337,21 @@ func MergeRanges(rs []Range) []Range {
 	}
 	return out
 }
+
+// RangeSet collects the free byte ranges a reader finds, unit by unit
+// (clusters, blocks) from its allocation bitmap: a unit that follows the
+// last one extends it, so a bitmap of millions of free units costs a
+// range per free run. Ranges returns them sorted and merged.
+type RangeSet struct{ rs []Range }
+
+// Add adds the range [off, off+n).
+func (s *RangeSet) Add(off, n int64) {
+	if k := len(s.rs); k > 0 && s.rs[k-1].Off+s.rs[k-1].Len == off {
+		s.rs[k-1].Len += n
+		return
+	}
+	s.rs = append(s.rs, Range{Off: off, Len: n})
+}
+
+// Ranges returns the ranges added, sorted and merged (MergeRanges).
+func (s *RangeSet) Ranges() []Range { return MergeRanges(s.rs) }

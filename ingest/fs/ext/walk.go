@@ -531,14 +531,8 @@ func (e *FS) Open(f *fs.File) (io.Reader, error) {
 func (e *FS) Unallocated() ([]fs.Range, error) {
 	s := e.sb
 	bs := s.blockSize
-	var out []fs.Range
-	add := func(off, n int64) {
-		if k := len(out); k > 0 && out[k-1].Off+out[k-1].Len == off {
-			out[k-1].Len += n
-			return
-		}
-		out = append(out, fs.Range{Off: off, Len: n})
-	}
+	var free fs.RangeSet
+	add := free.Add
 	for g := uint64(0); g < s.groups; g++ {
 		start := s.firstDataBlock + g*s.blocksPerGroup
 		end := min(start+s.blocksPerGroup, s.blocksCount, uint64(e.size/bs))
@@ -573,5 +567,5 @@ func (e *FS) Unallocated() ([]fs.Range, error) {
 	if fsEnd := int64(s.blocksCount) * bs; fsEnd < e.size {
 		add(fsEnd, e.size-fsEnd)
 	}
-	return out, nil
+	return free.Ranges(), nil
 }

@@ -433,7 +433,7 @@ func (f *FS) contiguousFree(start uint32, n int64) (fs.Run, error) {
 // Unallocated implements fs.FileSystem: free clusters, plus sectors after
 // the last whole cluster up to the end of the volume.
 func (f *FS) Unallocated() ([]fs.Range, error) {
-	var rs []fs.Range
+	var rs fs.RangeSet
 	end := min(f.volEnd, f.size)
 	for c := uint32(2); c-2 < f.nClusters; c++ {
 		if f.entry(c) != 0 {
@@ -443,17 +443,12 @@ func (f *FS) Unallocated() ([]fs.Range, error) {
 		if off >= end {
 			break
 		}
-		l := min(f.clusterSize, end-off)
-		if k := len(rs); k > 0 && rs[k-1].Off+rs[k-1].Len == off {
-			rs[k-1].Len += l
-		} else {
-			rs = append(rs, fs.Range{Off: off, Len: l})
-		}
+		rs.Add(off, min(f.clusterSize, end-off))
 	}
 	if tail := f.dataOff + int64(f.nClusters)*f.clusterSize; tail < end {
-		rs = append(rs, fs.Range{Off: tail, Len: end - tail})
+		rs.Add(tail, end-tail)
 	}
-	return fs.MergeRanges(rs), nil
+	return rs.Ranges(), nil
 }
 
 // Open implements fs.FileSystem. The reader returns exactly f.Size bytes, or

@@ -325,14 +325,8 @@ func (n *FS) Unallocated() ([]fs.Range, error) {
 		return nil, err
 	}
 	cs := n.bt.clusterSize
-	var out []fs.Range
-	add := func(off, l int64) {
-		if k := len(out); k > 0 && out[k-1].Off+out[k-1].Len == off {
-			out[k-1].Len += l
-			return
-		}
-		out = append(out, fs.Range{Off: off, Len: l})
-	}
+	var free fs.RangeSet
+	add := free.Add
 	last := min(n.bt.clusters, n.size/cs)
 	for c := int64(0); c < last; c++ {
 		if bm[c/8] == 0xFF && c%8 == 0 && c+8 <= last {
@@ -347,7 +341,7 @@ func (n *FS) Unallocated() ([]fs.Range, error) {
 	if tail := n.bt.clusters * cs; tail < end {
 		add(tail, end-tail)
 	}
-	return out, nil
+	return free.Ranges(), nil
 }
 
 // Open returns the content of a File Walk reported: resident data from the
