@@ -26,10 +26,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/evidx/evidx/index"
 	_ "github.com/mattn/go-sqlite3" // SQLite driver "sqlite3" (cgo)
 )
 
@@ -143,10 +143,9 @@ func Init(ctx context.Context, dir string, meta Meta) (*Case, error) {
 		db.Close()
 		return nil, fmt.Errorf("custody: record case: %w", err)
 	}
-	// index_meta is package index's table; the shard count is written here
-	// too so that the case, not the first load, fixes it.
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS index_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-		INSERT OR REPLACE INTO index_meta(key, value) VALUES ('shards', ?)`, strconv.Itoa(meta.Shards)); err != nil {
+	// The case, not the first load, fixes the shard count: the index
+	// records it in its own tables.
+	if _, err := index.Open(ctx, db, filepath.Join(dir, IndexDir), index.Options{Shards: meta.Shards}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("custody: record shard count: %w", err)
 	}

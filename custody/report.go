@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest/identity"
 )
 
 // ReportSchemaVersion is report.json's "schema_version". It changes when a
@@ -248,52 +251,34 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 	return r, nil
 }
 
-// datasets reads the index's sources table when it exists.
+// datasets lists the index's sources, through the index's API.
 func (c *Case) datasets(ctx context.Context) ([]Dataset, error) {
-	var n int
-	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'`).Scan(&n); err != nil || n == 0 {
-		return []Dataset{}, err
-	}
-	// Catalogs of earlier versions lack the column and problem lists.
-	cols := `'[]', '[]'`
-	var has bool
-	if err := c.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pragma_table_info('sources') WHERE name = 'problems_json')`).Scan(&has); err != nil {
-		return nil, fmt.Errorf("custody: sources: %w", err)
-	}
-	if has {
-		cols = `coalesce(columns_json,'[]'), coalesce(problems_json,'[]')`
-	}
-	rows, err := c.db.QueryContext(ctx, `SELECT id, name, sha256, size, coalesce(evidence_id,''), coalesce(evidence_path,''),
-		rows, rejected, unique_json, new_json, invalid_json, status, coalesce(finished,''), `+cols+` FROM sources ORDER BY id`)
+	srcs, err := index.ReadSources(ctx, c.db)
 	if err != nil {
-		return nil, fmt.Errorf("custody: sources: %w", err)
+		return nil, fmt.Errorf("custody: %w", err)
 	}
-	defer rows.Close()
-	out := []Dataset{}
-	for rows.Next() {
-		var d Dataset
-		var uj, nj, ij, cj, pj string
-		if err := rows.Scan(&d.ID, &d.Name, &d.SHA256, &d.Size, &d.EvidenceID, &d.EvidencePath, &d.Rows, &d.Rejected,
-			&uj, &nj, &ij, &d.Status, &d.Finished, &cj, &pj); err != nil {
-			return nil, fmt.Errorf("custody: sources: %w", err)
+	out := make([]Dataset, 0, len(srcs))
+	for _, s := range srcs {
+		d := Dataset{ID: s.ID, Name: s.Name, SHA256: s.SHA256, Size: s.Size, EvidenceID: s.Evidence, EvidencePath: s.EvidPath,
+			Rows: s.Rows, Rejected: s.Rejected, Unique: kindMap(s.Unique), New: kindMap(s.New), Invalid: kindMap(s.Invalid),
+			Status: s.Status, Finished: s.Finished, Columns: []DatasetColumn{}, Problems: []string{}}
+		if len(s.Columns) > 0 {
+			if err := json.Unmarshal(s.Columns, &d.Columns); err != nil {
+				return nil, fmt.Errorf("custody: source %d columns: %w", d.ID, err)
+			}
 		}
-		d.Unique, d.New, d.Invalid = countMap(uj), countMap(nj), countMap(ij)
-		d.Columns, d.Problems = []DatasetColumn{}, []string{}
-		if err := json.Unmarshal([]byte(cj), &d.Columns); err != nil {
-			return nil, fmt.Errorf("custody: source %d columns: %w", d.ID, err)
-		}
-		if err := json.Unmarshal([]byte(pj), &d.Problems); err != nil {
-			return nil, fmt.Errorf("custody: source %d problems: %w", d.ID, err)
-		}
+		d.Problems = append(d.Problems, s.Problems...)
 		out = append(out, d)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
-func countMap(s string) map[string]int64 {
-	m := map[string]int64{}
-	_ = json.Unmarshal([]byte(s), &m)
-	return m
+func kindMap(m map[identity.Kind]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[string(k)] = v
+	}
+	return out
 }
 
 func environment() Environment {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
-	"sort"
 
+	"github.com/evidx/evidx/index"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -15,11 +15,10 @@ import (
 // Callers that load the index put these in the outputs of the load's audit
 // entry (or call RecordShards), so verify can tell a shard edited later.
 func (c *Case) ShardItems(ctx context.Context) ([]Item, error) {
-	paths, err := filepath.Glob(filepath.Join(c.dir, IndexDir, "shard-*.sqlite"))
+	paths, err := index.ShardFiles(filepath.Join(c.dir, IndexDir))
 	if err != nil {
-		return nil, fmt.Errorf("custody: shards: %w", err)
+		return nil, fmt.Errorf("custody: %w", err)
 	}
-	sort.Strings(paths)
 	// Shards are hashed in parallel: after a large load they are about a
 	// GB, and SHA-256 runs at one core's speed.
 	items := make([]Item, len(paths))

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/evidx/evidx/digest"
+	"github.com/evidx/evidx/index"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -270,7 +271,7 @@ func (c *Case) verifyShards(ctx context.Context, res *VerifyResult, lines []Line
 		}
 	}
 	unrec := 0
-	shards, _ := filepath.Glob(filepath.Join(c.dir, IndexDir, "shard-*.sqlite"))
+	shards, _ := index.ShardFiles(filepath.Join(c.dir, IndexDir))
 	for _, p := range shards {
 		rel, _ := filepath.Rel(c.dir, p)
 		if _, ok := rec[rel]; !ok {

@@ -5,11 +5,12 @@ import (
 	"math/rand/v2"
 
 	"fmt"
-	"github.com/evidx/evidx/ingest/identity"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evidx/evidx/ingest/identity"
 )
 
 // BenchmarkLoad loads a generated dataset into a fresh 16-shard index per

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"time"
 
@@ -265,4 +266,15 @@ func (ix *Index) openShardRead(i int) (*sql.DB, error) {
 	}
 	db.SetMaxOpenConns(1)
 	return db, nil
+}
+
+// ShardFiles lists the shard files in a shard directory, in shard order:
+// what verify and the audit log hash.
+func ShardFiles(dir string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "shard-[0-9][0-9][0-9].sqlite"))
+	if err != nil {
+		return nil, fmt.Errorf("index: shards: %w", err)
+	}
+	sort.Strings(paths)
+	return paths, nil
 }

@@ -472,3 +472,22 @@ func evidenceIDs(os []Origin) []string {
 	}
 	return out
 }
+
+// ReadSources lists the sources recorded in a case catalog, in load order,
+// for readers of the case (the report) that do not load: none when the
+// catalog has never held an index.
+func ReadSources(ctx context.Context, catalog *sql.DB) ([]SourceStats, error) {
+	var n int
+	if err := catalog.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("index: sources: %w", err)
+	}
+	if n == 0 {
+		return []SourceStats{}, nil
+	}
+	// A catalog of an earlier version gains the columns it lacks.
+	if err := EnsureCatalog(ctx, catalog); err != nil {
+		return nil, err
+	}
+	ix := &Index{catalog: catalog}
+	return ix.Sources(ctx)
+}
