@@ -236,3 +236,53 @@ func TestUnreadVolumeNamed(t *testing.T) {
 	json.Unmarshal(rj, &rep)
 	named("report errors", rep.Errors)
 }
+
+// TestE01InsideVolume: an E01 stored on an ext4 volume (an image on a
+// seized external drive) opens as a layer: its files are listed through
+// the .E01 with the SHA-256 their raw form lists, and cat reaches them.
+// One segment of a larger set is named as a problem, not read as raw.
+func TestE01InsideVolume(t *testing.T) {
+	for _, tool := range []string{"ewfacquire", "mkfs.ext4"} {
+		testutil.NeedTool(t, tool)
+	}
+	raw, _ := lsFATImage(t)
+	want, _ := lsFiles(t, raw)
+	if len(want) < 2 {
+		t.Fatalf("the raw image lists %d hashed files", len(want))
+	}
+	dir := t.TempDir()
+	content := filepath.Join(dir, "content")
+	os.MkdirAll(filepath.Join(content, "images"), 0o755)
+	testutil.Run(t, "ewfacquire", "-u", "-q", "-t", filepath.Join(content, "images", "stick"), "-c", "fast", "-S", "1.4GiB", "-C", "T-9", "-e", "tester", raw)
+	// A set of two segments, only the second kept on the volume.
+	testutil.Run(t, "ewfacquire", "-u", "-q", "-t", filepath.Join(dir, "split"), "-c", "none", "-S", "32MiB", "-C", "T-9", "-e", "tester", raw)
+	e02, _ := os.ReadFile(filepath.Join(dir, "split.E02"))
+	if len(e02) == 0 {
+		t.Fatal("ewfacquire wrote no second segment")
+	}
+	os.WriteFile(filepath.Join(content, "images", "other.E02"), e02, 0o644)
+	vol := filepath.Join(dir, "ext4.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-F", "-d", content, vol, "96M")
+	testutil.Unchanged(t, vol)
+	got, l := lsFiles(t, vol)
+	for p, h := range want {
+		at := "/images/stick.E01/p1:" + p
+		if got[at] != h {
+			t.Errorf("%s: sha256 %q, want %s", at, got[at], h)
+			continue
+		}
+		out, err := lsRun(t, "cat", vol, at)
+		if sum := sha256.Sum256(out); err != nil || hex.EncodeToString(sum[:]) != h {
+			t.Errorf("cat %s: %v, sha256 %x, want %s", at, err, sum, h)
+		}
+	}
+	var named bool
+	for _, p := range l.Problems {
+		if strings.Contains(p, "/images/other.E02") && strings.Contains(p, "segment 2") {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("the lone second segment is not named in problems: %q", l.Problems)
+	}
+}

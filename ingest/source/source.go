@@ -270,6 +270,9 @@ func openContainer(path string, f *os.File, size int64, cr containerReader) (*Im
 // container may name (parents, extents) are not looked for inside the
 // evidence, so such a container fails with an error naming the file.
 func OpenInner(r io.ReaderAt, size int64, name string) (VirtualDisk, error) {
+	if d, err := openInnerEWF(r, size, name); d != nil || err != nil {
+		return d, err
+	}
 	for _, cr := range containerReaders {
 		if cr.detect(r, size) {
 			return cr.open(r, size, name, nil)
@@ -421,4 +424,33 @@ func (m *multiReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// innerEWF is an E01 found inside evidence, read as a virtual disk.
+type innerEWF struct{ *ewf.Reader }
+
+func (innerEWF) Format() string  { return FormatEWF }
+func (innerEWF) Files() []string { return nil }
+
+// openInnerEWF opens a complete one-segment E01 held in a file (an image
+// on a seized drive); nil, nil when r is no EWF segment. A segment of a
+// larger set is an error: the other segments are not looked for inside
+// the evidence.
+func openInnerEWF(r io.ReaderAt, size int64, name string) (VirtualDisk, error) {
+	sig := make([]byte, 8)
+	if n, _ := r.ReadAt(sig, 0); n < len(sig) || string(sig) != "EVF\x09\x0d\x0a\xff\x00" {
+		return nil, nil
+	}
+	seg, err := ewf.NewSegment(r, size)
+	if err != nil {
+		return nil, withPath(err, name)
+	}
+	if seg.Number != 1 || !seg.Last {
+		return nil, fmt.Errorf("%s: %w: EWF segment %d of a set; the other segments are not looked for inside evidence", name, ErrMissingSegment, seg.Number)
+	}
+	rd, err := ewf.NewReader([]*ewf.Segment{seg}, []string{name})
+	if err != nil {
+		return nil, withPath(err, name)
+	}
+	return innerEWF{rd}, nil
 }
