@@ -87,3 +87,23 @@ func AppendErr(a, b string) string {
 	}
 	return a + "; " + b
 }
+
+// NameComponent makes one on-disk name a path component: '%' becomes
+// "%25" and '/' "%2F" (so that a name never splits into two components
+// and the mapping stays reversible), and a name that is "." or ".." (not
+// the directory's own links, which readers skip) becomes "%2E" or
+// "%2E%2E". suspicious says a '/' or a dot name was escaped: a name no
+// honest file system writes, which the reader records as a problem.
+func NameComponent(raw string) (name string, suspicious bool) {
+	switch raw {
+	case ".":
+		return "%2E", true
+	case "..":
+		return "%2E%2E", true
+	}
+	if !strings.ContainsAny(raw, "%/") {
+		return raw, false
+	}
+	suspicious = strings.Contains(raw, "/")
+	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(raw), suspicious
+}

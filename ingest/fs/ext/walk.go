@@ -219,10 +219,21 @@ func (w *walker) dir(in *inode, prefix string, deletedParent bool, depth int) er
 	if err != nil {
 		w.e.problem("directory %q: %v", prefix+"/", err)
 	}
+	var dot, dotdot bool // the directory's own two links, listed once each
 	for _, d := range ents {
-		if d.name == "." || d.name == ".." {
+		if d.name == "." && !dot && !d.deleted {
+			dot = true
 			continue
 		}
+		if d.name == ".." && !dotdot && !d.deleted {
+			dotdot = true
+			continue
+		}
+		name, odd := fs.NameComponent(d.name)
+		if odd {
+			w.e.problem("directory %q entry at %#x: name %q is no valid component; listed as %q", prefix+"/", d.off, d.name, name)
+		}
+		d.name = name
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}

@@ -144,7 +144,7 @@ func (w *walker) dirPath(num uint64, seq uint16, depth int) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	p := pp + "/" + fn.name
+	p := pp + "/" + w.component(num, fn.name)
 	w.paths[num] = p
 	return p, true
 }
@@ -170,12 +170,12 @@ func (w *walker) files(rec *record, name fileName) []*fs.File {
 	deleted := !rec.inUse()
 	path := ""
 	if pp, ok := w.dirPath(name.parent, name.parentSeq, 0); ok {
-		path = pp + "/" + name.name
+		path = pp + "/" + w.component(rec.num, name.name)
 	} else {
 		if !deleted {
 			n.problem("mft entry %d at %#x: %v: parent entry %d (sequence %d) is not a directory in use", rec.num, rec.off, ErrCorrupt, name.parent, name.parentSeq)
 		}
-		path = orphanDir + "/" + name.name
+		path = orphanDir + "/" + w.component(rec.num, name.name)
 	}
 	m, a, c, b, _ := rec.times()
 	base := fs.File{Path: path, Deleted: deleted, Inode: rec.num, Mtime: m, Atime: a, Ctime: c, Btime: b}
@@ -384,4 +384,14 @@ func (n *FS) Open(f *fs.File) (io.Reader, error) {
 		}
 	}
 	return fs.NewRunReader(n.r, st.runs, st.size, "stream content"), nil
+}
+
+// component escapes a $FILE_NAME as a path component (fs.NameComponent),
+// naming in problems a name that holds '/' or is "." or "..".
+func (w *walker) component(num uint64, name string) string {
+	c, odd := fs.NameComponent(name)
+	if odd {
+		w.n.problem("mft entry %d at %#x: file name %q is no valid component; listed as %q", num, w.n.recordOffset(num), name, c)
+	}
+	return c
 }
