@@ -132,7 +132,11 @@ func (c *Case) copyObject(sum, dst string, buf []byte) (int64, error) {
 		return 0, fmt.Errorf("custody: export: %w", err)
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), bufio.NewReaderSize(src, 1<<16), buf)
+	sf := newSparseFile(f) // holes stay holes in the export too
+	n, err := io.CopyBuffer(io.MultiWriter(sf, h), bufio.NewReaderSize(src, 1<<16), buf)
+	if err == nil {
+		err = sf.finish()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

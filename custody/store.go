@@ -86,7 +86,12 @@ func (c *Case) storeFile(ctx context.Context, r io.Reader) (digest.Sums, error) 
 		_, err = tmp.Write((*bp)[:n])
 	case err != nil:
 	default:
-		sums, err = digest.Sum(ctx, io.TeeReader(io.MultiReader(bytes.NewReader((*bp)[:n]), r), tmp), nil)
+		// Large objects keep their zero blocks as holes.
+		sf := newSparseFile(tmp)
+		sums, err = digest.Sum(ctx, io.TeeReader(io.MultiReader(bytes.NewReader((*bp)[:n]), r), sf), nil)
+		if err == nil {
+			err = sf.finish()
+		}
 	}
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = cerr
