@@ -105,8 +105,10 @@ func CarveImage(ctx context.Context, image string, opts CarveOptions) (*CarveRes
 	}
 	defer img.Close()
 	size := img.Size()
+	// A bad chunk or sector reads as zeros and is named; carving goes on.
+	media := source.NewTolerant(img, size)
 	res := &CarveResult{Image: image, Size: size, Mode: "whole", Counts: map[string]int{}, Problems: []string{}, Carved: []CarvedFile{}, Tool: opts.Tool}
-	ranges, skip, err := carveRanges(ctx, img, opts, res)
+	ranges, skip, err := carveRanges(ctx, media, opts, res)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +125,7 @@ func CarveImage(ctx context.Context, image string, opts CarveOptions) (*CarveRes
 	copts := carve.Options{AnyOffset: opts.AnyOffset, Types: opts.Types, NoFragments: opts.NoFragments, Workers: opts.Workers, Progress: prog.Add}
 	start := time.Now()
 	made := map[string]bool{}
-	err = carve.Carve(ctx, img, ranges, copts, func(c carve.Carved) error {
+	err = carve.Carve(ctx, media, ranges, copts, func(c carve.Carved) error {
 		dir := filepath.Join(opts.Out, c.Type) // type names are ours, never from evidence
 		if !made[dir] {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -132,7 +134,7 @@ func CarveImage(ctx context.Context, image string, opts CarveOptions) (*CarveRes
 			made[dir] = true
 		}
 		name := filepath.Join(dir, strconv.FormatInt(c.Offset, 10)+"."+c.Ext)
-		if err := writeNew(name, carve.Open(img, c)); err != nil {
+		if err := writeNew(name, carve.Open(media, c)); err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(opts.Out, name)
@@ -147,6 +149,7 @@ func CarveImage(ctx context.Context, image string, opts CarveOptions) (*CarveRes
 	if err != nil {
 		return nil, err
 	}
+	res.Problems = append(res.Problems, media.Problems()...)
 	res.Seconds = time.Since(start).Seconds()
 	if res.Seconds > 0 {
 		res.MBPerSecond = float64(res.BytesSearched) / 1e6 / res.Seconds

@@ -91,7 +91,9 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 	var ev *custody.Evidence
 	var verr error
 	if opts.Resume {
-		if ev, verr = resumeEvidence(ctx, c, opts.ID, opts.Paths); verr != nil {
+		// Media that did not verify at intake are taken up all the same:
+		// the damage is named, the rest is read.
+		if ev, verr = resumeEvidence(ctx, c, opts.ID, opts.Paths); verr != nil && (ev == nil || !errors.Is(verr, custody.ErrNotVerified)) {
 			return nil, verr
 		}
 	}
@@ -118,26 +120,38 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		return res, err
 	}
 	defer img.Close()
-	// Bad EWF chunks make ReadAt fail; the file-system readers and the
-	// carver report those reads as damage and go on.
-	disk, err := probe.OpenDisk(img, img.Size())
+	// Damage costs only what it touches: a bad EWF chunk or unreadable
+	// sector reads as zeros and is recorded as a bad range; the walk,
+	// extraction, carving, scan and datasets go on everywhere else.
+	media := source.NewTolerant(img, img.Size())
+	disk, err := probe.OpenDisk(media, img.Size())
 	if err != nil {
 		return res, fmt.Errorf("evidence %s: %w", opts.ID, err)
 	}
 
-	w := &walker{c: c, disk: disk, evID: opts.ID, known: map[string]bool{}, warn: warn, problems: img.Problems(), prog: prog}
+	w := &walker{c: c, disk: disk, media: media, evID: opts.ID, known: map[string]bool{}, warn: warn, problems: img.Problems(), prog: prog}
 	if err := w.walk(ctx, res); err != nil {
 		return res, err
 	}
-
+	// A stage that fails is named and the next one still runs: the
+	// datasets on the media count whatever the carver met.
+	var stageErr error
+	stage := func(err error) error {
+		if err != nil && ctx.Err() == nil {
+			warn("%v", err)
+			stageErr = errors.Join(stageErr, err)
+			return nil
+		}
+		return err
+	}
 	if !opts.NoCarve {
-		if err := w.carve(ctx, img, res); err != nil {
+		if err := stage(w.carve(ctx, media, res)); err != nil {
 			return res, err
 		}
 	}
 	if !opts.NoScan {
 		prog.Stage("scanning", "bytes", img.Size())
-		if err := scanFeatures(ctx, c, img, opts.ID, prog.Add, res); err != nil {
+		if err := stage(scanFeatures(ctx, c, media, img.Size(), opts.ID, prog.Add, res)); err != nil {
 			return res, err
 		}
 	}
@@ -147,7 +161,25 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 			return res, err
 		}
 	}
-	return res, verr
+	if err := recordDamage(c, opts.ID, media, warn); err != nil {
+		return res, err
+	}
+	return res, errors.Join(verr, stageErr)
+}
+
+// recordDamage names in the audit log (and so in the report) every range
+// of the media that read as zeros.
+func recordDamage(c *custody.Case, evID string, media *source.Tolerant, warn func(string, ...any)) error {
+	problems := media.Problems()
+	if len(problems) == 0 {
+		return nil
+	}
+	for _, p := range problems {
+		warn("evidence %s: %s", evID, p)
+	}
+	return c.Audit(custody.Entry{Action: "evidence.damage", Outcome: custody.OutcomeOK,
+		Inputs:  []custody.Item{{Kind: "evidence", ID: evID}},
+		Details: map[string]any{"bad_ranges": media.Bad(), "problems": problems}})
 }
 
 // resumeEvidence returns the registered item id, checked to be the image
@@ -204,6 +236,7 @@ type datasetFile struct {
 type walker struct {
 	c        *custody.Case
 	disk     *fs.Disk
+	media    *source.Tolerant // the disk's bytes, bad ranges read as zeros
 	evID     string
 	known    map[string]bool // SHA-256 of every extracted file: the carver skips them
 	datasets []datasetFile
@@ -295,6 +328,13 @@ func (w *walker) extract(batch *custody.Batch, lf *layer.File, row *custody.File
 		// short: what was read is stored, and the shortfall recorded.
 		row.Err = fs.AppendErr(row.Err, fmt.Sprintf("read %d of %d bytes", sums.Size, f.Size))
 	}
+	for _, r := range f.Runs {
+		if b, ok := w.media.Overlaps(r.Offset, r.Length); !r.Sparse && ok {
+			row.Err = fs.AppendErr(row.Err, fmt.Sprintf("content overlaps unreadable media bytes %#x-%#x, read as zeros", b.Off, b.Off+b.Len-1))
+			w.warn("evidence %s: p%d:%s: content overlaps unreadable media bytes %#x-%#x, read as zeros", w.evID, part, f.Path, b.Off, b.Off+b.Len-1)
+			break
+		}
+	}
 	row.MD5, row.SHA256, row.Object = sums.MD5, sums.SHA256, sums.SHA256
 	w.known[sums.SHA256] = true
 	if ingest.LooksLikeDataset(f.Path, head.head) {
@@ -367,14 +407,14 @@ func (w *walker) carve(ctx context.Context, img io.ReaderAt, res *EvidenceResult
 
 // scanFeatures runs the identifier scan over the whole image and writes
 // bulk_extractor-style feature files into features/<evidence id>/ of the case.
-func scanFeatures(ctx context.Context, c *custody.Case, img *source.Image, evID string, progress func(int64), res *EvidenceResult) error {
+func scanFeatures(ctx context.Context, c *custody.Case, img io.ReaderAt, size int64, evID string, progress func(int64), res *EvidenceResult) error {
 	dir := path.Join(c.Dir(), "features", evID)
 	rec, err := scan.NewRecorder(dir)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	err = scan.Scan(ctx, img, img.Size(), scan.Options{Progress: progress}, rec.Add)
+	err = scan.Scan(ctx, img, size, scan.Options{Progress: progress}, rec.Add)
 	files, cerr := rec.Close()
 	if err == nil {
 		err = cerr

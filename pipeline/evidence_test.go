@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -362,3 +363,104 @@ func (c cancelAt) Stage(name, _ string, _ int64) {
 	}
 }
 func (cancelAt) Add(int64) {}
+
+// TestAddEvidenceBadChunk: one byte flipped in the chunk data of an E01
+// costs only that chunk. The walk, extraction, carve, scan and the
+// datasets go on; the bad range is named (sectors, segment, offset) in
+// the problems and the audit log; the file over it is marked; every other
+// dataset loads; and --resume takes the damaged item up again.
+func TestAddEvidenceBadChunk(t *testing.T) {
+	testutil.NeedTool(t, "ewfacquire")
+	dir := t.TempDir()
+	img, truth, _ := seizedDisk(t, dir)
+	base := filepath.Join(dir, "seized")
+	testutil.Run(t, "ewfacquire", "-u", "-q", "-t", base, "-c", "none", "-S", "1.4GiB", "-C", "T-5", "-e", "tester", img)
+	e01, err := os.ReadFile(base + ".E01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Uncompressed chunks hold the media verbatim: flip a byte inside the
+	// copy of the largest dataset on the image.
+	var victim string
+	var vsize int64
+	for _, ft := range truth.Files {
+		if fi, err := os.Stat(ft.Path); err == nil && fi.Size() > vsize && !strings.HasSuffix(ft.Path, ".zip") {
+			victim, vsize = ft.Path, fi.Size()
+		}
+	}
+	body, _ := os.ReadFile(victim)
+	probe := body[len(body)/2 : len(body)/2+64]
+	at := bytes.Index(e01, probe)
+	if at < 0 || vsize < 1<<16 {
+		t.Fatalf("content of %s (%d bytes) not found in the E01", victim, vsize)
+	}
+	e01[at+10] ^= 0xff
+	bad := filepath.Join(dir, "bad.E01")
+	if err := os.WriteFile(bad, e01, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Unchanged(t, bad)
+
+	ctx := context.Background()
+	c, err := custody.Init(ctx, filepath.Join(dir, "case"), custody.Meta{CaseNumber: "T-5", Examiner: "tester", Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check := func(res *EvidenceResult, err error) {
+		t.Helper()
+		if !errors.Is(err, custody.ErrNotVerified) {
+			t.Fatalf("AddEvidence: %v, want ErrNotVerified", err)
+		}
+		named := false
+		for _, p := range res.Problems {
+			if strings.Contains(p, "unreadable, read as zeros") && strings.Contains(p, "sectors") && strings.Contains(p, "bad.E01 at offset") {
+				named = true
+			}
+		}
+		if !named {
+			t.Errorf("bad range not named in problems: %q", res.Problems)
+		}
+		// Every dataset but the damaged one still loads; the damaged one
+		// may load what it holds.
+		if n := len(truth.Files); len(res.Datasets) < n-1 {
+			t.Errorf("%d datasets loaded of %d on the image", len(res.Datasets), n)
+		}
+	}
+	res, err := AddEvidence(ctx, c, EvidenceOptions{ID: "EV1", Paths: []string{bad}})
+	check(res, err)
+	marked := 0
+	c.Files(ctx, "EV1", func(f custody.File) error {
+		if strings.Contains(f.Err, "overlaps unreadable media") {
+			marked++
+			if !strings.HasSuffix(f.Path, filepath.Base(victim)) {
+				t.Errorf("%s marked as over the bad range, the damaged file is %s", f.Path, filepath.Base(victim))
+			}
+		}
+		return nil
+	})
+	if marked != 1 {
+		t.Errorf("%d files marked over the bad range, want 1", marked)
+	}
+	lines, _, err := c.ReadAudit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var damage bool
+	for _, l := range lines {
+		damage = damage || l.Action == "evidence.damage"
+	}
+	if !damage {
+		t.Error("no evidence.damage line in the audit log")
+	}
+	res, err = AddEvidence(ctx, c, EvidenceOptions{ID: "EV1", Paths: []string{bad}, Resume: true})
+	check(res, err)
+	// carve --whole goes past the chunk too, and names it.
+	cr, err := CarveImage(ctx, bad, CarveOptions{Out: filepath.Join(dir, "carved"), Whole: true})
+	if err != nil {
+		t.Fatalf("carve --whole: %v", err)
+	}
+	if !strings.Contains(strings.Join(cr.Problems, "\n"), "unreadable, read as zeros") || cr.BytesSearched != res.Evidence.Size {
+		t.Errorf("carve --whole: searched %d of %d bytes, problems %q", cr.BytesSearched, res.Evidence.Size, cr.Problems)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/evidx/evidx/carve/scan"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/ingest/source"
 )
 
 // scanOptions are the flags of `evidx scan`.
@@ -84,7 +85,11 @@ func runScan(ctx context.Context, cmd *cobra.Command, opts scanOptions, a []stri
 	if opts.MaxDepth == 0 {
 		sopts.MaxDepth = -1
 	}
-	err = scan.Scan(ctx, img, size, sopts, rec.Add)
+	media := source.NewTolerant(img, size) // a bad chunk reads as zeros, named below; the scan goes on
+	err = scan.Scan(ctx, media, size, sopts, rec.Add)
+	for _, p := range media.Problems() {
+		fmt.Fprintln(cmd.ErrOrStderr(), "evidx: scan: "+oneLine(p))
+	}
 	bar.stop()
 	files, cerr := rec.Close()
 	if err = errors.Join(err, cerr); err != nil {
