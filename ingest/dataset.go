@@ -219,8 +219,20 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	st.Columns, st.Problems = p.report(cols, st.Rows, st.Yielding)
 	for i, in := range infos {
 		m := MemberStats{Member: in.Member, Format: in.Format.Name(), Encoding: in.Encoding, Compression: in.Compression}
+		where := ""
+		if in.Member != "" {
+			where = "member " + in.Member + ": "
+		}
 		if in.Err != nil {
 			m.Error = in.Err.Error()
+			// A member that failed while the others were read (a bomb,
+			// a damaged stream) is named, never a silent 0 rows.
+			if in.Member != "" {
+				st.Problems = append(st.Problems, where+"not read: "+m.Error)
+			}
+		}
+		for _, pr := range in.Problems {
+			st.Problems = append(st.Problems, where+"lost: "+pr)
 		}
 		if i == 0 {
 			st.Format, st.Encoding, st.Compression = m.Format, m.Encoding, m.Compression
@@ -235,6 +247,14 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	}
 	if firstErr != nil {
 		return st, firstErr
+	}
+	// Damage after rows were read (a truncated INSERT at the end of a
+	// dump, a cut gzip stream) loses what follows it, not the rows before:
+	// it is named, and the load keeps them, as count does.
+	var pe *records.ParseError
+	if rerr != nil && errors.As(rerr, &pe) && st.Rows > 0 && wctx.Err() == nil {
+		st.Problems = append(st.Problems, fmt.Sprintf("lost from the damage on (%d rows read before it): %v", st.Rows, rerr))
+		rerr = nil
 	}
 	if rerr != nil {
 		return st, fmt.Errorf("%s: %w", path, rerr)

@@ -16,6 +16,9 @@ type Info struct {
 	Encoding    string // "utf-8", "gb18030", ...; "" for SQLite
 	Format      Format
 	Err         error // set when the member could not be read
+	// Problems are parts lost while the rest was read: a SQLite table
+	// whose pages are damaged, with the rows before the damage kept.
+	Problems []string
 }
 
 // Row is one record. Fields hold the values; Names their column names

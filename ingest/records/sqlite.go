@@ -3,6 +3,7 @@ package records
 import (
 	"bufio"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -49,10 +50,27 @@ func (r *reader) sqlite(br *bufio.Reader, path string, info *Info) error {
 	if err != nil {
 		return &ParseError{Op: "sqlite schema", Loc: Loc{Member: info.Member}, Err: err}
 	}
+	// A damaged table loses its rows from the damage on, not the file:
+	// the other tables are still read, as the sqlite3 shell reads them.
+	var first error
+	lost := 0
 	for _, t := range tables {
-		if err := r.sqliteTable(db, t, info); err != nil {
+		err := r.sqliteTable(db, t, info)
+		var ee emitError
+		switch {
+		case err == nil:
+			continue
+		case errors.As(err, &ee) || r.ctx.Err() != nil:
 			return err
 		}
+		lost++
+		if first == nil {
+			first = err
+		}
+		info.Problems = append(info.Problems, err.Error())
+	}
+	if lost > 0 && lost == len(tables) {
+		return first
 	}
 	return nil
 }
@@ -124,11 +142,14 @@ func (r *reader) sqliteTable(db *sql.DB, t string, info *Info) error {
 			c = &Chunk{Info: info, Schema: schema, Names: cols}
 		}
 	}
+	// The rows read before damage count.
+	if len(c.rows) > 0 {
+		if err := r.send(c); err != nil {
+			return err
+		}
+	}
 	if err := rows.Err(); err != nil {
 		return &ParseError{Op: "sqlite rows", Loc: Loc{Member: info.Member, Table: t, Row: n}, Err: fmt.Errorf("%w", err)}
-	}
-	if len(c.rows) > 0 {
-		return r.send(c)
 	}
 	return nil
 }
