@@ -67,7 +67,8 @@ type Line struct {
 	Tool     string         `json:"tool"`
 	Version  string         `json:"version"`
 	Revision string         `json:"revision"`
-	User     string         `json:"user"`
+	User     string         `json:"user"`     // OS account
+	Examiner string         `json:"examiner"` // the examiner acting (--examiner, else the case's)
 	Host     string         `json:"host"`
 	PID      int            `json:"pid"`
 	Inputs   []Item         `json:"inputs,omitempty"`
@@ -159,6 +160,7 @@ func (c *Case) audit(e Entry) (Line, error) {
 	}
 	l.Tool, l.Version, l.Revision = t.Name, t.Version, t.Revision
 	l.User, l.Host, l.PID = currentUser(), hostname(), os.Getpid()
+	l.Examiner = c.Examiner()
 	if l.Outcome == "" {
 		l.Outcome = OutcomeOK
 	}

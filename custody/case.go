@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evidx/evidx/index"
@@ -157,6 +158,33 @@ func Init(ctx context.Context, dir string, meta Meta) (*Case, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// actingExaminer is the examiner this process acts for (the CLI's
+// --examiner); "" means the case's examiner. It is process-wide because
+// one person runs one evidx command.
+var actingExaminer struct {
+	sync.Mutex
+	name string
+}
+
+// SetActingExaminer names the examiner every audit line of this process
+// records; "" restores the case default (case init --examiner).
+func SetActingExaminer(name string) {
+	actingExaminer.Lock()
+	actingExaminer.name = strings.TrimSpace(name)
+	actingExaminer.Unlock()
+}
+
+// Examiner is the examiner acting: the one set by SetActingExaminer, else
+// the case's.
+func (c *Case) Examiner() string {
+	actingExaminer.Lock()
+	defer actingExaminer.Unlock()
+	if actingExaminer.name != "" {
+		return actingExaminer.name
+	}
+	return c.meta.Examiner
 }
 
 // Open opens an existing case directory.

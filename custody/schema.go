@@ -102,7 +102,7 @@ CREATE INDEX IF NOT EXISTS carved_evidence ON carved(evidence_id, offset);
 `
 
 func (c *Case) createSchema(ctx context.Context) error {
-	if _, err := c.db.ExecContext(ctx, catalogSchema); err != nil {
+	if _, err := c.db.ExecContext(ctx, catalogSchema+custodySchema); err != nil {
 		return fmt.Errorf("custody: catalog schema: %w", err)
 	}
 	return nil

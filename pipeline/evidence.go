@@ -27,11 +27,12 @@ import (
 // EvidenceOptions says what `evidence add` does with one evidence item.
 type EvidenceOptions struct {
 	ID       string
-	Paths    []string       // the image, its first segment, or raw pieces in order
-	Expected custody.Hashes // hashes from the acquisition notes
-	NoCarve  bool           // skip carving unallocated space
-	NoScan   bool           // skip the identifier scan of the raw bytes
-	NoIndex  bool           // do not load the datasets found into the index
+	Paths    []string        // the image, its first segment, or raw pieces in order
+	Expected custody.Hashes  // hashes from the acquisition notes
+	Seizure  custody.Seizure // custody facts recorded with the item
+	NoCarve  bool            // skip carving unallocated space
+	NoScan   bool            // skip the identifier scan of the raw bytes
+	NoIndex  bool            // do not load the datasets found into the index
 	// Resume takes up an item registered before whose intake was cut short:
 	// its recorded hashes stand (verify --evidence re-checks the media),
 	// what the walk and carve recorded is cleared and done again, and
@@ -103,6 +104,7 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 			ID:       opts.ID,
 			Paths:    opts.Paths,
 			Expected: opts.Expected,
+			Seizure:  opts.Seizure,
 			Measure:  MeasureImage,
 			Progress: prog.Add,
 		})

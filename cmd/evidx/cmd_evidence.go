@@ -24,6 +24,8 @@ type evidenceAddOptions struct {
 	SHA1   string
 	SHA256 string
 	JSON   bool
+	// Custody facts of the item (SeizedAt is RFC 3339, checked).
+	SeizedBy, SeizedAt, SeizedWhere, Seal, DeviceSerial, DeviceModel, Description string
 	// NoCarve, NoScan and NoIndex leave out stages of the intake.
 	NoCarve, NoScan, NoIndex bool
 	Resume                   bool
@@ -81,6 +83,13 @@ checksum failure); the item is still recorded and walked, with the reason.`,
 	f.StringVar(&opts.MD5, "md5", "", "expected MD5 of the media data (hex)")
 	f.StringVar(&opts.SHA1, "sha1", "", "expected SHA-1 of the media data (hex)")
 	f.StringVar(&opts.SHA256, "sha256", "", "expected SHA-256 of the media data (hex)")
+	f.StringVar(&opts.SeizedBy, "seized-by", "", "custody: who seized the item (officer, badge)")
+	f.StringVar(&opts.SeizedAt, "seized-at", "", "custody: when it was seized, RFC 3339 with offset (2026-03-01T14:30:00+08:00)")
+	f.StringVar(&opts.SeizedWhere, "seized-where", "", "custody: where it was seized")
+	f.StringVar(&opts.Seal, "seal", "", "custody: evidence bag / seal number")
+	f.StringVar(&opts.DeviceSerial, "device-serial", "", "custody: serial number of the device the media came from")
+	f.StringVar(&opts.DeviceModel, "device-model", "", "custody: make and model of that device")
+	f.StringVar(&opts.Description, "description", "", "custody: description of the item as seized")
 	f.BoolVar(&opts.NoCarve, "no-carve", false, "do not carve unallocated space")
 	f.BoolVar(&opts.NoScan, "no-scan", false, "do not scan the raw bytes for identifiers")
 	f.BoolVar(&opts.NoIndex, "no-index", false, "do not load the datasets found into the identity index")
@@ -142,6 +151,15 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 			return err
 		}
 	}
+	seizure := custody.Seizure{SeizedBy: opts.SeizedBy, SeizedWhere: opts.SeizedWhere, Seal: opts.Seal,
+		DeviceSerial: opts.DeviceSerial, DeviceModel: opts.DeviceModel, Description: opts.Description}
+	if opts.SeizedAt != "" {
+		t, err := custody.ParseTime(opts.SeizedAt)
+		if err != nil {
+			return usageError{fmt.Errorf("evidence add: --seized-at: %w", err)}
+		}
+		seizure.SeizedAt = t
+	}
 	images := a[1:]
 	for _, p := range images {
 		st, err := os.Stat(p)
@@ -164,6 +182,7 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		ID:       opts.ID,
 		Paths:    images,
 		Expected: custody.Hashes{MD5: opts.MD5, SHA1: opts.SHA1, SHA256: opts.SHA256},
+		Seizure:  seizure,
 		NoCarve:  opts.NoCarve,
 		NoScan:   opts.NoScan,
 		NoIndex:  opts.NoIndex,

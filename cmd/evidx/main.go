@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/evidx/evidx/custody"
 )
 
 func main() {
@@ -58,7 +60,12 @@ func newRootCmd() *cobra.Command {
 	var profileFile *os.File
 	root.PersistentFlags().StringVar(&profile, "cpuprofile", "", "write a CPU profile to `PATH`")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	// --examiner NAME (any command): the examiner acting, named in every
+	// audit line beside the OS account; the case's examiner by default.
+	var examiner string
+	root.PersistentFlags().StringVar(&examiner, "examiner", "", "examiner acting, recorded in the audit log (default: the case's examiner)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		custody.SetActingExaminer(examiner)
 		if profile == "" {
 			return nil
 		}
@@ -90,6 +97,7 @@ func newRootCmd() *cobra.Command {
 		newReportCmd(),
 		newVerifyCmd(),
 		newExportCmd(),
+		newCustodyCmd(),
 	)
 	return root
 }
