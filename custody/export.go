@@ -35,8 +35,8 @@ type ExportResult struct {
 // opts.Dir under <evidence id>/vol-<n>/<path> and <evidence id>/carved/,
 // with names made safe by SafePath and collisions disambiguated, re-hashing
 // each copy against its stored SHA-256, and writes a hashdeep manifest with
-// the absolute names hashdeep reports, so `hashdeep -a -k MANIFEST -r DIR`
-// passes. An "export" audit entry records the manifest's hash.
+// names relative to opts.Dir ("./EV1/..."), so `cd DIR && hashdeep -r -l
+// -a -k MANIFEST .` passes, also on a copy moved elsewhere. An "export" audit entry records the manifest's hash.
 func (c *Case) Export(ctx context.Context, opts ExportOptions) (*ExportResult, error) {
 	res, err := c.export(ctx, opts)
 	if err != nil {
@@ -75,7 +75,7 @@ func (c *Case) export(ctx context.Context, opts ExportOptions) (*ExportResult, e
 	if err := makeCaseDir(out); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrExportTarget, err)
 	}
-	res := &ExportResult{Dir: out, Manifest: man, AuditCommand: fmt.Sprintf("hashdeep -a -k %s -r %s", shellQuote(man), shellQuote(out))}
+	res := &ExportResult{Dir: out, Manifest: man, AuditCommand: auditCommand(out, man)}
 	if err := c.Audit(Entry{Action: "export", Outcome: OutcomeStarted, Details: map[string]any{"dir": out, "manifest": man}}); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (c *Case) export(ctx context.Context, opts ExportOptions) (*ExportResult, e
 		return nil, err
 	}
 	if err := writeStream(man, func(w io.Writer) error {
-		return c.writeManifest(ctx, w, out, c.meta.CaseNumber)
+		return c.writeManifest(ctx, w, res.AuditCommand, c.meta.CaseNumber)
 	}); err != nil {
 		return nil, err
 	}
@@ -147,6 +147,16 @@ func (c *Case) copyObject(sum, dst string, buf []byte) (int64, error) {
 		return n, fmt.Errorf("custody: export %s: stored object %s changed (SHA-256 now %s); run evidx verify", dst, sum, got)
 	}
 	return n, chmod(dst, filePerm)
+}
+
+// auditCommand is the hashdeep command that audits the export out with
+// manifest man, run from anywhere; when man lies beside out (the default)
+// it names both relative to their folder, so it holds for a moved copy.
+func auditCommand(out, man string) string {
+	if filepath.Dir(man) == filepath.Dir(out) {
+		return fmt.Sprintf("cd %s && hashdeep -r -l -a -k ../%s .", shellQuote(filepath.Base(out)), shellQuote(filepath.Base(man)))
+	}
+	return fmt.Sprintf("cd %s && hashdeep -r -l -a -k %s .", shellQuote(out), shellQuote(man))
 }
 
 func shellQuote(s string) string {

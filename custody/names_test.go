@@ -121,7 +121,9 @@ func TestExportHostileNames(t *testing.T) {
 		t.Fatalf("%d files on disk, want %d", n, len(names))
 	}
 	testutil.NeedTool(t, "hashdeep")
-	out, err := exec.Command("hashdeep", "-a", "-k", res.Manifest, "-r", root).CombinedOutput()
+	hd := exec.Command("hashdeep", "-r", "-l", "-a", "-k", res.Manifest, ".")
+	hd.Dir = root
+	out, err := hd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("hashdeep: %v\n%s", err, out)
 	}

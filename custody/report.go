@@ -378,7 +378,7 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 			return nil, err
 		}
 	}
-	if err := write("manifest.hashdeep", func(w io.Writer) error { return c.writeManifest(ctx, w, "", rep.Case.CaseNumber) }); err != nil {
+	if err := write("manifest.hashdeep", func(w io.Writer) error { return c.writeManifest(ctx, w, "cd OUT && hashdeep -r -l -a -k REPORTS/manifest.hashdeep .", rep.Case.CaseNumber) }); err != nil {
 		return nil, err
 	}
 	// SHA256SUMS covers every file above, in sha256sum's format.
@@ -460,25 +460,19 @@ func writeStream(p string, gen func(w io.Writer) error) error {
 	return nil
 }
 
-// writeManifest writes every exported file in hashdeep format. prefix is
-// prepended to each name ("" in reports: names relative to the export
-// root; the export's absolute root in an export's own manifest, which is
-// what `hashdeep -a -k MANIFEST -r OUT` compares against).
-func (c *Case) writeManifest(ctx context.Context, w io.Writer, prefix, caseNumber string) error {
+// writeManifest writes every exported file in hashdeep format, named
+// "./<evidence id>/..." relative to the export root: what `hashdeep -r -l
+// .` prints when run inside it, so the manifest audits any copy of the
+// export, wherever it was moved. audit is the command line the header
+// gives for that.
+func (c *Case) writeManifest(ctx context.Context, w io.Writer, audit, caseNumber string) error {
 	fmt.Fprintf(w, "%%%%%%%% HASHDEEP-1.0\n%%%%%%%% size,md5,sha256,filename\n")
 	fmt.Fprintf(w, "## evidx %s, case %s: extracted and carved files\n", Tool().String(), oneLine(caseNumber))
-	if prefix == "" {
-		fmt.Fprintf(w, "## names are relative to an `evidx export --files OUT` root; audit with: cd OUT && hashdeep -a -k manifest.hashdeep -l -r <evidence ids>\n")
-	} else {
-		fmt.Fprintf(w, "## audit with: hashdeep -a -k THIS_FILE -r %s\n", prefix)
-	}
+	fmt.Fprintf(w, "## names are relative to the export folder (evidx export --files OUT); audit a copy, wherever it lies, with:\n")
+	fmt.Fprintf(w, "## %s\n", audit)
 	fmt.Fprintf(w, "## \n")
 	return c.exportList(ctx, func(e Exported) error {
-		name := e.Name
-		if prefix != "" {
-			name = filepath.Join(prefix, filepath.FromSlash(e.Name))
-		}
-		_, err := fmt.Fprintf(w, "%d,%s,%s,%s\n", e.Size, e.MD5, e.Object, name)
+		_, err := fmt.Fprintf(w, "%d,%s,%s,./%s\n", e.Size, e.MD5, e.Object, e.Name)
 		return err
 	})
 }

@@ -233,12 +233,36 @@ func TestReportVerifyExport(t *testing.T) {
 	if er.Files != 5 {
 		t.Fatalf("exported %d files, want 5 (4 files + 1 carved)", er.Files)
 	}
-	out, err = exec.Command("hashdeep", "-a", "-vv", "-k", er.Manifest, "-r", expDir).CombinedOutput()
+	// The export and its manifest, moved to another folder, audit with the
+	// command the manifest's header gives (names relative to the export).
+	man, _ := os.ReadFile(er.Manifest)
+	if !bytes.Contains(man, []byte("## cd out && hashdeep -r -l -a -k ../manifest.hashdeep .\n")) || bytes.Contains(man, []byte(expDir)) {
+		t.Fatalf("export manifest header or names:\n%s", man)
+	}
+	moved := filepath.Join(t.TempDir(), "usb", "handed-over")
+	if err := os.MkdirAll(filepath.Dir(moved), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cp := exec.Command("cp", "-a", filepath.Dir(expDir), moved)
+	if out, err := cp.CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	hd := exec.Command("sh", "-c", "cd out && hashdeep -r -l -a -vv -k ../manifest.hashdeep .")
+	hd.Dir = moved
+	out, err = hd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("hashdeep audit: %v\n%s", err, out)
+		t.Fatalf("hashdeep audit of the moved export: %v\n%s", err, out)
 	}
 	if !bytes.Contains(out, []byte("Audit passed")) || !bytes.Contains(out, []byte("Files matched: 5")) {
 		t.Fatalf("hashdeep: %s", out)
+	}
+	// A changed byte in the moved copy fails the audit.
+	victim := filepath.Join(moved, "out", "EV1", "vol-1", "LEAK.CSV")
+	b, _ := os.ReadFile(victim)
+	b[3] ^= 1
+	os.WriteFile(victim, b, 0o600)
+	if out, err := hd.CombinedOutput(); err == nil {
+		t.Fatalf("hashdeep passed a changed copy: %s", out)
 	}
 	for _, f := range fc.files {
 		got, err := os.ReadFile(filepath.Join(expDir, "EV1", "vol-1", filepath.FromSlash(strings.TrimPrefix(f.path, "/"))))
@@ -246,8 +270,8 @@ func TestReportVerifyExport(t *testing.T) {
 			t.Fatalf("exported %s: %v", f.path, err)
 		}
 	}
-	// The report's manifest has the same names, relative: hashdeep -l audits the export with it.
-	cmd = exec.Command("hashdeep", "-a", "-k", filepath.Join(rdir, "manifest.hashdeep"), "-l", "-r", "EV1")
+	// The report's manifest has the same names: it audits the export too.
+	cmd = exec.Command("hashdeep", "-r", "-l", "-a", "-k", filepath.Join(rdir, "manifest.hashdeep"), ".")
 	cmd.Dir = expDir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hashdeep -l with the report manifest: %v\n%s", err, out)

@@ -30,11 +30,13 @@ made safe: no "..", never absolute, control characters and '%' written as
 
 The hashdeep manifest (default: manifest.hashdeep beside OUT, since a
 manifest inside OUT would itself be an unknown file to hashdeep -r OUT)
-lists each file with its absolute name, so
+lists each file by its name relative to OUT ("./EV1/vol-1/..."), so a copy
+of OUT, moved or copied anywhere with its manifest, audits with
 
-    hashdeep -a -k MANIFEST -r OUT
+    cd OUT && hashdeep -r -l -a -k ../manifest.hashdeep .
 
-reports a full match.`,
+(the manifest's header gives the command). The manifest's SHA-256 is in the
+audit log.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runExport(cmd.Context(), cmd, opts, a)

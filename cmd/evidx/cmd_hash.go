@@ -29,7 +29,10 @@ func newHashCmd() *cobra.Command {
 		Short: "One-pass MD5, SHA-1 and SHA-256 of evidence media, verified against stored and expected hashes",
 		Long: `Hash the media data of each image (raw/dd or block device; split raw given
 its first segment, x.001 / x.000 / x.aa; EnCase E01 given its .E01) in one
-pass with MD5, SHA-1 and SHA-256, like hashdeep. For E01 images the hashes
+pass with MD5, SHA-1 and SHA-256. The output is CSV in hashdeep's column
+order, but it is not a hashdeep manifest: the hashes are of the media data
+(an E01's or a virtual disk's, not its file's bytes), so hashdeep -k
+cannot audit with it. For E01 images the hashes
 are of the media data, every chunk checksum is checked (bad chunks are
 listed by sector range, like ewfverify) and the MD5/SHA-1 stored in the
 image are compared. --md5/--sha1/--sha256 are compared the same way.
@@ -90,14 +93,15 @@ func runHash(ctx context.Context, cmd *cobra.Command, opts hashOptions, paths []
 	stdout := cmd.OutOrStdout()
 	var outs []hashImageOut
 	var failed []string
-	// header prints the hashdeep header once, before the first line, so a
+	// header prints the column header once, before the first line, so a
 	// single image that cannot be opened leaves stdout empty.
 	headerDone := false
 	header := func() {
 		if !opts.JSON && !headerDone {
-			fmt.Fprintln(stdout, "%%%% HASHDEEP-1.0")
-			fmt.Fprintln(stdout, "%%%% size,md5,sha1,sha256,filename")
-			fmt.Fprintln(stdout, "## Invoked from: evidx hash")
+			// Not "%%%% HASHDEEP-1.0": these are media hashes, which
+			// hashdeep -k would compare with the files' bytes.
+			fmt.Fprintln(stdout, "## evidx media hashes (not a hashdeep manifest: MD5, SHA-1, SHA-256 of the media data, which for E01 and virtual disks are not the file's bytes)")
+			fmt.Fprintln(stdout, "## size,md5,sha1,sha256,filename")
 			headerDone = true
 		}
 	}
@@ -179,7 +183,7 @@ func hashOne(ctx context.Context, path string, want source.Expected) (source.Res
 	return source.Hash(ctx, img, want, progress)
 }
 
-// printHashdeep writes the hashdeep line of one image, then "##" comment
+// printHashdeep writes the CSV line of one image, then "##" comment
 // lines with the container details and the verification outcome.
 func printHashdeep(w io.Writer, path string, r *source.Result) {
 	fmt.Fprintf(w, "%d,%s,%s,%s,%s\n", r.Size, r.MD5, r.SHA1, r.SHA256, oneLine(path))
