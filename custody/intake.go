@@ -410,7 +410,7 @@ func (c *Case) AddTransfer(ctx context.Context, t Transfer) (Transfer, error) {
 	}
 	t.Examiner = c.Examiner()
 	l, err := c.audit(Entry{Action: "custody.transfer", Outcome: OutcomeOK,
-		Inputs: []Item{{Kind: "evidence", ID: t.EvidenceID}},
+		Inputs:  []Item{{Kind: "evidence", ID: t.EvidenceID}},
 		Details: map[string]any{"id": t.EvidenceID, "at": t.At.Format(time.RFC3339), "from": t.From, "to": t.To, "reason": t.Reason}})
 	if err != nil {
 		return t, err

@@ -378,7 +378,9 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 			return nil, err
 		}
 	}
-	if err := write("manifest.hashdeep", func(w io.Writer) error { return c.writeManifest(ctx, w, "cd OUT && hashdeep -r -l -a -k REPORTS/manifest.hashdeep .", rep.Case.CaseNumber) }); err != nil {
+	if err := write("manifest.hashdeep", func(w io.Writer) error {
+		return c.writeManifest(ctx, w, "cd OUT && hashdeep -r -l -a -k REPORTS/manifest.hashdeep .", rep.Case.CaseNumber)
+	}); err != nil {
 		return nil, err
 	}
 	// SHA256SUMS covers every file above, in sha256sum's format.
