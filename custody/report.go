@@ -68,6 +68,8 @@ type EvidenceReport struct {
 	SectorCount int64      `json:"sector_count"`
 	Volumes     []Volume   `json:"volumes"`
 	Counts      FileCounts `json:"counts"`
+	Seizure     Seizure    `json:"seizure"`   // custody facts given at intake
+	Transfers   []Transfer `json:"transfers"` // changes of holder since, in order
 }
 
 // FileCounts counts the file-system entries and carved items of an item.
@@ -157,6 +159,12 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 			er.SectorCount = (ev.Size + int64(ev.SectorSize) - 1) / int64(ev.SectorSize)
 		}
 		if er.Volumes, err = c.Volumes(ctx, ev.ID); err != nil {
+			return nil, err
+		}
+		if er.Seizure, err = c.Seizure(ctx, ev.ID); err != nil {
+			return nil, err
+		}
+		if er.Transfers, err = c.Transfers(ctx, ev.ID); err != nil {
 			return nil, err
 		}
 		if err := c.db.QueryRowContext(ctx, `SELECT
@@ -377,6 +385,9 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 		if err := write("evidence-"+ev.ID+".dfxml", func(w io.Writer) error { return c.writeDFXML(ctx, w, rep, ev) }); err != nil {
 			return nil, err
 		}
+	}
+	if err := write("case.jsonld", func(w io.Writer) error { return c.writeCASE(ctx, w, rep) }); err != nil {
+		return nil, err
 	}
 	if err := write("manifest.hashdeep", func(w io.Writer) error {
 		return c.writeManifest(ctx, w, "cd OUT && hashdeep -r -l -a -k REPORTS/manifest.hashdeep .", rep.Case.CaseNumber)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/internal/testutil"
 )
@@ -38,6 +39,11 @@ type fatCase struct {
 	key     string
 	files   []fatFile
 }
+
+// testSeizure are the custody facts the FAT case's item was taken in with.
+var testSeizure = Seizure{SeizedBy: "PC Li Wei (4411)", SeizedAt: time.Date(2026, 3, 1, 6, 30, 0, 0, time.UTC),
+	SeizedWhere: "Flat 3, 12 Harbour Road", Seal: "SEAL-000417", DeviceSerial: "WD-WX61A1234567", DeviceModel: "WD Blue 1TB",
+	Description: "2.5-inch SATA disk in an anti-static bag"}
 
 func buildFATCase(t *testing.T) *fatCase {
 	t.Helper()
@@ -91,7 +97,7 @@ func buildFATCase(t *testing.T) *fatCase {
 	}
 	t.Cleanup(func() { c.Close() })
 	fc.c = c
-	if _, err := c.AddEvidenceImage(ctx, Intake{ID: "EV1", Paths: []string{img}, Expected: Hashes{MD5: fc.imgSums[0]}}); err != nil {
+	if _, err := c.AddEvidenceImage(ctx, Intake{ID: "EV1", Paths: []string{img}, Expected: Hashes{MD5: fc.imgSums[0]}, Seizure: testSeizure}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.AddVolume(ctx, Volume{EvidenceID: "EV1", Index: 1, Start: 0, Size: int64(len(raw)), FileSystem: "fat16"}); err != nil {

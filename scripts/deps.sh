@@ -9,7 +9,8 @@ need=(mkfs.fat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs
       scalpel:scalpel xmllint:libxml2-utils hashdeep:hashdeep sqlite3:sqlite3
       sfdisk:fdisk xz:xz-utils zstd:zstd bzip2:bzip2 zip:zip /usr/bin/time:time
       qemu-img:qemu-utils qemu-io:qemu-utils vhdiinfo:libvhdi-utils vmdkinfo:libvmdk-utils qcowinfo:libqcow-utils
-      mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs)
+      mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs
+      chromium:chromium pdftotext:poppler-utils pdftoppm:poppler-utils node:nodejs npm:npm)
 missing=()
 for pair in "${need[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
@@ -17,9 +18,22 @@ for pair in "${need[@]}"; do
     missing+=("$pkg")
   fi
 done
-((${#missing[@]})) || exit 0
+# CJK glyphs for the Chinese report printed to PDF by the custody tests.
+[[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]] || missing+=(fonts-noto-cjk)
+if ((${#missing[@]})); then
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 echo "deps.sh: installing ${missing[*]}" >&2
 sudo=; [[ $(id -u) == 0 ]] || sudo=sudo
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The CASE/UCO SHACL validator (../shared/tools/case-validate, read-only
+# there) with its npm packages, for custody's case.jsonld test.
+root=$(cd "$(dirname "$0")/.." && pwd)
+cv_src=$root/../shared/tools/case-validate cv=$root/.cache/case-validate
+if [[ -d $cv_src ]] && ! cmp -s "$cv_src/package-lock.json" "$cv/package-lock.json" 2>/dev/null || [[ -d $cv_src && ! -d $cv/node_modules ]]; then
+  echo "deps.sh: installing the CASE validator into $cv" >&2
+  rm -rf "$cv" && mkdir -p "$cv" && cp "$cv_src"/* "$cv"/ && chmod -R u+w "$cv"
+  (cd "$cv" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
