@@ -138,23 +138,33 @@ type AuditLine struct {
 	Time    string `json:"time"`
 	Action  string `json:"action"`
 	Outcome string `json:"outcome"`
-	User    string `json:"user"`
-	Host    string `json:"host"`
-	Version string `json:"version"`
+	User     string `json:"user"`     // OS account
+	Examiner string `json:"examiner"` // examiner acting
+	Host     string `json:"host"`
+	Version  string `json:"version"`
 	Inputs  []Item `json:"inputs,omitempty"`
 	Error   string `json:"error,omitempty"`
 }
 
 // Collect gathers the report content from the catalog and the audit log.
 func (c *Case) Collect(ctx context.Context) (*Report, error) {
+	env := environment()
+	env.Command = c.commandLine(os.Args)
 	r := &Report{SchemaVersion: ReportSchemaVersion, Generated: time.Now().UTC(), Case: c.meta, Tool: Tool(),
-		Environment: environment(), Errors: []string{}, Datasets: []Dataset{}, Removed: []RemovedDataset{}}
+		Environment: env, Errors: []string{}, Datasets: []Dataset{}, Removed: []RemovedDataset{}}
 	evs, err := c.Evidence(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, ev := range evs {
 		er := EvidenceReport{Evidence: ev}
+		// Segment files are named, not located: the folder they lay in
+		// on the workstation is no fact about the evidence.
+		er.Segments = make([]Segment, len(ev.Segments))
+		for i, sg := range ev.Segments {
+			sg.Path = filepath.Base(sg.Path)
+			er.Segments[i] = sg
+		}
 		if ev.SectorSize > 0 {
 			er.SectorCount = (ev.Size + int64(ev.SectorSize) - 1) / int64(ev.SectorSize)
 		}
@@ -224,8 +234,17 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 		r.Errors = append(r.Errors, "audit log: "+cerr.Error())
 	}
 	for _, l := range lines {
+		ex := l.Examiner
+		if ex == "" {
+			ex = c.meta.Examiner // lines written before examiners were recorded
+		}
+		ins := make([]Item, len(l.Inputs))
+		for i, it := range l.Inputs {
+			it.Path = c.itemName(it.Path) // never the workstation's folders
+			ins[i] = it
+		}
 		r.Audit.Actions = append(r.Audit.Actions, AuditLine{Seq: l.Seq, Time: l.Time, Action: l.Action, Outcome: l.Outcome,
-			User: l.User, Host: l.Host, Version: l.Version + " " + l.Revision, Inputs: l.Inputs, Error: l.Error})
+			User: l.User, Examiner: ex, Host: l.Host, Version: l.Version + " " + l.Revision, Inputs: ins, Error: l.Error})
 		if l.Action == "evidence.walk" {
 			// What the media and disk layers recognised but could not read
 			// (a container or file system evidx does not read, a damaged
@@ -287,6 +306,33 @@ func kindMap(m map[identity.Kind]int64) map[string]int64 {
 		out[string(k)] = v
 	}
 	return out
+}
+
+// commandLine is args with every path shown as itemName shows it
+// (relative to the case, else its base name), also in --flag=PATH.
+func (c *Case) commandLine(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		switch {
+		case ok && strings.HasPrefix(k, "-") && filepath.IsAbs(v):
+			out[i] = k + "=" + c.itemName(v)
+		case filepath.IsAbs(a):
+			out[i] = c.itemName(a)
+		case i > 0 && a != "" && !strings.HasPrefix(a, "-"):
+			if abs, err := filepath.Abs(a); err == nil && resolve(abs) == resolve(c.dir) {
+				out[i] = "CASE"
+			} else {
+				out[i] = a
+			}
+		default:
+			out[i] = a
+		}
+	}
+	if len(out) > 0 {
+		out[0] = filepath.Base(out[0])
+	}
+	return strings.Join(out, " ")
 }
 
 func environment() Environment {

@@ -158,12 +158,12 @@ func TestReportVerifyExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdir := filepath.Join(c.Dir(), ReportsDir)
-	for _, n := range []string{"report.html", "report.json", "evidence-EV1.dfxml", "manifest.hashdeep", "SHA256SUMS", SigName} {
+	for _, n := range []string{"report.html", "report.json", "case.jsonld", "evidence-EV1.dfxml", "manifest.hashdeep", "SHA256SUMS", SigName} {
 		if _, err := os.Stat(filepath.Join(rdir, n)); err != nil {
 			t.Fatalf("report file %s: %v", n, err)
 		}
 	}
-	if len(res.Files) != 6 {
+	if len(res.Files) != 7 {
 		t.Fatalf("report files %+v", res.Files)
 	}
 	checkPerms(t, c.Dir())
