@@ -266,7 +266,7 @@ func (c *Case) writeCASE(ctx context.Context, w io.Writer, rep *Report) error {
 
 	// One investigative action per audit line.
 	lines, _, _ := c.ReadAudit(ctx) // a broken chain is in the report; the lines before the break stand
-	started := map[string]Line{}     // action+pid -> its "started" line
+	started := map[string]Line{}    // action+pid -> its "started" line
 	for _, l := range lines {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -282,7 +282,7 @@ func (c *Case) writeCASE(ctx context.Context, w io.Writer, rep *Report) error {
 			examiner = rep.Case.Examiner
 		}
 		act := node{"@id": aid, "@type": "case-investigation:InvestigativeAction", "uco-core:name": "evidx " + l.Action,
-			"uco-core:description": fmt.Sprintf("audit.log line %d (%s): %s by examiner %s as OS account %s@%s, pid %d", l.Seq, l.Outcome, l.Action, examiner, l.User, l.Host, l.PID),
+			"uco-core:description":    fmt.Sprintf("audit.log line %d (%s): %s by examiner %s as OS account %s@%s, pid %d", l.Seq, l.Outcome, l.Action, examiner, l.User, l.Host, l.PID),
 			"uco-action:actionStatus": ldStatus(l.Outcome), "uco-action:endTime": ldTimeText(l.Time), "uco-action:startTime": ldTimeText(l.Time),
 			"uco-action:performer":  j.person(examiner),
 			"uco-action:instrument": j.ref(toolID, node{"@id": toolID, "@type": "uco-tool:Tool", "uco-core:name": l.Tool, "uco-tool:version": ver, "uco-tool:toolType": "forensic ingestion"}),

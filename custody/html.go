@@ -27,7 +27,6 @@ type chart struct {
 	Height int
 }
 
-
 func sumCounts(m map[string]int64) int64 {
 	var n int64
 	for _, v := range m {
@@ -185,8 +184,8 @@ var htmlFuncs = template.FuncMap{
 		}
 		return ts
 	},
-	"charts":  charts,
-	"add":     func(a, b float64) float64 { return a + b },
+	"charts": charts,
+	"add":    func(a, b float64) float64 { return a + b },
 }
 
 var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!DOCTYPE html>

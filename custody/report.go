@@ -134,16 +134,16 @@ type AuditSummary struct {
 
 // AuditLine is an audit entry as reported.
 type AuditLine struct {
-	Seq     int64  `json:"seq"`
-	Time    string `json:"time"`
-	Action  string `json:"action"`
-	Outcome string `json:"outcome"`
+	Seq      int64  `json:"seq"`
+	Time     string `json:"time"`
+	Action   string `json:"action"`
+	Outcome  string `json:"outcome"`
 	User     string `json:"user"`     // OS account
 	Examiner string `json:"examiner"` // examiner acting
 	Host     string `json:"host"`
 	Version  string `json:"version"`
-	Inputs  []Item `json:"inputs,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Inputs   []Item `json:"inputs,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Collect gathers the report content from the catalog and the audit log.
