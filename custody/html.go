@@ -199,7 +199,8 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
   h1 { font-size: 17pt; margin: 0 0 .2em; } h2 { font-size: 13pt; border-bottom: 2px solid #333; margin-top: 1.6em; }
   h3 { font-size: 11.5pt; margin: 1.2em 0 .4em; }
   table { border-collapse: collapse; width: 100%; margin: .4em 0 1em; }
-  th, td { border: 1px solid #999; padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+  th, td { border: 1px solid #999; padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+  th { overflow-wrap: normal; hyphens: none; } tr > th:first-child { white-space: nowrap; }
   th { background: #eee; } td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
   code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 9pt; overflow-wrap: anywhere; }
   /* Hashes and times are single tokens: never broken inside. A SHA-256
