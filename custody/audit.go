@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -76,7 +77,15 @@ type Line struct {
 	Outcome  string         `json:"outcome"`
 	Error    string         `json:"error,omitempty"`
 	Details  map[string]any `json:"details,omitempty"`
-	Prev     string         `json:"prev"`
+	// Catalog holds catalog rows as written, flattened to scalar fields,
+	// when this action created or changed them (see catalogRecords); a
+	// null row was removed. Verify compares the catalog with the log.
+	Catalog map[string]map[string]any `json:"catalog,omitempty"`
+	Prev    string                    `json:"prev"`
+	// Sig, in a case created with a signing key, is the hex ed25519
+	// signature of the line's bytes without it: it is always the last
+	// field, so those bytes are the line with `,"sig":"…"` cut out.
+	Sig string `json:"sig,omitempty"`
 }
 
 // ToolInfo identifies the running evidx binary.
@@ -132,6 +141,9 @@ func (c *Case) Audit(e Entry) error {
 }
 
 func (c *Case) audit(e Entry) (Line, error) {
+	if c.signedAudit && c.signer == nil {
+		return Line{}, fmt.Errorf("%w: %s: audit %s", ErrNeedSignKey, c.dir, e.Action)
+	}
 	unlock, err := c.lock()
 	if err != nil {
 		return Line{}, err
@@ -164,11 +176,23 @@ func (c *Case) audit(e Entry) (Line, error) {
 	if l.Outcome == "" {
 		l.Outcome = OutcomeOK
 	}
+	rows, err := c.catalogChanges(e)
+	if err != nil {
+		return Line{}, err
+	}
+	l.Catalog = catalogLine(rows)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(l); err != nil { // Encode appends the newline
 		return Line{}, fmt.Errorf("custody: audit %s: %w", e.Action, err)
+	}
+	if c.signer != nil {
+		body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		l.Sig = hex.EncodeToString(ed25519.Sign(c.signer, body))
+		signed := append(append([]byte{}, body[:len(body)-1]...), `,"sig":"`+l.Sig+`"}`+"\n"...)
+		buf.Reset()
+		buf.Write(signed)
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, filePerm)
 	if err != nil {
@@ -188,6 +212,9 @@ func (c *Case) audit(e Entry) (Line, error) {
 	head := hashLine(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	if _, err := c.db.Exec(`UPDATE case_info SET audit_seq=?, audit_head=? WHERE id=1`, l.Seq, head); err != nil {
 		return l, fmt.Errorf("custody: record audit head: %w", err)
+	}
+	if err := c.saveCatalogRecords(rows, l.Seq); err != nil {
+		return l, err
 	}
 	return l, nil
 }
@@ -293,6 +320,16 @@ type Chain struct {
 // prev does not match, the line before it (whose content changed); lines
 // after the break are not read.
 func VerifyChain(r io.Reader, fn func(l Line, sum string)) (Chain, error) {
+	return verifyChain(r, func(l Line, sum string, _ []byte) {
+		if fn != nil {
+			fn(l, sum)
+		}
+	})
+}
+
+// verifyChain is VerifyChain whose fn also sees the line's bytes (without
+// the newline; valid during the call only).
+func verifyChain(r io.Reader, fn func(l Line, sum string, body []byte)) (Chain, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	ch := Chain{Head: Genesis}
 	var off, prevOff int64
@@ -334,10 +371,45 @@ func VerifyChain(r io.Reader, fn func(l Line, sum string)) (Chain, error) {
 		ch.Last = l
 		prevOff = off
 		if fn != nil {
-			fn(l, ch.Head)
+			fn(l, ch.Head, body)
 		}
 		off += int64(len(raw))
 	}
+}
+
+// sigSuffixLen is the length of `,"sig":"<128 hex digits>"}`.
+const sigSuffixLen = len(`,"sig":"`) + 2*ed25519.SignatureSize + len(`"}`)
+
+// SignedMessage splits an audit line (without its newline) into the bytes
+// its signature covers — the line with its final `,"sig":"…"` member cut
+// out, ending in `}` — and the signature. ok is false when the line does
+// not end with a sig member.
+func SignedMessage(body []byte) (msg, sig []byte, ok bool) {
+	n := len(body)
+	if n < sigSuffixLen+2 || !bytes.HasPrefix(body[n-sigSuffixLen:], []byte(`,"sig":"`)) || !bytes.HasSuffix(body, []byte(`"}`)) {
+		return nil, nil, false
+	}
+	sig, err := hex.DecodeString(string(body[n-sigSuffixLen+len(`,"sig":"`) : n-2]))
+	if err != nil {
+		return nil, nil, false
+	}
+	msg = append(append([]byte{}, body[:n-sigSuffixLen]...), '}')
+	return msg, sig, true
+}
+
+// checkLineSig says why an audit line's signature does not verify with
+// pub, or "" when it does.
+func checkLineSig(l Line, body []byte, pub ed25519.PublicKey) string {
+	msg, sig, ok := SignedMessage(body)
+	switch {
+	case l.Sig == "" && !ok:
+		return "not signed"
+	case !ok || hex.EncodeToString(sig) != l.Sig:
+		return "sig is not the last field or not 128 hex digits"
+	case !ed25519.Verify(pub, msg, sig):
+		return "signature does not verify"
+	}
+	return ""
 }
 
 // readLine reads one line including its '\n', at most maxAuditLine bytes.

@@ -18,8 +18,12 @@
 package custody
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -44,7 +48,12 @@ var (
 	ErrBadMeta      = errors.New("custody: bad case metadata")
 	ErrAuditBroken  = errors.New("custody: audit log chain broken")
 	ErrNoSigningKey = errors.New("custody: case has no signing key")
+	ErrNeedSignKey  = errors.New("custody: the case signs its audit log: give the examiner's signing key (--sign-key FILE or " + EnvSignKey + ")")
 )
+
+// EnvSignKey names the environment variable the CLI reads the signing key
+// file from when --sign-key is not given.
+const EnvSignKey = "EVIDX_SIGN_KEY"
 
 // File and directory names inside a case directory.
 const (
@@ -86,13 +95,41 @@ type Case struct {
 	dir  string
 	db   *sql.DB
 	meta Meta
+	// signedAudit: the case was created with a signing key, so every audit
+	// line must carry a signature by signer (nil when opened without it).
+	signedAudit bool
+	signer      ed25519.PrivateKey
 }
 
 // Init creates the case directory dir (0700; it may exist only if empty)
 // with its catalog, audit log and content store, records meta, and writes
 // the first audit entry ("case.init"). meta.SignPubKey, when set, is the
 // hex ed25519 public key reports will be signed with (see GenerateKey).
+//
+// Such a case signs its reports only; InitSigned makes a case whose audit
+// lines are signed too.
 func Init(ctx context.Context, dir string, meta Meta) (*Case, error) {
+	return initCase(ctx, dir, meta, nil)
+}
+
+// InitSigned is Init for a case anchored to the examiner's ed25519 key
+// (PEM PKCS#8 at keyPath, kept outside the case; see LoadOrCreateKey):
+// meta.SignPubKey is set from it, and every audit line, from case.init on,
+// carries a signature by it (see Line.Sig). Later commands must open the
+// case with the key (OpenOptions.SignKey) to write to its audit log.
+func InitSigned(ctx context.Context, dir string, meta Meta, keyPath string) (*Case, error) {
+	if err := CheckOverlap(dir, keyPath); err != nil {
+		return nil, fmt.Errorf("custody: keep the signing key outside the case directory: %w", err)
+	}
+	priv, err := LoadKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	meta.SignPubKey = hex.EncodeToString(priv.Public().(ed25519.PublicKey))
+	return initCase(ctx, dir, meta, priv)
+}
+
+func initCase(ctx context.Context, dir string, meta Meta, signer ed25519.PrivateKey) (*Case, error) {
 	meta.CaseNumber = strings.TrimSpace(meta.CaseNumber)
 	meta.Examiner = strings.TrimSpace(meta.Examiner)
 	if meta.CaseNumber == "" || meta.Examiner == "" {
@@ -132,7 +169,7 @@ func Init(ctx context.Context, dir string, meta Meta) (*Case, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Case{dir: abs, db: db, meta: meta}
+	c := &Case{dir: abs, db: db, meta: meta, signedAudit: signer != nil, signer: signer}
 	if err := c.createSchema(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -187,8 +224,24 @@ func (c *Case) Examiner() string {
 	return c.meta.Examiner
 }
 
-// Open opens an existing case directory.
+// OpenOptions say how a case is opened.
+type OpenOptions struct {
+	// SignKey is the examiner's private key file. A case whose audit log
+	// is signed (InitSigned) cannot be opened for writing without it, and
+	// a key other than the case's is refused; other cases ignore it.
+	SignKey string
+	// ReadOnly opens a signed case without its key: reading works, and
+	// Audit fails with ErrNeedSignKey (Verify then records nothing).
+	ReadOnly bool
+}
+
+// Open opens an existing case directory (OpenWith without a key).
 func Open(ctx context.Context, dir string) (*Case, error) {
+	return OpenWith(ctx, dir, OpenOptions{})
+}
+
+// OpenWith opens an existing case directory.
+func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Case, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("custody: %w", err)
@@ -216,8 +269,44 @@ func Open(ctx context.Context, dir string) (*Case, error) {
 		return nil, fmt.Errorf("%w: %s: case_info: %v", ErrNotCase, dir, err)
 	}
 	c.meta.Created, _ = time.Parse(time.RFC3339Nano, created)
+	if err := c.openSigner(opts); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return c, nil
 }
+
+// openSigner finds whether the case signs its audit log (its first line
+// is signed) and loads the key for it.
+func (c *Case) openSigner(opts OpenOptions) error {
+	first, err := firstLine(filepath.Join(c.dir, AuditName))
+	if err != nil {
+		return err
+	}
+	_, _, c.signedAudit = SignedMessage(first)
+	if !c.signedAudit {
+		return nil
+	}
+	if opts.SignKey == "" {
+		if opts.ReadOnly {
+			return nil
+		}
+		return fmt.Errorf("%w: %s", ErrNeedSignKey, c.dir)
+	}
+	priv, err := LoadKey(opts.SignKey)
+	if err != nil {
+		return err
+	}
+	if hex.EncodeToString(priv.Public().(ed25519.PublicKey)) != c.meta.SignPubKey {
+		return fmt.Errorf("%w: %s is not the key the case %s was created with", ErrBadKey, opts.SignKey, c.dir)
+	}
+	c.signer = priv
+	return nil
+}
+
+// SignedAudit reports whether the case signs its audit lines, and whether
+// it was opened with the key to do so.
+func (c *Case) SignedAudit() (signed, haveKey bool) { return c.signedAudit, c.signer != nil }
 
 // Close closes the catalog DB.
 func (c *Case) Close() error { return c.db.Close() }
@@ -322,4 +411,22 @@ func chmod(p string, m os.FileMode) error {
 		return fmt.Errorf("custody: %w", err)
 	}
 	return nil
+}
+
+// firstLine returns the first line of the file at p without its newline
+// (nil for an empty or missing file), at most maxAuditLine bytes.
+func firstLine(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("custody: audit: %w", err)
+	}
+	defer f.Close()
+	l, err := readLine(bufio.NewReaderSize(f, 64<<10))
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("custody: audit %s: %w", p, err)
+	}
+	return bytes.TrimSuffix(l, []byte("\n")), nil
 }

@@ -57,6 +57,11 @@ func TestReportDatasets(t *testing.T) {
 		}, nil); err != nil {
 			t.Fatal(err)
 		}
+		// As the CLI does: the load's entry names the dataset, which
+		// writes its sources row into the audit log.
+		if err := c.Audit(Entry{Action: "dataset.add", Inputs: []Item{{Kind: "dataset", Path: name, SHA256: src.SHA256}}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := c.RecordShards(ctx); err != nil {
 		t.Fatal(err)

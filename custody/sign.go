@@ -102,3 +102,37 @@ func (c *Case) verifySig(msg []byte, sigHex string) bool {
 	}
 	return ed25519.Verify(ed25519.PublicKey(pub), msg, sig)
 }
+
+// LoadPublicKey reads an ed25519 public key: PEM SubjectPublicKeyInfo as
+// `openssl pkey -in KEY -pubout` writes it, or the hex form of signing.pub.
+func LoadPublicKey(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("custody: public key: %w", err)
+	}
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "PUBLIC KEY" {
+			return nil, fmt.Errorf("custody: public key %s: PEM block %q, want \"PUBLIC KEY\"", path, blk.Type)
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("custody: public key %s: %v", path, err)
+		}
+		pub, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("custody: public key %s: %T, not ed25519", path, k)
+		}
+		return pub, nil
+	}
+	h, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(h) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("custody: public key %s: neither PEM nor %d hex digits", path, 2*ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(h), nil
+}
+
+// PublicKeyPEM is pub as PEM SubjectPublicKeyInfo (openssl's -pubout form).
+func PublicKeyPEM(pub ed25519.PublicKey) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}

@@ -2,7 +2,10 @@ package custody
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +30,12 @@ type VerifyOptions struct {
 	Rehash   Rehasher // nil: the segments concatenated (raw and split raw only)
 	Workers  int      // files hashed at once (default 2)
 	NoAudit  bool     // do not record the verification in the audit log
+	// PubKey, when set, is the examiner's public key from outside the
+	// case: every audit line must carry a signature by it, and the case's
+	// own key (signing.pub, case_info) must be it. Nil: a signed case is
+	// checked against its own recorded key, which whoever can write the
+	// case can replace.
+	PubKey ed25519.PublicKey
 }
 
 // Check is one verification step.
@@ -42,6 +51,13 @@ type VerifyResult struct {
 	OK       bool     `json:"ok"`
 	Checks   []Check  `json:"checks"`
 	Failures []string `json:"failures"`
+	// Head is the SHA-256 of the last audit line read and Lines the count:
+	// without a key, compare Head with the head printed on the last report.
+	Head  string `json:"audit_head"`
+	Lines int64  `json:"audit_lines"`
+	// NotRecorded says why the verification was not written to the audit
+	// log ("" when it was, or when NoAudit asked so).
+	NotRecorded string `json:"not_recorded,omitempty"`
 }
 
 func (r *VerifyResult) check(name string, failures []string, detail string) {
@@ -61,22 +77,31 @@ func (c *Case) Verify(ctx context.Context, opts VerifyOptions) (*VerifyResult, e
 		opts.Workers = 2
 	}
 	res := &VerifyResult{Failures: []string{}}
-	lines, err := c.verifyAudit(ctx, res)
+	au, err := c.verifyAudit(ctx, res, opts.PubKey)
+	if err != nil {
+		return nil, err
+	}
+	lines := au.lines
+	cat, err := c.verifyCatalog(ctx, res, lines)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.verifyObjects(ctx, res, opts.Workers); err != nil {
 		return nil, err
 	}
-	c.verifyShards(ctx, res, lines)
+	c.verifyShards(ctx, res, lines, cat.interrupted)
 	c.verifyOutputs(res, lines)
-	c.verifyReports(res, lines)
+	c.verifyReports(res, au)
 	if opts.Evidence {
-		if err := c.verifyEvidence(ctx, res, opts.Rehash); err != nil {
+		if err := c.verifyEvidence(ctx, res, opts.Rehash, cat.evidence); err != nil {
 			return nil, err
 		}
 	}
 	res.OK = len(res.Failures) == 0
+	if !opts.NoAudit && c.signedAudit && c.signer == nil {
+		res.NotRecorded = "the case signs its audit log and was opened without its key"
+		opts.NoAudit = true
+	}
 	if !opts.NoAudit {
 		outcome := OutcomeOK
 		if !res.OK {
@@ -90,29 +115,72 @@ func (c *Case) Verify(ctx context.Context, opts VerifyOptions) (*VerifyResult, e
 	return res, nil
 }
 
-// verifyAudit checks the chain and returns its good lines.
-func (c *Case) verifyAudit(ctx context.Context, res *VerifyResult) ([]Line, error) {
+// auditRead is what verifyAudit read: the good lines and, per line
+// SHA-256, its seq.
+type auditRead struct {
+	lines []Line
+	sums  map[string]int64
+}
+
+// maxSigFailures bounds the signature failures listed one by one.
+const maxSigFailures = 5
+
+// verifyAudit checks the chain, the signatures and the case's key, and
+// returns the good lines.
+func (c *Case) verifyAudit(ctx context.Context, res *VerifyResult, pub ed25519.PublicKey) (auditRead, error) {
+	au := auditRead{sums: map[string]int64{}}
 	var seq int64
 	var head string
 	// The catalog is read first: lines appended meanwhile by another
 	// process only make the log longer than the record.
 	if err := c.db.QueryRowContext(ctx, `SELECT audit_seq, audit_head FROM case_info WHERE id=1`).Scan(&seq, &head); err != nil {
-		return nil, fmt.Errorf("custody: verify: %w", err)
+		return au, fmt.Errorf("custody: verify: %w", err)
 	}
 	f, err := os.Open(filepath.Join(c.dir, AuditName))
 	if err != nil {
 		res.check("audit chain", []string{"audit.log: " + err.Error()}, "")
-		return nil, nil
+		return au, nil
 	}
 	defer f.Close()
-	var lines []Line
+	// Signatures are checked against the examiner's key when given, else
+	// against the case's own (a signed case: its first line is signed).
+	key, keyName := pub, "the --pubkey key"
+	if key == nil && c.signedAudit {
+		b, err := hex.DecodeString(c.meta.SignPubKey)
+		if err == nil && len(b) == ed25519.PublicKeySize {
+			key = b
+		}
+		keyName = "the case's own key"
+	}
+	var sigFails []string
+	nSig := 0
 	var sumAtSeq string
-	ch, err := VerifyChain(f, func(l Line, sum string) {
-		lines = append(lines, l)
+	ch, err := verifyChain(f, func(l Line, sum string, body []byte) {
+		au.lines = append(au.lines, l)
+		au.sums[sum] = l.Seq
 		if l.Seq == seq {
 			sumAtSeq = sum
 		}
+		if key == nil && (pub != nil || c.signedAudit) {
+			nSig++
+			if nSig <= maxSigFailures {
+				sigFails = append(sigFails, fmt.Sprintf("audit.log line %d: cannot check its signature: the case's recorded key %.16s… is not an ed25519 key", l.Seq, c.meta.SignPubKey))
+			}
+			return
+		}
+		if key == nil {
+			return
+		}
+		if why := checkLineSig(l, body, key); why != "" {
+			nSig++
+			if nSig <= maxSigFailures {
+				sigFails = append(sigFails, fmt.Sprintf("audit.log line %d (%s): %s with %s (line forged, edited or re-signed)", l.Seq, l.Action, why, keyName))
+			}
+		}
 	})
+	if nSig > maxSigFailures {
+		sigFails = append(sigFails, fmt.Sprintf("audit.log: %d more lines whose signature does not verify with %s", nSig-maxSigFailures, keyName))
+	}
 	var fails []string
 	if err != nil {
 		fails = append(fails, err.Error())
@@ -124,8 +192,43 @@ func (c *Case) verifyAudit(ctx context.Context, res *VerifyResult) ([]Line, erro
 			fails = append(fails, fmt.Sprintf("audit.log line %d: edited (SHA-256 %.16s… differs from the head %.16s… recorded in the catalog)", seq, sumAtSeq, head))
 		}
 	}
+	res.Head, res.Lines = ch.Head, ch.Lines
 	res.check("audit chain", fails, fmt.Sprintf("%d lines, head SHA-256 %s", ch.Lines, ch.Head))
-	return lines, nil
+	switch {
+	case pub != nil:
+		sigFails = append(sigFails, c.checkCaseKey(pub)...)
+		res.check("audit signatures", sigFails, fmt.Sprintf("every line checked against the --pubkey key %x", []byte(pub)))
+	case c.signedAudit:
+		sigFails = append(sigFails, c.checkCaseKey(nil)...)
+		res.check("audit signatures", sigFails, "checked against the case's own key signing.pub; give --pubkey with the examiner's copy to rule out a replaced key")
+	default:
+		res.check("audit signatures", nil, "the audit log is not signed (case created without --sign-key): compare the head with the one printed on the last report")
+	}
+	return au, nil
+}
+
+// checkCaseKey compares signing.pub and case_info's key with pub (when
+// given) and with each other.
+func (c *Case) checkCaseKey(pub ed25519.PublicKey) []string {
+	var fails []string
+	b, err := os.ReadFile(filepath.Join(c.dir, PubKeyName))
+	file := strings.TrimSpace(string(b))
+	switch {
+	case err != nil:
+		fails = append(fails, fmt.Sprintf("%s: %v", PubKeyName, err))
+	case file != c.meta.SignPubKey:
+		fails = append(fails, fmt.Sprintf("%s: key %.16s… differs from the catalog's sign_public_key %.16s… (replaced)", PubKeyName, file, c.meta.SignPubKey))
+	}
+	if pub != nil {
+		want := hex.EncodeToString(pub)
+		if err == nil && file != want {
+			fails = append(fails, fmt.Sprintf("%s: key %.16s… is not the --pubkey key %.16s… (replaced)", PubKeyName, file, want))
+		}
+		if c.meta.SignPubKey != want {
+			fails = append(fails, fmt.Sprintf("catalog: case sign_public_key %.16s… is not the --pubkey key %.16s…", c.meta.SignPubKey, want))
+		}
+	}
+	return fails
 }
 
 // verifyObjects re-hashes the content store with `workers` goroutines.
@@ -256,18 +359,32 @@ type recorded struct {
 }
 
 // verifyShards compares each index shard with its last recorded SHA-256.
-func (c *Case) verifyShards(ctx context.Context, res *VerifyResult, lines []Line) {
+// A shard that differs while a load is unfinished (a source with status
+// 'loading', or the shard's hot rollback journal beside it) is named as
+// an interrupted load, not as tampering: rerunning the load (or opening
+// the index) rolls it back or completes it.
+func (c *Case) verifyShards(ctx context.Context, res *VerifyResult, lines []Line, interrupted []string) {
 	rec := lastRecorded(lines, "shard")
 	var fails []string
 	keys := sortedKeys(rec)
 	for _, rel := range keys {
 		r := rec[rel]
-		sum, _, err := hashFile(filepath.Join(c.dir, rel))
+		p := filepath.Join(c.dir, rel)
+		sum, _, err := hashFile(p)
+		hot := false
+		if st, jerr := os.Stat(p + "-journal"); jerr == nil && st.Size() > 0 {
+			hot = true
+		}
 		switch {
+		case err == nil && sum == r.SHA256:
+		case len(interrupted) > 0:
+			fails = append(fails, fmt.Sprintf("%s: interrupted load of %s; rerun (not tampering: differs from audit line %d while the load is unfinished)", rel, strings.Join(interrupted, ", "), r.seq))
+		case hot:
+			fails = append(fails, fmt.Sprintf("%s: interrupted load (hot journal %s-journal); rerun (not tampering: differs from audit line %d while the commit is unfinished)", rel, filepath.Base(rel), r.seq))
 		case err != nil:
 			fails = append(fails, fmt.Sprintf("%s: %v (recorded at audit line %d)", rel, err, r.seq))
-		case sum != r.SHA256:
-			fails = append(fails, fmt.Sprintf("%s: SHA-256 now %s, recorded %s at audit line %d", rel, sum, r.SHA256, r.seq))
+		default:
+			fails = append(fails, fmt.Sprintf("%s: changed: SHA-256 now %s, recorded %s at audit line %d", rel, sum, r.SHA256, r.seq))
 		}
 	}
 	unrec := 0
@@ -319,18 +436,28 @@ func (c *Case) verifyOutputs(res *VerifyResult, lines []Line) {
 
 // verifyReports checks the files of the last report against its audit
 // entry, each reports directory's SHA256SUMS, and its signature.
-func (c *Case) verifyReports(res *VerifyResult, lines []Line) {
+// Every report states the audit head it covers: that head must still be
+// a line of the chain before the report's own line, or the history the
+// report was made from has been rewritten.
+func (c *Case) verifyReports(res *VerifyResult, au auditRead) {
+	lines := au.lines
 	var last *Line
+	var fails []string
 	for i := range lines {
-		if lines[i].Action == "report" && lines[i].Outcome == OutcomeOK {
-			last = &lines[i]
+		l := &lines[i]
+		if l.Action != "report" || l.Outcome != OutcomeOK {
+			continue
+		}
+		last = l
+		head, _ := l.Details["audit_head"].(string)
+		if seq, ok := au.sums[head]; !ok || seq >= l.Seq {
+			fails = append(fails, fmt.Sprintf("report at audit line %d: its head %.16s… is not a line of the audit log before it (history rewritten)", l.Seq, head))
 		}
 	}
 	if last == nil {
 		res.check("reports", nil, "no report made yet")
 		return
 	}
-	var fails []string
 	dirs := map[string]bool{}
 	n := 0
 	for _, it := range last.Outputs {
@@ -343,6 +470,9 @@ func (c *Case) verifyReports(res *VerifyResult, lines []Line) {
 			p = filepath.Join(c.dir, p)
 		}
 		dirs[filepath.Dir(p)] = true
+		if filepath.Base(p) == "report.json" {
+			fails = append(fails, checkReportHead(it.Path, p, au.sums)...)
+		}
 		sum, _, err := hashFile(p)
 		switch {
 		case err != nil:
@@ -355,6 +485,26 @@ func (c *Case) verifyReports(res *VerifyResult, lines []Line) {
 		fails = append(fails, c.verifySums(d)...)
 	}
 	res.check("reports", fails, fmt.Sprintf("%d files of the report at audit line %d", n, last.Seq))
+}
+
+// checkReportHead checks that the head report.json states is in the chain.
+func checkReportHead(name, p string, sums map[string]int64) []string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil // named by the hash check
+	}
+	var r struct {
+		Audit struct {
+			Head string `json:"head_sha256"`
+		} `json:"audit"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return []string{fmt.Sprintf("%s: not a report: %v", name, err)}
+	}
+	if _, ok := sums[r.Audit.Head]; !ok {
+		return []string{fmt.Sprintf("%s: the audit head %.16s… it states is not a line of the audit log (history rewritten)", name, r.Audit.Head)}
+	}
+	return nil
 }
 
 // verifySums checks dir/SHA256SUMS (sha256sum format) against the files it
@@ -406,11 +556,19 @@ func (c *Case) verifySums(dir string) []string {
 	return fails
 }
 
-// verifyEvidence re-hashes every evidence item.
-func (c *Case) verifyEvidence(ctx context.Context, res *VerifyResult, rehash Rehasher) error {
+// verifyEvidence re-hashes every evidence item and compares it with its
+// intake hashes as the audit log recorded them (rec), not as the catalog
+// has them now: an edited catalog row is the catalog check's finding, and
+// the image is not blamed for it.
+func (c *Case) verifyEvidence(ctx context.Context, res *VerifyResult, rehash Rehasher, rec map[string]recordedRow) error {
 	evs, err := c.Evidence(ctx)
 	if err != nil {
 		return err
+	}
+	for i := range evs {
+		if r, ok := rec[evs[i].ID]; ok {
+			applyRecorded(&evs[i], r.row)
+		}
 	}
 	if rehash == nil {
 		rehash = func(ctx context.Context, ev Evidence) (digest.Sums, error) {
@@ -468,6 +626,26 @@ func (c *Case) verifyEvidence(ctx context.Context, res *VerifyResult, rehash Reh
 		res.check("evidence "+ev.ID, fails, "SHA-256 "+ev.Computed.SHA256)
 	}
 	return nil
+}
+
+// applyRecorded sets ev's intake facts from its row as the audit log
+// recorded it.
+func applyRecorded(ev *Evidence, row map[string]any) {
+	ev.Format = str(row["format"])
+	ev.Computed.MD5, ev.Computed.SHA1, ev.Computed.SHA256 = str(row["md5"]), str(row["sha1"]), str(row["sha256"])
+	fmt.Sscan(str(row["size"]), &ev.Size)
+	var segs []Segment
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("segment.%d.", i)
+		p, ok := row[k+"path"].(string)
+		if !ok {
+			break
+		}
+		sg := Segment{Path: p, SHA256: str(row[k+"sha256"])}
+		fmt.Sscan(str(row[k+"size"]), &sg.Size)
+		segs = append(segs, sg)
+	}
+	ev.Segments = segs
 }
 
 func sortedKeys[V any](m map[string]V) []string {
