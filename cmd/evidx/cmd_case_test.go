@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
@@ -56,6 +57,16 @@ func TestCaseWorkflowCLI(t *testing.T) {
 		t.Fatalf("case init on an existing case: exit %d, want 1", code)
 	}
 
+	// The case signs its audit log: a command that writes to it needs the
+	// key (--sign-key or EVIDX_SIGN_KEY) and fails before doing anything.
+	t.Setenv(custody.EnvSignKey, "")
+	if r := runCLI(t, "evidence", "add", cs, img, "--id", "EV1"); r.code != 1 || !strings.Contains(r.err.Error(), "--sign-key") {
+		t.Fatalf("evidence add on a signed case without the key: exit %d %v", r.code, r.err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(cs, "audit.log")); bytes.Count(b, []byte("\n")) != 1 {
+		t.Fatalf("audit.log after a refused command:\n%s", b)
+	}
+	t.Setenv(custody.EnvSignKey, key)
 	if _, code := caseRun(t, "evidence", "add", cs, img); code != 2 {
 		t.Fatalf("evidence add without --id: exit %d", code)
 	}

@@ -70,7 +70,7 @@ func runCustodyTransfer(ctx context.Context, cmd *cobra.Command, opts transferOp
 		}
 		at = t
 	}
-	c, err := custody.Open(ctx, a[0])
+	c, err := openCase(ctx, a[0])
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/ingest/records"
 	"github.com/evidx/evidx/pipeline"
 	"github.com/spf13/cobra"
@@ -89,7 +88,7 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return fmt.Errorf("%s: not a regular file", f)
 		}
 	}
-	c, err := custody.Open(ctx, dir)
+	c, err := openCase(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -141,7 +140,7 @@ type removeOptions struct {
 
 func runDatasetRemove(ctx context.Context, opts removeOptions, a []string, stdout, stderr io.Writer) error {
 	dir, refs := a[0], a[1:]
-	c, err := custody.Open(ctx, dir)
+	c, err := openCase(ctx, dir)
 	if err != nil {
 		return err
 	}

@@ -170,7 +170,7 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 			return fmt.Errorf("evidence add: %s is a directory, not an image", p)
 		}
 	}
-	c, err := custody.Open(ctx, a[0])
+	c, err := openCase(ctx, a[0])
 	if err != nil {
 		return err
 	}

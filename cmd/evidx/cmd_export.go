@@ -53,7 +53,7 @@ func runExport(ctx context.Context, cmd *cobra.Command, opts exportOptions, a []
 	if opts.Files == "" {
 		return usageError{errors.New("export: --files OUT is required")}
 	}
-	c, err := custody.Open(ctx, a[0])
+	c, err := openCase(ctx, a[0])
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ also SHA256SUMS.sig (ed25519; the key must be the one given to 'case init
 }
 
 func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, a []string) error {
-	c, err := custody.Open(ctx, a[0])
+	c, err := openCase(ctx, a[0], opts.Sign) // the report's key signs the audit lines too
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/spf13/cobra"
@@ -77,7 +76,7 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 	if len(values) == 0 {
 		return usageError{errors.New("give VALUE arguments or --file")}
 	}
-	c, err := custody.Open(ctx, a[0])
+	c, err := openCaseRead(ctx, a[0])
 	if err != nil {
 		return err
 	}

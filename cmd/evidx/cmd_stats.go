@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/spf13/cobra"
@@ -37,7 +36,7 @@ func newStatsCmd() *cobra.Command {
 }
 
 func runStats(ctx context.Context, opts statsOptions, a []string, stdout io.Writer) error {
-	c, err := custody.Open(ctx, a[0])
+	c, err := openCaseRead(ctx, a[0])
 	if err != nil {
 		return err
 	}

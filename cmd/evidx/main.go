@@ -64,6 +64,9 @@ func newRootCmd() *cobra.Command {
 	// audit line beside the OS account; the case's examiner by default.
 	var examiner string
 	root.PersistentFlags().StringVar(&examiner, "examiner", "", "examiner acting, recorded in the audit log (default: the case's examiner)")
+	// --sign-key KEYFILE (any command on a case): the examiner's key, which
+	// a case created with 'case init --sign-key' needs to write its audit log.
+	root.PersistentFlags().StringVar(&signKeyFlag, "sign-key", "", "examiner's ed25519 key `FILE` of a signed case (default $"+custody.EnvSignKey+")")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		custody.SetActingExaminer(examiner)
 		if profile == "" {
