@@ -49,6 +49,10 @@ func TestFinders(t *testing.T) {
 		{"全角 张三zhang.san@163.com 李四", []string{"email:zhang.san@163.com"}},
 		{"手机：１３８００１３８０００，邮箱：ｗａｎｇ＠ｅｘａｍｐｌｅ．ｃｎ", []string{"phone:+8613800138000", "email:wang@example.cn"}},
 		{"mixed 138０0138000 and plain 13900139000", []string{"phone:+8613800138000", "phone:+8613900139000"}},
+		// Issue 15: '_' in domains (Excel's sample address); adjacent fields never merge.
+		{"xls_cell@microsoft_excel.com", []string{"email:xls_cell@microsoft_excel.com"}},
+		{"a@b.comc@d.com", nil},
+		{"a@bb.com\tc@dd.com\x00e@ff.com", []string{"email:a@bb.com", "email:c@dd.com", "email:e@ff.com"}},
 	} {
 		got := scanBytes(t, []byte(tc.in), Options{})
 		if !slices.Equal(got, tc.want) {
