@@ -437,11 +437,11 @@ func cardAt(buf []byte, gs []group, j int, loneOK func(int) bool) (string, int, 
 
 // idContextLen is how far before a 15-digit number idContext looks for
 // a word naming it.
-const idContextLen = 16
+const idContextLen = 32
 
 // idWords name a resident identity number in text ("身份证", "sfz", "ID",
-// matched without regard to ASCII case).
-var idWords = []string{"身份证", "sfz", "id"}
+// a column-like "id_no", matched without regard to ASCII case).
+var idWords = []string{"身份证", "sfz", "id", "id_no", "idno", "id_card", "idcard"}
 
 // idContext reports whether one of idWords ends at most idContextLen bytes
 // before buf[i], separated from it by punctuation or spaces only (the

@@ -355,3 +355,27 @@ func TestScanTextCardLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestLegacyIDContext: a 15-digit number is an ID number only where the
+// text names it (身份证号, ID, id_no) within 32 bytes before it.
+func TestLegacyIDContext(t *testing.T) {
+	for line, want := range map[string]int{
+		"身份证号：440304900307123":               1,
+		"ID 440304900307123":                 1,
+		"id_no: 440304900307123":             1,
+		"idcard = 440304900307123":           1,
+		"order 440304900307123":              0,
+		"paid 440304900307123":               0,
+		"id_no, name, phone 440304900307123": 0, // other words in between
+	} {
+		n := 0
+		ScanText(Fold(line), func(k Kind, v string, r Result) {
+			if k == CNID && r == Valid && v == "440304199003071238"[:17]+v[17:] {
+				n++
+			}
+		})
+		if n != want {
+			t.Errorf("%q: %d ID numbers, want %d", line, n, want)
+		}
+	}
+}
