@@ -127,9 +127,17 @@ func (a *FS) freeSpace() ([]fs.Range, error) {
 		}
 	}
 	devBlocks := le64(sm, smDevBlockCount)
+	// A chunk-info block listed twice, or more chunks than the device has
+	// blocks, is damage: bound the work by the device's size.
+	seen := map[uint64]bool{}
+	var chunkBlocks uint64
 	var free []fs.Range
 	bitmap := make([]byte, a.bs)
 	for _, cb := range cibs {
+		if seen[cb] {
+			return nil, &ParseError{"space manager", off + int64(ao), fmt.Errorf("%w: chunk-info block %d listed twice", ErrCorrupt, cb)}
+		}
+		seen[cb] = true
 		cib, err := a.block(cb, "chunk-info block")
 		if err != nil {
 			return nil, err
@@ -143,6 +151,9 @@ func (a *FS) freeSpace() ([]fs.Range, error) {
 			start, count, nfree, bm := le64(ci, 8), int64(le32(ci, 16)), int64(le32(ci, 20)), le64(ci, 24)
 			if count > bpc || start >= devBlocks {
 				return nil, &ParseError{"chunk-info block", int64(cb)*a.bs + int64(cibChunks+j*chunkInfoLen), fmt.Errorf("%w: chunk at block %d of %d blocks", ErrCorrupt, start, count)}
+			}
+			if chunkBlocks += uint64(count); chunkBlocks > devBlocks || chunkBlocks > a.nblk {
+				return nil, &ParseError{"chunk-info block", int64(cb) * a.bs, fmt.Errorf("%w: chunks cover more than the %d blocks of the device", ErrCorrupt, devBlocks)}
 			}
 			switch {
 			case nfree == 0:

@@ -494,6 +494,9 @@ func (a *FS) Open(f *fs.File) (io.Reader, error) {
 				return c.reader(a, f.Path)
 			}
 		}
+		// runs() maps every byte of a plain file, so this is a compressed
+		// file Walk did not pass to this FS: never return zeros for it.
+		return nil, fmt.Errorf("%s: %w: compressed content not known (walk the file system first)", f.Path, ErrCorrupt)
 	}
 	if f.Err != "" && !f.Recoverable {
 		return nil, fmt.Errorf("%s: %s", f.Path, f.Err)
