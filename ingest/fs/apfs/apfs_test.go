@@ -457,13 +457,31 @@ func le32b(b []byte, v uint32) []byte {
 }
 
 // FuzzOpen feeds damaged containers to Open, Walk, Open of every file and
-// Unallocated. The seed is the public image's metadata blocks (the first
-// 110 blocks, which hold every file's data too).
+// Unallocated. Each input patches one metadata block of the public image
+// (block blk of the first 110, bytes at off) and, when fix is set,
+// recomputes that block's checksum, so that damage gets past the checksum
+// check into the B-tree, object-map, inode and space-manager parsers.
 func FuzzOpen(f *testing.F) {
-	if b, err := os.ReadFile(fixture); err == nil {
-		f.Add(b[:110*4096])
+	orig, err := os.ReadFile(fixture)
+	if err != nil {
+		f.Skip("public APFS image absent")
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	orig = orig[:110*4096]
+	f.Add(uint8(0), uint16(0), []byte{}, false)
+	f.Add(uint8(8), uint16(104), []byte{0xff, 0xff}, true)    // checkpoint area size
+	f.Add(uint8(101), uint16(36), []byte{0x40}, true)         // fs tree key count
+	f.Add(uint8(101), uint16(56), []byte{0, 1, 2, 3}, true)   // fs tree table of contents
+	f.Add(uint8(109), uint16(4000), []byte{9, 9, 9, 9}, true) // volume omap values
+	f.Add(uint8(19), uint16(80), []byte{0x10}, true)          // space manager addresses
+	f.Add(uint8(107), uint16(136), []byte{0x01}, true)        // volume root tree oid
+	f.Fuzz(func(t *testing.T, blk uint8, off uint16, patch []byte, fix bool) {
+		b := bytes.Clone(orig)
+		n := int(blk) % 110
+		blockB := b[n*4096 : (n+1)*4096]
+		copy(blockB[int(off)%4096:], patch)
+		if fix {
+			resum(blockB)
+		}
 		exercise(b)
 	})
 }
