@@ -311,8 +311,9 @@ func nsTime(ns uint64) time.Time {
 	return time.Unix(0, int64(ns)).UTC()
 }
 
-// escapeName makes an on-disk name one path component.
-func escapeName(s string) string { return strings.ReplaceAll(s, "/", "%2F") }
+// escapeName makes an on-disk name one path component (fs.NameComponent:
+// "/" as %2F, "%" as %25, "." and ".." escaped).
+func escapeName(s string) string { n, _ := fs.NameComponent(s); return n }
 
 // Walk reports every volume's tree under "/<volume name>", directories
 // before their contents, in key (name-hash) order.
@@ -355,7 +356,7 @@ func (a *FS) walkVolume(ctx context.Context, v *volume, t *tree, fn func(*fs.Fil
 			}
 			name := escapeName(d.name)
 			if name != d.name {
-				a.problem("volume %s: directory %d: name %q holds \"/\"; listed as %q", v.name, id, d.name, name)
+				a.problem("volume %s: directory %d: name %q is not a plain path component; listed as %q", v.name, id, d.name, name)
 			}
 			p := path + "/" + name
 			f := a.file(v, t, p, d.id, d.dtype)
