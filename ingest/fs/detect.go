@@ -20,7 +20,7 @@ const (
 
 // DetectFileSystem names the file system on a volume of size bytes from its
 // signatures alone: "fat12", "fat16", "fat32", "exfat", "ntfs", "ext2",
-// "ext3", "ext4", "iso9660" or "unknown". It reads at most a few sectors.
+// "ext3", "ext4", "iso9660", "apfs" or "unknown". It reads at most a few sectors.
 func DetectFileSystem(r io.ReaderAt, size int64) string {
 	bs := make([]byte, 512)
 	if n, _ := r.ReadAt(bs, 0); n == len(bs) {
@@ -83,7 +83,7 @@ func DetectFileSystem(r io.ReaderAt, size int64) string {
 // that evidx does not read: a volume holding one is named in the disk's
 // problems, never shown as empty.
 var Unread = map[string]string{
-	"apfs": "APFS container", "hfsplus": "HFS+", "hfsx": "HFSX", "xfs": "XFS", "btrfs": "Btrfs",
+	"hfsplus": "HFS+", "hfsx": "HFSX", "xfs": "XFS", "btrfs": "Btrfs",
 	"refs": "ReFS", "lvm2": "LVM2 physical volume", "luks": "LUKS encrypted volume",
 	"bitlocker": "BitLocker encrypted volume", "f2fs": "F2FS", "swap": "Linux swap",
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/ingest/fs/apfs"
 	"github.com/evidx/evidx/ingest/fs/ext"
 	"github.com/evidx/evidx/ingest/fs/fat"
 	"github.com/evidx/evidx/ingest/fs/iso"
@@ -20,6 +21,7 @@ func Options() []fs.Option {
 		fs.WithOpener("ext", ext.Open),
 		fs.WithOpener("iso9660", iso.Open),
 		fs.WithOpener("ntfs", ntfs.Open),
+		fs.WithOpener("apfs", apfs.Open),
 	}
 }
 

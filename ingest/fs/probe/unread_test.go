@@ -1,6 +1,10 @@
 package probe
 
 import (
+	"context"
+	"slices"
+
+	"github.com/evidx/evidx/ingest/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +14,7 @@ import (
 )
 
 // TestUnreadFileSystems: volumes evidx does not read, made by their own
-// tools (and the public HFS+ and APFS images), are named in the disk's
+// tools (and the public HFS+ image), are named in the disk's
 // problems with their offset, never listed as an empty raw disk.
 func TestUnreadFileSystems(t *testing.T) {
 	dir := t.TempDir()
@@ -28,7 +32,7 @@ func TestUnreadFileSystems(t *testing.T) {
 	}
 	mk("XFS", "mkfs.xfs", "-q", "-f")
 	mk("Btrfs", "mkfs.btrfs", "-q", "-f")
-	for name, f := range map[string]string{"HFS+": "hfsplus.raw", "APFS": "apfs.raw"} {
+	for name, f := range map[string]string{"HFS+": "hfsplus.raw"} {
 		p := filepath.Join("..", "..", "..", "..", "shared", "fixtures", f)
 		if _, err := os.Stat(p); err == nil {
 			images[name] = p
@@ -52,5 +56,37 @@ func TestUnreadFileSystems(t *testing.T) {
 	}
 	if len(images) < 2 {
 		t.Errorf("only %d images made", len(images))
+	}
+}
+
+// TestAPFSListed: the public APFS image, once named as unread, is now
+// opened by the apfs reader and its files listed with image offsets.
+func TestAPFSListed(t *testing.T) {
+	p := filepath.Join("..", "..", "..", "..", "shared", "fixtures", "apfs.raw")
+	f, err := os.Open(p)
+	if err != nil {
+		t.Skip("public APFS image absent")
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	d, err := OpenDisk(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Partitions) != 1 || d.Partitions[0].FileSystem != "apfs" || d.Partitions[0].FS == nil {
+		t.Fatalf("partitions %+v", d.Partitions)
+	}
+	var paths []string
+	if err := d.Walk(context.Background(), func(_ int, f *fs.File) error {
+		paths = append(paths, f.Path)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(paths, "/apfs_test/a_directory/a_file") || len(paths) != 11 {
+		t.Errorf("listed %q", paths)
+	}
+	if probs := d.Problems(); len(probs) != 0 {
+		t.Errorf("problems %q", probs)
 	}
 }
