@@ -32,6 +32,7 @@ import (
 	"sync"
 
 	"github.com/evidx/evidx/ingest/fs"
+	"github.com/evidx/evidx/internal/parse"
 )
 
 // Sentinel errors; ParseError wraps them with an offset.
@@ -43,17 +44,7 @@ var (
 )
 
 // ParseError is damage found at a byte offset of the container.
-type ParseError struct {
-	Op     string // what was being read, e.g. "omap node"
-	Offset int64  // byte offset in the container
-	Err    error
-}
-
-func (e *ParseError) Error() string {
-	return fmt.Sprintf("apfs: %s at %#x: %v", e.Op, e.Offset, e.Err)
-}
-
-func (e *ParseError) Unwrap() error { return e.Err }
+type ParseError = parse.Error
 
 // Object header (obj_phys_t) and object types.
 const (
@@ -175,7 +166,7 @@ func (a *FS) XID() uint64 { return a.xid }
 // readAt reads exactly len(b) bytes at off or says where the volume ended.
 func (a *FS) readAt(b []byte, off int64, op string) error {
 	if off < 0 || off+int64(len(b)) > a.size {
-		return &ParseError{op, off, ErrTruncated}
+		return &ParseError{Format: "apfs", Op: op, Offset: off, Err: ErrTruncated}
 	}
 	n, err := a.r.ReadAt(b, off)
 	if n == len(b) {
@@ -184,13 +175,13 @@ func (a *FS) readAt(b []byte, off int64, op string) error {
 	if err == nil || err == io.EOF {
 		err = ErrTruncated
 	}
-	return &ParseError{op, off, err}
+	return &ParseError{Format: "apfs", Op: op, Offset: off, Err: err}
 }
 
 // block reads block number n and verifies its object checksum.
 func (a *FS) block(n uint64, op string) ([]byte, error) {
 	if n == 0 || n >= a.nblk || n > uint64(a.size/a.bs) {
-		return nil, &ParseError{op, int64(min(n, 1<<62/uint64(a.bs))) * a.bs, fmt.Errorf("%w: block %d outside the container of %d blocks", ErrCorrupt, n, a.nblk)}
+		return nil, &ParseError{Format: "apfs", Op: op, Offset: int64(min(n, 1<<62/uint64(a.bs))) * a.bs, Err: fmt.Errorf("%w: block %d outside the container of %d blocks", ErrCorrupt, n, a.nblk)}
 	}
 	b := make([]byte, a.bs)
 	off := int64(n) * a.bs
@@ -198,7 +189,7 @@ func (a *FS) block(n uint64, op string) ([]byte, error) {
 		return nil, err
 	}
 	if !checksumOK(b) {
-		return nil, &ParseError{op, off, ErrChecksum}
+		return nil, &ParseError{Format: "apfs", Op: op, Offset: off, Err: ErrChecksum}
 	}
 	return b, nil
 }
@@ -252,22 +243,22 @@ func OpenFS(r io.ReaderAt, size int64) (*FS, error) {
 	a := &FS{r: r, size: size}
 	hdr := make([]byte, 4096)
 	if size < int64(len(hdr)) {
-		return nil, &ParseError{"container superblock", 0, ErrNotAPFS}
+		return nil, &ParseError{Format: "apfs", Op: "container superblock", Offset: 0, Err: ErrNotAPFS}
 	}
 	if err := a.readAt(hdr, 0, "container superblock"); err != nil {
 		return nil, err
 	}
 	if le32(hdr, 32) != nxMagic {
-		return nil, &ParseError{"container superblock", 32, ErrNotAPFS}
+		return nil, &ParseError{Format: "apfs", Op: "container superblock", Offset: 32, Err: ErrNotAPFS}
 	}
 	bs := int64(le32(hdr, nxBlockSize))
 	if bs < minBlockSize || bs > maxBlockSize || bs&(bs-1) != 0 {
-		return nil, &ParseError{"container superblock", nxBlockSize, fmt.Errorf("%w: block size %d", ErrCorrupt, bs)}
+		return nil, &ParseError{Format: "apfs", Op: "container superblock", Offset: nxBlockSize, Err: fmt.Errorf("%w: block size %d", ErrCorrupt, bs)}
 	}
 	a.bs = bs
 	a.nblk = le64(hdr, nxBlockCount)
 	if a.nblk == 0 || a.nblk > uint64(1<<62/bs) {
-		return nil, &ParseError{"container superblock", nxBlockCount, fmt.Errorf("%w: %d blocks", ErrCorrupt, a.nblk)}
+		return nil, &ParseError{Format: "apfs", Op: "container superblock", Offset: nxBlockCount, Err: fmt.Errorf("%w: %d blocks", ErrCorrupt, a.nblk)}
 	}
 	if need := int64(a.nblk) * bs; need > size {
 		a.problem("container superblock at 0x0: %v: container of %d bytes on a volume of %d", ErrTruncated, need, size)
@@ -323,18 +314,18 @@ func (a *FS) pickCheckpoint(b0 []byte) error {
 	}
 	if best == nil {
 		if !checksumOK(b0) {
-			return &ParseError{"container superblock", 0, fmt.Errorf("%w: no valid checkpoint", ErrCorrupt)}
+			return &ParseError{Format: "apfs", Op: "container superblock", Offset: 0, Err: fmt.Errorf("%w: no valid checkpoint", ErrCorrupt)}
 		}
 		a.problem("checkpoint area at %#x: no valid container superblock; block 0 used", int64(descBase)*a.bs)
 		best = b0
 	} else if int64(le32(best, nxBlockSize)) != a.bs {
-		return &ParseError{"checkpoint superblock", int64(descBase+bestIdx) * a.bs, fmt.Errorf("%w: block size %d differs from block 0's %d", ErrCorrupt, le32(best, nxBlockSize), a.bs)}
+		return &ParseError{Format: "apfs", Op: "checkpoint superblock", Offset: int64(descBase+bestIdx) * a.bs, Err: fmt.Errorf("%w: block size %d differs from block 0's %d", ErrCorrupt, le32(best, nxBlockSize), a.bs)}
 	}
 	a.nx = best
 	a.xid = objXID(best)
 	a.nblk = le64(best, nxBlockCount)
 	if a.nblk == 0 || a.nblk > uint64(1<<62/a.bs) {
-		return &ParseError{"checkpoint superblock", nxBlockCount, fmt.Errorf("%w: %d blocks", ErrCorrupt, a.nblk)}
+		return &ParseError{Format: "apfs", Op: "checkpoint superblock", Offset: nxBlockCount, Err: fmt.Errorf("%w: %d blocks", ErrCorrupt, a.nblk)}
 	}
 	a.loadCheckpointMap(best)
 	return nil

@@ -41,7 +41,7 @@ type node struct {
 func (a *FS) parseNode(b []byte, off int64, ksize, vsize int) (*node, error) {
 	t := objType(b)
 	if t != typeBtree && t != typeBtreeNode {
-		return nil, &ParseError{"B-tree node", off, fmt.Errorf("%w: object type %#x", ErrCorrupt, t)}
+		return nil, &ParseError{Format: "apfs", Op: "B-tree node", Offset: off, Err: fmt.Errorf("%w: object type %#x", ErrCorrupt, t)}
 	}
 	flags := le16(b, btnFlags)
 	n := &node{b: b, off: off, leaf: flags&btnLeaf != 0, level: int(le16(b, btnLevel)), fixed: flags&btnFixedKV != 0}
@@ -62,13 +62,13 @@ func (a *FS) parseNode(b []byte, off int64, ksize, vsize int) (*node, error) {
 		entry = 4
 	}
 	if n.keyStart > n.valEnd || n.nkeys < 0 || n.nkeys*entry > tocLen {
-		return nil, &ParseError{"B-tree node", off, fmt.Errorf("%w: %d keys in a table of %d bytes", ErrCorrupt, n.nkeys, tocLen)}
+		return nil, &ParseError{Format: "apfs", Op: "B-tree node", Offset: off, Err: fmt.Errorf("%w: %d keys in a table of %d bytes", ErrCorrupt, n.nkeys, tocLen)}
 	}
 	if n.leaf != (n.level == 0) || n.level > maxTreeDepth {
-		return nil, &ParseError{"B-tree node", off, fmt.Errorf("%w: level %d, leaf flag %v", ErrCorrupt, n.level, n.leaf)}
+		return nil, &ParseError{Format: "apfs", Op: "B-tree node", Offset: off, Err: fmt.Errorf("%w: level %d, leaf flag %v", ErrCorrupt, n.level, n.leaf)}
 	}
 	if n.fixed && (ksize <= 0 || ksize > 256 || vsize < 0 || vsize > 4096) {
-		return nil, &ParseError{"B-tree node", off, fmt.Errorf("%w: fixed key size %d value size %d", ErrCorrupt, ksize, vsize)}
+		return nil, &ParseError{Format: "apfs", Op: "B-tree node", Offset: off, Err: fmt.Errorf("%w: fixed key size %d value size %d", ErrCorrupt, ksize, vsize)}
 	}
 	return n, nil
 }
@@ -213,10 +213,10 @@ func (a *FS) readOmap(blk uint64, what string) (*omap, error) {
 	}
 	m := &omap{off: int64(blk) * a.bs, entries: map[uint64]omapEntry{}, snaps: le32(b, omSnapCnt)}
 	if objType(b) != typeOmap {
-		return nil, &ParseError{what, m.off, fmt.Errorf("%w: object type %#x, not an object map", ErrCorrupt, objType(b))}
+		return nil, &ParseError{Format: "apfs", Op: what, Offset: m.off, Err: fmt.Errorf("%w: object type %#x, not an object map", ErrCorrupt, objType(b))}
 	}
 	if le32(b, omTreeType)&objStorageMask != objPhysical {
-		return nil, &ParseError{what, m.off, fmt.Errorf("%w: object map tree is not physical", ErrCorrupt)}
+		return nil, &ParseError{Format: "apfs", Op: what, Offset: m.off, Err: fmt.Errorf("%w: object map tree is not physical", ErrCorrupt)}
 	}
 	w := &treeWalker{a: a, what: what, resolve: func(oid uint64) (uint64, error) { return oid, nil }}
 	w.fn = func(k, v []byte) error {
@@ -232,7 +232,7 @@ func (a *FS) readOmap(blk uint64, what string) (*omap, error) {
 		}
 		m.entries[oid] = omapEntry{xid: xid, flags: le32(v, 0), block: le64(v, 8)}
 		if len(m.entries) > maxRecordsPerVolume {
-			return &ParseError{what, m.off, fmt.Errorf("%w: more than %d mappings", ErrCorrupt, maxRecordsPerVolume)}
+			return &ParseError{Format: "apfs", Op: what, Offset: m.off, Err: fmt.Errorf("%w: more than %d mappings", ErrCorrupt, maxRecordsPerVolume)}
 		}
 		return nil
 	}

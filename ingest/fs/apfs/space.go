@@ -89,14 +89,14 @@ func (a *FS) freeSpace() ([]fs.Range, error) {
 		return nil, err
 	}
 	if !checksumOK(sm) {
-		return nil, &ParseError{"space manager", off, ErrChecksum}
+		return nil, &ParseError{Format: "apfs", Op: "space manager", Offset: off, Err: ErrChecksum}
 	}
 	if objType(sm) != typeSpaceman {
-		return nil, &ParseError{"space manager", off, fmt.Errorf("%w: object type %#x", ErrCorrupt, objType(sm))}
+		return nil, &ParseError{Format: "apfs", Op: "space manager", Offset: off, Err: fmt.Errorf("%w: object type %#x", ErrCorrupt, objType(sm))}
 	}
 	bpc := int64(le32(sm, smBlocksPerChunk))
 	if bpc <= 0 || bpc > a.bs*8 {
-		return nil, &ParseError{"space manager", off + smBlocksPerChunk, fmt.Errorf("%w: %d blocks per chunk", ErrCorrupt, bpc)}
+		return nil, &ParseError{Format: "apfs", Op: "space manager", Offset: off + smBlocksPerChunk, Err: fmt.Errorf("%w: %d blocks per chunk", ErrCorrupt, bpc)}
 	}
 	ncib, ncab := int(le32(sm, smDevCIBCount)), int(le32(sm, smDevCABCount))
 	ao := int(le32(sm, smDevAddrOffset))
@@ -105,7 +105,7 @@ func (a *FS) freeSpace() ([]fs.Range, error) {
 		nAddr = ncab
 	}
 	if ao < 0 || ao+nAddr*8 > len(sm) {
-		return nil, &ParseError{"space manager", off + smDevAddrOffset, fmt.Errorf("%w: %d chunk-info addresses at %d outside the object", ErrCorrupt, nAddr, ao)}
+		return nil, &ParseError{Format: "apfs", Op: "space manager", Offset: off + smDevAddrOffset, Err: fmt.Errorf("%w: %d chunk-info addresses at %d outside the object", ErrCorrupt, nAddr, ao)}
 	}
 	var cibs []uint64
 	for i := 0; i < nAddr; i++ {
@@ -120,7 +120,7 @@ func (a *FS) freeSpace() ([]fs.Range, error) {
 		}
 		n := int(le32(cab, cibCount))
 		if 40+n*8 > len(cab) {
-			return nil, &ParseError{"chunk-info address block", int64(addr) * a.bs, fmt.Errorf("%w: %d addresses", ErrCorrupt, n)}
+			return nil, &ParseError{Format: "apfs", Op: "chunk-info address block", Offset: int64(addr) * a.bs, Err: fmt.Errorf("%w: %d addresses", ErrCorrupt, n)}
 		}
 		for j := 0; j < n; j++ {
 			cibs = append(cibs, le64(cab, 40+j*8))
@@ -135,7 +135,7 @@ func (a *FS) freeSpace() ([]fs.Range, error) {
 	bitmap := make([]byte, a.bs)
 	for _, cb := range cibs {
 		if seen[cb] {
-			return nil, &ParseError{"space manager", off + int64(ao), fmt.Errorf("%w: chunk-info block %d listed twice", ErrCorrupt, cb)}
+			return nil, &ParseError{Format: "apfs", Op: "space manager", Offset: off + int64(ao), Err: fmt.Errorf("%w: chunk-info block %d listed twice", ErrCorrupt, cb)}
 		}
 		seen[cb] = true
 		cib, err := a.block(cb, "chunk-info block")
@@ -144,16 +144,16 @@ func (a *FS) freeSpace() ([]fs.Range, error) {
 		}
 		n := int(le32(cib, cibCount))
 		if cibChunks+n*chunkInfoLen > len(cib) {
-			return nil, &ParseError{"chunk-info block", int64(cb) * a.bs, fmt.Errorf("%w: %d chunks", ErrCorrupt, n)}
+			return nil, &ParseError{Format: "apfs", Op: "chunk-info block", Offset: int64(cb) * a.bs, Err: fmt.Errorf("%w: %d chunks", ErrCorrupt, n)}
 		}
 		for j := 0; j < n; j++ {
 			ci := cib[cibChunks+j*chunkInfoLen:]
 			start, count, nfree, bm := le64(ci, 8), int64(le32(ci, 16)), int64(le32(ci, 20)), le64(ci, 24)
 			if count > bpc || start >= devBlocks {
-				return nil, &ParseError{"chunk-info block", int64(cb)*a.bs + int64(cibChunks+j*chunkInfoLen), fmt.Errorf("%w: chunk at block %d of %d blocks", ErrCorrupt, start, count)}
+				return nil, &ParseError{Format: "apfs", Op: "chunk-info block", Offset: int64(cb)*a.bs + int64(cibChunks+j*chunkInfoLen), Err: fmt.Errorf("%w: chunk at block %d of %d blocks", ErrCorrupt, start, count)}
 			}
 			if chunkBlocks += uint64(count); chunkBlocks > devBlocks || chunkBlocks > a.nblk {
-				return nil, &ParseError{"chunk-info block", int64(cb) * a.bs, fmt.Errorf("%w: chunks cover more than the %d blocks of the device", ErrCorrupt, devBlocks)}
+				return nil, &ParseError{Format: "apfs", Op: "chunk-info block", Offset: int64(cb) * a.bs, Err: fmt.Errorf("%w: chunks cover more than the %d blocks of the device", ErrCorrupt, devBlocks)}
 			}
 			switch {
 			case nfree == 0:
