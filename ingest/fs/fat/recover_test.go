@@ -401,3 +401,85 @@ func TestRecoverDeleted(t *testing.T) {
 	t.Logf("%d deleted: %d intact, %d recoverable by the rule (truth); tsk_recover %d byte-identical, evidx %d (%d of them by skip-allocated); %d wrong recoveries flagged as mismatch",
 		len(truth), intact, byRule, len(tskOK), ours, skipOK, flaggedWrong)
 }
+
+// TestFATCopyFallback zeroes FAT 1 with dd (as a wiper or a failed write
+// would): every file must still come out whole from FAT 2, with a problem
+// naming both copies. Then only the FAT sector holding one file's chain is
+// zeroed in FAT 1: that file is read from FAT 2's whole chain.
+func TestFATCopyFallback(t *testing.T) {
+	testutil.NeedTool(t, "dd")
+	for _, bits := range []int{12, 16, 32} {
+		t.Run(fmt.Sprintf("fat%d", bits), func(t *testing.T) {
+			testutil.NeedTool(t, "mkfs.fat")
+			dir := t.TempDir()
+			img := filepath.Join(dir, "copies.img")
+			testutil.Run(t, "mkfs.fat", "-F", strconv.Itoa(bits), "-C", img, map[int]string{12: "1440", 16: "20000", 32: "40000"}[bits])
+			rng := rand.New(rand.NewPCG(uint64(bits), 8))
+			// A 600 KiB file first puts the other chains past FAT 1's first sector.
+			files := append([]genFile{{path: "F big.bin", data: genBin(rng, 600<<10)}}, genTyped(rng, "F", 7, 3000, 20000)...)
+			copyInOrder(t, img, files)
+			raw, err := os.ReadFile(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := readBPB(t, raw)
+			testutil.Run(t, "dd", "if=/dev/zero", "of="+img, "bs="+strconv.FormatInt(b.bps, 10),
+				"seek="+strconv.FormatInt(b.rsvd, 10), "count="+strconv.FormatInt(b.fatSz, 10), "conv=notrunc", "status=none")
+			testutil.Unchanged(t, img)
+			fh, size := openImage(t, img)
+			f, err := New(fh, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]listed{}
+			for _, l := range walkAll(t, f) {
+				got[l.file.Path] = l
+			}
+			for _, w := range files {
+				if l := got["/"+w.path]; l.sha != sha(w.data) || l.err != nil || l.file.Err != "" {
+					t.Errorf("%s: sha %s (%v, %q), want %s", w.path, l.sha, l.err, l.file.Err, sha(w.data))
+				}
+			}
+			fat1, fat2 := b.rsvd*b.bps, (b.rsvd+b.fatSz)*b.bps
+			if want := fmt.Sprintf("FAT copy 1 at %#x is damaged (entry 0 is 0x0, not the media descriptor %#02x with the high bits set); FAT copy 2 at %#x used instead", fat1, raw[21], fat2); !hasProblem(f, want) {
+				t.Errorf("no problem %q: %q", want, f.Problems())
+			}
+			if un, _ := f.Unallocated(); len(un) == 0 || un[0].Off < got["/"+files[len(files)-1].path].file.Runs[0].Offset {
+				t.Errorf("unallocated space not from FAT 2: %v", un[:min(len(un), 3)])
+			}
+
+			// One FAT sector zeroed in FAT 1 only: entry 0 stays right, so
+			// FAT 1 stays in use, and the broken chain is read from FAT 2.
+			victim := got["/"+files[4].path].file
+			c := uint32((victim.Runs[0].Offset-((b.rsvd+b.nfats*b.fatSz)*b.bps+b.rootSec*b.bps))/(b.spc*b.bps)) + 2
+			entryAt := map[int]int64{12: int64(c) * 3 / 2, 16: int64(c) * 2, 32: int64(c) * 4}[bits]
+			sec := (fat1 + entryAt) / b.bps
+			if sec == b.rsvd || sec >= b.rsvd+b.fatSz {
+				t.Fatalf("the victim's chain is in FAT 1's first sector; pick another file")
+			}
+			img2 := filepath.Join(dir, "partial.img")
+			if err := os.WriteFile(img2, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Run(t, "dd", "if=/dev/zero", "of="+img2, "bs="+strconv.FormatInt(b.bps, 10),
+				"seek="+strconv.FormatInt(sec, 10), "count=1", "conv=notrunc", "status=none")
+			fh2, size2 := openImage(t, img2)
+			f2, err := New(fh2, size2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = map[string]listed{}
+			for _, l := range walkAll(t, f2) {
+				got[l.file.Path] = l
+			}
+			for _, w := range files {
+				if l := got["/"+w.path]; l.sha != sha(w.data) || l.err != nil {
+					t.Errorf("partial: %s: sha %s (%v), want %s", w.path, l.sha, l.err, sha(w.data))
+				}
+			}
+			if !hasProblem(f2, fmt.Sprintf("/%s: entry at", files[4].path)) || !hasProblem(f2, fmt.Sprintf("read from FAT copy 2 at %#x", fat2)) {
+				t.Errorf("partial: fallback for %s not named: %q", files[4].path, f2.Problems())
+			}
+		})
+	}
+}
