@@ -5,17 +5,20 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/internal/testutil"
@@ -481,5 +484,107 @@ func TestFATCopyFallback(t *testing.T) {
 				t.Errorf("partial: fallback for %s not named: %q", files[4].path, f2.Problems())
 			}
 		})
+	}
+}
+
+// TestTimeZone: FAT times read in a named zone give the instants fls -m -z
+// gives for that zone; read without one they are UTC, with the problem
+// saying so.
+func TestTimeZone(t *testing.T) {
+	testutil.NeedTool(t, "mkfs.fat")
+	img := filepath.Join(t.TempDir(), "tz.img")
+	testutil.Run(t, "mkfs.fat", "-C", img, "1440")
+	rng := rand.New(rand.NewPCG(3, 3))
+	copyInOrder(t, img, genTyped(rng, "T", 4, 100, 2000))
+	fh, size := openImage(t, img)
+	for _, zone := range []string{"UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"} {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Skipf("no zone data: %v", err)
+		}
+		fsys, err := OpenIn(loc)(fh, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours := map[string]*fs.File{}
+		fsys.Walk(context.Background(), func(f *fs.File) error { ours[f.Path] = f; return nil })
+		if p := fsys.Problems(); len(p) != 0 {
+			t.Errorf("%s: problems %q", zone, p)
+		}
+		out := testutil.Run(t, "fls", "-r", "-m", "/", "-z", zone, img)
+		n := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			c := strings.Split(line, "|") // md5|name|inode|mode|uid|gid|size|atime|mtime|ctime|crtime
+			f := ours[c[1]]
+			if len(c) != 11 || f == nil {
+				continue
+			}
+			n++
+			for i, tm := range map[int]time.Time{7: f.Atime, 8: f.Mtime, 10: f.Btime} {
+				if want, _ := strconv.ParseInt(c[i], 10, 64); tm.Unix() != want || tm.Location() != time.UTC {
+					t.Errorf("%s %s field %d: %v (%d), fls %d", zone, c[1], i, tm, tm.Unix(), want)
+				}
+			}
+		}
+		if n != 4 {
+			t.Errorf("%s: %d files compared, want 4", zone, n)
+		}
+	}
+	f, err := New(fh, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := f.Problems(); len(p) != 1 || p[0] != tzProblem {
+		t.Errorf("no zone: problems %q, want %q", p, tzProblem)
+	}
+}
+
+// FuzzCheck feeds the structure checks mutated files of every type they
+// know: they must not panic, and must never call content verified that a
+// second, independent decoder rejects (checked for gzip).
+func FuzzCheck(f *testing.F) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, g := range typedGens {
+		f.Add(g.gen(rng, 1500))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		kind, res, _ := checkContent(bytes.NewReader(data), int64(len(data)))
+		if kind == "gzip" && res == checkVerified {
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err == nil {
+				_, err = io.Copy(io.Discard, zr)
+			}
+			if err != nil {
+				t.Fatalf("gzip verified but: %v", err)
+			}
+		}
+	})
+}
+
+// TestCheckContent: every generated type passes its check whole, and fails
+// it with one byte changed in the middle (for the types whose checksums
+// cover every byte) or with the last cluster swapped for another file's.
+func TestCheckContent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, g := range typedGens {
+		data := g.gen(rng, 9000)
+		want := checkedType(g.ext)
+		kind, res, why := checkContent(bytes.NewReader(data), int64(len(data)))
+		if res != want {
+			t.Errorf("%s: %s %q (%s), want %q", g.ext, kind, res, why, want)
+		}
+		if want == checkNone {
+			continue
+		}
+		bad := bytes.Clone(data)
+		bad[len(bad)/2] ^= 0x40
+		if _, res, _ := checkContent(bytes.NewReader(bad), int64(len(bad))); want == checkVerified && res != checkMismatch {
+			t.Errorf("%s: a changed middle byte gives %q", g.ext, res)
+		}
+		tail := bytes.Clone(data)
+		copy(tail[len(tail)-512:], genBin(rng, 512))
+		if _, res, why := checkContent(bytes.NewReader(tail), int64(len(tail))); res != checkMismatch {
+			t.Errorf("%s: a foreign last cluster gives %q (%s)", g.ext, res, why)
+		}
 	}
 }
