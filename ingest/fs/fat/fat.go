@@ -19,11 +19,13 @@ package fat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -131,7 +133,7 @@ type fatTable struct {
 // maxKeptFAT bounds the bytes of one FAT copy kept beside the one in use
 // (for choosing the consistent copy and reading broken chains from it).
 // Larger FATs (volumes of tens of millions of clusters) are only compared.
-const maxKeptFAT = 64 << 20
+var maxKeptFAT int64 = 64 << 20 // a variable so tests can take the large-FAT path
 
 // Open reads the boot sector and FAT of the volume of size bytes in r. FAT
 // times are read as UTC, with a problem saying so; OpenIn names the zone.
@@ -300,12 +302,23 @@ func (f *FS) chooseFAT(media byte, first, fatBytes, nfats, active, need int64) e
 			order = append(order, i)
 		}
 	}
+	if need > maxKeptFAT {
+		// Only one copy is held: take the first whose entry 0 is right.
+		head := make([]byte, 8)
+		sane := func(i int64) bool {
+			_, err := f.r.ReadAt(head, first+i*fatBytes)
+			return err == nil && f.entryIn(head, 0)&0xff == uint32(media) && f.entryIn(head, 0) != uint32(media)
+		}
+		slices.SortStableFunc(order, func(a, b int64) int {
+			return cmp.Compare(boolInt(!sane(a)), boolInt(!sane(b)))
+		})
+	}
 	var tabs []fatTable
 	var lastErr error
 	for _, i := range order {
 		off := first + i*fatBytes
 		if need > maxKeptFAT && len(tabs) > 0 {
-			break // too big to hold twice: the rest are only compared
+			break // too big to hold twice: the rest are only compared, below
 		}
 		if off+need > f.size {
 			lastErr = &fs.ParseError{Op: "fat table", Offset: off, Err: fmt.Errorf("%w: FAT copy %d needs %d bytes, image ends at %#x", fs.ErrTruncated, i+1, need, f.size)}
@@ -342,8 +355,12 @@ func (f *FS) chooseFAT(media byte, first, fatBytes, nfats, active, need int64) e
 	switch {
 	case why[best] != "":
 		f.problem("every FAT copy looks damaged; FAT copy %d at %#x used: %s", use.n+1, use.off, why[best])
-	case best != 0:
-		f.problem("FAT copy %d at %#x is damaged (%s); FAT copy %d at %#x used instead", tabs[0].n+1, tabs[0].off, orInvalid(why[0], bad[0]), use.n+1, use.off)
+	case use.n != active:
+		reason := "entry 0 is not the media descriptor"
+		if tabs[0].n == active {
+			reason = orInvalid(why[0], bad[0])
+		}
+		f.problem("FAT copy %d at %#x is damaged (%s); FAT copy %d at %#x used instead", active+1, first+active*fatBytes, reason, use.n+1, use.off)
 	}
 	for k, t := range tabs {
 		if k == best {
@@ -357,12 +374,21 @@ func (f *FS) chooseFAT(media byte, first, fatBytes, nfats, active, need int64) e
 			}
 		}
 	}
-	for _, i := range order[len(tabs):] {
-		if off := first + i*fatBytes; off+need <= f.size {
-			f.compareFAT(off, i)
+	if need > maxKeptFAT {
+		for _, i := range order {
+			if off := first + i*fatBytes; i != use.n && off+need <= f.size {
+				f.compareFAT(off, i) // too big to hold: compared piecewise
+			}
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func orInvalid(why string, bad int64) string {
@@ -429,8 +455,8 @@ func (f *FS) compareFAT(off, i int64) {
 		}
 	}
 	if diff > 0 {
-		f.problem("FAT copy %d at %#x differs from the FAT in use (at %#x) in %d bytes, first at %#x; the FAT in use (copy %d) was read",
-			i+1, off, f.fatOff, diff, first, (f.fatOff-off)/int64(len(f.fat))+1)
+		f.problem("FAT copy %d at %#x differs from the FAT in use (copy %d at %#x) in %d bytes, first at %#x; the FAT in use was read",
+			i+1, off, f.fatCopy+1, f.fatOff, diff, first)
 	}
 }
 

@@ -443,6 +443,23 @@ func TestFATCopyFallback(t *testing.T) {
 					t.Errorf("%s: sha %s (%v, %q), want %s", w.path, l.sha, l.err, l.file.Err, sha(w.data))
 				}
 			}
+			// The same with FATs too large to hold twice: copy 2 is still
+			// chosen by its entry 0.
+			saved := maxKeptFAT
+			maxKeptFAT = 1
+			fb, err := New(fh, size)
+			maxKeptFAT = saved
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range walkAll(t, fb) {
+				if l.file.Type == "file" && (l.err != nil || l.sha != got[l.file.Path].sha) {
+					t.Errorf("large-FAT path: %s: sha %s (%v)", l.file.Path, l.sha, l.err)
+				}
+			}
+			if !hasProblem(fb, "FAT copy 2 at") || !hasProblem(fb, "differs from the FAT in use (copy 2") {
+				t.Errorf("large-FAT path: problems %q", fb.Problems())
+			}
 			fat1, fat2 := b.rsvd*b.bps, (b.rsvd+b.fatSz)*b.bps
 			if want := fmt.Sprintf("FAT copy 1 at %#x is damaged (entry 0 is 0x0, not the media descriptor %#02x with the high bits set); FAT copy 2 at %#x used instead", fat1, raw[21], fat2); !hasProblem(f, want) {
 				t.Errorf("no problem %q: %q", want, f.Problems())
