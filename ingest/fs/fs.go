@@ -55,9 +55,22 @@ type File struct {
 	Btime   time.Time `json:"crtime,omitzero"` // created
 	Runs    []Run     `json:"byte_runs,omitempty"`
 	// Recoverable says Open can return the content: always for allocated
-	// files, for deleted ones only when their clusters are still free.
-	Recoverable bool   `json:"recoverable"`
-	Err         string `json:"error,omitempty"` // why the content or metadata is damaged
+	// files; for deleted ones when the reader could map their content to
+	// clusters that are still free (Recovery says how, and how sure).
+	Recoverable bool `json:"recoverable"`
+	// Recovery says how a deleted file's content was mapped and whether
+	// its bytes were checked: a method, "contiguous" (the clusters from
+	// the start on, all free) or "skip-allocated" (as tsk_recover: the
+	// free clusters from the start on, stepping over clusters now in
+	// use), then optionally "+verified" (the format's own checksums cover
+	// every byte and match: ZIP member CRC-32s and directory offsets, PNG
+	// chunk CRCs, gzip CRC-32 and length), "+plausible" (head and tail
+	// structure of a format without content checksums match: PDF, JPEG;
+	// the middle is not proven) or "+mismatch" (the check failed, Err
+	// says where: the bytes are not, or not all, the file's). Without a
+	// suffix the type allowed no check. Empty for allocated files.
+	Recovery string `json:"recovery,omitempty"`
+	Err      string `json:"error,omitempty"` // why the content or metadata is damaged
 }
 
 // Run maps Length bytes of a file starting at file offset Logical to Offset

@@ -1,18 +1,31 @@
 // Package fat reads FAT12, FAT16 and FAT32 file systems read-only, the
 // forensic way: deleted directory entries (0xE5) with their long names when
 // the LFN slots survive, recovery of deleted files from their start cluster
-// over contiguous free clusters (as tsk_recover does), FAT 1 used when the
-// copies differ, and the allocation map as unallocated ranges. go-diskfs
-// hides all of these, so the on-disk structures are parsed here directly.
+// over the free clusters that follow it (the rule of tsk_recover: clusters
+// now in use are stepped over), each recovery checked by the content's own
+// structure where its type has one (ZIP and the Office formats built on it,
+// PNG, gzip: every byte; PDF, JPEG: head and tail) and marked how it was
+// made (fs.File.Recovery), the FAT copy that is consistent used when the
+// copies differ (a zeroed or damaged first FAT falls back to the next, and
+// a file whose chain breaks in the FAT in use is read from another copy
+// whose chain is whole), and the allocation map as unallocated ranges.
+// Times are local time of a zone the volume does not record: read as UTC
+// unless OpenIn names the zone. go-diskfs hides all of these, so the
+// on-disk structures are parsed here directly.
+//
+// Not supported: VFAT/exFAT (package exfat), TexFAT, and recovery of
+// deleted files that were fragmented around clusters freed since.
 package fat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -98,36 +111,74 @@ type FS struct {
 	nClusters   uint32 // data clusters; valid numbers are 2..nClusters+1
 	eoc, bad    uint32 // end-of-chain threshold and bad-cluster mark
 	fat         []byte // the FAT in use, raw
+	fatCopy     int64  // which copy it is, 0-based
+	alts        []fatTable
+	loc         *time.Location // zone the times are local to
+
+	freeOnce sync.Once
+	freeSuf  []int64 // freeSuf[b]: free clusters in blocks b.. of freeBlock clusters
 
 	mu       sync.Mutex
 	problems []string
 	dropped  int
 }
 
-// Open reads the boot sector and FAT of the volume of size bytes in r.
+// fatTable is one copy of the FAT held in memory.
+type fatTable struct {
+	n   int64 // copy number, 0-based
+	off int64 // byte offset in the volume
+	b   []byte
+}
+
+// maxKeptFAT bounds the bytes of one FAT copy kept beside the one in use
+// (for choosing the consistent copy and reading broken chains from it).
+// Larger FATs (volumes of tens of millions of clusters) are only compared.
+var maxKeptFAT int64 = 64 << 20 // a variable so tests can take the large-FAT path
+
+// Open reads the boot sector and FAT of the volume of size bytes in r. FAT
+// times are read as UTC, with a problem saying so; OpenIn names the zone.
 func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
-	f, err := New(r, size)
-	if err != nil {
-		return nil, err
+	return OpenIn(nil)(r, size)
+}
+
+// OpenIn returns an Opener that reads FAT times (local time without a zone
+// on disk) as local time of loc and reports them in UTC. A nil loc reads
+// them as UTC and records the problem "fat: times are local time of an
+// unknown zone, read as UTC (use --tz)".
+func OpenIn(loc *time.Location) fs.Opener {
+	return func(r io.ReaderAt, size int64) (fs.FileSystem, error) {
+		f, err := NewIn(r, size, loc)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
 	}
-	return f, nil
 }
 
 // New is Open returning the concrete type.
+func New(r io.ReaderAt, size int64) (*FS, error) { return NewIn(r, size, nil) }
+
+// NewIn is OpenIn(loc) returning the concrete type.
 //
 // When the boot sector at 0 is damaged, FAT32's backup boot sector (sector
 // 6, where every formatter puts it) is used and the damage reported.
-func New(r io.ReaderAt, size int64) (*FS, error) {
+func NewIn(r io.ReaderAt, size int64, loc *time.Location) (*FS, error) {
 	f, err := newAt(r, size, 0)
-	if err == nil {
-		return f, nil
-	}
-	const backupOff = 6 * 512 // BPB_BkBootSec is 6 on FAT32 volumes
-	if g, err2 := newAt(r, size, backupOff); err2 == nil && g.kind == "fat32" {
+	if err != nil {
+		const backupOff = 6 * 512 // BPB_BkBootSec is 6 on FAT32 volumes
+		g, err2 := newAt(r, size, backupOff)
+		if err2 != nil || g.kind != "fat32" {
+			return nil, err
+		}
 		g.problem("boot sector at 0x0 unusable (%v); backup boot sector at %#x used", err, backupOff)
-		return g, nil
+		f = g
 	}
-	return nil, err
+	f.loc = loc
+	if loc == nil {
+		f.loc = time.UTC
+		f.problem("fat: times are local time of an unknown zone, read as UTC (use --tz)")
+	}
+	return f, nil
 }
 
 // newAt opens the volume with the boot sector found at byte bsOff.
@@ -232,20 +283,155 @@ func newAt(r io.ReaderAt, size, bsOff int64) (*FS, error) {
 		f.problem("FAT of %d bytes maps only %d of the %d clusters the boot sector implies; the rest are ignored", need, mapped, f.nClusters)
 		f.nClusters = uint32(max(mapped, 0))
 	}
-	f.fatOff = (rsvd + active*fatSz) * bps
-	if f.fatOff+need > size {
-		return nil, &fs.ParseError{Op: "fat table", Offset: f.fatOff, Err: fmt.Errorf("%w: FAT needs %d bytes, image ends at %#x", fs.ErrTruncated, need, size)}
-	}
-	f.fat = make([]byte, need)
-	if _, err := r.ReadAt(f.fat, f.fatOff); err != nil {
-		return nil, &fs.ParseError{Op: "fat table", Offset: f.fatOff, Err: err}
-	}
-	for i := int64(0); i < nfats; i++ {
-		if i != active {
-			f.compareFAT(rsvd*bps+i*fatSz*bps, i)
-		}
+	if err := f.chooseFAT(bs[bpbMedia], rsvd*bps, fatSz*bps, nfats, active, need); err != nil {
+		return nil, err
 	}
 	return f, nil
+}
+
+// chooseFAT reads the FAT copies and uses the consistent one: entry 0
+// carries the boot sector's media descriptor, the FAT32 root cluster is
+// allocated, and fewest entries point outside the volume. Ties go to the
+// active copy (the first, unless FAT32 mirroring is off). Copies that
+// differ from the one in use are reported and, when not damaged, kept to
+// read chains that break in the one in use.
+func (f *FS) chooseFAT(media byte, first, fatBytes, nfats, active, need int64) error {
+	order := []int64{active}
+	for i := range nfats {
+		if i != active {
+			order = append(order, i)
+		}
+	}
+	if need > maxKeptFAT {
+		// Only one copy is held: take the first whose entry 0 is right.
+		head := make([]byte, 8)
+		sane := func(i int64) bool {
+			_, err := f.r.ReadAt(head, first+i*fatBytes)
+			return err == nil && f.entryIn(head, 0)&0xff == uint32(media) && f.entryIn(head, 0) != uint32(media)
+		}
+		slices.SortStableFunc(order, func(a, b int64) int {
+			return cmp.Compare(boolInt(!sane(a)), boolInt(!sane(b)))
+		})
+	}
+	var tabs []fatTable
+	var lastErr error
+	for _, i := range order {
+		off := first + i*fatBytes
+		if need > maxKeptFAT && len(tabs) > 0 {
+			break // too big to hold twice: the rest are only compared, below
+		}
+		if off+need > f.size {
+			lastErr = &fs.ParseError{Op: "fat table", Offset: off, Err: fmt.Errorf("%w: FAT copy %d needs %d bytes, image ends at %#x", fs.ErrTruncated, i+1, need, f.size)}
+			continue
+		}
+		b := make([]byte, need)
+		if _, err := f.r.ReadAt(b, off); err != nil {
+			lastErr = &fs.ParseError{Op: "fat table", Offset: off, Err: err}
+			continue
+		}
+		tabs = append(tabs, fatTable{n: i, off: off, b: b})
+	}
+	if len(tabs) == 0 {
+		return lastErr
+	}
+	if len(tabs) < len(order) && lastErr != nil {
+		f.problem("%v", lastErr)
+	}
+	why := make([]string, len(tabs))
+	bad := make([]int64, len(tabs))
+	best := 0
+	for k, t := range tabs {
+		why[k], bad[k] = f.fatDefects(t.b, media)
+		if (why[k] == "") != (why[best] == "") {
+			if why[k] == "" {
+				best = k
+			}
+		} else if bad[k] < bad[best] {
+			best = k
+		}
+	}
+	use := tabs[best]
+	f.fat, f.fatOff, f.fatCopy = use.b, use.off, use.n
+	switch {
+	case why[best] != "":
+		f.problem("every FAT copy looks damaged; FAT copy %d at %#x used: %s", use.n+1, use.off, why[best])
+	case use.n != active:
+		reason := "entry 0 is not the media descriptor"
+		if tabs[0].n == active {
+			reason = orInvalid(why[0], bad[0])
+		}
+		f.problem("FAT copy %d at %#x is damaged (%s); FAT copy %d at %#x used instead", active+1, first+active*fatBytes, reason, use.n+1, use.off)
+	}
+	for k, t := range tabs {
+		if k == best {
+			continue
+		}
+		if diff, at := diffBytes(t.b, use.b); diff > 0 {
+			f.problem("FAT copy %d at %#x differs from the FAT in use (copy %d at %#x) in %d bytes, first at %#x; the FAT in use was read",
+				t.n+1, t.off, use.n+1, use.off, diff, t.off+at)
+			if why[k] == "" {
+				f.alts = append(f.alts, t)
+			}
+		}
+	}
+	if need > maxKeptFAT {
+		for _, i := range order {
+			if off := first + i*fatBytes; i != use.n && off+need <= f.size {
+				f.compareFAT(off, i) // too big to hold: compared piecewise
+			}
+		}
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func orInvalid(why string, bad int64) string {
+	if why != "" {
+		return why
+	}
+	return fmt.Sprintf("%d entries point outside the volume", bad)
+}
+
+// fatDefects says why a FAT copy cannot be the right one (empty if it
+// can) and counts entries pointing outside the volume.
+func (f *FS) fatDefects(tab []byte, media byte) (string, int64) {
+	var why string
+	if e0 := f.entryIn(tab, 0); e0&0xff != uint32(media) || e0 == uint32(media) {
+		why = fmt.Sprintf("entry 0 is %#x, not the media descriptor %#02x with the high bits set", e0, media)
+	} else if f.kind == "fat32" && f.valid(f.rootClus) && f.entryIn(tab, f.rootClus) == 0 {
+		why = fmt.Sprintf("root directory cluster %d is marked free", f.rootClus)
+	}
+	var n int64
+	for c := uint32(2); c-2 < f.nClusters; c++ {
+		if e := f.entryIn(tab, c); e != 0 && e < f.eoc && e != f.bad && !f.valid(e) {
+			n++
+		}
+	}
+	return why, n
+}
+
+// diffBytes counts the bytes where a and b (same length) differ and gives
+// the first.
+func diffBytes(a, b []byte) (n, first int64) {
+	if bytes.Equal(a, b) {
+		return 0, -1
+	}
+	first = -1
+	for i := range a {
+		if a[i] != b[i] {
+			if first < 0 {
+				first = int64(i)
+			}
+			n++
+		}
+	}
+	return n, first
 }
 
 // compareFAT reports where copy i (at byte offset off) differs from the FAT
@@ -269,8 +455,8 @@ func (f *FS) compareFAT(off, i int64) {
 		}
 	}
 	if diff > 0 {
-		f.problem("FAT copy %d at %#x differs from the FAT in use (at %#x) in %d bytes, first at %#x; the FAT in use (copy %d) was read",
-			i+1, off, f.fatOff, diff, first, (f.fatOff-off)/int64(len(f.fat))+1)
+		f.problem("FAT copy %d at %#x differs from the FAT in use (copy %d at %#x) in %d bytes, first at %#x; the FAT in use was read",
+			i+1, off, f.fatCopy+1, f.fatOff, diff, first)
 	}
 }
 
@@ -301,31 +487,35 @@ func (f *FS) Problems() []string {
 	return out
 }
 
-// entry returns FAT entry c; clusters past the FAT read as bad.
-func (f *FS) entry(c uint32) uint32 {
+// entry returns FAT entry c of the FAT in use; clusters past the FAT read
+// as bad.
+func (f *FS) entry(c uint32) uint32 { return f.entryIn(f.fat, c) }
+
+// entryIn returns entry c of the FAT copy tab.
+func (f *FS) entryIn(tab []byte, c uint32) uint32 {
 	switch f.kind {
 	case "fat12":
 		o := int(c) + int(c)/2
-		if o+1 >= len(f.fat) {
+		if o+1 >= len(tab) {
 			return f.bad
 		}
-		v := uint32(binary.LittleEndian.Uint16(f.fat[o:]))
+		v := uint32(binary.LittleEndian.Uint16(tab[o:]))
 		if c&1 == 1 {
 			return v >> 4
 		}
 		return v & 0xfff
 	case "fat16":
 		o := int(c) * 2
-		if o+1 >= len(f.fat) {
+		if o+1 >= len(tab) {
 			return f.bad
 		}
-		return uint32(binary.LittleEndian.Uint16(f.fat[o:]))
+		return uint32(binary.LittleEndian.Uint16(tab[o:]))
 	default:
 		o := int(c) * 4
-		if o+3 >= len(f.fat) {
+		if o+3 >= len(tab) {
 			return f.bad
 		}
-		return binary.LittleEndian.Uint32(f.fat[o:]) & 0x0fffffff
+		return binary.LittleEndian.Uint32(tab[o:]) & 0x0fffffff
 	}
 }
 
@@ -333,14 +523,16 @@ func (f *FS) entry(c uint32) uint32 {
 func (f *FS) valid(c uint32) bool { return c >= 2 && c-2 < f.nClusters }
 
 // entryOff is the FAT byte offset of entry c in the volume, for messages.
-func (f *FS) entryOff(c uint32) int64 {
+func (f *FS) entryOff(c uint32) int64 { return f.entryOffIn(f.fatOff, c) }
+
+func (f *FS) entryOffIn(fatOff int64, c uint32) int64 {
 	switch f.kind {
 	case "fat12":
-		return f.fatOff + int64(c) + int64(c)/2
+		return fatOff + int64(c) + int64(c)/2
 	case "fat16":
-		return f.fatOff + int64(c)*2
+		return fatOff + int64(c)*2
 	}
-	return f.fatOff + int64(c)*4
+	return fatOff + int64(c)*4
 }
 
 // clusterOff is the byte offset of cluster c in the volume.
@@ -352,6 +544,11 @@ func (f *FS) clusterOff(c uint32) int64 { return f.dataOff + int64(c-2)*f.cluste
 // volume or loops. max < 0 means "until end of chain", capped by the cluster
 // count.
 func (f *FS) chain(start uint32, max int64) ([]fs.Run, error) {
+	return f.chainIn(fatTable{n: f.fatCopy, off: f.fatOff, b: f.fat}, start, max)
+}
+
+// chainIn is chain over the FAT copy t.
+func (f *FS) chainIn(t fatTable, start uint32, max int64) ([]fs.Run, error) {
 	if max < 0 || max > int64(f.nClusters) {
 		max = int64(f.nClusters)
 	}
@@ -360,7 +557,7 @@ func (f *FS) chain(start uint32, max int64) ([]fs.Run, error) {
 	c := start
 	for n := int64(0); n < max; n++ {
 		if !f.valid(c) {
-			return runs, fmt.Errorf("%w: cluster %d after %d clusters (FAT entry at %#x)", ErrChain, c, n, f.entryOff(start))
+			return runs, fmt.Errorf("%w: cluster %d after %d clusters (FAT entry at %#x)", ErrChain, c, n, f.entryOffIn(t.off, start))
 		}
 		off := f.clusterOff(c)
 		if k := len(runs); k > 0 && runs[k-1].Offset+runs[k-1].Length == off {
@@ -385,7 +582,7 @@ func (f *FS) chain(start uint32, max int64) ([]fs.Run, error) {
 		if seen != nil {
 			seen[c] = struct{}{}
 		}
-		next := f.entry(c)
+		next := f.entryIn(t.b, c)
 		if n+1 == max {
 			break
 		}
@@ -393,9 +590,9 @@ func (f *FS) chain(start uint32, max int64) ([]fs.Run, error) {
 		case next >= f.eoc:
 			return runs, nil
 		case next == 0:
-			return runs, fmt.Errorf("%w: cluster %d is marked free (FAT entry at %#x)", ErrChain, c, f.entryOff(c))
+			return runs, fmt.Errorf("%w: cluster %d is marked free (FAT entry at %#x)", ErrChain, c, f.entryOffIn(t.off, c))
 		case next == f.bad:
-			return runs, fmt.Errorf("%w: cluster %d is marked bad (FAT entry at %#x)", ErrChain, c, f.entryOff(c))
+			return runs, fmt.Errorf("%w: cluster %d is marked bad (FAT entry at %#x)", ErrChain, c, f.entryOffIn(t.off, c))
 		}
 		c = next
 	}
@@ -428,6 +625,77 @@ func (f *FS) contiguousFree(start uint32, n int64) (fs.Run, error) {
 		}
 	}
 	return fs.Run{Offset: f.clusterOff(start), Length: n * f.clusterSize}, nil
+}
+
+// freeBlock is the number of clusters per block of the free-cluster
+// counts, which let a recovery step over long allocated stretches.
+const freeBlock = 4096
+
+// freeSuffix returns, per block of freeBlock clusters, the free clusters
+// in that block and all after it (one more element, 0, at the end).
+func (f *FS) freeSuffix() []int64 {
+	f.freeOnce.Do(func() {
+		nb := (int64(f.nClusters) + freeBlock - 1) / freeBlock
+		suf := make([]int64, nb+1)
+		for k := int64(0); k < int64(f.nClusters); k++ {
+			if f.entry(uint32(k+2)) == 0 {
+				suf[k/freeBlock]++
+			}
+		}
+		for b := nb - 1; b >= 0; b-- {
+			suf[b] += suf[b+1]
+		}
+		f.freeSuf = suf
+	})
+	return f.freeSuf
+}
+
+// recoverRuns maps a deleted file of need clusters from start by the rule
+// of tsk_recover: the start cluster must be free, then the file takes the
+// next need free clusters, stepping over those now in use (it assumes the
+// file was laid out contiguously among the clusters free at the time, so
+// the clusters in use now were in use then). skipped says whether any was
+// stepped over. Not enough free clusters before the end of the volume,
+// or a start cluster in use or outside it, make the file unrecoverable.
+func (f *FS) recoverRuns(start uint32, need int64) (runs []fs.Run, skipped bool, err error) {
+	if !f.valid(start) {
+		return nil, false, fmt.Errorf("%w: start cluster %d outside the volume", ErrNotRecoverable, start)
+	}
+	if e := f.entry(start); e != 0 {
+		return nil, false, fmt.Errorf("%w: start cluster %d in use (FAT entry at %#x)", ErrNotRecoverable, start, f.entryOff(start))
+	}
+	suf := f.freeSuffix()
+	k := int64(start - 2)
+	blk := k / freeBlock
+	var avail int64
+	for j := k; j < min((blk+1)*freeBlock, int64(f.nClusters)); j++ {
+		if f.entry(uint32(j+2)) == 0 {
+			avail++
+		}
+	}
+	if avail += suf[blk+1]; avail < need {
+		return nil, false, fmt.Errorf("%w: %d clusters needed from cluster %d, only %d free up to the end of the volume", ErrNotRecoverable, need, start, avail)
+	}
+	for got := int64(0); got < need; k++ {
+		if k%freeBlock == 0 && suf[k/freeBlock] == suf[k/freeBlock+1] {
+			k += freeBlock - 1 // a block with no free cluster
+			skipped = true
+			continue
+		}
+		c := uint32(k + 2)
+		if f.entry(c) != 0 {
+			skipped = true
+			continue
+		}
+		off := f.clusterOff(c)
+		if n := len(runs); n > 0 && runs[n-1].Offset+runs[n-1].Length == off {
+			runs[n-1].Length += f.clusterSize
+		} else {
+			runs = append(runs, fs.Run{Logical: got * f.clusterSize, Offset: off, Length: f.clusterSize})
+		}
+		got++
+	}
+	return runs, skipped, nil
 }
 
 // Unallocated implements fs.FileSystem: free clusters, plus sectors after
@@ -685,9 +953,9 @@ func (w *walker) entry(de dirEntry, parent string, parentDeleted bool, depth int
 		Path:    parent + "/" + de.name,
 		Deleted: de.deleted || parentDeleted,
 		Inode:   uint64(3 + (de.off-f.firstData)/dirEntrySize),
-		Mtime:   dosTime(de.raw[dirWrtDate:], de.raw[dirWrtTime:], 0),
-		Atime:   dosTime(de.raw[dirAccDate:], nil, 0),
-		Btime:   dosTime(de.raw[dirCrtDate:], de.raw[dirCrtTime:], de.raw[dirCrtTenth]),
+		Mtime:   dosTime(de.raw[dirWrtDate:], de.raw[dirWrtTime:], 0, f.loc),
+		Atime:   dosTime(de.raw[dirAccDate:], nil, 0, f.loc),
+		Btime:   dosTime(de.raw[dirCrtDate:], de.raw[dirCrtTime:], de.raw[dirCrtTenth], f.loc),
 	}
 	isDir := de.attr&attrDirectory != 0
 	if isDir {
@@ -746,25 +1014,41 @@ func (f *FS) mapContent(file *fs.File, de dirEntry) {
 	}
 	need := (size + f.clusterSize - 1) / f.clusterSize
 	if file.Deleted {
-		run, err := f.contiguousFree(de.start, need)
+		runs, skipped, err := f.recoverRuns(de.start, need)
 		if err != nil {
-			file.Err = fmt.Sprintf("entry at %#x: %v", de.off, err)
+			file.Err = joinMsg(file.Err, fmt.Sprintf("entry at %#x: %v", de.off, err))
 			return
 		}
-		file.Runs = trim([]fs.Run{run}, size)
+		file.Runs = trim(runs, size)
 		file.Recoverable = file.Err == ""
+		file.Recovery = "contiguous"
+		if skipped {
+			file.Recovery = "skip-allocated"
+		}
 		f.checkInImage(file)
+		if file.Recoverable {
+			kind, res, why := checkContent(fs.NewRunReaderAt(f.r, file.Runs, file.Size, file.Path), file.Size)
+			if res != checkNone {
+				file.Recovery += "+" + res
+			}
+			if res == checkMismatch {
+				file.Err = joinMsg(file.Err, fmt.Sprintf("recovered content fails the %s structure check: %s", kind, why))
+			}
+		}
 		return
 	}
 	file.Recoverable = true
-	runs, err := f.chain(de.start, need)
-	if err == nil && int64(len(runs)) > 0 {
-		var got int64
-		for _, r := range runs {
-			got += r.Length
-		}
-		if got < size {
-			err = fmt.Errorf("%w: chain ends after %d of %d clusters", ErrChain, got/f.clusterSize, need)
+	runs, err := f.wholeChain(f.chain, de.start, need, size)
+	if err != nil {
+		// The chain breaks in the FAT in use: another copy may hold it whole.
+		for _, t := range f.alts {
+			r2, err2 := f.wholeChain(func(c uint32, n int64) ([]fs.Run, error) { return f.chainIn(t, c, n) }, de.start, need, size)
+			if err2 == nil {
+				f.problem("%s: entry at %#x, start cluster %d: %v in FAT copy %d; read from FAT copy %d at %#x, where the chain is whole",
+					file.Path, de.off, de.start, err, f.fatCopy+1, t.n+1, t.off)
+				runs, err = r2, nil
+				break
+			}
 		}
 	}
 	if err != nil {
@@ -774,6 +1058,22 @@ func (f *FS) mapContent(file *fs.File, de dirEntry) {
 	}
 	file.Runs = trim(runs, size)
 	f.checkInImage(file)
+}
+
+// wholeChain follows a chain of need clusters with chain and says why when
+// it gives fewer than size bytes.
+func (f *FS) wholeChain(chain func(uint32, int64) ([]fs.Run, error), start uint32, need, size int64) ([]fs.Run, error) {
+	runs, err := chain(start, need)
+	if err == nil && len(runs) > 0 {
+		var got int64
+		for _, r := range runs {
+			got += r.Length
+		}
+		if got < size {
+			err = fmt.Errorf("%w: chain ends after %d of %d clusters", ErrChain, got/f.clusterSize, need)
+		}
+	}
+	return runs, err
 }
 
 // checkInImage notes content mapped past the end of a truncated image.
@@ -914,9 +1214,10 @@ func decode437(b []byte) string {
 }
 
 // dosTime decodes a FAT date (and optional time and 10 ms units). FAT stores
-// local time without a zone; it is reported as if UTC, as fls does without
-// -z. Invalid dates give the zero time.
-func dosTime(d, t []byte, tenths byte) time.Time {
+// local time without a zone; it is read as local time of loc (UTC when the
+// zone is unknown, as fls does without -z) and returned in UTC. Invalid
+// dates give the zero time.
+func dosTime(d, t []byte, tenths byte, loc *time.Location) time.Time {
 	date := binary.LittleEndian.Uint16(d)
 	if date == 0 {
 		return time.Time{}
@@ -934,5 +1235,8 @@ func dosTime(d, t []byte, tenths byte) time.Time {
 		}
 	}
 	ns := int(tenths) * 10 * int(time.Millisecond)
-	return time.Date(y, time.Month(m), day, hh, mm, ss, 0, time.UTC).Add(time.Duration(ns))
+	if loc == nil {
+		loc = time.UTC
+	}
+	return time.Date(y, time.Month(m), day, hh, mm, ss, 0, loc).Add(time.Duration(ns)).UTC()
 }
