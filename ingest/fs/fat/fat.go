@@ -144,7 +144,7 @@ func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
 // OpenIn returns an Opener that reads FAT times (local time without a zone
 // on disk) as local time of loc and reports them in UTC. A nil loc reads
 // them as UTC and records the problem "fat: times are local time of an
-// unknown zone, read as UTC (use --tz)".
+// unknown zone, read as UTC".
 func OpenIn(loc *time.Location) fs.Opener {
 	return func(r io.ReaderAt, size int64) (fs.FileSystem, error) {
 		f, err := NewIn(r, size, loc)
@@ -176,7 +176,7 @@ func NewIn(r io.ReaderAt, size int64, loc *time.Location) (*FS, error) {
 	f.loc = loc
 	if loc == nil {
 		f.loc = time.UTC
-		f.problem("fat: times are local time of an unknown zone, read as UTC (use --tz)")
+		f.problem("fat: times are local time of an unknown zone, read as UTC")
 	}
 	return f, nil
 }

@@ -30,7 +30,7 @@ type genFile struct {
 	data []byte
 }
 
-const tzProblem = "fat: times are local time of an unknown zone, read as UTC (use --tz)"
+const tzProblem = "fat: times are local time of an unknown zone, read as UTC"
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
