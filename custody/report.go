@@ -359,6 +359,9 @@ func utsString(b []int8) string {
 type ReportOptions struct {
 	OutDir  string // default: <case>/reports
 	SignKey string // ed25519 private key file; "" for no signature
+	// Lang "zh" also writes report.zh.html, the Chinese 电子数据检查笔录
+	// (the English report is always written).
+	Lang string
 }
 
 // ReportResult lists the files written with their hashes.
@@ -426,6 +429,11 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 	}
 	if err := write("report.html", func(w io.Writer) error { return writeHTML(w, rep) }); err != nil {
 		return nil, err
+	}
+	if opts.Lang == "zh" {
+		if err := write("report.zh.html", func(w io.Writer) error { return writeHTMLZh(w, rep) }); err != nil {
+			return nil, err
+		}
 	}
 	for _, ev := range rep.Evidence {
 		if err := write("evidence-"+ev.ID+".dfxml", func(w io.Writer) error { return c.writeDFXML(ctx, w, rep, ev) }); err != nil {

@@ -464,3 +464,42 @@ func TestReportOutAndKeys(t *testing.T) {
 		t.Fatalf("audit.log as a key: %v", err)
 	}
 }
+
+// TestReportChinese: report --lang zh writes report.zh.html beside the
+// English report, with the 笔录 fields (案由, object, time, place, method
+// and process, the item list with type, format and 校验值, staff, software
+// and results), the custody facts, the image's hashes as crypto/* computed
+// them, no workstation path, and a place in SHA256SUMS.
+func TestReportChinese(t *testing.T) {
+	ctx := context.Background()
+	fc := buildFATCase(t)
+	out := filepath.Join(t.TempDir(), "zh")
+	res, err := fc.c.WriteReport(ctx, ReportOptions{OutDir: out, SignKey: fc.key, Lang: "zh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zh, err := os.ReadFile(filepath.Join(out, "report.zh.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"电子数据检查笔录", "案由", "检查时间", "检查地点", "检查方法和过程", "校验值", "检查人员", "检查设备与软件", "检查结果",
+		testSeizure.Seal, testSeizure.SeizedBy, testSeizure.DeviceSerial, "登记检材并计算哈希值"}
+	for _, h := range fc.imgSums {
+		want = append(want, h)
+	}
+	for _, w := range want {
+		if !bytes.Contains(zh, []byte(w)) {
+			t.Errorf("report.zh.html lacks %q", w)
+		}
+	}
+	if bytes.Contains(zh, []byte(fc.c.Dir())) {
+		t.Error("report.zh.html names the workstation's case path")
+	}
+	sums, _ := os.ReadFile(filepath.Join(out, "SHA256SUMS"))
+	if !bytes.Contains(sums, []byte("report.zh.html")) || !bytes.Contains(zh, []byte("</html>")) {
+		t.Errorf("report.zh.html not in SHA256SUMS: %s", sums)
+	}
+	if len(res.Files) != 8 {
+		t.Errorf("%d report files, want 8 with the Chinese one", len(res.Files))
+	}
+}

@@ -14,6 +14,7 @@ type reportOptions struct {
 	Out  string // output directory; default DIR/reports
 	Sign string // ed25519 private key file
 	JSON bool
+	Lang string // "zh": also the Chinese report
 }
 
 func newReportCmd() *cobra.Command {
@@ -37,16 +38,20 @@ also SHA256SUMS.sig (ed25519; the key must be the one given to 'case init
 	f.StringVar(&opts.Out, "out", "", "output directory (default: DIR/reports)")
 	f.StringVar(&opts.Sign, "sign", "", "ed25519 private key file to sign SHA256SUMS with")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
+	f.StringVar(&opts.Lang, "lang", "", `"zh": also write report.zh.html, the Chinese record (电子数据检查笔录)`)
 	return cmd
 }
 
 func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, a []string) error {
+	if opts.Lang != "" && opts.Lang != "zh" && opts.Lang != "en" {
+		return usageError{fmt.Errorf("--lang %q: en or zh", opts.Lang)}
+	}
 	c, err := openCase(ctx, a[0], opts.Sign) // the report's key signs the audit lines too
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	res, err := c.WriteReport(ctx, custody.ReportOptions{OutDir: opts.Out, SignKey: opts.Sign})
+	res, err := c.WriteReport(ctx, custody.ReportOptions{OutDir: opts.Out, SignKey: opts.Sign, Lang: opts.Lang})
 	if err != nil {
 		return err
 	}

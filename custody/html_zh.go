@@ -1,0 +1,123 @@
+package custody
+
+import (
+	"html/template"
+	"io"
+	"strings"
+)
+
+// The Chinese report follows the record the procedural rules ask for:
+// 法发〔2016〕22号 arts. 5 and 14 (案由, object, content, time, place,
+// method and process, and the item list with type, format and check
+// value), and the Procuratorate's rules on electronic evidence (start and
+// end times, staff, equipment and software versions, steps and results,
+// reproducible). It is drawn from the same Report as report.html.
+
+var zhFuncs = template.FuncMap{
+	"verdictZh": func(v *bool) string {
+		switch {
+		case v == nil:
+			return "未比对（无可比对的哈希值）"
+		case *v:
+			return "校验一致"
+		default:
+			return "校验不一致"
+		}
+	},
+	"actionZh": func(a string) string {
+		if zh, ok := actionNamesZh[a]; ok {
+			return zh + "（" + a + "）"
+		}
+		return a
+	},
+	"outcomeZh": func(o string) string {
+		switch o {
+		case OutcomeOK:
+			return "完成"
+		case OutcomeError:
+			return "出错"
+		case "started":
+			return "开始"
+		}
+		return o
+	},
+	"orDash": func(s string) string {
+		if strings.TrimSpace(s) == "" {
+			return "—"
+		}
+		return s
+	},
+}
+
+// actionNamesZh names the audit actions in the report's language.
+var actionNamesZh = map[string]string{
+	"case.init": "建立案件", "evidence.add": "登记检材并计算哈希值", "evidence.walk": "解析文件系统并提取文件",
+	"evidence.carve": "未分配空间数据恢复", "evidence.scan": "原始数据个人信息扫描", "evidence.resume": "继续中断的检查",
+	"evidence.damage": "记录检材损坏区域", "dataset.add": "导入数据集并去重", "dataset.remove": "移除数据集",
+	"index.shards": "记录索引分片哈希值", "report": "生成报告", "verify": "校验", "export": "导出文件",
+	"custody.transfer": "检材移交",
+}
+
+var reportZhTmpl = template.Must(template.New("report.zh").Funcs(htmlFuncs).Funcs(zhFuncs).Parse(`<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>电子数据检查笔录 {{.Case.CaseNumber}}</title>
+<style>
+@page { size: A4; margin: 18mm 15mm 20mm;
+  @top-center { content: "电子数据检查笔录  案件编号 {{.Case.CaseNumber}}"; font-size: 8pt; }
+  @bottom-center { content: "第 " counter(page) " 页 共 " counter(pages) " 页"; font-size: 8pt; } }
+body { font-family: "Noto Sans CJK SC", "Noto Sans SC", sans-serif; font-size: 10pt; color: #111; }
+h1 { font-size: 16pt; text-align: center; } h2 { font-size: 12pt; border-bottom: 1px solid #999; margin-top: 1.2em; }
+table { border-collapse: collapse; width: 100%; margin: .4em 0; } th, td { border: 1px solid #aaa; padding: 3px 5px; text-align: left; vertical-align: top; }
+th { background: #eee; white-space: nowrap; } .hash, .t { font-family: monospace; white-space: nowrap; font-size: 7.5pt; } .hash { font-size: 6.2pt; }
+.sign td { height: 3em; }
+</style></head><body>
+<h1>电子数据检查笔录</h1>
+<table>
+<tr><th>案件编号</th><td>{{.Case.CaseNumber}}</td><th>检查单位</th><td>{{orDash .Case.Agency}}</td></tr>
+<tr><th>案由</th><td colspan="3">{{orDash .Case.Description}}</td></tr>
+<tr><th>检查人员</th><td colspan="3">{{examiners .Audit.Actions}}</td></tr>
+<tr><th>检查时间</th><td colspan="3"><span class="t">{{first .Audit.Actions}}</span> 至 <span class="t">{{last .Audit.Actions}}</span>（UTC）</td></tr>
+<tr><th>检查地点</th><td colspan="3">检查工作站 {{.Environment.Host}}</td></tr>
+<tr><th>检查设备与软件</th><td colspan="3">{{.Tool}}；操作系统 {{.Environment.OSSysname}} {{.Environment.OSRelease}} {{.Environment.Arch}}</td></tr>
+</table>
+
+<h2>一、检查对象（电子数据清单）</h2>
+<table>
+<tr><th>编号</th><th>类型</th><th>格式</th><th>大小（字节）</th><th>校验结论</th></tr>
+{{range .Evidence}}<tr><td>{{.ID}}</td><td>{{orDash .Seizure.DeviceModel}}{{if .Seizure.DeviceSerial}}（序列号 {{.Seizure.DeviceSerial}}）{{end}}</td><td>{{.Format}}</td><td>{{num .Size}}</td><td>{{verdictZh .Verified}}：{{.HashReason}}</td></tr>
+<tr><td></td><td colspan="4">校验值（哈希值）<br><span class="hash">MD5 {{.Computed.MD5}}<br>SHA-1 {{.Computed.SHA1}}<br>SHA-256 {{.Computed.SHA256}}</span></td></tr>
+{{end}}</table>
+
+<h2>二、提取与保管</h2>
+<table>
+<tr><th>编号</th><th>提取人</th><th>提取时间</th><th>提取地点</th><th>封存编号</th><th>描述</th></tr>
+{{range .Evidence}}<tr><td>{{.ID}}</td><td>{{orDash .Seizure.SeizedBy}}</td><td class="t">{{if not .Seizure.SeizedAt.IsZero}}{{rfc3339 .Seizure.SeizedAt}}{{else}}—{{end}}</td><td>{{orDash .Seizure.SeizedWhere}}</td><td>{{orDash .Seizure.Seal}}</td><td>{{orDash .Seizure.Description}}</td></tr>
+{{range .Transfers}}<tr><td></td><td colspan="5">移交：<span class="t">{{rfc3339 .At}}</span> 由 {{.From}} 交 {{.To}}，事由：{{.Reason}}（审计记录第 {{.AuditSeq}} 条）</td></tr>{{end}}
+{{end}}</table>
+
+<h2>三、检查方法和过程</h2>
+<p>检材以只读方式打开，未对原始检材作任何写入；每一步骤记入带哈希链的审计日志（audit.log），可用 evidx verify 复核，
+检查过程可按下列步骤重现。</p>
+<table>
+<tr><th>序号</th><th>时间（UTC）</th><th>步骤</th><th>检查人员</th><th>结果</th></tr>
+{{range .Audit.Actions}}<tr><td>{{.Seq}}</td><td class="t">{{short .Time}}</td><td>{{actionZh .Action}}</td><td>{{orDash .Examiner}}</td><td>{{outcomeZh .Outcome}}{{if .Error}}：{{oneLine .Error}}{{end}}</td></tr>
+{{end}}</table>
+
+<h2>四、检查结果</h2>
+<table>
+<tr><th>编号</th><th>文件（已分配/已删除）</th><th>目录</th><th>提取文件</th><th>恢复文件</th></tr>
+{{range .Evidence}}<tr><td>{{.ID}}</td><td>{{num .Counts.Allocated}} / {{num .Counts.Deleted}}</td><td>{{num .Counts.Dirs}}</td><td>{{num .Counts.Extracted}}</td><td>{{num .Counts.Carved}}</td></tr>
+{{end}}</table>
+{{if .Datasets}}<table>
+<tr><th>数据集</th><th>来源</th><th>行数</th><th>去重后个人信息条数</th><th>校验值（SHA-256）</th></tr>
+{{range .Datasets}}<tr><td>{{.Name}}</td><td>{{if .EvidenceID}}{{.EvidenceID}} {{.EvidencePath}}{{else}}直接提交{{end}}</td><td>{{num .Rows}}</td><td>{{range $k := kinds .Unique}}{{$k}} {{num (index $.Identities.Unique $k)}} {{end}}</td><td class="hash">{{.SHA256}}</td></tr>
+{{end}}</table>{{end}}
+<p>全案去重后：{{range $k := kinds .Identities.Unique}}{{$k}} {{num (index $.Identities.Unique $k)}}；{{end}}审计日志共 {{.Audit.Lines}} 条，末条哈希值 <span class="hash">{{.Audit.Head}}</span>。</p>
+{{if .Errors}}<h2>五、检查中发现的问题</h2><ul>{{range .Errors}}<li>{{oneLine .}}</li>{{end}}</ul>{{end}}
+
+<h2>签名</h2>
+<table class="sign"><tr><th>检查人</th><td></td><th>日期</th><td></td></tr><tr><th>见证人</th><td></td><th>日期</th><td></td></tr></table>
+</body></html>
+`))
+
+func writeHTMLZh(w io.Writer, r *Report) error { return reportZhTmpl.Execute(w, r) }
