@@ -302,6 +302,13 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
 <thead><tr><th>Regular files</th><th>Allocated</th><th>Deleted</th><th>Directories</th><th>Extracted to the case</th><th>Carved</th><th>Entries with damage</th></tr></thead>
 <tr><td class="n">{{num .Counts.Files}}</td><td class="n">{{num .Counts.Allocated}}</td><td class="n">{{num .Counts.Deleted}}</td><td class="n">{{num .Counts.Dirs}}</td><td class="n">{{num .Counts.Extracted}}</td><td class="n">{{num .Counts.Carved}}</td><td class="n">{{num .Counts.Errors}}</td></tr>
 </table>
+{{with .Carve}}<h3>Carving</h3>
+<table><thead><tr><th>Ranges searched</th><th>Bytes searched</th><th>Files carved</th><th>Bytes carved</th><th>Seconds</th></tr></thead>
+<tr><td class="n">{{num .Ranges}}</td><td class="n">{{num .BytesSearched}}</td><td class="n">{{num .Carved}}</td><td class="n">{{num .BytesCarved}}</td><td class="n">{{printf "%.1f" .Seconds}}</td></tr></table>{{end}}
+{{if .Features}}{{$f := .Features}}<h3>Identifiers in the raw bytes (scan)</h3>
+<table><thead><tr>{{range $k := kinds $f}}<th>{{$k}}</th>{{end}}</tr></thead>
+<tr>{{range $k := kinds $f}}<td class="n">{{num (index $f $k)}}</td>{{end}}</tr></table>
+<p class="note">Feature files (bulk_extractor style) are in features/{{.ID}}/ of the case.</p>{{end}}
 <p class="note">Each file with its byte runs (image offsets), MD5 and SHA-256 is listed in evidence-{{.ID}}.dfxml; extracted and carved files in manifest.hashdeep and case.jsonld.</p>
 </section>
 {{else}}<p>No evidence items registered.</p>{{end}}

@@ -70,6 +70,19 @@ type EvidenceReport struct {
 	Counts      FileCounts `json:"counts"`
 	Seizure     Seizure    `json:"seizure"`   // custody facts given at intake
 	Transfers   []Transfer `json:"transfers"` // changes of holder since, in order
+	// Carve and Features summarise the last carve and identifier scan of
+	// the item, from their audit lines (nil when not run).
+	Carve    *CarveSummary    `json:"carve,omitempty"`
+	Features map[string]int64 `json:"features,omitempty"`
+}
+
+// CarveSummary is what the carver searched and found on an item.
+type CarveSummary struct {
+	Ranges        int64   `json:"ranges"`
+	BytesSearched int64   `json:"bytes_searched"`
+	Carved        int64   `json:"carved"`
+	BytesCarved   int64   `json:"bytes_carved"`
+	Seconds       float64 `json:"seconds"`
 }
 
 // FileCounts counts the file-system entries and carved items of an item.
@@ -245,6 +258,9 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 		}
 		r.Audit.Actions = append(r.Audit.Actions, AuditLine{Seq: l.Seq, Time: l.Time, Action: l.Action, Outcome: l.Outcome,
 			User: l.User, Examiner: ex, Host: l.Host, Version: l.Version + " " + l.Revision, Inputs: ins, Error: l.Error})
+		if l.Action == "evidence.carve" || l.Action == "evidence.scan" || l.Action == "evidence.damage" {
+			summarise(r, l)
+		}
 		if l.Action == "evidence.walk" {
 			// What the media and disk layers recognised but could not read
 			// (a container or file system evidx does not read, a damaged
@@ -542,4 +558,53 @@ func (c *Case) writeManifest(ctx context.Context, w io.Writer, audit, caseNumber
 		_, err := fmt.Fprintf(w, "%d,%s,%s,./%s\n", e.Size, e.MD5, e.Object, e.Name)
 		return err
 	})
+}
+
+// summarise puts an item's carve, scan and damage audit lines into the
+// report: the last carve and scan stand (a resumed intake does them again).
+func summarise(r *Report, l Line) {
+	if len(l.Inputs) == 0 {
+		return
+	}
+	var er *EvidenceReport
+	for i := range r.Evidence {
+		if r.Evidence[i].ID == l.Inputs[0].ID {
+			er = &r.Evidence[i]
+		}
+	}
+	if er == nil {
+		return
+	}
+	// The audit reader decodes numbers as json.Number.
+	number := func(v any) float64 {
+		switch n := v.(type) {
+		case json.Number:
+			f, _ := n.Float64()
+			return f
+		case float64:
+			return n
+		}
+		return 0
+	}
+	num := func(k string) float64 { return number(l.Details[k]) }
+	switch l.Action {
+	case "evidence.carve":
+		er.Carve = &CarveSummary{Ranges: int64(num("ranges")), BytesSearched: int64(num("bytes_searched")),
+			Carved: int64(num("carved")), BytesCarved: int64(num("bytes_carved")), Seconds: num("seconds")}
+	case "evidence.scan":
+		er.Features = map[string]int64{}
+		if m, ok := l.Details["features"].(map[string]any); ok {
+			for k, v := range m {
+				er.Features[k] = int64(number(v))
+			}
+		}
+	case "evidence.damage":
+		if ps, ok := l.Details["problems"].([]any); ok {
+			for _, p := range ps {
+				if s, ok := p.(string); ok {
+					r.Errors = append(r.Errors, fmt.Sprintf("evidence %s: %s", er.ID, s))
+				}
+			}
+		}
+	}
 }

@@ -455,6 +455,17 @@ func TestAddEvidenceBadChunk(t *testing.T) {
 	}
 	res, err = AddEvidence(ctx, c, EvidenceOptions{ID: "EV1", Paths: []string{bad}, Resume: true})
 	check(res, err)
+	// The report carries the carve and scan summaries and names the range.
+	rep, err := c.Collect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if er := rep.Evidence[0]; er.Carve == nil || er.Carve.BytesSearched == 0 || len(er.Features) == 0 {
+		t.Errorf("report: carve %+v, features %v", er.Carve, er.Features)
+	}
+	if !strings.Contains(strings.Join(rep.Errors, "\n"), "read as zeros") {
+		t.Errorf("report errors do not name the bad range: %q", rep.Errors)
+	}
 	// carve --whole goes past the chunk too, and names it.
 	cr, err := CarveImage(ctx, bad, CarveOptions{Out: filepath.Join(dir, "carved"), Whole: true})
 	if err != nil {
