@@ -33,6 +33,7 @@ type EvidenceOptions struct {
 	NoCarve  bool            // skip carving unallocated space
 	NoScan   bool            // skip the identifier scan of the raw bytes
 	NoIndex  bool            // do not load the datasets found into the index
+	Zone     *time.Location  // of the local times FAT stores (nil: read as UTC, said in problems)
 	// Resume takes up an item registered before whose intake was cut short:
 	// its recorded hashes stand (verify --evidence re-checks the media),
 	// what the walk and carve recorded is cleared and done again, and
@@ -126,7 +127,7 @@ func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 	// sector reads as zeros and is recorded as a bad range; the walk,
 	// extraction, carving, scan and datasets go on everywhere else.
 	media := source.NewTolerant(img, img.Size())
-	disk, err := probe.OpenDisk(media, img.Size())
+	disk, err := probe.OpenDiskIn(media, img.Size(), opts.Zone)
 	if err != nil {
 		return res, fmt.Errorf("evidence %s: %w", opts.ID, err)
 	}

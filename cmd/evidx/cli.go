@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -76,4 +77,19 @@ func toolVersion() string {
 		return fmt.Sprintf("%s (%s%s)", v, rev, modified)
 	}
 	return v
+}
+
+// tzFlag is --tz: the zone of local times on the evidence.
+var tzFlag string
+
+// zone returns the --tz zone, nil when not given.
+func zone() (*time.Location, error) {
+	if tzFlag == "" {
+		return nil, nil
+	}
+	loc, err := time.LoadLocation(tzFlag)
+	if err != nil {
+		return nil, fmt.Errorf("--tz %q: %w", tzFlag, err)
+	}
+	return loc, nil
 }

@@ -77,7 +77,12 @@ func openDisk(path string) (*source.Image, *fs.Disk, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	disk, err := probe.OpenDisk(img, img.Size())
+	loc, err := zone()
+	if err != nil {
+		img.Close()
+		return nil, nil, err
+	}
+	disk, err := probe.OpenDiskIn(img, img.Size(), loc)
 	if err != nil {
 		img.Close()
 		return nil, nil, fmt.Errorf("%s: %w", path, err)

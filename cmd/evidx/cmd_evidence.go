@@ -175,6 +175,10 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		return err
 	}
 	defer c.Close()
+	loc, err := zone()
+	if err != nil {
+		return usageError{err}
+	}
 	var warned int
 	bar := newProgress("evidence " + opts.ID)
 	start := time.Now()
@@ -188,6 +192,7 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		NoIndex:  opts.NoIndex,
 		Resume:   opts.Resume,
 		Progress: bar,
+		Zone:     loc,
 		Warn: func(msg string) {
 			warned++
 			if warned <= maxWarnings {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/internal/testutil"
 )
@@ -284,5 +285,56 @@ func TestE01InsideVolume(t *testing.T) {
 	}
 	if !named {
 		t.Errorf("the lone second segment is not named in problems: %q", l.Problems)
+	}
+}
+
+// TestTimeZoneFlag: FAT stores local times; --tz reads them in that zone
+// (8 hours earlier in UTC for Asia/Shanghai), and only without it is the
+// assumption of UTC named as a problem.
+func TestTimeZoneFlag(t *testing.T) {
+	img, _ := lsFATImage(t)
+	listing := func(args ...string) (map[string]time.Time, []string) {
+		t.Helper()
+		out, err := lsRun(t, append([]string{"ls", "--json"}, append(args, img)...)...)
+		if err != nil {
+			t.Fatalf("ls %v: %v", args, err)
+		}
+		var l struct {
+			Files []struct {
+				Path  string    `json:"path"`
+				Mtime time.Time `json:"mtime"`
+			} `json:"files"`
+			Problems []string `json:"problems"`
+		}
+		if err := json.Unmarshal(out, &l); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]time.Time{}
+		for _, f := range l.Files {
+			m[f.Path] = f.Mtime
+		}
+		return m, l.Problems
+	}
+	utc, p1 := listing()
+	sh, p2 := listing("--tz", "Asia/Shanghai")
+	n := 0
+	for p, t0 := range utc {
+		if t0.IsZero() {
+			continue
+		}
+		n++
+		if d := t0.Sub(sh[p]); d != 8*time.Hour {
+			t.Errorf("%s: mtime %v without --tz, %v with Asia/Shanghai (%v apart, want 8h)", p, t0, sh[p], d)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no file with a modification time")
+	}
+	joined := func(ps []string) string { return strings.Join(ps, "\n") }
+	if !strings.Contains(joined(p1), "read as UTC") || strings.Contains(joined(p2), "read as UTC") {
+		t.Errorf("problems without --tz %q, with --tz %q", p1, p2)
+	}
+	if r := runCLI(t, "ls", "--tz", "Mars/Olympus", img); r.code != 2 {
+		t.Errorf("unknown zone: exit %d, want 2", r.code)
 	}
 }

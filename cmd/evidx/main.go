@@ -67,8 +67,14 @@ func newRootCmd() *cobra.Command {
 	// --sign-key KEYFILE (any command on a case): the examiner's key, which
 	// a case created with 'case init --sign-key' needs to write its audit log.
 	root.PersistentFlags().StringVar(&signKeyFlag, "sign-key", "", "examiner's ed25519 key `FILE` of a signed case (default $"+custody.EnvSignKey+")")
+	// --tz ZONE: the zone of local times file systems store (FAT), as
+	// fls -z takes it; without it they are read as UTC and that is said.
+	root.PersistentFlags().StringVar(&tzFlag, "tz", "", "time `ZONE` of the local times FAT stores (e.g. Asia/Shanghai; default: read as UTC)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		custody.SetActingExaminer(examiner)
+		if _, err := zone(); err != nil {
+			return usageError{err}
+		}
 		if profile == "" {
 			return nil
 		}

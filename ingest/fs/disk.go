@@ -57,7 +57,13 @@ type Disk struct {
 
 	mu       sync.Mutex
 	problems []string
+	opts     []Option // as opened: media inside its files open with the same readers
 }
+
+// Options returns the options the disk was opened with, so that a disk
+// inside one of its files is read the same way (the same readers, the same
+// time zone for local times).
+func (d *Disk) Options() []Option { return d.opts }
 
 // problem records damage once: Walk and Unallocated may run more than once.
 func (d *Disk) problem(s string) {
@@ -81,7 +87,7 @@ func OpenDisk(r io.ReaderAt, size int64, opts ...Option) (*Disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{r: r, Size: size, Scheme: t.Scheme, Partitions: t.Partitions, problems: t.Problems}
+	d := &Disk{r: r, Size: size, Scheme: t.Scheme, Partitions: t.Partitions, problems: t.Problems, opts: opts}
 	for i := range d.Partitions {
 		p := &d.Partitions[i]
 		if p.Error != "" || p.Start >= size {

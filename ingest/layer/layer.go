@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/evidx/evidx/ingest/fs"
-	"github.com/evidx/evidx/ingest/fs/probe"
 	"github.com/evidx/evidx/ingest/source"
 )
 
@@ -131,7 +130,7 @@ func open(d *fs.Disk, part int, f *fs.File) (inner *fs.Disk, format string, prob
 			return nil, "", nil
 		}
 	}
-	inner, err = probe.OpenDisk(media, size)
+	inner, err = fs.OpenDisk(media, size, d.Options()...)
 	if err != nil {
 		return nil, format, append(problems, fmt.Sprintf("%s media inside not read: %v", format, err))
 	}

@@ -5,6 +5,7 @@ package probe
 
 import (
 	"io"
+	"time"
 
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/apfs"
@@ -15,9 +16,17 @@ import (
 )
 
 // Options returns one fs.WithOpener per file-system family evidx reads.
-func Options() []fs.Option {
+func Options() []fs.Option { return OptionsIn(nil) }
+
+// OptionsIn is Options with the time zone of the file systems that store
+// local times (FAT); nil leaves them read as UTC, with a problem saying so.
+func OptionsIn(loc *time.Location) []fs.Option {
+	fatOpen := fat.Open
+	if loc != nil {
+		fatOpen = fat.OpenIn(loc)
+	}
 	return []fs.Option{
-		fs.WithOpener("fat", fat.Open),
+		fs.WithOpener("fat", fatOpen),
 		fs.WithOpener("ext", ext.Open),
 		fs.WithOpener("iso9660", iso.Open),
 		fs.WithOpener("ntfs", ntfs.Open),
@@ -29,4 +38,9 @@ func Options() []fs.Option {
 // system opened read-only, unknown ones left whole to the carver.
 func OpenDisk(r io.ReaderAt, size int64) (*fs.Disk, error) {
 	return fs.OpenDisk(r, size, Options()...)
+}
+
+// OpenDiskIn is OpenDisk reading local times in loc.
+func OpenDiskIn(r io.ReaderAt, size int64, loc *time.Location) (*fs.Disk, error) {
+	return fs.OpenDisk(r, size, OptionsIn(loc)...)
 }
