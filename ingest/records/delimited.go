@@ -136,6 +136,9 @@ func (p *delimParser) lastBoundary(buf []byte) int {
 	last := -1
 	i := 0
 	inQ := false
+	// The parser ends a record at a bare CR only right after a quoted
+	// field's closing quote: a quote there opens the next record's field.
+	crStart := -1
 	for i < len(buf) {
 		if inQ {
 			j := bytes.IndexByte(buf[i:], '"')
@@ -152,6 +155,9 @@ func (p *delimParser) lastBoundary(buf []byte) int {
 			}
 			inQ = false
 			i += j + 1
+			if i < len(buf) && buf[i] == '\r' {
+				crStart = i + 1
+			}
 			continue
 		}
 		q := bytes.IndexByte(buf[i:], '"')
@@ -165,7 +171,7 @@ func (p *delimParser) lastBoundary(buf []byte) int {
 		if nl := bytes.LastIndexByte(buf[i:q], '\n'); nl >= 0 {
 			last = i + nl
 		}
-		if q == 0 || buf[q-1] == '\n' || buf[q-1] == '\r' || bytes.HasSuffix(buf[:q], p.delim) {
+		if q == 0 || buf[q-1] == '\n' || q == crStart || bytes.HasSuffix(buf[:q], p.delim) {
 			inQ = true
 		}
 		i = q + 1
