@@ -25,17 +25,17 @@ type sparseFile struct {
 	hole bool  // the file so far ends in a hole
 }
 
-func newSparseFile(f *os.File) *sparseFile {
-	return &sparseFile{f: f, buf: make([]byte, 0, sparseBuf)}
-}
+// newSparseFile writes to f. Its buffer grows with what is written, so a
+// small file (most exports) costs no 1 MiB buffer.
+func newSparseFile(f *os.File) *sparseFile { return &sparseFile{f: f} }
 
 func (s *sparseFile) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		k := copy(s.buf[len(s.buf):cap(s.buf)], p)
-		s.buf = s.buf[:len(s.buf)+k]
+		k := min(len(p), sparseBuf-len(s.buf))
+		s.buf = append(s.buf, p[:k]...)
 		p = p[k:]
-		if len(s.buf) == cap(s.buf) {
+		if len(s.buf) == sparseBuf {
 			if err := s.flush(); err != nil {
 				return n - len(p), err
 			}

@@ -3,7 +3,6 @@ package layer
 import (
 	"context"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -75,17 +74,7 @@ func Find(ctx context.Context, disk *fs.Disk, path string, keep func(*fs.File) b
 			if f.Path != st.path || st.part != 0 && part != st.part || last && keep != nil && !keep(f) {
 				return nil
 			}
-			orig := new(fs.File)
-			*orig = *f
-			g := *f
-			e := &File{File: &g, Partition: part}
-			if depth > 0 {
-				g.Path = fmt.Sprintf("%s/p%d:%s", prefix, part, f.Path)
-				g.Runs = nil // offsets inside the inner disk, not the image's
-				e.Partition = top
-			}
-			d := d
-			e.open = func() (io.Reader, error) { return d.Open(part, orig) }
+			e, orig := entry(d, part, f, depth, prefix, top)
 			hits = append(hits, hit{e, part, orig})
 			return nil
 		})

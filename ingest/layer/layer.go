@@ -60,18 +60,8 @@ func (w *walker) problem(format string, a ...any) {
 // top the top-level partition (-1 at the top).
 func (w *walker) walk(ctx context.Context, d *fs.Disk, depth int, prefix string, top int, desc string) error {
 	return d.Walk(ctx, func(part int, f *fs.File) error {
-		// fn's consumers may write to the entry (a hashing error in Err)
-		// while the layer below is opened: that reads its own copy.
-		orig := new(fs.File)
-		*orig = *f
-		e := &File{File: f, Partition: part, Layer: desc}
-		if depth > 0 {
-			g := *f
-			g.Path = fmt.Sprintf("%s/p%d:%s", prefix, part, f.Path)
-			g.Runs = nil // offsets inside the inner disk, not the image's
-			e.File, e.Partition = &g, top
-		}
-		e.open = func() (io.Reader, error) { return d.Open(part, orig) }
+		e, orig := entry(d, part, f, depth, prefix, top)
+		e.Layer = desc
 		if err := w.fn(e); err != nil {
 			return err
 		}
@@ -80,6 +70,24 @@ func (w *walker) walk(ctx context.Context, d *fs.Disk, depth int, prefix string,
 		}
 		return w.inner(ctx, d, part, orig, e, depth)
 	})
+}
+
+// entry makes the layered entry of file f of partition part of d, depth
+// layers down inside the file at prefix (top: its top-level partition).
+// fn's consumers may write to the entry (a hashing error in Err) while
+// the layer below is opened: that, and Open, read orig, a copy of f.
+func entry(d *fs.Disk, part int, f *fs.File, depth int, prefix string, top int) (e *File, orig *fs.File) {
+	orig = new(fs.File)
+	*orig = *f
+	g := *f
+	e = &File{File: &g, Partition: part}
+	if depth > 0 {
+		g.Path = fmt.Sprintf("%s/p%d:%s", prefix, part, f.Path)
+		g.Runs = nil // offsets inside the inner disk, not the image's
+		e.Partition = top
+	}
+	e.open = func() (io.Reader, error) { return d.Open(part, orig) }
+	return e, orig
 }
 
 // inner opens f as a layer when its content is media, and walks it.
