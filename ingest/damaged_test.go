@@ -71,3 +71,59 @@ func TestSQLiteDamagedTable(t *testing.T) {
 		t.Errorf("the damaged table is not named in the problems: %q", st.Problems)
 	}
 }
+
+// TestOverlongLine: a CSV line longer than the record limit (the default
+// 64 MiB, and a small limit with small chunks so the skip crosses many
+// chunk reads) costs only itself: every phone before and after it is read,
+// with its own line number, and the skipped line is named in the problems.
+func TestOverlongLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "long.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const before, after = 300, 500
+	fmt.Fprintf(f, "name,phone\n")
+	for i := range before {
+		fmt.Fprintf(f, "a%d,139%08d\n", i, i)
+	}
+	long := 64<<20 + 12345
+	chunk := []byte(strings.Repeat("x", 1<<20))
+	f.WriteString("junk,")
+	for n := 0; n < long; n += len(chunk) {
+		f.Write(chunk[:min(len(chunk), long-n)])
+	}
+	f.WriteString("\n")
+	for i := range after {
+		fmt.Fprintf(f, "b%d,137%08d\n", i, i)
+	}
+	f.Close()
+	testutil.Unchanged(t, path)
+	for _, o := range []Options{{}, {Records: smallChunks()}} {
+		seen := map[string]bool{}
+		st, err := ReadDataset(context.Background(), path, o, func(b []identity.Sighting) error {
+			for _, s := range b {
+				if s.Kind == identity.Phone {
+					seen[s.Value] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ReadDataset: %v", err)
+		}
+		if len(seen) != before+after {
+			t.Errorf("chunk %d: %d phones read, want %d", o.Records.ChunkSize, len(seen), before+after)
+		}
+		for _, p := range []string{"+8613900000000", "+8613900000299", "+8613700000000", "+8613700000499"} {
+			if !seen[p] {
+				t.Errorf("chunk %d: %s not read", o.Records.ChunkSize, p)
+			}
+		}
+		probs := strings.Join(st.Problems, "\n")
+		if !strings.Contains(probs, fmt.Sprintf("line %d: record of", before+2)) || !strings.Contains(probs, fmt.Sprintf("resumed at line %d", before+3)) {
+			t.Errorf("chunk %d: the skipped line %d is not named: %q", o.Records.ChunkSize, before+2, probs)
+		}
+	}
+}

@@ -19,7 +19,7 @@ type Options struct {
 	// ChunkSize is the decoded bytes per line-based chunk (default 1 MiB).
 	ChunkSize int
 	// MaxRecord is the longest record accepted (default 64 MiB); a longer
-	// one stops the stream with ErrTooLarge.
+	// one is skipped up to the next line end and named in Info.Problems.
 	MaxRecord int
 	// SampleSize is how much decoded text the sniffers see (default 256 KiB).
 	SampleSize int
@@ -251,10 +251,30 @@ func (r *reader) lines(src io.Reader, info *Info) error {
 		if !eof {
 			b := p.lastBoundary(buf)
 			if b < 0 {
-				if len(buf) >= r.o.MaxRecord {
-					return &ParseError{Op: "record", Loc: Loc{Member: info.Member, Line: line}, Err: ErrTooLarge}
+				if len(buf) > r.o.MaxRecord {
+					// One absurd record costs only itself: skip to the
+					// next line end, name what was lost, read on.
+					rest, skipped, lines, serr := skipLine(src, buf, r.o.ChunkSize)
+					if serr != nil {
+						return &ParseError{Op: "read", Loc: Loc{Member: info.Member, Line: line}, Err: serr}
+					}
+					info.Problems = append(info.Problems, fmt.Sprintf("line %d: record of %d bytes or more over the %d-byte limit skipped (%v); reading resumed at line %d",
+						line, skipped, r.o.MaxRecord, ErrTooLarge, line+lines))
+					line += lines
+					if first {
+						first = false // the skipped record was the header's place
+					}
+					carry = rest
+					eof = rest == nil
+					size = r.o.ChunkSize
+					if eof {
+						break
+					}
+					continue
 				}
-				size = len(buf) * 2
+				// Grow to at most one byte past the limit, so a record
+				// just over it is caught however the chunks fell.
+				size = min(len(buf)*2, r.o.MaxRecord+1)
 				carry = buf
 				continue
 			}
@@ -276,6 +296,39 @@ func (r *reader) lines(src io.Reader, info *Info) error {
 		}
 	}
 	return nil
+}
+
+// skipLine discards buf and src up to and including the next '\n'. It
+// returns what follows it (nil when the data ends first), the bytes
+// skipped and the line ends passed (the record's own, 1, plus none: a
+// newline inside the record would have been a boundary).
+func skipLine(src io.Reader, buf []byte, chunk int) (rest []byte, skipped int64, lines int64, err error) {
+	skipped = int64(len(buf))
+	scratch := buf[:cap(buf)]
+	if len(scratch) > chunk {
+		scratch = scratch[:chunk]
+	}
+	for {
+		n, rerr := src.Read(scratch)
+		if i := bytes.IndexByte(scratch[:n], '\n'); i >= 0 {
+			skipped += int64(i + 1)
+			rest = append([]byte(nil), scratch[i+1:n]...)
+			if rest == nil {
+				rest = []byte{}
+			}
+			if rerr != nil && rerr != io.EOF {
+				return nil, skipped, 1, rerr
+			}
+			return rest, skipped, 1, nil
+		}
+		skipped += int64(n)
+		switch {
+		case rerr == io.EOF:
+			return nil, skipped, 0, nil
+		case rerr != nil:
+			return nil, skipped, 0, rerr
+		}
+	}
 }
 
 // fill reads into b until it is full (nil), the data ends (io.EOF), or
