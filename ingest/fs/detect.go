@@ -76,6 +76,15 @@ func DetectFileSystem(r io.ReaderAt, size int64) string {
 	if t := unreadKindDeep(r); t != "" {
 		return t
 	}
+	// NTFS keeps a backup boot sector in the volume's last sector: a
+	// wiped first sector does not hide the volume.
+	for _, sec := range []int64{512, 4096} {
+		if off := size/sec*sec - sec; off > 0 {
+			if n, _ := r.ReadAt(bs, off); n == len(bs) && string(bs[oemOff:oemOff+8]) == "NTFS    " && bs[510] == 0x55 && bs[511] == 0xaa {
+				return "ntfs"
+			}
+		}
+	}
 	return fsUnknown
 }
 

@@ -218,6 +218,36 @@ func TestSmallAndCorrupt(t *testing.T) {
 			t.Errorf("listing wrong: %v", keys(files))
 		}
 	})
+	// The backup boot sector (the volume's last sector, as mkntfs wrote
+	// it) stands in for a primary whose $MFT cluster is absurd, or that is
+	// wiped: every file still reads, and the fall-back is named.
+	for _, c := range []struct {
+		name  string
+		spoil func(b []byte)
+	}{
+		{"bad $MFT LCN uses the backup boot sector", func(b []byte) { binary.LittleEndian.PutUint64(b[bootMFTLCN:], 1<<40) }},
+		{"wiped primary uses the backup boot sector", func(b []byte) { clear(b[:512]) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := bytes.Clone(s.img)
+			c.spoil(b)
+			if got := fs.DetectFileSystem(bytes.NewReader(b), int64(len(b))); got != "ntfs" {
+				t.Errorf("detected %q", got)
+			}
+			n2, _, sums, err := walkBytes(t, b, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("using the backup boot sector at %#x", len(b)-512); !hasProblem(n2, want) {
+				t.Errorf("want problem %q, got %q", want, n2.Problems())
+			}
+			for p, want := range s.truth {
+				if sums[p] != want {
+					t.Errorf("%s: sha %s want %s", p, sums[p], want)
+				}
+			}
+		})
+	}
 	t.Run("entry 0 damaged uses $MFTMirr", func(t *testing.T) {
 		b := bytes.Clone(s.img)
 		b[n.bt.mftOff] = 'X' // "FILE" of MFT entry 0
@@ -330,6 +360,7 @@ func TestSmallAndCorrupt(t *testing.T) {
 	t.Run("boot sector damaged", func(t *testing.T) {
 		b := bytes.Clone(s.img)
 		b[bootSecPerCluster] = 3 // not a power of two
+		b[len(b)-512+bootSecPerCluster] = 3 // and so the backup: the primary's error is told
 		_, err := Open(bytes.NewReader(b), int64(len(b)))
 		var pe *ParseError
 		if !errors.As(err, &pe) || pe.Offset != bootSecPerCluster || !errors.Is(err, ErrCorrupt) {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/evidx/evidx/ingest/fs"
@@ -192,18 +193,66 @@ func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
 }
 
 // open is Open returning the concrete type, for tests and benchmarks.
+// A primary boot sector that does not parse, or whose $MFT (and
+// $MFTMirr) cannot be mapped, gives way to the backup boot sector that
+// NTFS keeps in the volume's last sector, as chkdsk would use it.
 func open(r io.ReaderAt, size int64) (*FS, error) {
 	b := make([]byte, 512)
 	if n, _ := r.ReadAt(b, 0); n != len(b) {
 		return nil, &ParseError{Format: "ntfs", Op: "boot sector", Offset: 0, Err: ErrNotNTFS}
 	}
+	n, err := openBoot(r, size, b, 0)
+	if err == nil {
+		return n, nil
+	}
+	for _, off := range backupBootOffsets(b, size) {
+		bb := make([]byte, 512)
+		if k, _ := r.ReadAt(bb, off); k != len(bb) || string(bb[bootOEM:bootOEM+8]) != "NTFS    " {
+			continue
+		}
+		n2, err2 := openBoot(r, size, bb, off)
+		if err2 != nil {
+			continue
+		}
+		n2.problems = append([]string{fmt.Sprintf("boot sector at 0x0: %v; using the backup boot sector at %#x", err, off)}, n2.problems...)
+		return n2, nil
+	}
+	return nil, err
+}
+
+// backupBootOffsets are where the backup boot sector may lie: the last
+// sector of the volume as the primary states it, and the last sector of
+// the space given (the partition), for a primary too damaged to say.
+func backupBootOffsets(primary []byte, size int64) []int64 {
+	var offs []int64
+	bps := int64(binary.LittleEndian.Uint16(primary[bootBytesPerSector:]))
+	total := binary.LittleEndian.Uint64(primary[bootTotalSectors:])
+	if bps >= 512 && bps <= 4096 && bps&(bps-1) == 0 && total > 0 && total < uint64(size)/uint64(bps) {
+		offs = append(offs, int64(total)*bps)
+	}
+	for _, sec := range []int64{512, 4096} {
+		if off := size/sec*sec - sec; off > 0 && !slices.Contains(offs, off) {
+			offs = append(offs, off)
+		}
+	}
+	return offs
+}
+
+// openBoot opens the volume described by the boot sector b read at off.
+func openBoot(r io.ReaderAt, size int64, b []byte, off int64) (*FS, error) {
 	bt, err := parseBoot(b, size)
 	if err != nil {
+		if off != 0 {
+			var pe *ParseError
+			if errors.As(err, &pe) {
+				pe.Offset += off
+			}
+		}
 		return nil, err
 	}
 	n := &FS{r: r, size: size, bt: bt}
 	if bt.volumeBytes > size {
-		n.problem("boot sector at 0x0: %v: volume of %d bytes on %d", ErrTruncated, bt.volumeBytes, size)
+		n.problem("boot sector at %#x: %v: volume of %d bytes on %d", off, ErrTruncated, bt.volumeBytes, size)
 	}
 	if err := n.mapMFT(bt.mftOff); err != nil {
 		mirr := int64(binary.LittleEndian.Uint64(b[bootMFTMirrLCN:])) * bt.clusterSize
