@@ -359,7 +359,7 @@ func TestSmallAndCorrupt(t *testing.T) {
 	})
 	t.Run("boot sector damaged", func(t *testing.T) {
 		b := bytes.Clone(s.img)
-		b[bootSecPerCluster] = 3 // not a power of two
+		b[bootSecPerCluster] = 3            // not a power of two
 		b[len(b)-512+bootSecPerCluster] = 3 // and so the backup: the primary's error is told
 		_, err := Open(bytes.NewReader(b), int64(len(b)))
 		var pe *ParseError
