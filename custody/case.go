@@ -14,6 +14,8 @@
 //	index/                identity shards (package index)
 //	rejects/<hex>.tsv     malformed rows of the dataset with that SHA-256, with their location
 //	reports/              report.html, report.json, evidence-<id>.dfxml, manifest.hashdeep, SHA256SUMS
+//	tmp/run-*/            one locked 0700 scratch directory per running command (spills, files being
+//	                      stored or written); removed when it ends, or by the next command after a crash
 //	signing.pub           ed25519 public key when the case was created with a signing key
 package custody
 
@@ -35,6 +37,7 @@ import (
 	"time"
 
 	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/internal/scratch"
 	_ "github.com/mattn/go-sqlite3" // SQLite driver "sqlite3" (cgo)
 )
 
@@ -63,6 +66,7 @@ const (
 	ObjectsDir  = "objects"
 	IndexDir    = "index"
 	ReportsDir  = "reports"
+	TmpDir      = "tmp"
 	PubKeyName  = "signing.pub"
 )
 
@@ -99,6 +103,9 @@ type Case struct {
 	// line must carry a signature by signer (nil when opened without it).
 	signedAudit bool
 	signer      ed25519.PrivateKey
+
+	scratchMu sync.Mutex
+	scratch   *scratch.Dir // this process's run directory under tmp/, made on first use
 }
 
 // Init creates the case directory dir (0700; it may exist only if empty)
@@ -273,6 +280,10 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Case, error) 
 		db.Close()
 		return nil, err
 	}
+	if err := c.sweepLeftovers(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -308,8 +319,43 @@ func (c *Case) openSigner(opts OpenOptions) error {
 // it was opened with the key to do so.
 func (c *Case) SignedAudit() (signed, haveKey bool) { return c.signedAudit, c.signer != nil }
 
-// Close closes the catalog DB.
-func (c *Case) Close() error { return c.db.Close() }
+// Close removes this process's scratch directory and closes the catalog DB.
+func (c *Case) Close() error {
+	c.scratchMu.Lock()
+	if c.scratch != nil {
+		c.scratch.Close()
+		c.scratch = nil
+	}
+	c.scratchMu.Unlock()
+	return c.db.Close()
+}
+
+// Scratch returns this process's scratch directory inside the case
+// (tmp/run-*, 0700, on the case's file system so its files can be renamed
+// into place), made on first use. Its files hold personal data: it is
+// removed by Close, and by the next command if this one is killed.
+func (c *Case) Scratch() (string, error) {
+	c.scratchMu.Lock()
+	defer c.scratchMu.Unlock()
+	if c.scratch == nil {
+		d, err := scratch.New(filepath.Join(c.dir, TmpDir), "run-")
+		if err != nil {
+			return "", fmt.Errorf("custody: %w", err)
+		}
+		c.scratch = d
+	}
+	return c.scratch.Path, nil
+}
+
+// sweepLeftovers removes what a killed command left: run directories under
+// tmp/ whose command is gone, and the temporary files older versions put
+// beside their targets. Nothing there is listed in the catalog.
+func (c *Case) sweepLeftovers() error {
+	if _, err := scratch.Sweep(filepath.Join(c.dir, TmpDir), "run-"); err != nil {
+		return fmt.Errorf("custody: %w", err)
+	}
+	return nil
+}
 
 // DB returns the catalog DB. Other packages (index) add their own tables.
 func (c *Case) DB() *sql.DB { return c.db }

@@ -47,7 +47,11 @@ func (c *Case) NewRejects() (*Rejects, error) {
 	if err := mkdirPrivate(dir); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(dir, rejectsTmpPrefix+"*.tsv") // 0600
+	tmp, err := c.Scratch()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(tmp, rejectsTmpPrefix+"*.tsv") // 0600
 	if err != nil {
 		return nil, fmt.Errorf("custody: rejects: %w", err)
 	}
@@ -101,7 +105,7 @@ func (r *Rejects) Finish(datasetSHA string, keep bool) ([]Item, error) {
 		}
 		return nil, err
 	}
-	final := filepath.Join(filepath.Dir(r.f.Name()), datasetSHA+".tsv")
+	final := filepath.Join(r.c.dir, RejectsDir, datasetSHA+".tsv")
 	if err := os.Rename(r.f.Name(), final); err != nil {
 		os.Remove(r.f.Name())
 		return nil, fmt.Errorf("custody: rejects: %w", err)

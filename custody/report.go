@@ -429,7 +429,7 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 	}
 	var names []string
 	write := func(name string, gen func(w io.Writer) error) error {
-		if err := writeStream(filepath.Join(out, name), gen); err != nil {
+		if err := c.writeStream(filepath.Join(out, name), gen); err != nil {
 			return err
 		}
 		names = append(names, name)
@@ -476,7 +476,7 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 		fmt.Fprintf(&sums, "%s  %s\n", sum, n)
 		items = append(items, Item{Kind: "report", Path: c.relPath(filepath.Join(out, n)), Size: size, SHA256: sum})
 	}
-	if err := writePrivate(filepath.Join(out, "SHA256SUMS"), sums.Bytes()); err != nil {
+	if err := c.writePrivate(filepath.Join(out, "SHA256SUMS"), sums.Bytes()); err != nil {
 		return nil, err
 	}
 	items = append(items, Item{Kind: "report", Path: c.relPath(filepath.Join(out, "SHA256SUMS")), Size: int64(sums.Len()), SHA256: sha256Hex(sums.Bytes())})
@@ -486,7 +486,7 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 		if err != nil {
 			return nil, err
 		}
-		if err := writePrivate(sigPath, []byte(sig+"\n")); err != nil {
+		if err := c.writePrivate(sigPath, []byte(sig+"\n")); err != nil {
 			return nil, err
 		}
 		items = append(items, Item{Kind: "report", Path: c.relPath(sigPath), Size: int64(len(sig) + 1), SHA256: sha256Hex([]byte(sig + "\n"))})
@@ -511,9 +511,33 @@ func (c *Case) relPath(p string) string {
 }
 
 // writeStream writes a file 0600 through a buffered writer into a temporary
-// file renamed into place when gen succeeds.
+// file beside it, renamed into place when gen succeeds.
 func writeStream(p string, gen func(w io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	return writeStreamVia(filepath.Dir(p), p, gen)
+}
+
+// c.writeStream is writeStream with the temporary file in the case's
+// scratch directory, so a killed command leaves nothing among the reports.
+func (c *Case) writeStream(p string, gen func(w io.Writer) error) error {
+	dir, err := c.Scratch()
+	if err != nil {
+		return err
+	}
+	return writeStreamVia(dir, p, gen)
+}
+
+// c.writePrivate is writePrivate through the case's scratch directory.
+func (c *Case) writePrivate(p string, data []byte) error {
+	return c.writeStream(p, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeStreamVia writes p through a temporary file in tmpDir (on p's file
+// system).
+func writeStreamVia(tmpDir, p string, gen func(w io.Writer) error) error {
+	tmp, err := os.CreateTemp(tmpDir, ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("custody: %w", err)
 	}

@@ -66,8 +66,11 @@ var smallPool = sync.Pool{New: func() any { b := make([]byte, smallObject); retu
 
 // storeFile puts r's bytes into the content store without recording them.
 func (c *Case) storeFile(ctx context.Context, r io.Reader) (digest.Sums, error) {
-	tmpDir := filepath.Join(c.dir, ObjectsDir)
-	tmp, err := os.CreateTemp(tmpDir, ".incoming-*")
+	tmpDir, err := c.Scratch()
+	if err != nil {
+		return digest.Sums{}, err
+	}
+	tmp, err := os.CreateTemp(tmpDir, "incoming-*")
 	if err != nil {
 		return digest.Sums{}, fmt.Errorf("custody: store: %w", err)
 	}

@@ -98,7 +98,11 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 		}
 		prog.Stage("reading", "bytes", size)
 		ro := opts.Records
-		ro.TmpDir = ix.Dir() // records of SQLite datasets spill beside the shards, inside the case
+		// Spills (SQLite datasets, zips read from a stream) hold personal
+		// data: they go in the case's scratch directory, swept after a crash.
+		if ro.TmpDir, err = c.Scratch(); err != nil {
+			return res, err
+		}
 		st, err := loadOne(ctx, c, ix, loadJob{path: abs, name: opts.Name, input: custody.Item{Kind: "dataset", Path: abs},
 			read: ingest.Options{Records: ro, Columns: opts.Columns, Progress: prog.Add}, progress: prog})
 		if err != nil {
@@ -207,8 +211,12 @@ func loadFound(ctx context.Context, c *custody.Case, evID string, found []datase
 		if i := strings.LastIndexAny(name, "/:"); i >= 0 {
 			name = name[i+1:]
 		}
-		// Spill files of SQLite datasets go beside the shards, inside the case (0700).
-		ro := records.Options{TmpDir: c.IndexDir()}
+		// Spill files of SQLite datasets go in the case's scratch directory.
+		tmp, err := c.Scratch()
+		if err != nil {
+			return err
+		}
+		ro := records.Options{TmpDir: tmp}
 		dec := ingest.QualifyDataset(ctx, obj, ro)
 		if ctx.Err() != nil {
 			return ctx.Err()

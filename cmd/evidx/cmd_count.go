@@ -16,6 +16,7 @@ import (
 	"github.com/evidx/evidx/dedupe"
 	"github.com/evidx/evidx/ingest"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/internal/scratch"
 )
 
 // countOptions are the flags of `evidx count`.
@@ -47,7 +48,7 @@ counted as rejected and written to --rejects with their location.`,
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object")
 	f.StringVar(&opts.Rejects, "rejects", "", "write malformed rows (file, location, reason, text) to `PATH`")
 	f.StringVar(&opts.Mem, "mem", "1G", "memory budget in `BYTES` (suffixes K, M, G); the dedupe spills beyond it")
-	f.StringVar(&opts.Tmp, "tmp", "", "directory for spill files (default $TMPDIR)")
+	f.StringVar(&opts.Tmp, "tmp", "", "directory for spill files, in a 0700 run directory removed at the end (default $TMPDIR)")
 	f.IntVar(&opts.Workers, "workers", 0, "parsing goroutines (default: number of CPUs)")
 	opts.Parse.addFlags(f)
 	return cmd
@@ -129,7 +130,19 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 	}
 	// Staged sightings get a quarter of the budget (buffers grow by
 	// doubling, and the final per-partition sets need room too).
-	counter, err := dedupe.New(dedupe.Options{MemBytes: mem / 4, TmpDir: opts.Tmp})
+	// Spills hold personal data: they live in one locked run directory
+	// that this run removes, and the next run removes if this one is killed.
+	tmpParent := opts.Tmp
+	if tmpParent == "" {
+		tmpParent = os.TempDir()
+	}
+	tmp, err := scratch.New(tmpParent, "evidx-count-")
+	if err != nil {
+		return err
+	}
+	defer tmp.Close()
+	ro.TmpDir = tmp.Path
+	counter, err := dedupe.New(dedupe.Options{MemBytes: mem / 4, TmpDir: tmp.Path})
 	if err != nil {
 		return err
 	}

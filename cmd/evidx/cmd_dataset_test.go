@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/internal/leakgen"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
@@ -371,10 +373,7 @@ func TestDatasetAddSIGKILL(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "evidx")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := evidxBinary(t)
 	l := genLeak(9, 60000, 40000, 0)
 	csv := filepath.Join(dir, "big leak.csv")
 	os.WriteFile(csv, []byte(l.csv), 0o600)
@@ -437,6 +436,86 @@ func TestDatasetAddSIGKILL(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "verify", cs).CombinedOutput(); err != nil {
 		t.Errorf("verify after kills: %v\n%s", err, out)
+	}
+	// The killed runs' temporary files (personal data) are gone: the
+	// rerun swept them.
+	left, _ := filepath.Glob(filepath.Join(cs, "tmp", "*"))
+	sorts, _ := filepath.Glob(filepath.Join(cs, "index", "sort-*"))
+	if len(left)+len(sorts) > 0 {
+		t.Errorf("left behind after the rerun: %q %q", left, sorts)
+	}
+}
+
+// evidxBinary builds the evidx binary once per test run, for tests that
+// must kill a real process.
+func evidxBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "evidx-test-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "evidx")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// TestCountSIGKILLSpill: `evidx count` killed while it spills leaves its
+// run directory (personal data) under --tmp; the next count removes it,
+// and its own run directory is gone when it ends.
+func TestCountSIGKILLSpill(t *testing.T) {
+	bin := evidxBinary(t)
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, "tmp")
+	os.Mkdir(tmp, 0o700)
+	csv := filepath.Join(dir, "leak.csv")
+	f, err := os.Create(csv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leakgen.WriteBenchCSV(f, 5, 1_500_000, 0.2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command(bin, "count", "--mem", "64M", "--workers", "1", "--tmp", tmp, csv)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var spilled []string
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end) && len(spilled) == 0; time.Sleep(20 * time.Millisecond) {
+		spilled, _ = filepath.Glob(filepath.Join(tmp, "evidx-count-*", "evidx-dedupe-*", "*"))
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if len(spilled) == 0 {
+		t.Fatal("count never spilled under --mem 64M: the test proves nothing")
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "evidx-count-*")); len(left) != 1 {
+		t.Fatalf("after SIGKILL, run directories %q, want the killed one", left)
+	}
+	small := filepath.Join(dir, "small.csv")
+	os.WriteFile(small, []byte("phone\n13812345678\n"), 0o600)
+	if out, err := exec.Command(bin, "count", "--tmp", tmp, small).CombinedOutput(); err != nil {
+		t.Fatalf("count: %v\n%s", err, out)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("after the next count, %d entries left in --tmp: %v", len(left), left)
 	}
 }
 
@@ -600,4 +679,13 @@ func checkRejectsFile(t *testing.T, cs, rel, name string, locs []string) {
 	if left, _ := filepath.Glob(filepath.Join(cs, "rejects", ".loading-*")); len(left) != 0 {
 		t.Errorf("temporary rejects left: %v", left)
 	}
+}
+
+// TestMain removes the binary evidxBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
