@@ -4,11 +4,15 @@
 # input under the package's testdata/fuzz/ for `go test -run`.
 set -euo pipefail
 dur=${1:-5s}
+pick=${2:-}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
   pkg=./$(dirname "${f#./}")
   for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
+    if [ -n "$pick" ] && ! printf '%s %s\n' "$pkg" "$fn" | grep -Eq -- "$pick"; then
+      continue
+    fi
     echo "fuzz $pkg $fn ($dur)"
     if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$dur" -fuzzminimizetime 10x "$pkg" >"$log" 2>&1; then
       # Go's fuzzer can stop with "context deadline exceeded" when the time
