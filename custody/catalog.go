@@ -301,13 +301,17 @@ type File struct {
 type Carved struct {
 	ID         int64  `json:"id,omitempty"`
 	EvidenceID string `json:"evidence_id"`
-	Offset     int64  `json:"offset"` // bytes from the start of the image
-	Length     int64  `json:"length"`
-	Type       string `json:"type"`
-	Runs       []Run  `json:"byte_runs,omitempty"`
-	MD5        string `json:"md5,omitempty"`
-	SHA256     string `json:"sha256,omitempty"`
-	Object     string `json:"object,omitempty"`
+	// Layer is "" for a file carved from the image, else the layered path
+	// of the file holding the disk it was carved from ("p1:/VMs/a.vhd");
+	// Offset and Runs are then bytes of that disk.
+	Layer  string `json:"layer,omitempty"`
+	Offset int64  `json:"offset"` // bytes from the start of the image (or of Layer's disk)
+	Length int64  `json:"length"`
+	Type   string `json:"type"`
+	Runs   []Run  `json:"byte_runs,omitempty"`
+	MD5    string `json:"md5,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	Object string `json:"object,omitempty"`
 }
 
 // Batch writes files and carved rows in large transactions: files arrive
@@ -341,8 +345,8 @@ func (b *Batch) begin() error {
 		tx.Rollback()
 		return fmt.Errorf("custody: batch: %w", err)
 	}
-	if b.car, err = tx.PrepareContext(b.ctx, `INSERT INTO carved(evidence_id, offset, length, type, byte_runs_json, md5, sha256, object)
-		VALUES (?,?,?,?,?,?,?,?)`); err != nil {
+	if b.car, err = tx.PrepareContext(b.ctx, `INSERT INTO carved(evidence_id, offset, length, type, byte_runs_json, md5, sha256, object, layer)
+		VALUES (?,?,?,?,?,?,?,?,?)`); err != nil {
 		tx.Rollback()
 		return fmt.Errorf("custody: batch: %w", err)
 	}
@@ -388,7 +392,7 @@ func (b *Batch) AddFile(f File) error {
 // AddCarved queues one carved row.
 func (b *Batch) AddCarved(cv Carved) error {
 	_, err := b.car.ExecContext(b.ctx, cv.EvidenceID, cv.Offset, cv.Length, cv.Type, jsonText(cv.Runs, "[]"),
-		cv.MD5, cv.SHA256, nullString(cv.Object))
+		cv.MD5, cv.SHA256, nullString(cv.Object), cv.Layer)
 	if err != nil {
 		return fmt.Errorf("custody: add carved %s at %#x: %w", cv.EvidenceID, cv.Offset, err)
 	}
@@ -474,8 +478,8 @@ func (c *Case) Files(ctx context.Context, id string, fn func(File) error) error 
 // CarvedItems calls fn for every carved row of evidence item id ("" for
 // all) in (evidence, offset) order.
 func (c *Case) CarvedItems(ctx context.Context, id string, fn func(Carved) error) error {
-	rows, err := c.db.QueryContext(ctx, `SELECT id, evidence_id, offset, length, type, byte_runs_json, md5, sha256, object
-		FROM carved WHERE ?='' OR evidence_id=? ORDER BY evidence_id, offset, id`, id, id)
+	rows, err := c.db.QueryContext(ctx, `SELECT id, evidence_id, offset, length, type, byte_runs_json, md5, sha256, object, layer
+		FROM carved WHERE ?='' OR evidence_id=? ORDER BY evidence_id, layer, offset, id`, id, id)
 	if err != nil {
 		return fmt.Errorf("custody: carved: %w", err)
 	}
@@ -484,7 +488,7 @@ func (c *Case) CarvedItems(ctx context.Context, id string, fn func(Carved) error
 		var cv Carved
 		var runs string
 		var obj sql.NullString
-		if err := rows.Scan(&cv.ID, &cv.EvidenceID, &cv.Offset, &cv.Length, &cv.Type, &runs, &cv.MD5, &cv.SHA256, &obj); err != nil {
+		if err := rows.Scan(&cv.ID, &cv.EvidenceID, &cv.Offset, &cv.Length, &cv.Type, &runs, &cv.MD5, &cv.SHA256, &obj, &cv.Layer); err != nil {
 			return fmt.Errorf("custody: carved: %w", err)
 		}
 		cv.Object = obj.String

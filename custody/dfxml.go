@@ -232,7 +232,11 @@ func (c *Case) writeDFXML(ctx context.Context, w io.Writer, rep *Report, ev Evid
 	}
 	if err := c.CarvedItems(ctx, ev.ID, func(cv Carved) error {
 		x.open("fileobject")
-		x.elem("filename", fmt.Sprintf("carved/%012x-%s", cv.Offset, cv.Type))
+		name := fmt.Sprintf("carved/%012x-%s", cv.Offset, cv.Type)
+		if cv.Layer != "" {
+			name = cv.Layer + "/" + name
+		}
+		x.elem("filename", name)
 		x.elem("id", "carved-"+itoa(cv.ID))
 		x.elem("name_type", "r")
 		x.elem("filesize", itoa(cv.Length))
@@ -242,7 +246,11 @@ func (c *Case) writeDFXML(ctx context.Context, w io.Writer, rep *Report, ev Evid
 		if len(runs) == 0 {
 			runs = []Run{{Logical: 0, Offset: cv.Offset, Length: cv.Length}}
 		}
-		writeRuns(x, runs)
+		// Runs of a file carved inside a layer are offsets in that layer's
+		// disk, not img_offset: the filename says where, the runs are left out.
+		if cv.Layer == "" {
+			writeRuns(x, runs)
+		}
 		md5 := cv.MD5
 		if md5 == "" && cv.Object != "" {
 			c.db.QueryRowContext(ctx, `SELECT md5 FROM objects WHERE sha256=?`, cv.Object).Scan(&md5)

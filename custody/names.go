@@ -152,21 +152,27 @@ func (c *Case) exportList(ctx context.Context, fn func(Exported) error) error {
 		return fmt.Errorf("custody: export list: %w", err)
 	}
 	rows.Close()
-	rows, err = c.db.QueryContext(ctx, `SELECT c.evidence_id, c.offset, c.type, o.sha256, o.md5, o.size
-		FROM carved c JOIN objects o ON o.sha256 = c.object ORDER BY c.evidence_id, c.offset, c.id`)
+	rows, err = c.db.QueryContext(ctx, `SELECT c.evidence_id, c.layer, c.offset, c.type, o.sha256, o.md5, o.size
+		FROM carved c JOIN objects o ON o.sha256 = c.object ORDER BY c.evidence_id, c.layer, c.offset, c.id`)
 	if err != nil {
 		return fmt.Errorf("custody: export list: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var ev, typ string
+		var ev, lay, typ string
 		var off int64
 		var e Exported
-		if err := rows.Scan(&ev, &off, &typ, &e.Object, &e.MD5, &e.Size); err != nil {
+		if err := rows.Scan(&ev, &lay, &off, &typ, &e.Object, &e.MD5, &e.Size); err != nil {
 			return fmt.Errorf("custody: export list: %w", err)
 		}
 		t := EscapeName(typ)
-		e.Name = nm.name(fmt.Sprintf("%s/carved/%012x-%s.%s", EscapeName(ev), off, t, t))
+		where := "carved"
+		if lay != "" {
+			// Carved from a disk inside a file: under that file's name,
+			// offsets in that disk.
+			where = "carved/" + EscapeName(lay)
+		}
+		e.Name = nm.name(fmt.Sprintf("%s/%s/%012x-%s.%s", EscapeName(ev), where, off, t, t))
 		if err := fn(e); err != nil {
 			return err
 		}

@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS carved(
 	byte_runs_json TEXT    NOT NULL DEFAULT '[]',
 	md5            TEXT    NOT NULL DEFAULT '',
 	sha256         TEXT    NOT NULL DEFAULT '',
-	object         TEXT    REFERENCES objects(sha256)
+	object         TEXT    REFERENCES objects(sha256),
+	layer          TEXT    NOT NULL DEFAULT ''    -- "" on the image, else the file holding the disk carved ("p1:/VMs/a.vhd"): offsets are in that disk
 );
 CREATE INDEX IF NOT EXISTS carved_evidence ON carved(evidence_id, offset);
 `
@@ -104,6 +105,21 @@ CREATE INDEX IF NOT EXISTS carved_evidence ON carved(evidence_id, offset);
 func (c *Case) createSchema(ctx context.Context) error {
 	if _, err := c.db.ExecContext(ctx, catalogSchema+custodySchema); err != nil {
 		return fmt.Errorf("custody: catalog schema: %w", err)
+	}
+	// Columns added since the first cases were made.
+	for _, col := range []struct{ table, name, def string }{
+		{"carved", "layer", "TEXT NOT NULL DEFAULT ''"},
+	} {
+		var n int
+		if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name=?`, col.table, col.name).Scan(&n); err != nil {
+			return fmt.Errorf("custody: catalog schema: %w", err)
+		}
+		if n == 0 {
+			// Identifiers cannot be parameters; these are constants above.
+			if _, err := c.db.ExecContext(ctx, "ALTER TABLE "+col.table+" ADD COLUMN "+col.name+" "+col.def); err != nil {
+				return fmt.Errorf("custody: catalog schema: add %s.%s: %w", col.table, col.name, err)
+			}
+		}
 	}
 	return nil
 }

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/evidx/evidx/carve"
+	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/probe"
+	"github.com/evidx/evidx/ingest/layer"
 	"github.com/evidx/evidx/ingest/source"
 )
 
@@ -35,6 +37,10 @@ type CarveOptions struct {
 
 // CarvedFile is one manifest entry.
 type CarvedFile struct {
+	// Layer is "" for the image, else the layered path of the file holding
+	// the disk the file was carved from ("p1:/VMs/a.vhd"); Offset and
+	// ByteRuns are then bytes of that disk.
+	Layer    string      `json:"layer,omitempty"`
 	Offset   int64       `json:"offset"`
 	Length   int64       `json:"length"`
 	Type     string      `json:"type"`
@@ -108,14 +114,15 @@ func CarveImage(ctx context.Context, image string, opts CarveOptions) (*CarveRes
 	// A bad chunk or sector reads as zeros and is named; carving goes on.
 	media := source.NewTolerant(img, size)
 	res := &CarveResult{Image: image, Size: size, Mode: "whole", Counts: map[string]int{}, Problems: []string{}, Carved: []CarvedFile{}, Tool: opts.Tool}
-	ranges, skip, err := carveRanges(ctx, media, opts, res)
+	targets, err := carveRanges(ctx, media, opts, res)
 	if err != nil {
 		return nil, err
 	}
-	ranges = carve.Subtract(ranges, skip)
-	res.Ranges = len(ranges)
-	for _, r := range ranges {
-		res.BytesSearched += r.Len
+	for _, t := range targets {
+		res.Ranges += len(t.ranges)
+		for _, r := range t.ranges {
+			res.BytesSearched += r.Len
+		}
 	}
 	if err := os.MkdirAll(opts.Out, 0o700); err != nil {
 		return nil, err
@@ -125,29 +132,37 @@ func CarveImage(ctx context.Context, image string, opts CarveOptions) (*CarveRes
 	copts := carve.Options{AnyOffset: opts.AnyOffset, Types: opts.Types, NoFragments: opts.NoFragments, Workers: opts.Workers, Progress: prog.Add}
 	start := time.Now()
 	made := map[string]bool{}
-	err = carve.Carve(ctx, media, ranges, copts, func(c carve.Carved) error {
-		dir := filepath.Join(opts.Out, c.Type) // type names are ours, never from evidence
-		if !made[dir] {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
+	for _, t := range targets {
+		base := opts.Out
+		if t.layer != "" {
+			// One directory per inner disk, its name escaped: a name
+			// from evidence never leaves OUT.
+			base = filepath.Join(opts.Out, "layers", custody.EscapeName(t.layer))
+		}
+		err = carve.Carve(ctx, t.media, t.ranges, copts, func(c carve.Carved) error {
+			dir := filepath.Join(base, c.Type) // type names are ours, never from evidence
+			if !made[dir] {
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return err
+				}
+				made[dir] = true
+			}
+			name := filepath.Join(dir, strconv.FormatInt(c.Offset, 10)+"."+c.Ext)
+			if err := writeNew(name, carve.Open(t.media, c)); err != nil {
 				return err
 			}
-			made[dir] = true
+			rel, _ := filepath.Rel(opts.Out, name)
+			res.Carved = append(res.Carved, CarvedFile{t.layer, c.Offset, c.Length, c.Type, c.Ext, c.SHA256, c.MD5, filepath.ToSlash(rel), c.Runs})
+			res.Counts[c.Type]++
+			res.BytesCarved += c.Length
+			if len(c.Runs) > 1 {
+				res.Fragmented++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		name := filepath.Join(dir, strconv.FormatInt(c.Offset, 10)+"."+c.Ext)
-		if err := writeNew(name, carve.Open(media, c)); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(opts.Out, name)
-		res.Carved = append(res.Carved, CarvedFile{c.Offset, c.Length, c.Type, c.Ext, c.SHA256, c.MD5, filepath.ToSlash(rel), c.Runs})
-		res.Counts[c.Type]++
-		res.BytesCarved += c.Length
-		if len(c.Runs) > 1 {
-			res.Fragmented++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	res.Problems = append(res.Problems, media.Problems()...)
 	res.Seconds = time.Since(start).Seconds()
@@ -167,43 +182,61 @@ func CarveImage(ctx context.Context, image string, opts CarveOptions) (*CarveRes
 	return res, nil
 }
 
+// carveTarget is one disk to carve: the image, or a disk inside one of
+// its files.
+type carveTarget struct {
+	layer  string // "" for the image, else the file holding the disk
+	media  io.ReaderAt
+	ranges []carve.Run
+}
+
 // carveRanges decides what to carve: the disk's unallocated space when a
 // file system is readable (less the recoverable deleted files with
-// SkipRecovered), else the whole image, saying why in res.
-func carveRanges(ctx context.Context, img io.ReaderAt, opts CarveOptions, res *CarveResult) (ranges, skip []carve.Run, err error) {
-	whole := []carve.Run{{Off: 0, Len: res.Size}}
+// SkipRecovered), and that of every disk inside its files (virtual disks,
+// images), else the whole image, saying why in res.
+func carveRanges(ctx context.Context, img io.ReaderAt, opts CarveOptions, res *CarveResult) ([]carveTarget, error) {
+	whole := []carveTarget{{media: img, ranges: []carve.Run{{Off: 0, Len: res.Size}}}}
 	if opts.Whole {
-		return whole, nil, nil
+		return whole, nil
 	}
 	d, err := probe.OpenDisk(img, res.Size)
 	if err != nil {
 		res.Problems = append(res.Problems, "no partition table or file system readable, whole image carved: "+err.Error())
-		return whole, nil, nil
+		return whole, nil
 	}
 	if !Readable(d) {
-		return whole, nil, nil
+		return whole, nil
 	}
 	res.Mode = "unallocated"
+	top := carveTarget{media: img}
 	for _, u := range d.Unallocated() {
-		ranges = append(ranges, carve.Run{Off: u.Off, Len: u.Len})
+		top.ranges = append(top.ranges, carve.Run{Off: u.Off, Len: u.Len})
 	}
-	if opts.SkipRecovered {
-		err := d.Walk(ctx, func(_ int, f *fs.File) error {
-			if f.Deleted && f.Recoverable && f.Type == "file" {
-				for _, r := range f.Runs {
-					if !r.Sparse {
-						skip = append(skip, carve.Run{Off: r.Offset, Len: r.Length})
-					}
+	var skip []carve.Run
+	targets := []carveTarget{top}
+	problems, err := layer.WalkInner(ctx, d, func(f *layer.File) error {
+		if opts.SkipRecovered && f.Layer == "" && f.Deleted && f.Recoverable && f.Type == "file" {
+			for _, r := range f.Runs {
+				if !r.Sparse {
+					skip = append(skip, carve.Run{Off: r.Offset, Len: r.Length})
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
 		}
+		return nil
+	}, func(l layer.Inner) error {
+		t := carveTarget{layer: l.Path, media: l.Disk.Media()}
+		for _, u := range l.Disk.Unallocated() {
+			t.ranges = append(t.ranges, carve.Run{Off: u.Off, Len: u.Len})
+		}
+		targets = append(targets, t)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	res.Problems = append(res.Problems, d.Problems()...)
-	return ranges, skip, nil
+	targets[0].ranges = carve.Subtract(targets[0].ranges, skip)
+	res.Problems = append(append(res.Problems, d.Problems()...), problems...)
+	return targets, nil
 }
 
 // Readable reports whether any partition's file system was opened.

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -247,6 +248,7 @@ type walker struct {
 	head     []byte   // scratch for the first bytes of each file, reused: files come by the hundred thousand
 	problems []string // of the media layer, recorded with the disk's at the end of the walk
 	prog     Progress
+	inner    []layer.Inner // disks found inside files, carved after the image
 }
 
 // walk records every volume and file and stores the content of every
@@ -271,7 +273,7 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 	}
 	w.prog.Stage("walking", "entries", 0)
 	start := time.Now()
-	inner, err := layer.Walk(ctx, w.disk, func(lf *layer.File) error {
+	inner, err := layer.WalkInner(ctx, w.disk, func(lf *layer.File) error {
 		f, part := lf.File, lf.Partition
 		row := custody.File{EvidenceID: w.evID, Volume: part, Path: f.Path, Size: f.Size, Type: f.Type,
 			Deleted: f.Deleted, Inode: f.Inode, Mtime: f.Mtime, Atime: f.Atime, Ctime: f.Ctime, Crtime: f.Btime,
@@ -294,6 +296,9 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 			}
 		}
 		return batch.AddFile(row)
+	}, func(l layer.Inner) error {
+		w.inner = append(w.inner, l)
+		return nil
 	})
 	if err != nil {
 		batch.Abort()
@@ -347,13 +352,28 @@ func (w *walker) extract(batch *custody.Batch, lf *layer.File, row *custody.File
 }
 
 // carve recovers files from the unallocated space the walk found (the
-// whole image when no file system was readable) and stores them.
+// whole image when no file system was readable), then from that of every
+// disk found inside a file (a VHD's free clusters), and stores them.
 func (w *walker) carve(ctx context.Context, img io.ReaderAt, res *EvidenceResult) error {
-	var ranges []carve.Run
+	type target struct {
+		layer  string // "" for the image
+		media  io.ReaderAt
+		ranges []carve.Run
+	}
+	targets := []target{{media: img}}
+	for _, l := range w.inner {
+		targets = append(targets, target{layer: l.Path, media: l.Disk.Media()})
+	}
 	var total int64
-	for _, r := range w.disk.Unallocated() {
-		ranges = append(ranges, carve.Run{Off: r.Off, Len: r.Len})
-		total += r.Len
+	for i, t := range targets {
+		d := w.disk
+		if t.layer != "" {
+			d = w.inner[i-1].Disk
+		}
+		for _, r := range d.Unallocated() {
+			targets[i].ranges = append(targets[i].ranges, carve.Run{Off: r.Off, Len: r.Len})
+			total += r.Len
+		}
 	}
 	w.prog.Stage("carving", "bytes", total)
 	batch, err := w.c.NewBatch(ctx, 0)
@@ -361,51 +381,69 @@ func (w *walker) carve(ctx context.Context, img io.ReaderAt, res *EvidenceResult
 		return err
 	}
 	start := time.Now()
-	var bytesCarved int64
-	err = carve.Carve(ctx, img, ranges, carve.Options{
-		Known:    func(sum string) bool { return w.known[sum] },
-		Progress: w.prog.Add,
-	}, func(cv carve.Carved) error {
-		head := w.headReader(carve.Open(img, cv))
-		sums, err := batch.StoreObject(head)
+	var bytesCarved, innerCarved int64
+	for _, t := range targets {
+		where := ""
+		if t.layer != "" {
+			where = t.layer + "/"
+		}
+		err = carve.Carve(ctx, t.media, t.ranges, carve.Options{
+			Known:    func(sum string) bool { return w.known[sum] },
+			Progress: w.prog.Add,
+		}, func(cv carve.Carved) error {
+			head := w.headReader(carve.Open(t.media, cv))
+			sums, err := batch.StoreObject(head)
+			if err != nil {
+				return err
+			}
+			if sums.SHA256 != cv.SHA256 {
+				// The carver hashed the same bytes: a difference means the
+				// image read differently twice (a failing device or bad chunk).
+				w.warn("evidence %s: carved file at %s%#x: sha256 %s on store, %s when carved", w.evID, where, cv.Offset, sums.SHA256, cv.SHA256)
+			}
+			runs := make([]custody.Run, len(cv.Runs))
+			var logical int64
+			for i, r := range cv.Runs {
+				runs[i] = custody.Run{Logical: logical, Offset: r.Off, Length: r.Len}
+				logical += r.Len
+			}
+			res.Carved++
+			if t.layer != "" {
+				innerCarved++
+			}
+			bytesCarved += cv.Length
+			name := fmt.Sprintf("%scarved:%d.%s", where, cv.Offset, cv.Ext)
+			if ingest.LooksLikeDataset(name, head.head) {
+				w.datasets = append(w.datasets, datasetFile{evidencePath: name, object: sums.SHA256})
+			}
+			return batch.AddCarved(custody.Carved{EvidenceID: w.evID, Layer: t.layer, Offset: cv.Offset, Length: cv.Length, Type: cv.Type,
+				Runs: runs, MD5: sums.MD5, SHA256: sums.SHA256, Object: sums.SHA256})
+		})
 		if err != nil {
-			return err
+			batch.Abort()
+			return fmt.Errorf("evidence %s: carve %s: %w", w.evID, cmp.Or(t.layer, "image"), err)
 		}
-		if sums.SHA256 != cv.SHA256 {
-			// The carver hashed the same bytes: a difference means the
-			// image read differently twice (a failing device or bad chunk).
-			w.warn("evidence %s: carved file at %#x: sha256 %s on store, %s when carved", w.evID, cv.Offset, sums.SHA256, cv.SHA256)
-		}
-		runs := make([]custody.Run, len(cv.Runs))
-		var logical int64
-		for i, r := range cv.Runs {
-			runs[i] = custody.Run{Logical: logical, Offset: r.Off, Length: r.Len}
-			logical += r.Len
-		}
-		res.Carved++
-		bytesCarved += cv.Length
-		name := fmt.Sprintf("carved:%d.%s", cv.Offset, cv.Ext)
-		if ingest.LooksLikeDataset(name, head.head) {
-			w.datasets = append(w.datasets, datasetFile{evidencePath: name, object: sums.SHA256})
-		}
-		return batch.AddCarved(custody.Carved{EvidenceID: w.evID, Offset: cv.Offset, Length: cv.Length, Type: cv.Type,
-			Runs: runs, MD5: sums.MD5, SHA256: sums.SHA256, Object: sums.SHA256})
-	})
-	if err != nil {
-		batch.Abort()
-		return fmt.Errorf("evidence %s: carve: %w", w.evID, err)
 	}
 	if err := batch.Close(); err != nil {
 		return err
 	}
 	var searched int64
-	for _, r := range ranges {
-		searched += r.Len
+	var layers []string
+	nranges := 0
+	for _, t := range targets {
+		nranges += len(t.ranges)
+		for _, r := range t.ranges {
+			searched += r.Len
+		}
+		if t.layer != "" {
+			layers = append(layers, t.layer)
+		}
 	}
 	return w.c.Audit(custody.Entry{Action: "evidence.carve", Outcome: custody.OutcomeOK,
 		Inputs: []custody.Item{{Kind: "evidence", ID: w.evID}},
-		Details: map[string]any{"ranges": len(ranges), "bytes_searched": searched, "carved": res.Carved,
-			"bytes_carved": bytesCarved, "seconds": time.Since(start).Seconds()}})
+		Details: map[string]any{"ranges": nranges, "bytes_searched": searched, "carved": res.Carved,
+			"bytes_carved": bytesCarved, "seconds": time.Since(start).Seconds(),
+			"layers": layers, "carved_in_layers": innerCarved}})
 }
 
 // scanFeatures runs the identifier scan over the whole image and writes

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"image"
+	"image/png"
+	iofs "io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -337,4 +343,98 @@ func TestTimeZoneFlag(t *testing.T) {
 	if r := runCLI(t, "ls", "--tz", "Mars/Olympus", img); r.code != 2 {
 		t.Errorf("unknown zone: exit %d, want 2", r.code)
 	}
+}
+
+// TestCarveInsideVHD: a PNG in the free clusters of a FAT volume inside a
+// dynamic VHD stored on ext4 is carved from the VHD's disk, not missed
+// because the VHD's blocks are allocated on the outer volume: one carved
+// row names the layer, its export holds the PNG's bytes, the DFXML names
+// it under the VHD's path, and the image is unchanged.
+func TestCarveInsideVHD(t *testing.T) {
+	testutil.NeedTool(t, "qemu-img")
+	testutil.NeedTool(t, "mkfs.fat")
+	testutil.NeedTool(t, "mkfs.ext4")
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "inner.img")
+	f, _ := os.Create(raw)
+	f.Truncate(8 << 20)
+	f.Close()
+	testutil.Run(t, "mkfs.fat", "-F", "16", "-s", "2", raw)
+	rng := rand.New(rand.NewPCG(5, 6))
+	m := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for i := range m.Pix {
+		m.Pix[i] = byte(rng.Uint32())
+	}
+	var pb bytes.Buffer
+	png.Encode(&pb, m)
+	f, _ = os.OpenFile(raw, os.O_WRONLY, 0)
+	f.WriteAt(pb.Bytes(), 6<<20) // free clusters of the empty volume
+	f.Close()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o700)
+	testutil.Run(t, "qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", raw, filepath.Join(src, "win.vhd"))
+	outer := filepath.Join(dir, "outer.img")
+	testutil.Run(t, "mkfs.ext4", "-q", "-d", src, outer, "32M")
+	testutil.Unchanged(t, outer)
+
+	cs := filepath.Join(dir, "case")
+	if _, err := idxRun(t, "case", "init", cs, "--case-number", "L1", "--examiner", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := idxRun(t, "evidence", "add", cs, outer, "--id", "E1", "--no-scan", "--json"); err != nil {
+		t.Fatalf("evidence add: %v\n%s", err, out)
+	}
+	sum := sha256.Sum256(pb.Bytes())
+	want := hex.EncodeToString(sum[:])
+	exp := filepath.Join(dir, "export")
+	if out, err := idxRun(t, "export", cs, "--files", exp); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	var found []string
+	filepath.WalkDir(exp, func(p string, d iofs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.Contains(p, "/carved/") {
+			if b, _ := os.ReadFile(p); sha256.Sum256(b) == sum {
+				found = append(found, p)
+			}
+		}
+		return nil
+	})
+	if len(found) != 1 || !strings.Contains(found[0], "win.vhd") {
+		t.Fatalf("exported carved copies of the PNG (sha256 %s): %q, want one under the VHD's layer", want, found)
+	}
+	if out, err := idxRun(t, "report", cs); err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	dfxml, err := os.ReadFile(filepath.Join(cs, "reports", "evidence-E1.dfxml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`<filename>p\d+:/win\.vhd/carved/[0-9a-f]{12}-png</filename>`).Match(dfxml) {
+		t.Errorf("DFXML names no carved file under /win.vhd:\n%s", dfxml)
+	}
+
+	// `evidx carve` does the same, into OUT/layers/<escaped path>/.
+	cout := filepath.Join(dir, "carved")
+	out, err := idxRun(t, "carve", outer, "--out", cout, "--json")
+	if err != nil {
+		t.Fatalf("carve: %v\n%s", err, out)
+	}
+	var man struct {
+		Carved []struct{ Layer, SHA256, Path string }
+	}
+	decodeOne(t, out, &man)
+	var hits []string
+	for _, c := range man.Carved {
+		if c.SHA256 == want {
+			hits = append(hits, c.Layer+" "+c.Path)
+			b, _ := os.ReadFile(filepath.Join(cout, c.Path))
+			if sha256.Sum256(b) != sum || !strings.HasPrefix(c.Path, "layers/") || !strings.Contains(c.Layer, "/win.vhd") {
+				t.Errorf("carve: %+v", c)
+			}
+		}
+	}
+	if len(hits) != 1 {
+		t.Errorf("carve found the PNG %d times: %q", len(hits), hits)
+	}
+	testutil.Unchanged(t, outer)
 }

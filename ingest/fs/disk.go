@@ -65,6 +65,9 @@ type Disk struct {
 // time zone for local times).
 func (d *Disk) Options() []Option { return d.opts }
 
+// Media returns the disk's bytes, the reader Unallocated's offsets are in.
+func (d *Disk) Media() io.ReaderAt { return d.r }
+
 // problem records damage once: Walk and Unallocated may run more than once.
 func (d *Disk) problem(s string) {
 	d.mu.Lock()

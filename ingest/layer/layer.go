@@ -41,13 +41,28 @@ func (f *File) Open() (io.Reader, error) { return f.open() }
 // it. It returns the problems of the inner layers (what could not be
 // opened, limits reached), each naming the path; an error from fn stops it.
 func Walk(ctx context.Context, disk *fs.Disk, fn func(*File) error) ([]string, error) {
-	w := &walker{fn: fn}
+	return WalkInner(ctx, disk, fn, nil)
+}
+
+// Inner is a layer opened inside a file of the evidence.
+type Inner struct {
+	Path      string   // the file holding it, as a layered path from the top partition ("p1:/VMs/a.vhd")
+	Format    string   // "vhd-dynamic", "raw", ...
+	Disk      *fs.Disk // its partitions and file systems; Disk.Media() its bytes
+	Partition int      // the top-level partition it is under
+}
+
+// WalkInner is Walk that also calls inner (when not nil) for every inner
+// layer once its files are walked, so the caller can carve its free space.
+func WalkInner(ctx context.Context, disk *fs.Disk, fn func(*File) error, inner func(Inner) error) ([]string, error) {
+	w := &walker{fn: fn, onInner: inner}
 	err := w.walk(ctx, disk, 0, "", -1, "")
 	return w.problems, err
 }
 
 type walker struct {
 	fn       func(*File) error
+	onInner  func(Inner) error
 	problems []string
 	layers   int
 }
@@ -110,6 +125,9 @@ func (w *walker) inner(ctx context.Context, d *fs.Disk, part int, f *fs.File, e 
 	err := w.walk(ctx, inner, depth+1, name, e.Partition, format+" "+name)
 	for _, p := range diskProblems(inner) {
 		w.problem("p%d:%s: %s", e.Partition, name, p)
+	}
+	if err == nil && w.onInner != nil {
+		err = w.onInner(Inner{Path: fmt.Sprintf("p%d:%s", e.Partition, name), Format: format, Disk: inner, Partition: e.Partition})
 	}
 	return err
 }
