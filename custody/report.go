@@ -427,9 +427,24 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 	if err != nil {
 		return nil, err
 	}
+	// Every file is made in a staging directory and moved into out only
+	// once all are made: a report that fails leaves the last one whole,
+	// not a mix of new files no audit line covers.
+	tmp, err := c.Scratch()
+	if err != nil {
+		return nil, err
+	}
+	if rel, err := filepath.Rel(c.dir, out); err != nil || !filepath.IsLocal(rel) {
+		tmp = out // a report outside the case: staged beside it, on its file system
+	}
+	stage, err := os.MkdirTemp(tmp, ".tmp-report-")
+	if err != nil {
+		return nil, fmt.Errorf("custody: report: %w", err)
+	}
+	defer os.RemoveAll(stage)
 	var names []string
 	write := func(name string, gen func(w io.Writer) error) error {
-		if err := c.writeStream(filepath.Join(out, name), gen); err != nil {
+		if err := c.writeStream(filepath.Join(stage, name), gen); err != nil {
 			return err
 		}
 		names = append(names, name)
@@ -469,16 +484,17 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 	var items []Item
 	sort.Strings(names)
 	for _, n := range names {
-		sum, size, err := hashFile(filepath.Join(out, n))
+		sum, size, err := hashFile(filepath.Join(stage, n))
 		if err != nil {
 			return nil, fmt.Errorf("custody: report: %w", err)
 		}
 		fmt.Fprintf(&sums, "%s  %s\n", sum, n)
 		items = append(items, Item{Kind: "report", Path: c.relPath(filepath.Join(out, n)), Size: size, SHA256: sum})
 	}
-	if err := c.writePrivate(filepath.Join(out, "SHA256SUMS"), sums.Bytes()); err != nil {
+	if err := c.writePrivate(filepath.Join(stage, "SHA256SUMS"), sums.Bytes()); err != nil {
 		return nil, err
 	}
+	names = append(names, "SHA256SUMS")
 	items = append(items, Item{Kind: "report", Path: c.relPath(filepath.Join(out, "SHA256SUMS")), Size: int64(sums.Len()), SHA256: sha256Hex(sums.Bytes())})
 	sigPath := filepath.Join(out, SigName)
 	if opts.SignKey != "" {
@@ -486,12 +502,21 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 		if err != nil {
 			return nil, err
 		}
-		if err := c.writePrivate(sigPath, []byte(sig+"\n")); err != nil {
+		if err := c.writePrivate(filepath.Join(stage, SigName), []byte(sig+"\n")); err != nil {
 			return nil, err
 		}
+		names = append(names, SigName)
 		items = append(items, Item{Kind: "report", Path: c.relPath(sigPath), Size: int64(len(sig) + 1), SHA256: sha256Hex([]byte(sig + "\n"))})
-	} else if err := os.Remove(sigPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("custody: report: remove stale signature: %w", err)
+	}
+	for _, n := range names {
+		if err := os.Rename(filepath.Join(stage, n), filepath.Join(out, n)); err != nil {
+			return nil, fmt.Errorf("custody: report: %w", err)
+		}
+	}
+	if opts.SignKey == "" {
+		if err := os.Remove(sigPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("custody: report: remove stale signature: %w", err)
+		}
 	}
 	outputs := append(append([]Item{}, items...), shards...)
 	if err := c.Audit(Entry{Action: "report", Outputs: outputs, Outcome: OutcomeOK, Details: map[string]any{
