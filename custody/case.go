@@ -237,8 +237,9 @@ type OpenOptions struct {
 	// is signed (InitSigned) cannot be opened for writing without it, and
 	// a key other than the case's is refused; other cases ignore it.
 	SignKey string
-	// ReadOnly opens a signed case without its key: reading works, and
-	// Audit fails with ErrNeedSignKey (Verify then records nothing).
+	// ReadOnly is for commands that only read: a signed case opens
+	// without its key (Audit fails with ErrNeedSignKey, Verify then
+	// records nothing), and what killed commands left in tmp/ stays.
 	ReadOnly bool
 }
 
@@ -280,9 +281,13 @@ func OpenWith(ctx context.Context, dir string, opts OpenOptions) (*Case, error) 
 		db.Close()
 		return nil, err
 	}
-	if err := c.sweepLeftovers(); err != nil {
-		db.Close()
-		return nil, err
+	// A read-only open (verify, stats, another case merged from) leaves
+	// the directory as it is.
+	if !opts.ReadOnly {
+		if err := c.sweepLeftovers(); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return c, nil
 }

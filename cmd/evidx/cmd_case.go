@@ -30,10 +30,10 @@ func newCaseCmd() *cobra.Command {
 		Short: "Create and manage case directories",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return usageError{errors.New("case: missing subcommand (init)")}
+			return usageError{errors.New("case: missing subcommand (init, merge)")}
 		},
 	}
-	cmd.AddCommand(newCaseInitCmd())
+	cmd.AddCommand(newCaseInitCmd(), newCaseMergeCmd())
 	return cmd
 }
 
