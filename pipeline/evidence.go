@@ -298,6 +298,11 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 		return batch.AddFile(row)
 	}, func(l layer.Inner) error {
 		w.inner = append(w.inner, l)
+		if l.Format == "zip" {
+			// The archive's members are datasets of their own, each with
+			// its path through the archive: the archive is not one too.
+			w.datasets = slices.DeleteFunc(w.datasets, func(d datasetFile) bool { return d.evidencePath == l.Path })
+		}
 		return nil
 	})
 	if err != nil {

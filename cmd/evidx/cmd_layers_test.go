@@ -10,8 +10,10 @@ import (
 	iofs "io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -437,4 +439,73 @@ func TestCarveInsideVHD(t *testing.T) {
 		t.Errorf("carve found the PNG %d times: %q", len(hits), hits)
 	}
 	testutil.Unchanged(t, outer)
+}
+
+// TestZipOnEvidence: a ZIP on a FAT volume opens as a layer: ls lists its
+// members (and those of a ZIP inside it) with paths through it and their
+// SHA-256, and evidence add loads each member dataset once, named by its
+// path through the archives, not the archive again as a whole.
+func TestZipOnEvidence(t *testing.T) {
+	testutil.NeedTool(t, "zip")
+	testutil.NeedTool(t, "mcopy")
+	t.Setenv("MTOOLS_SKIP_CHECK", "1")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o700)
+	users := []byte("name,phone\nzhang,13812345678\nli,13912345678\n")
+	more := []byte("email\nwang@example.cn\nzhao@example.cn\n")
+	os.WriteFile(filepath.Join(src, "users.csv"), users, 0o600)
+	os.WriteFile(filepath.Join(src, "more.csv"), more, 0o600)
+	run := func(args ...string) {
+		cmd := exec.Command("zip", args...)
+		cmd.Dir = src
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("zip %v: %v\n%s", args, err, out)
+		}
+	}
+	run("-q", "-0", "inner.zip", "more.csv")
+	run("-q", "leak.zip", "users.csv", "inner.zip")
+	img := filepath.Join(dir, "fat.img")
+	f, _ := os.Create(img)
+	f.Truncate(16 << 20)
+	f.Close()
+	testutil.Run(t, "mkfs.fat", "-F", "16", img)
+	testutil.Run(t, "mcopy", "-i", img, filepath.Join(src, "leak.zip"), "::/LEAK.ZIP")
+	testutil.Unchanged(t, img)
+
+	got, _ := lsFiles(t, img)
+	for p, b := range map[string][]byte{"/LEAK.ZIP/p1:/users.csv": users, "/LEAK.ZIP/p1:/inner.zip/p1:/more.csv": more} {
+		s := sha256.Sum256(b)
+		if got[p] != hex.EncodeToString(s[:]) {
+			t.Errorf("%s: sha256 %q, want %x (listing %v)", p, got[p], s, got)
+		}
+	}
+
+	cs := filepath.Join(dir, "case")
+	idxRun(t, "case", "init", cs, "--case-number", "Z1", "--examiner", "x")
+	out, err := idxRun(t, "evidence", "add", cs, img, "--id", "E1", "--no-carve", "--no-scan", "--json")
+	if err != nil {
+		t.Fatalf("evidence add: %v\n%s", err, out)
+	}
+	var res struct {
+		Datasets []struct {
+			EvidencePath string           `json:"evidence_path"`
+			Unique       map[string]int64 `json:"unique"`
+		} `json:"datasets"`
+	}
+	decodeOne(t, out, &res)
+	var paths []string
+	for _, d := range res.Datasets {
+		paths = append(paths, d.EvidencePath)
+	}
+	sort.Strings(paths)
+	if want := []string{"p1:/LEAK.ZIP/p1:/inner.zip/p1:/more.csv", "p1:/LEAK.ZIP/p1:/users.csv"}; strings.Join(paths, "|") != strings.Join(want, "|") {
+		t.Errorf("datasets loaded %q, want %q", paths, want)
+	}
+	var st statsJSON
+	sout, _ := idxRun(t, "stats", cs, "--json")
+	decodeOne(t, sout, &st)
+	if st.Unique["phone"] != 2 || st.Unique["email"] != 2 {
+		t.Errorf("unique %v, want 2 phones and 2 emails", st.Unique)
+	}
 }

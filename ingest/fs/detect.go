@@ -20,9 +20,14 @@ const (
 
 // DetectFileSystem names the file system on a volume of size bytes from its
 // signatures alone: "fat12", "fat16", "fat32", "exfat", "ntfs", "ext2",
-// "ext3", "ext4", "iso9660", "apfs" or "unknown". It reads at most a few sectors.
+// "ext3", "ext4", "iso9660", "apfs", "zip" or "unknown". It reads at most a few sectors.
 func DetectFileSystem(r io.ReaderAt, size int64) string {
 	bs := make([]byte, 512)
+	if n, _ := r.ReadAt(bs, 0); n >= 30 && string(bs[:4]) == "PK\x03\x04" {
+		// A ZIP archive (its first local header) opens as a file system of
+		// its members; office documents are refused by the reader.
+		return "zip"
+	}
 	if n, _ := r.ReadAt(bs, 0); n == len(bs) {
 		switch string(bs[oemOff : oemOff+8]) {
 		case "NTFS    ":

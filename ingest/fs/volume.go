@@ -88,8 +88,10 @@ func ReadPartitions(r io.ReaderAt, size int64) (*Table, error) {
 	if size < sectorSize {
 		t.Scheme = schemeNone
 		t.Partitions = []Partition{{Index: 1, Start: 0, Size: size, Scheme: schemeNone}}
-		t.Problems = append(t.Problems, fmt.Sprintf("image is only %d bytes", size))
 		t.detect(r, size)
+		if t.Partitions[0].FileSystem != "zip" { // a small archive is no short disk
+			t.Problems = append(t.Problems, fmt.Sprintf("image is only %d bytes", size))
+		}
 		return t, nil
 	}
 	s0 := make([]byte, sectorSize)

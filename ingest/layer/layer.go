@@ -80,7 +80,7 @@ func (w *walker) walk(ctx context.Context, d *fs.Disk, depth int, prefix string,
 		if err := w.fn(e); err != nil {
 			return err
 		}
-		if orig.Type != "file" || !orig.Recoverable || orig.Size < minInner {
+		if orig.Type != "file" || !orig.Recoverable || orig.Size < minInner && !isZip(d, part, orig) {
 			return nil
 		}
 		return w.inner(ctx, d, part, orig, e, depth)
@@ -160,6 +160,12 @@ func open(d *fs.Disk, part int, f *fs.File) (inner *fs.Disk, format string, prob
 	if err != nil {
 		return nil, format, append(problems, fmt.Sprintf("%s media inside not read: %v", format, err))
 	}
+	if len(inner.Partitions) == 1 && inner.Partitions[0].FileSystem == "zip" {
+		if inner.Partitions[0].FS == nil {
+			return nil, "", nil // an office document, or a ZIP whose directory does not read: a file, not a layer
+		}
+		format = "zip"
+	}
 	for _, p := range inner.Partitions {
 		if p.Error != "" {
 			problems = append(problems, fmt.Sprintf("partition %d: %s", p.Index, p.Error))
@@ -197,6 +203,21 @@ func mediaFormat(d *fs.Disk, part int, f *fs.File) string {
 		return "raw"
 	}
 	return ""
+}
+
+// isZip says whether a small file is a ZIP archive: archives open as
+// layers at any size, disks only from minInner.
+func isZip(d *fs.Disk, part int, f *fs.File) bool {
+	if f.Size < 22 {
+		return false
+	}
+	ra, err := d.OpenAt(part, f)
+	if err != nil {
+		return false
+	}
+	var b [4]byte
+	n, _ := ra.ReadAt(b[:], 0)
+	return n == 4 && string(b[:]) == "PK\x03\x04"
 }
 
 // looksLikeMedia says whether a plain file holds a partition table or a

@@ -13,6 +13,7 @@ import (
 	"github.com/evidx/evidx/ingest/fs/fat"
 	"github.com/evidx/evidx/ingest/fs/iso"
 	"github.com/evidx/evidx/ingest/fs/ntfs"
+	"github.com/evidx/evidx/ingest/fs/zipfs"
 )
 
 // Options returns one fs.WithOpener per file-system family evidx reads.
@@ -31,6 +32,7 @@ func OptionsIn(loc *time.Location) []fs.Option {
 		fs.WithOpener("iso9660", iso.Open),
 		fs.WithOpener("ntfs", ntfs.Open),
 		fs.WithOpener("apfs", apfs.Open),
+		fs.WithOpener("zip", zipfs.Open),
 	}
 }
 
