@@ -24,9 +24,9 @@ import (
 // lsOptions are the flags of `evidx ls`.
 type lsOptions struct {
 	JSON    bool
-	Deleted bool // only deleted entries, like fls -d
-	NoHash  bool // list only; skip reading content (fls speed)
-	Workers int  // files hashed at once; 0 = one per CPU
+	Deleted bool   // only deleted entries, like fls -d
+	NoHash  bool   // list only; skip reading content (fls speed)
+	Workers int    // files hashed at once; 0 = one per CPU
 	Body    string // -m PREFIX: print the TSK body file (fls -m), names under PREFIX
 	Part    int    // --partition N: list that volume only; 0: all
 	Sector  int64  // -o SECTOR: list the volume starting there only (fls -o); -1: all
