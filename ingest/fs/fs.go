@@ -53,6 +53,11 @@ type File struct {
 	Atime   time.Time `json:"atime,omitzero"`  // accessed
 	Ctime   time.Time `json:"ctime,omitzero"`  // metadata changed (NTFS: MFT entry changed)
 	Btime   time.Time `json:"crtime,omitzero"` // created
+	// Mode is the Unix st_mode (type and permission bits) where the file
+	// system records one (ext), else 0; UID and GID its owner there.
+	Mode uint32 `json:"mode,omitempty"`
+	UID  uint32 `json:"uid,omitempty"`
+	GID  uint32 `json:"gid,omitempty"`
 	Runs    []Run     `json:"byte_runs,omitempty"`
 	// Recoverable says Open can return the content: always for allocated
 	// files; for deleted ones when the reader could map their content to

@@ -59,7 +59,7 @@ type Entry struct {
 
 // FromFile makes the entry of a file as a reader reports it.
 func FromFile(f *fs.File) *Entry {
-	return &Entry{Path: f.Path, Name: f.Path, Type: f.Type, Deleted: f.Deleted, Inode: f.Inode, Size: f.Size,
+	return &Entry{Path: f.Path, Name: f.Path, Type: f.Type, Deleted: f.Deleted, Inode: f.Inode, Size: f.Size, Mode: f.Mode, UID: f.UID, GID: f.GID,
 		Mtime: f.Mtime, Atime: f.Atime, Ctime: f.Ctime, Btime: f.Btime}
 }
 
