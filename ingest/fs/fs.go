@@ -58,7 +58,7 @@ type File struct {
 	Mode uint32 `json:"mode,omitempty"`
 	UID  uint32 `json:"uid,omitempty"`
 	GID  uint32 `json:"gid,omitempty"`
-	Runs    []Run     `json:"byte_runs,omitempty"`
+	Runs []Run  `json:"byte_runs,omitempty"`
 	// Recoverable says Open can return the content: always for allocated
 	// files; for deleted ones when the reader could map their content to
 	// clusters that are still free (Recovery says how, and how sure).
