@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"encoding/csv"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
@@ -389,4 +391,63 @@ func TestLsOffsetPartitionAgainstFls(t *testing.T) {
 func md5Sum(b []byte) []byte {
 	s := md5.Sum(b)
 	return s[:]
+}
+
+// TestTimelineCase: a case's timeline holds every evidence item's files,
+// from the stored listing, or from the image reopened for an item whose
+// listing is gone; names start with the evidence id.
+func TestTimelineCase(t *testing.T) {
+	fat, ext := tlFAT(t), tlExt(t)
+	testutil.Unchanged(t, fat, ext)
+	cs := filepath.Join(t.TempDir(), "case")
+	t.Setenv(custody.EnvSignKey, "")
+	if r := runCLI(t, "case", "init", cs, "--case-number", "TL-1", "--examiner", "X"); r.err != nil {
+		t.Fatal(r.err)
+	}
+	for id, img := range map[string]string{"EV1": fat, "EV2": ext} {
+		if r := runCLI(t, "evidence", "add", cs, img, "--id", id, "--no-carve", "--no-scan", "--no-index"); r.err != nil {
+			t.Fatalf("evidence add %s: %v\n%s", id, r.err, r.stderr)
+		}
+	}
+	prefixed := func(id, img string) []string {
+		var out []string
+		for _, k := range regularKeys(bodyLines(t, tsk(t, "fls", "-r", "-m", "/", img))) {
+			out = append(out, id+":"+k)
+		}
+		return out
+	}
+	want := append(prefixed("EV1", fat), prefixed("EV2", ext)...)
+	sort.Strings(want)
+	r := runCLI(t, "timeline", cs)
+	if got := regularKeys(bodyLines(t, r.stdout)); r.err != nil || len(got) < 8 || !slices.Equal(got, want) {
+		t.Fatalf("case timeline (%v):\nevidx %q\nfls   %q", r.err, got, want)
+	}
+
+	// Without EV2's stored listing, EV2 is reopened read-only: its lines
+	// then carry ext's modes and owners, exactly as fls -m.
+	c, err := custody.Open(context.Background(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DB().Exec(`DELETE FROM files WHERE evidence_id='EV2'`); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	r = runCLI(t, "timeline", cs)
+	if got := regularKeys(bodyLines(t, r.stdout)); r.err != nil || !slices.Equal(got, want) {
+		t.Fatalf("case timeline, EV2 reopened (%v):\nevidx %q\nfls   %q", r.err, got, want)
+	}
+	var ev2 []string
+	for _, l := range bodyLines(t, r.stdout) {
+		if rest, ok := strings.CutPrefix(l, "0|EV2:"); ok {
+			ev2 = append(ev2, "0|"+rest)
+		}
+	}
+	if fl := bodyLines(t, tsk(t, "fls", "-r", "-m", "/", ext)); !slices.Equal(ev2, fl) {
+		t.Errorf("EV2 reopened:\nevidx %q\nfls   %q", ev2, fl)
+	}
+	j := runCLI(t, "timeline", cs, "--format", "csv")
+	if j.err != nil || !bytes.Contains(j.stdout, []byte(",EV1,1,/sub/big.bin,")) || !bytes.Contains(j.stdout, []byte(",EV2,1,/big.bin,")) {
+		t.Errorf("case csv (%v):\n%s", j.err, j.stdout)
+	}
 }
