@@ -144,6 +144,15 @@ func TestTimelineFAT32BodyAgainstFls(t *testing.T) {
 		t.Errorf("regular-file lines:\nevidx %q\nfls   %q", gr, wr)
 	}
 
+	// --tz reads FAT's local times in a zone, as fls -z does.
+	if _, err := os.Stat("/usr/share/zoneinfo/Asia/Shanghai"); err == nil {
+		z := runCLI(t, "--tz", "Asia/Shanghai", "timeline", img)
+		zk := regularKeys(bodyLines(t, z.stdout))
+		if fk := regularKeys(bodyLines(t, tsk(t, "fls", "-z", "Asia/Shanghai", "-r", "-m", "/", img))); z.err != nil || !slices.Equal(zk, fk) || slices.Equal(zk, gk) {
+			t.Errorf("--tz Asia/Shanghai (%v):\nevidx %q\nfls   %q", z.err, zk, fk)
+		}
+	}
+
 	// ls -m is the same body file; -o writes it to a file mactime reads.
 	if ls := runCLI(t, "ls", "-m", "/", img); ls.err != nil || !slices.Equal(bodyLines(t, ls.stdout), got) {
 		t.Errorf("ls -m / differs from timeline (%v):\n%s", ls.err, ls.stdout)
@@ -351,6 +360,7 @@ func TestLsOffsetPartitionAgainstFls(t *testing.T) {
 					Path, Type string
 					Inode      uint64
 				}
+				Unallocated []struct{ Offset, Length int64 }
 			}
 			if err := json.Unmarshal(r.stdout, &res); err != nil {
 				t.Fatal(err)
@@ -361,6 +371,14 @@ func TestLsOffsetPartitionAgainstFls(t *testing.T) {
 				got = append(got, fmt.Sprintf("%s %d %s", typ, f.Inode, f.Path))
 			}
 			sort.Strings(got)
+			for _, u := range res.Unallocated { // the free space of that volume only
+				if u.Offset < s*512 || u.Offset+u.Length > (s+20480)*512 || len(res.Unallocated) == 0 {
+					t.Errorf("ls %v: unallocated %+v outside the volume", sel, u)
+				}
+			}
+			if len(res.Unallocated) == 0 {
+				t.Errorf("ls %v: no unallocated space", sel)
+			}
 			if !slices.Equal(got, want) || len(res.Partitions) != 1 || res.Partitions[0].Index != i+1 {
 				t.Errorf("ls %v:\nevidx %q (partitions %v)\nfls   %q", sel, got, res.Partitions, want)
 			}
