@@ -55,8 +55,8 @@ func TestWriteBody(t *testing.T) {
 func TestSorter(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	var s Sorter
-	s.Add(&Entry{Name: "/b", Mtime: t0.Add(2*time.Second), Atime: t0, Ctime: t0.Add(2*time.Second)})
-	s.Add(&Entry{Name: "/a", Btime: t0.Add(2*time.Second), Mtime: t0.Add(time.Second)})
+	s.Add(&Entry{Name: "/b", Mtime: t0.Add(2 * time.Second), Atime: t0, Ctime: t0.Add(2 * time.Second)})
+	s.Add(&Entry{Name: "/a", Btime: t0.Add(2 * time.Second), Mtime: t0.Add(time.Second)})
 	s.Add(&Entry{Name: "/none"})
 	var got []string
 	for _, ev := range s.Sorted() {
