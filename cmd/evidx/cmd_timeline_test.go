@@ -390,6 +390,10 @@ func TestLsOffsetPartitionAgainstFls(t *testing.T) {
 	if r.err != nil || !bytes.Contains(r.stdout, []byte("|p1:/d/one.txt|")) || !bytes.Contains(r.stdout, []byte("|p2:/big.bin|")) {
 		t.Errorf("timeline of two volumes (%v):\n%s", r.err, r.stdout)
 	}
+	p2 := runCLI(t, "timeline", img, "--partition", "2")
+	if p2.err != nil || bytes.Contains(p2.stdout, []byte("|p1:")) || !bytes.Contains(p2.stdout, []byte("|p2:/big.bin|")) {
+		t.Errorf("timeline --partition 2 (%v):\n%s", p2.err, p2.stdout)
+	}
 }
 
 func md5Sum(b []byte) []byte {
