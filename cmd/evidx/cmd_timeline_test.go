@@ -385,13 +385,17 @@ func TestLsOffsetPartitionAgainstFls(t *testing.T) {
 	if r := runCLI(t, "cat", img, "--inode", "4"); r.code != 2 {
 		t.Errorf("cat --inode on two volumes without -o: exit %d %v, want 2", r.code, r.err)
 	}
-	// The whole disk's timeline names each volume's files pN:.
+	// The whole disk's timeline names each volume's files pN:, after
+	// ls -m's prefix too.
 	r := runCLI(t, "timeline", img)
 	if r.err != nil || !bytes.Contains(r.stdout, []byte("|p1:/d/one.txt|")) || !bytes.Contains(r.stdout, []byte("|p2:/big.bin|")) {
 		t.Errorf("timeline of two volumes (%v):\n%s", r.err, r.stdout)
 	}
+	if m := runCLI(t, "ls", "-m", "/mnt/", img); m.err != nil || !bytes.Contains(m.stdout, []byte("|/mnt/p1:/d/one.txt|")) || !bytes.Contains(m.stdout, []byte("|/mnt/p2:/big.bin|")) {
+		t.Errorf("ls -m /mnt/ of two volumes (%v):\n%s", m.err, m.stdout)
+	}
 	p2 := runCLI(t, "timeline", img, "--partition", "2")
-	if p2.err != nil || bytes.Contains(p2.stdout, []byte("|p1:")) || !bytes.Contains(p2.stdout, []byte("|p2:/big.bin|")) {
+	if p2.err != nil || bytes.Contains(p2.stdout, []byte("|p1:")) || !bytes.Contains(p2.stdout, []byte("|/big.bin|")) {
 		t.Errorf("timeline --partition 2 (%v):\n%s", p2.err, p2.stdout)
 	}
 }

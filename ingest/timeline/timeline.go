@@ -67,8 +67,8 @@ func FromFile(f *fs.File) *Entry {
 type Options struct {
 	Evidence string // Entry.Evidence of every entry
 	// Prefix goes before every name, as fls -m's mount point ("/" adds
-	// nothing; "C:" gives "C:/dir/x"). When empty and the disk has more
-	// than one readable partition, names start "pN:" so they stay apart.
+	// nothing; "C:" gives "C:/dir/x"). When the disk has more than one
+	// readable volume and Partition is 0, "pN:" follows it (see Name).
 	Prefix string
 	MD5    bool // read every recoverable regular file and put its MD5 in the line (fls -m writes 0)
 	// Partition, when not 0, keeps only that top-level partition.
@@ -91,7 +91,7 @@ func WalkDisk(ctx context.Context, disk *fs.Disk, opts Options, fn func(*Entry) 
 		}
 		e := FromFile(lf.File)
 		e.Evidence, e.Partition, e.Layer = opts.Evidence, lf.Partition, lf.Layer
-		e.Name = Name(opts.Prefix, readable > 1, lf.Partition, lf.Path)
+		e.Name = Name(opts.Prefix, readable > 1 && opts.Partition == 0, lf.Partition, lf.Path)
 		if opts.MD5 && lf.Type == "file" && lf.Recoverable {
 			sum, err := md5Of(lf)
 			if err != nil {
@@ -104,16 +104,19 @@ func WalkDisk(ctx context.Context, disk *fs.Disk, opts Options, fn func(*Entry) 
 }
 
 // Name is the body-file name of the file at path of partition part:
-// prefix before it, or "pN:" when no prefix is given and the disk has
-// several partitions (multi).
+// prefix before it (as fls -m's mount point: "/" adds nothing, "C:"
+// gives "C:/dir/x"), and "pN:" after the prefix when the disk has several
+// volumes and all are listed (multi), so their files stay apart
+// ("p2:/dir/x", "/mnt/p2:/dir/x").
 func Name(prefix string, multi bool, part int, path string) string {
-	switch {
-	case prefix != "":
-		return strings.TrimSuffix(prefix, "/") + path
-	case multi:
-		return "p" + strconv.Itoa(part) + ":" + path
+	prefix = strings.TrimSuffix(prefix, "/")
+	if !multi {
+		return prefix + path
 	}
-	return path
+	if prefix != "" {
+		prefix += "/"
+	}
+	return prefix + "p" + strconv.Itoa(part) + ":" + path
 }
 
 func md5Of(f *layer.File) (string, error) {

@@ -72,7 +72,8 @@ func TestName(t *testing.T) {
 		prefix string
 		multi  bool
 		want   string
-	}{{"", false, "/d/x"}, {"", true, "p2:/d/x"}, {"/", true, "/d/x"}, {"/mnt/", false, "/mnt/d/x"}, {"C:", false, "C:/d/x"}} {
+	}{{"", false, "/d/x"}, {"", true, "p2:/d/x"}, {"/", true, "p2:/d/x"}, {"/", false, "/d/x"}, {"/mnt/", false, "/mnt/d/x"},
+		{"/mnt/", true, "/mnt/p2:/d/x"}, {"C:", false, "C:/d/x"}, {"C:", true, "C:/p2:/d/x"}} {
 		if got := Name(c.prefix, c.multi, 2, "/d/x"); got != c.want {
 			t.Errorf("Name(%q, %v) = %q, want %q", c.prefix, c.multi, got, c.want)
 		}
