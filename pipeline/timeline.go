@@ -63,7 +63,7 @@ func CaseTimeline(ctx context.Context, c *custody.Case, opts timeline.Options, l
 		err = c.Files(ctx, ev.ID, func(f custody.File) error {
 			n++
 			e := &timeline.Entry{Evidence: ev.ID, Partition: f.Volume, Path: f.Path, Type: f.Type, Deleted: f.Deleted,
-				Inode: f.Inode, Size: f.Size, Mtime: f.Mtime, Atime: f.Atime, Ctime: f.Ctime, Btime: f.Crtime}
+				Inode: f.Inode, Size: f.Size, Mode: f.Mode, UID: f.UID, GID: f.GID, Mtime: f.Mtime, Atime: f.Atime, Ctime: f.Ctime, Btime: f.Crtime}
 			e.Name = prefix + timeline.Name("", len(vols) > 1, f.Volume, f.Path)
 			if opts.MD5 && f.Type == "file" {
 				e.MD5 = f.MD5

@@ -434,9 +434,11 @@ func TestTimelineCase(t *testing.T) {
 	if got := regularKeys(bodyLines(t, r.stdout)); r.err != nil || len(got) < 8 || !slices.Equal(got, want) {
 		t.Fatalf("case timeline (%v):\nevidx %q\nfls   %q", r.err, got, want)
 	}
+	// The stored listing keeps ext's modes and owners: each item's lines
+	// are fls -m's, field for field.
+	checkItems(t, r.stdout, map[string]string{"EV1": fat, "EV2": ext})
 
-	// Without EV2's stored listing, EV2 is reopened read-only: its lines
-	// then carry ext's modes and owners, exactly as fls -m.
+	// Without EV2's stored listing, EV2 is reopened read-only.
 	c, err := custody.Open(context.Background(), cs)
 	if err != nil {
 		t.Fatal(err)
@@ -449,17 +451,27 @@ func TestTimelineCase(t *testing.T) {
 	if got := regularKeys(bodyLines(t, r.stdout)); r.err != nil || !slices.Equal(got, want) {
 		t.Fatalf("case timeline, EV2 reopened (%v):\nevidx %q\nfls   %q", r.err, got, want)
 	}
-	var ev2 []string
-	for _, l := range bodyLines(t, r.stdout) {
-		if rest, ok := strings.CutPrefix(l, "0|EV2:"); ok {
-			ev2 = append(ev2, "0|"+rest)
-		}
-	}
-	if fl := bodyLines(t, tsk(t, "fls", "-r", "-m", "/", ext)); !slices.Equal(ev2, fl) {
-		t.Errorf("EV2 reopened:\nevidx %q\nfls   %q", ev2, fl)
-	}
+	checkItems(t, r.stdout, map[string]string{"EV1": fat, "EV2": ext})
 	j := runCLI(t, "timeline", cs, "--format", "csv")
 	if j.err != nil || !bytes.Contains(j.stdout, []byte(",EV1,1,/sub/big.bin,")) || !bytes.Contains(j.stdout, []byte(",EV2,1,/big.bin,")) {
 		t.Errorf("case csv (%v):\n%s", j.err, j.stdout)
+	}
+}
+
+// checkItems checks that a case's body file holds, for each evidence id,
+// the lines fls -r -m / gives for its image, under "ID:".
+func checkItems(t *testing.T, body []byte, items map[string]string) {
+	t.Helper()
+	lines := bodyLines(t, body)
+	for id, img := range items {
+		var got []string
+		for _, l := range lines {
+			if rest, ok := strings.CutPrefix(l, "0|"+id+":"); ok {
+				got = append(got, "0|"+rest)
+			}
+		}
+		if want := bodyLines(t, tsk(t, "fls", "-r", "-m", "/", img)); !slices.Equal(got, want) {
+			t.Errorf("%s:\nevidx %q\nfls   %q", id, got, want)
+		}
 	}
 }
