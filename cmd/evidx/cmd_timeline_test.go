@@ -475,3 +475,40 @@ func checkItems(t *testing.T, body []byte, items map[string]string) {
 		}
 	}
 }
+
+// TestTimelineLayers: the files of an image held in a file are in the
+// timeline under their layered path, with the layer named in the CSV.
+func TestTimelineLayers(t *testing.T) {
+	dir := t.TempDir()
+	inner := filepath.Join(dir, "inner.img")
+	testutil.Run(t, "mkfs.vfat", "-C", inner, "1024")
+	secret := filepath.Join(dir, "secret.txt")
+	os.WriteFile(secret, []byte("inside the inner image\n"), 0o644)
+	testutil.Run(t, "mcopy", "-i", inner, secret, "::/secret.txt")
+	outer := filepath.Join(dir, "outer.img")
+	testutil.Run(t, "mkfs.vfat", "-F", "32", "-C", outer, "40000")
+	testutil.Run(t, "mcopy", "-i", outer, inner, "::/inner.img")
+	testutil.Unchanged(t, outer)
+
+	r := runCLI(t, "timeline", outer)
+	if r.err != nil || !bytes.Contains(r.stdout, []byte("|/inner.img|")) || !bytes.Contains(r.stdout, []byte("|/inner.img/p1:/secret.txt|")) {
+		t.Fatalf("timeline (%v):\n%s", r.err, r.stdout)
+	}
+	c := runCLI(t, "timeline", "--format", "csv", outer)
+	rows, err := csv.NewReader(bytes.NewReader(c.stdout)).ReadAll()
+	if err != nil || c.err != nil {
+		t.Fatal(err, c.err)
+	}
+	n := 0
+	for _, row := range rows[1:] {
+		if row[5] == "/inner.img/p1:/secret.txt" {
+			n++
+			if row[6] != "raw /inner.img" || row[3] != outer {
+				t.Errorf("row %q: layer or evidence wrong", row)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("no csv event of the inner file:\n%s", c.stdout)
+	}
+}
