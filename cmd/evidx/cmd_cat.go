@@ -35,9 +35,10 @@ a path the allocated one is chosen; use --inode to pick another. Deleted
 files are written only when ls marks them recoverable.
 
 Without PATH, as icat: --inode N names the file by its inode (as ls and
-fls print it) on one volume, deleted files included; -o SECTOR (the
+fls print it) on one volume, deleted files included. -o SECTOR (the
 volume's start in 512-byte sectors, as icat -o) or --partition N picks the
-volume when the disk has more than one. The image is opened read-only.`,
+volume, with or without PATH; without PATH it is needed when the disk has
+more than one. The image is opened read-only.`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runCat(cmd.Context(), cmd.OutOrStdout(), opts, a)
@@ -45,17 +46,14 @@ volume when the disk has more than one. The image is opened read-only.`,
 	}
 	f := cmd.Flags()
 	f.Int64Var(&opts.Inode, "inode", -1, "choose the entry with this inode (as ls shows it) when several share PATH; without PATH, the file with this inode (icat)")
-	f.IntVar(&opts.Partition, "partition", 0, "with --inode and no PATH: the volume with this index (pN, as ls prints it)")
-	f.Int64VarP(&opts.Sector, "offset", "o", -1, "with --inode and no PATH: the volume starting at this `SECTOR` (512-byte sectors, as icat -o)")
+	f.IntVar(&opts.Partition, "partition", 0, "the volume with this index (pN, as ls prints it)")
+	f.Int64VarP(&opts.Sector, "offset", "o", -1, "the volume starting at this `SECTOR` (512-byte sectors, as icat -o)")
 	return cmd
 }
 
 func runCat(ctx context.Context, stdout io.Writer, opts catOptions, a []string) error {
 	if len(a) == 1 {
 		return runICat(ctx, stdout, opts, a[0])
-	}
-	if opts.Partition != 0 || opts.Sector >= 0 {
-		return usageError{errors.New("cat: -o and --partition go with --inode and no PATH; name the partition in PATH (pN:/dir/name)")}
 	}
 	if _, err := layer.ParsePath(a[1]); err != nil {
 		return usageError{err}
@@ -65,6 +63,11 @@ func runCat(ctx context.Context, stdout io.Writer, opts catOptions, a []string) 
 		return err
 	}
 	defer img.Close()
+	if opts.Partition != 0 || opts.Sector >= 0 {
+		if disk, err = chooseVolume(disk, opts.Partition, opts.Sector); err != nil {
+			return fmt.Errorf("%s: %w", a[0], err)
+		}
+	}
 	hits, err := layer.Find(ctx, disk, a[1], func(f *fs.File) bool { return opts.Inode < 0 || f.Inode == uint64(opts.Inode) })
 	if err != nil {
 		return fmt.Errorf("%s: %s", a[0], lsEscape(err.Error()))

@@ -382,6 +382,12 @@ func TestLsOffsetPartitionAgainstFls(t *testing.T) {
 	if r := runCLI(t, "ls", img, "-o", "7"); r.code != 2 || !strings.Contains(r.err.Error(), "sector 2048") {
 		t.Errorf("ls -o 7: exit %d %v, want a usage error naming the volumes", r.code, r.err)
 	}
+	if r := runCLI(t, "cat", img, "/d/one.txt", "-o", "2048"); r.err != nil || string(r.stdout) != "partition one\n" {
+		t.Errorf("cat PATH -o 2048: %q %v", r.stdout, r.err)
+	}
+	if r := runCLI(t, "cat", img, "/d/one.txt", "--partition", "2"); r.err == nil {
+		t.Errorf("cat PATH --partition 2 found a file of partition 1")
+	}
 	if r := runCLI(t, "cat", img, "--inode", "4"); r.code != 2 {
 		t.Errorf("cat --inode on two volumes without -o: exit %d %v, want 2", r.code, r.err)
 	}
