@@ -9,7 +9,8 @@
 // of them (probe.OpenDisk), because this package cannot import its readers.
 // A Disk's Walk reports files with Run offsets in the image, Open reads a
 // file's content, and Unallocated gives the carver every byte range no
-// file system claims.
+// file system claims. Select and Only pick one volume by index or start
+// sector, as TSK's -o does.
 package fs
 
 import (
