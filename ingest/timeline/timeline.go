@@ -77,7 +77,8 @@ type Options struct {
 
 // WalkDisk calls fn for every file, allocated and deleted, of every file
 // system of disk and of every layer inside it (layer.Walk). It returns the
-// problems of the inner layers; an error from fn stops it.
+// problems met: the inner layers', and content that could not be read for
+// --md5 (such a file's MD5 stays 0); an error from fn stops it.
 func WalkDisk(ctx context.Context, disk *fs.Disk, opts Options, fn func(*Entry) error) ([]string, error) {
 	readable := 0
 	for _, p := range disk.Partitions {
@@ -85,7 +86,8 @@ func WalkDisk(ctx context.Context, disk *fs.Disk, opts Options, fn func(*Entry) 
 			readable++
 		}
 	}
-	return layer.Walk(ctx, disk, func(lf *layer.File) error {
+	var unread []string
+	problems, err := layer.Walk(ctx, disk, func(lf *layer.File) error {
 		if opts.Partition != 0 && lf.Partition != opts.Partition {
 			return nil
 		}
@@ -95,12 +97,13 @@ func WalkDisk(ctx context.Context, disk *fs.Disk, opts Options, fn func(*Entry) 
 		if opts.MD5 && lf.Type == "file" && lf.Recoverable {
 			sum, err := md5Of(lf)
 			if err != nil {
-				return fmt.Errorf("%s: p%d:%s: %w", opts.Evidence, lf.Partition, lf.Path, err)
+				unread = append(unread, fmt.Sprintf("p%d:%s: MD5 not taken: %v", lf.Partition, lf.Path, err))
 			}
 			e.MD5 = sum
 		}
 		return fn(e)
 	})
+	return append(problems, unread...), err
 }
 
 // Name is the body-file name of the file at path of partition part:
