@@ -295,6 +295,9 @@ type File struct {
 	Recoverable bool      `json:"recoverable"`
 	Err         string    `json:"error,omitempty"`
 	Object      string    `json:"object,omitempty"` // SHA-256 of the stored content; "" when not extracted
+	Mode        uint32    `json:"mode,omitempty"`   // Unix st_mode where the file system records one (ext), else 0
+	UID         uint32    `json:"uid,omitempty"`
+	GID         uint32    `json:"gid,omitempty"`
 }
 
 // Carved is one file carved from an evidence item.
@@ -341,7 +344,7 @@ func (b *Batch) begin() error {
 	}
 	b.tx = tx
 	if b.file, err = tx.PrepareContext(b.ctx, `INSERT INTO files(evidence_id, volume, path, size, type, deleted, inode, mtime, atime, ctime, crtime,
-		byte_runs_json, md5, sha256, recoverable, error, object) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`); err != nil {
+		byte_runs_json, md5, sha256, recoverable, error, object, mode, uid, gid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`); err != nil {
 		tx.Rollback()
 		return fmt.Errorf("custody: batch: %w", err)
 	}
@@ -382,7 +385,7 @@ func (b *Batch) AddFile(f File) error {
 	}
 	_, err := b.file.ExecContext(b.ctx, f.EvidenceID, f.Volume, f.Path, f.Size, f.Type, boolInt(f.Deleted), int64(f.Inode),
 		timeText(f.Mtime), timeText(f.Atime), timeText(f.Ctime), timeText(f.Crtime), jsonText(f.Runs, "[]"),
-		f.MD5, f.SHA256, boolInt(f.Recoverable), f.Err, nullString(f.Object))
+		f.MD5, f.SHA256, boolInt(f.Recoverable), f.Err, nullString(f.Object), f.Mode, f.UID, f.GID)
 	if err != nil {
 		return fmt.Errorf("custody: add file %s/%d %q: %w", f.EvidenceID, f.Volume, f.Path, err)
 	}
@@ -450,7 +453,7 @@ func (c *Case) AddCarved(ctx context.Context, cv Carved) error {
 // (evidence, volume, id) order, streaming.
 func (c *Case) Files(ctx context.Context, id string, fn func(File) error) error {
 	rows, err := c.db.QueryContext(ctx, `SELECT id, evidence_id, volume, path, size, type, deleted, inode, mtime, atime, ctime, crtime,
-		byte_runs_json, md5, sha256, recoverable, error, object FROM files WHERE ?='' OR evidence_id=? ORDER BY evidence_id, volume, id`, id, id)
+		byte_runs_json, md5, sha256, recoverable, error, object, mode, uid, gid FROM files WHERE ?='' OR evidence_id=? ORDER BY evidence_id, volume, id`, id, id)
 	if err != nil {
 		return fmt.Errorf("custody: files: %w", err)
 	}
@@ -462,7 +465,7 @@ func (c *Case) Files(ctx context.Context, id string, fn func(File) error) error 
 		var mt, at, ct, bt, obj sql.NullString
 		var runs string
 		if err := rows.Scan(&f.ID, &f.EvidenceID, &f.Volume, &f.Path, &f.Size, &f.Type, &del, &inode, &mt, &at, &ct, &bt,
-			&runs, &f.MD5, &f.SHA256, &rec, &f.Err, &obj); err != nil {
+			&runs, &f.MD5, &f.SHA256, &rec, &f.Err, &obj, &f.Mode, &f.UID, &f.GID); err != nil {
 			return fmt.Errorf("custody: files: %w", err)
 		}
 		f.Deleted, f.Recoverable, f.Inode, f.Object = del == 1, rec == 1, uint64(inode), obj.String

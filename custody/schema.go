@@ -84,7 +84,10 @@ CREATE TABLE IF NOT EXISTS files(
 	sha256         TEXT    NOT NULL DEFAULT '',
 	recoverable    INTEGER NOT NULL DEFAULT 0,
 	error          TEXT    NOT NULL DEFAULT '',
-	object         TEXT    REFERENCES objects(sha256) -- stored content, NULL when not extracted
+	object         TEXT    REFERENCES objects(sha256), -- stored content, NULL when not extracted
+	mode           INTEGER NOT NULL DEFAULT 0,    -- Unix st_mode where the file system records one (ext); 0 when none
+	uid            INTEGER NOT NULL DEFAULT 0,
+	gid            INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS files_evidence ON files(evidence_id, volume);
 CREATE TABLE IF NOT EXISTS carved(
@@ -109,6 +112,9 @@ func (c *Case) createSchema(ctx context.Context) error {
 	// Columns added since the first cases were made.
 	for _, col := range []struct{ table, name, def string }{
 		{"carved", "layer", "TEXT NOT NULL DEFAULT ''"},
+		{"files", "mode", "INTEGER NOT NULL DEFAULT 0"}, // older rows: no mode recorded
+		{"files", "uid", "INTEGER NOT NULL DEFAULT 0"},
+		{"files", "gid", "INTEGER NOT NULL DEFAULT 0"},
 	} {
 		var n int
 		if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name=?`, col.table, col.name).Scan(&n); err != nil {

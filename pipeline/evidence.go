@@ -277,7 +277,7 @@ func (w *walker) walk(ctx context.Context, res *EvidenceResult) error {
 		f, part := lf.File, lf.Partition
 		row := custody.File{EvidenceID: w.evID, Volume: part, Path: f.Path, Size: f.Size, Type: f.Type,
 			Deleted: f.Deleted, Inode: f.Inode, Mtime: f.Mtime, Atime: f.Atime, Ctime: f.Ctime, Crtime: f.Btime,
-			Recoverable: f.Recoverable, Err: f.Err, Runs: custodyRuns(f.Runs)}
+			Recoverable: f.Recoverable, Err: f.Err, Runs: custodyRuns(f.Runs), Mode: f.Mode, UID: f.UID, GID: f.GID}
 		switch {
 		case f.Type == "dir":
 			res.Files.Dirs++

@@ -17,18 +17,23 @@ import (
 
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/listing"
+	"github.com/evidx/evidx/ingest/timeline"
+	"github.com/evidx/evidx/pipeline"
 )
 
 // lsOptions are the flags of `evidx ls`.
 type lsOptions struct {
 	JSON    bool
-	Deleted bool // only deleted entries, like fls -d
-	NoHash  bool // list only; skip reading content (fls speed)
-	Workers int  // files hashed at once; 0 = one per CPU
+	Deleted bool   // only deleted entries, like fls -d
+	NoHash  bool   // list only; skip reading content (fls speed)
+	Workers int    // files hashed at once; 0 = one per CPU
+	Body    string // -m PREFIX: print the TSK body file (fls -m), names under PREFIX
+	Part    int    // --partition N: list that volume only; 0: all
+	Sector  int64  // -o SECTOR: list the volume starting there only (fls -o); -1: all
 }
 
 func newLsCmd() *cobra.Command {
-	var opts lsOptions
+	opts := lsOptions{Sector: -1}
 	cmd := &cobra.Command{
 		Use:   "ls IMAGE",
 		Short: "List partitions and every file, allocated and deleted, with hashes (like mmls + fls -r -p)",
@@ -37,9 +42,16 @@ bare file system) and every file of every readable file system, allocated
 and deleted, with its size, timestamps, inode, byte runs in the image, and
 the MD5 and SHA-256 of its content (for deleted files: of what is
 recoverable). Unallocated byte ranges and any damage found are listed too.
-The image is opened read-only.`,
+
+-o SECTOR (the volume's start in 512-byte sectors, as fls -o) or
+--partition N lists one volume only. -m PREFIX prints the files as
+The Sleuth Kit's body file instead, as fls -r -m PREFIX does (mactime -b
+reads it; see evidx timeline). The image is opened read-only.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if cmd.Flags().Changed("body") {
+				return runLsBody(cmd.Context(), cmd, opts, a)
+			}
 			return runLs(cmd.Context(), cmd, opts, a)
 		},
 	}
@@ -48,6 +60,9 @@ The image is opened read-only.`,
 	f.BoolVarP(&opts.Deleted, "deleted", "d", false, "list deleted entries only")
 	f.BoolVar(&opts.NoHash, "no-hash", false, "do not read or hash file content")
 	f.IntVar(&opts.Workers, "workers", 0, "files hashed in parallel (0: one per CPU)")
+	f.StringVarP(&opts.Body, "body", "m", "", "print the TSK body file with names under `PREFIX` (as fls -r -m PREFIX; e.g. / or C:)")
+	f.IntVar(&opts.Part, "partition", 0, "list only the volume with this index (pN, as ls prints it)")
+	f.Int64VarP(&opts.Sector, "offset", "o", -1, "list only the volume starting at this `SECTOR` (512-byte sectors, as fls -o)")
 	return cmd
 }
 
@@ -75,6 +90,15 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 		return err
 	}
 	defer img.Close()
+	if opts.Part != 0 || opts.Sector >= 0 {
+		p, err := disk.Select(opts.Part, opts.Sector)
+		if err != nil {
+			return usageError{fmt.Errorf("%s: %w", a[0], err)}
+		}
+		if disk, err = disk.Only(p.Index); err != nil {
+			return err
+		}
+	}
 	head := lsHead{Image: a[0], Size: disk.Size, Scheme: disk.Scheme, Partitions: disk.Partitions}
 	var out lsOutput
 	if opts.JSON {
@@ -109,6 +133,34 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 		tail.Problems = []string{}
 	}
 	return out.tail(&tail)
+}
+
+// runLsBody is ls -m: the body file of every file (one volume with -o or
+// --partition), as fls -r -m writes it.
+func runLsBody(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) error {
+	loc, err := zone()
+	if err != nil {
+		return usageError{err}
+	}
+	prefix := opts.Body
+	if prefix == "" {
+		prefix = "/"
+	}
+	w := bufio.NewWriter(cmd.OutOrStdout())
+	problems, err := pipeline.ImageTimeline(ctx, a[0], timeline.Options{Prefix: prefix}, opts.Part, opts.Sector, loc,
+		func(e *timeline.Entry) error {
+			if opts.Deleted && !e.Deleted {
+				return nil
+			}
+			return timeline.WriteBody(w, e)
+		})
+	for _, p := range problems {
+		fmt.Fprintln(cmd.ErrOrStderr(), "evidx: "+oneLine(p))
+	}
+	if err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // lsOutput prints a listing as it streams: head, each file, tail.

@@ -95,6 +95,7 @@ func newRootCmd() *cobra.Command {
 		newHashCmd(),
 		newLsCmd(),
 		newCatCmd(),
+		newTimelineCmd(),
 		newCarveCmd(),
 		newScanCmd(),
 		newCountCmd(),

@@ -58,6 +58,7 @@ type Disk struct {
 	mu       sync.Mutex
 	problems []string
 	opts     []Option // as opened: media inside its files open with the same readers
+	window   *Range   // set on a view of one volume (Only): Unallocated stays inside it
 }
 
 // Options returns the options the disk was opened with, so that a disk
@@ -307,7 +308,7 @@ func (d *Disk) Unallocated() []Range {
 	if pos < d.Size {
 		rs = append(rs, Range{Off: pos, Len: d.Size - pos})
 	}
-	return MergeRanges(rs)
+	return d.clip(MergeRanges(rs))
 }
 
 // safeUnallocated calls a reader's Unallocated with a panic turned into an

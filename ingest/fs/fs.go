@@ -9,7 +9,8 @@
 // of them (probe.OpenDisk), because this package cannot import its readers.
 // A Disk's Walk reports files with Run offsets in the image, Open reads a
 // file's content, and Unallocated gives the carver every byte range no
-// file system claims.
+// file system claims. Select and Only pick one volume by index or start
+// sector, as TSK's -o does.
 package fs
 
 import (
@@ -53,7 +54,12 @@ type File struct {
 	Atime   time.Time `json:"atime,omitzero"`  // accessed
 	Ctime   time.Time `json:"ctime,omitzero"`  // metadata changed (NTFS: MFT entry changed)
 	Btime   time.Time `json:"crtime,omitzero"` // created
-	Runs    []Run     `json:"byte_runs,omitempty"`
+	// Mode is the Unix st_mode (type and permission bits) where the file
+	// system records one (ext), else 0; UID and GID its owner there.
+	Mode uint32 `json:"mode,omitempty"`
+	UID  uint32 `json:"uid,omitempty"`
+	GID  uint32 `json:"gid,omitempty"`
+	Runs []Run  `json:"byte_runs,omitempty"`
 	// Recoverable says Open can return the content: always for allocated
 	// files; for deleted ones when the reader could map their content to
 	// clusters that are still free (Recovery says how, and how sure).

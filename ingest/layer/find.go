@@ -151,3 +151,19 @@ func where(prefix string) string {
 	}
 	return prefix + ": "
 }
+
+// FindInode returns the entries of the top layer of disk whose inode is
+// inode, as icat addresses a file: by its number on one volume (pass a
+// view of that volume, fs.Disk.Only), deleted names included. Inner
+// layers are not searched: their inodes are another file system's.
+func FindInode(ctx context.Context, disk *fs.Disk, inode uint64) ([]*File, error) {
+	var out []*File
+	err := disk.Walk(ctx, func(part int, f *fs.File) error {
+		if f.Inode == inode {
+			e, _ := entry(disk, part, f, 0, "", -1)
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -11,11 +11,13 @@ import (
 // Inode layout: byte offsets within an on-disk inode.
 const (
 	iMode        = 0x00
+	iUID         = 0x02
 	iSizeLo      = 0x04
 	iAtime       = 0x08
 	iCtime       = 0x0C
 	iMtime       = 0x10
 	iDtime       = 0x14
+	iGID         = 0x18
 	iLinksCount  = 0x1A
 	iBlocksLo    = 0x1C
 	iFlags       = 0x20
@@ -23,6 +25,8 @@ const (
 	iBlockLen    = 60
 	iFileACLLo   = 0x68
 	iSizeHigh    = 0x6C
+	iUIDHigh     = 0x78 // osd2.linux2.l_i_uid_high
+	iGIDHigh     = 0x7A
 	iExtraIsize  = 0x80
 	iCtimeExtra  = 0x84
 	iMtimeExtra  = 0x88
@@ -147,6 +151,15 @@ func (e *FS) decodeInode(num uint32, off int64, raw []byte) *inode {
 	in.dtime = le.Uint32(raw[iDtime:])
 	in.flags = le.Uint32(raw[iFlags:])
 	return in
+}
+
+// owner returns the inode's owner: the low halves with Linux's high
+// halves (osd2), as TSK reads them.
+func (in *inode) owner() (uid, gid uint32) {
+	le := binary.LittleEndian
+	uid = uint32(le.Uint16(in.raw[iUID:])) | uint32(le.Uint16(in.raw[iUIDHigh:]))<<16
+	gid = uint32(le.Uint16(in.raw[iGID:])) | uint32(le.Uint16(in.raw[iGIDHigh:]))<<16
+	return uid, gid
 }
 
 // rev1 reports a dynamic-revision file system (larger inodes or a first

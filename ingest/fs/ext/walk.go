@@ -300,6 +300,8 @@ func (w *walker) fill(f *fs.File, in *inode) (*fs.File, *inode) {
 	}
 	f.Size = in.size
 	f.Mtime, f.Atime, f.Ctime, f.Btime = in.times()
+	f.Mode = uint32(in.mode)
+	f.UID, f.GID = in.owner()
 	if in.mode&modeType == modeFile || in.isDir() || in.isSymlink() {
 		runs, err := e.blockMap(in)
 		f.Runs = runs

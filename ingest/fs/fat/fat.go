@@ -966,24 +966,39 @@ func (w *walker) entry(de dirEntry, parent string, parentDeleted bool, depth int
 		file.Size = de.size
 		f.mapContent(file, de)
 	}
-	if err := w.fn(file); err != nil {
-		return err
-	}
-	if !isDir || de.start == 0 {
-		return nil
-	}
-	if !f.valid(de.start) {
+	// A directory's clusters are read before it is reported, so that an
+	// allocated one carries their runs and its size in bytes as TSK gives
+	// it (icat writes them); what it holds is walked after.
+	var data []byte
+	var runs []fs.Run
+	var err error
+	descend := isDir && de.start != 0
+	switch {
+	case !descend:
+	case !f.valid(de.start):
 		if !file.Deleted {
 			f.problem("directory %q (entry at %#x): start cluster %d outside the volume", file.Path, de.off, de.start)
 		}
-		return nil
-	}
-	if depth >= maxDepth {
+		descend = false
+	case depth >= maxDepth:
 		f.problem("directory %q (entry at %#x): nested deeper than %d, not descended", file.Path, de.off, maxDepth)
+		descend = false
+	default:
+		data, runs, err = f.readDir(de.start, file.Deleted)
+		runs, data = w.claim(runs, data, file)
+		if !file.Deleted && err == nil {
+			file.Runs = runs
+			for _, r := range runs {
+				file.Size += r.Length
+			}
+		}
+	}
+	if ferr := w.fn(file); ferr != nil {
+		return ferr
+	}
+	if !descend {
 		return nil
 	}
-	data, runs, err := f.readDir(de.start, file.Deleted)
-	runs, data = w.claim(runs, data, file)
 	if err != nil {
 		if !file.Deleted {
 			f.problem("directory %q (entry at %#x): %v", file.Path, de.off, err)
