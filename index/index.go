@@ -289,6 +289,11 @@ func (ix *Index) openShardRead(i int) (*sql.DB, error) {
 	return db, nil
 }
 
+// OpenShardRead opens shard i for the caller's own read-only queries
+// (mode=ro with OpenRead), or returns (nil, nil) when it does not exist
+// yet. The caller closes it.
+func (ix *Index) OpenShardRead(i int) (*sql.DB, error) { return ix.openShardRead(i) }
+
 // ShardFiles lists the shard files in a shard directory, in shard order:
 // what verify and the audit log hash.
 func ShardFiles(dir string) ([]string, error) {

@@ -102,6 +102,7 @@ func newRootCmd() *cobra.Command {
 		newEvidenceCmd(),
 		newDatasetCmd(),
 		newStatsCmd(),
+		newServeCmd(),
 		newSearchCmd(),
 		newReportCmd(),
 		newVerifyCmd(),
