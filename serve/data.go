@@ -102,6 +102,7 @@ type geoStats struct {
 	Total    int64
 	Province map[string]*geoRow // by 2-digit code
 	Year     string             // the year ages are counted at
+	Stale    bool               // a newer count is being made
 }
 
 type geoRow struct {
@@ -119,31 +120,55 @@ type geoRow struct {
 // ageBands are the lower bounds of the bands shown.
 var ageBands = [...]int{0, 18, 30, 45, 60}
 
+// geo returns the province counts. Only the first call waits for the
+// scan of every shard (seconds on millions of ID numbers); after a load
+// changes the sources, the last counts are served, marked Stale, while a
+// new scan runs in the background.
 func (c *cache) geo(ctx context.Context) (geoStats, error) {
-	c.geoRun.Lock()
-	defer c.geoRun.Unlock()
-	st, err := c.stats(ctx)
-	if err != nil {
-		return geoStats{}, err
-	}
 	k, err := c.key(ctx)
 	if err != nil {
 		return geoStats{}, err
 	}
 	c.mu.Lock()
-	if c.geoKey == k && c.geoErr == nil {
-		g := c.g
-		c.mu.Unlock()
+	have, g, fresh := c.geoKey != "", c.g, c.geoKey == k
+	c.mu.Unlock()
+	if fresh {
 		return g, nil
 	}
-	c.mu.Unlock()
+	if have {
+		go c.refreshGeo(context.WithoutCancel(ctx))
+		g.Stale = true
+		return g, nil
+	}
+	return c.refreshGeo(ctx)
+}
+
+func (c *cache) refreshGeo(ctx context.Context) (geoStats, error) {
+	if !c.geoRun.TryLock() {
+		// Another scan runs: wait for it.
+		c.geoRun.Lock()
+		defer c.geoRun.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.g, c.geoErr
+	}
+	defer c.geoRun.Unlock()
+	k, err := c.key(ctx)
+	if err != nil {
+		return geoStats{}, err
+	}
+	st, err := c.stats(ctx)
+	if err != nil {
+		return geoStats{}, err
+	}
 	g, err := c.scanGeo(ctx, doneIDs(st))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.geoErr = err
 	if err != nil {
 		return g, err
 	}
-	c.mu.Lock()
 	c.geoKey, c.g = k, g
-	c.mu.Unlock()
 	return g, nil
 }
 

@@ -468,7 +468,7 @@ func (s *Server) where(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := g.rows()
 	bands := []string{"0–17", "18–29", "30–44", "45–59", "60+"}
-	s.render(w, r, "where", translate(lang(r), "where"), map[string]any{"Rows": rows, "Total": g.Total, "Year": g.Year, "Bands": bands, "ChartH": len(rows)*18 + 4})
+	s.render(w, r, "where", translate(lang(r), "where"), map[string]any{"Rows": rows, "Stale": g.Stale, "Total": g.Total, "Year": g.Year, "Bands": bands, "ChartH": len(rows)*18 + 4})
 }
 
 // evidence --------------------------------------------------------------
