@@ -54,6 +54,9 @@ func parsePages() (map[string]*template.Template, error) {
 		"mul24": func(i int) int { return i * 24 },
 		"mul18": func(i int) int { return i * 18 },
 		"mul5":  func(i int) int { return i * 5 },
+		"heatLegend": func() []string {
+			return []string{heat(0), heat(.25), heat(.5), heat(.75), heat(1)}
+		},
 		"deref": func(b *bool) bool { return b != nil && *b },
 		"bytes": func(n int64) string {
 			const u = "KMGTPE"
@@ -397,6 +400,7 @@ type matrix struct {
 	Size  int // SVG width/height
 	Cut   int // sources left out
 	Pairs []index.Overlap
+	Top   string // the share the darkest colour stands for
 }
 
 func (s *Server) overlap(w http.ResponseWriter, r *http.Request) {
@@ -427,25 +431,38 @@ func (s *Server) overlap(w http.ResponseWriter, r *http.Request) {
 	pos := map[int64]int{}
 	for i, src := range srcs {
 		pos[src.ID] = i
-		m.Names = append(m.Names, src.Name)
+		m.Names = append(m.Names, fmt.Sprintf("#%d %s", src.ID, src.Name))
 		m.IDs = append(m.IDs, src.ID)
 	}
+	type pair struct {
+		a, b int
+		o    index.Overlap
+		f    float64
+	}
+	var ps []pair
+	top := 0.0
 	for _, o := range st.Overlap {
 		a, okA := pos[o.AID]
 		b, okB := pos[o.BID]
 		if !okA || !okB || o.Shared == 0 {
 			continue
 		}
-		small := min(total(srcs[a]), total(srcs[b]))
 		f := 0.0
-		if small > 0 {
+		if small := min(total(srcs[a]), total(srcs[b])); small > 0 {
 			f = float64(o.Shared) / float64(small)
 		}
-		fill := heat(f)
-		title := fmt.Sprintf("%s × %s: %s (%.1f%%)", srcs[a].Name, srcs[b].Name, groupDigits(o.Shared), f*100)
-		m.Cells = append(m.Cells, cell{X: b, Y: a, Shared: o.Shared, Fill: fill, Title: title}, cell{X: a, Y: b, Shared: o.Shared, Fill: fill, Title: title})
-		m.Pairs = append(m.Pairs, o)
+		top = max(top, f)
+		ps = append(ps, pair{a, b, o, f})
 	}
+	// Colour is scaled to the largest share in the matrix, so small
+	// overlaps still show; the title (and the table) give the numbers.
+	for _, p := range ps {
+		fill := heat(p.f / top)
+		title := fmt.Sprintf("%s × %s: %s (%.1f%% of the smaller)", srcs[p.a].Name, srcs[p.b].Name, groupDigits(p.o.Shared), p.f*100)
+		m.Cells = append(m.Cells, cell{X: p.b, Y: p.a, Shared: p.o.Shared, Fill: fill, Title: title}, cell{X: p.a, Y: p.b, Shared: p.o.Shared, Fill: fill, Title: title})
+		m.Pairs = append(m.Pairs, p.o)
+	}
+	m.Top = fmt.Sprintf("%.1f%%", top*100)
 	slices.SortStableFunc(m.Pairs, func(a, b index.Overlap) int { return int(b.Shared - a.Shared) })
 	m.Size = len(srcs) * 24
 	s.render(w, r, "overlap", translate(lang(r), "overlap"), m)
@@ -454,8 +471,8 @@ func (s *Server) overlap(w http.ResponseWriter, r *http.Request) {
 // heat maps 0..1 to white..dark red.
 func heat(f float64) string {
 	f = min(max(f, 0), 1)
-	g := int(245 - 200*f)
-	return fmt.Sprintf("rgb(%d,%d,%d)", 250-int(80*f), g, g)
+	g := int(240 - 210*f)
+	return fmt.Sprintf("rgb(%d,%d,%d)", 255-int(75*f), g, g)
 }
 
 // where -----------------------------------------------------------------
