@@ -40,7 +40,7 @@ func makeCase(t *testing.T) string {
 	}
 	defer c.Close()
 	leaks := filepath.Join(dir, "leaks")
-	if _, err := leakgen.Generate(leaks, leakgen.Options{Seed: 3, Rows: 3000, Formats: "users.csv,users.jsonl"}); err != nil {
+	if _, err := leakgen.Generate(leaks, leakgen.Options{Seed: 3, Rows: 1000, Formats: "users.csv,users.jsonl"}); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(leaks, "users.*"))
@@ -337,5 +337,37 @@ func TestToken(t *testing.T) {
 	lines, _, _ := custody.ReadAccess(cdir)
 	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0].Details["who"]), "token ") {
 		t.Errorf("access log with token: %+v", lines)
+	}
+}
+
+// A load's progress file is shown, and a source still loading is left out
+// of the search and the counts.
+func TestLoadingAndProgress(t *testing.T) {
+	cdir := makeCase(t)
+	st, ok := pipeline.ReadProgress(cdir)
+	if !ok || !st.Finished || st.Work != "dataset add bad.csv" || st.Stage != "writing the shards" || st.Done != st.Total || st.Total == 0 {
+		t.Fatalf("progress.json: %+v %v", st, ok)
+	}
+	// The victims file's source as a load cut short would leave it.
+	c, err := custody.Open(context.Background(), cdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DB().Exec(`UPDATE sources SET status='loading' WHERE name='victims.csv'`); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	_, base := start(t, cdir, Options{})
+	_, body := rawGet(t, base, "/search?q=13800138000", "")
+	if strings.Contains(body, "victims.csv") || !strings.Contains(body, "sightings in sources still loading are not shown") {
+		t.Errorf("a loading source shows in the search:\n%s", body)
+	}
+	_, body = rawGet(t, base, "/", "")
+	if !strings.Contains(body, "Last run finished") || !strings.Contains(body, "dataset add bad.csv") || !strings.Contains(body, "(1 loading)") {
+		t.Errorf("overview lacks the progress or the loading source:\n%s", body)
+	}
+	_, body = rawGet(t, base, "/api/progress", "")
+	if !strings.Contains(body, `"finished":true`) {
+		t.Errorf("/api/progress: %s", body)
 	}
 }
