@@ -29,7 +29,7 @@ const hostile = `<script>document.title="pwned"</script>`
 
 // makeCase builds a case with generated leaks, a victims file and a file
 // whose source name and a field are hostile markup.
-func makeCase(t *testing.T) string {
+func makeCase(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
