@@ -16,7 +16,7 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve CASE",
 		Short: "A local read-only web application over a case (search, sources, overlap, where victims are, evidence, report)",
 		Long: `Serve the case's pages on --listen (loopback by default). The case is read
-only: nothing is written but access.log, where every search and download is
+only: nothing is written but access.log (and its access.head), where every search and download is
 recorded (who, when, what) and which verify checks. Any address other than
 loopback needs --token; clients send it as "Authorization: Bearer T" or open
 the URL with ?token=T once (it is then kept in a cookie).`,
