@@ -60,11 +60,18 @@ type Identifier struct {
 	Value string `json:"value"`
 }
 
+// Location is one place a person's record was seen.
+type Location struct {
+	Source string `json:"source"`
+	Loc    string `json:"loc"` // "line 12", "table users row 5"
+}
+
 // Person is someone the identifiers of a match link to.
 type Person struct {
 	Identifiers []Identifier `json:"identifiers"`
 	Names       []string     `json:"names"`
 	Sources     []string     `json:"sources"`
+	Locations   []Location   `json:"locations"`
 }
 
 // PersonStats are the case's person counts.

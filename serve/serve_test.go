@@ -371,3 +371,37 @@ func TestLoadingAndProgress(t *testing.T) {
 		t.Errorf("/api/progress: %s", body)
 	}
 }
+
+// testPersons links the victims file's two identifiers of Zhang San, as
+// package persons would; names come from the evidence and are hostile.
+type testPersons struct{}
+
+func (testPersons) Of(_ context.Context, kind, value string) ([]Person, error) {
+	if value != "+8613800138000" && value != "11010519491231002X" {
+		return nil, nil
+	}
+	return []Person{{Identifiers: []Identifier{{"phone", "+8613800138000"}, {"cn_id", "11010519491231002X"}},
+		Names: []string{"Zhang San", hostile}, Sources: []string{"victims.csv"}, Locations: []Location{{"victims.csv", "line 2"}}}}, nil
+}
+
+func (testPersons) Stats(context.Context) (PersonStats, bool, error) {
+	return PersonStats{Unique: 4242, Hubs: 3}, true, nil
+}
+
+func TestPersons(t *testing.T) {
+	cdir := makeCase(t)
+	_, base := start(t, cdir, Options{Persons: testPersons{}})
+	_, body := rawGet(t, base, "/search?q="+url.QueryEscape("138 0013 8000"), "")
+	for _, want := range []string{"Zhang San", "&lt;script&gt;document.title=", "11010519491231002X", "victims.csv: line 2"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("person lacks %q", want)
+		}
+	}
+	if strings.Contains(body, hostile) {
+		t.Error("a person's name was rendered as markup")
+	}
+	_, body = rawGet(t, base, "/", "")
+	if !strings.Contains(body, `id="persons">4,242<`) {
+		t.Error("overview lacks the person count")
+	}
+}
