@@ -141,6 +141,9 @@ func (c *Case) Audit(e Entry) error {
 }
 
 func (c *Case) audit(e Entry) (Line, error) {
+	if c.readOnly {
+		return Line{}, fmt.Errorf("custody: %s: opened read-only: audit %s", c.dir, e.Action)
+	}
 	if c.signedAudit && c.signer == nil {
 		return Line{}, fmt.Errorf("%w: %s: audit %s", ErrNeedSignKey, c.dir, e.Action)
 	}

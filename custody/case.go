@@ -103,6 +103,7 @@ type Case struct {
 	// line must carry a signature by signer (nil when opened without it).
 	signedAudit bool
 	signer      ed25519.PrivateKey
+	readOnly    bool // OpenReadOnly: nothing may be written
 
 	scratchMu sync.Mutex
 	scratch   *scratch.Dir // this process's run directory under tmp/, made on first use

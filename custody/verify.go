@@ -92,6 +92,7 @@ func (c *Case) Verify(ctx context.Context, opts VerifyOptions) (*VerifyResult, e
 	c.verifyShards(ctx, res, lines, cat.interrupted)
 	c.verifyOutputs(res, lines)
 	c.verifyReports(res, au)
+	c.verifyAccess(res)
 	if opts.Evidence {
 		if err := c.verifyEvidence(ctx, res, opts.Rehash, cat.evidence); err != nil {
 			return nil, err

@@ -43,6 +43,7 @@ type Index struct {
 	dir     string
 	n       int
 	opts    Options
+	ro      bool // OpenRead: shards opened mode=ro
 }
 
 // Options tune the index. Zero values take the documented defaults.
@@ -123,6 +124,19 @@ func Open(ctx context.Context, catalog *sql.DB, dir string, opts Options) (*Inde
 	return &Index{catalog: catalog, dir: dir, n: opts.Shards, opts: opts}, nil
 }
 
+// OpenRead returns the index of a case for reading only (evidx serve):
+// nothing is created in the catalog or the shard directory, and shards
+// are opened read-only (mode=ro). shards is the case's shard count.
+// Loads through it fail.
+func OpenRead(catalog *sql.DB, dir string, shards int) (*Index, error) {
+	if shards < 1 || shards > 999 {
+		return nil, ErrNoShards
+	}
+	opts := Options{Shards: shards}
+	opts.defaults()
+	return &Index{catalog: catalog, dir: dir, n: shards, opts: opts, ro: true}, nil
+}
+
 // Shards returns the shard count.
 func (ix *Index) Shards() int { return ix.n }
 
@@ -137,6 +151,9 @@ func (ix *Index) ShardPath(i int) string {
 // lock takes the exclusive load lock (index/load.lock), waiting while another
 // process or goroutine holds it, until ctx ends. The returned func releases it.
 func (ix *Index) lock(ctx context.Context) (func(), error) {
+	if ix.ro {
+		return nil, fmt.Errorf("index: %s: opened read-only", ix.dir)
+	}
 	f, err := os.OpenFile(filepath.Join(ix.dir, "load.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("index: lock: %w", err)
@@ -260,13 +277,22 @@ func (ix *Index) openShardRead(i int) (*sql.DB, error) {
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	db, err := sql.Open("sqlite3", shardDSN(p, "_query_only=1&_busy_timeout=30000"))
+	params := "_query_only=1&_busy_timeout=30000"
+	if ix.ro {
+		params = "mode=ro&" + params
+	}
+	db, err := sql.Open("sqlite3", shardDSN(p, params))
 	if err != nil {
 		return nil, fmt.Errorf("index: shard %d: %w", i, err)
 	}
 	db.SetMaxOpenConns(1)
 	return db, nil
 }
+
+// OpenShardRead opens shard i for the caller's own read-only queries
+// (mode=ro with OpenRead), or returns (nil, nil) when it does not exist
+// yet. The caller closes it.
+func (ix *Index) OpenShardRead(i int) (*sql.DB, error) { return ix.openShardRead(i) }
 
 // ShardFiles lists the shard files in a shard directory, in shard order:
 // what verify and the audit log hash.

@@ -92,6 +92,8 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 		if opts.Progress != nil {
 			prog = opts.Progress(f)
 		}
+		fp := newFileProgress(c.Dir(), "dataset add "+filepath.Base(f), prog)
+		prog = fp
 		size := int64(0)
 		if fi, err := os.Stat(abs); err == nil {
 			size = fi.Size()
@@ -105,6 +107,7 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 		}
 		st, err := loadOne(ctx, c, ix, loadJob{path: abs, name: opts.Name, input: custody.Item{Kind: "dataset", Path: abs},
 			read: ingest.Options{Records: ro, Columns: opts.Columns, Progress: prog.Add}, progress: prog})
+		fp.finish(err)
 		if err != nil {
 			if errors.Is(err, errAudit) {
 				return res, err

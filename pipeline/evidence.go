@@ -81,6 +81,14 @@ type EvidenceResult struct {
 // file systems, carving and datasets is recorded in Problems and the run
 // goes on.
 func AddEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*EvidenceResult, error) {
+	fp := newFileProgress(c.Dir(), "evidence add "+opts.ID, opts.Progress)
+	opts.Progress = fp
+	res, err := addEvidence(ctx, c, opts)
+	fp.finish(err)
+	return res, err
+}
+
+func addEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*EvidenceResult, error) {
 	prog := orNone(opts.Progress)
 	res := &EvidenceResult{Features: map[identity.Kind]int{}, Datasets: []index.SourceStats{}, NotDatasets: []ingest.Decision{}, Problems: []string{}, FeatureFiles: []string{}}
 	warn := func(format string, a ...any) {

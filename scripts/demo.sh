@@ -56,3 +56,5 @@ $evidx report "$case" >&2
 $evidx verify "$case" --evidence >&2
 printf '\nreport: %s\n' "$case/reports/report.html"
 printf 'ground truth from the generator (unique per kind): %s\n' "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unique"])' "$out/leaks/truth.json" 2>/dev/null || grep -o '"unique":{[^}]*}' "$out/leaks/truth.json" | head -1)"
+step "evidx serve: the case's pages for analysts (read-only; Ctrl-C stops it)"
+printf 'run:  %s serve %s\nopen: http://127.0.0.1:8787/\n' "$evidx" "$case"

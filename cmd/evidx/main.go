@@ -103,6 +103,7 @@ func newRootCmd() *cobra.Command {
 		newEvidenceCmd(),
 		newDatasetCmd(),
 		newStatsCmd(),
+		newServeCmd(),
 		newSearchCmd(),
 		newReportCmd(),
 		newVerifyCmd(),
