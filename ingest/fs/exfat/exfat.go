@@ -22,6 +22,7 @@ import (
 	"io"
 	"math/bits"
 	"sync"
+	"time"
 
 	"github.com/evidx/evidx/ingest/fs"
 )
@@ -90,7 +91,8 @@ type FS struct {
 	serial      uint32
 	fat         []byte // the FAT in use, raw: entries 0..nClusters+1
 	dirty       bool
-	activeFat   byte // 0 or 1 (VolumeFlags bit 0 with two FATs)
+	activeFat   byte           // 0 or 1 (VolumeFlags bit 0 with two FATs)
+	loc         *time.Location // zone of times stored without a UTC offset; nil: unknown, read as UTC
 
 	// Set while Open reads the root directory; read-only afterwards.
 	bitmap []byte // bit c-2 set: cluster c allocated
@@ -104,20 +106,36 @@ type FS struct {
 }
 
 // Open reads the boot region, FAT, allocation bitmap and up-case table of
-// the exFAT volume of size bytes in r.
+// the exFAT volume of size bytes in r. Times stored without a UTC offset
+// are read as UTC, with a problem saying so; OpenIn names their zone.
 func Open(r io.ReaderAt, size int64) (fs.FileSystem, error) {
-	f, err := New(r, size)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
+	return OpenIn(nil)(r, size)
 }
 
-// New is Open returning the concrete type. When the main boot region is
-// unusable or its checksum fails, the backup boot region (sectors 12-23) is
-// used and the damage recorded as a problem.
-func New(r io.ReaderAt, size int64) (*FS, error) {
-	f, err := newAt(r, size, 0)
+// OpenIn returns an Opener that reads the times exFAT stores without a
+// valid UTC offset (written by drivers that know no zone: local time) as
+// local time of loc, as fat.OpenIn does. Times with an offset are exact
+// whatever loc is. A nil loc reads them as UTC and records the problem
+// "exfat: times without a UTC offset are local time of an unknown zone,
+// read as UTC" once, when such a time is met.
+func OpenIn(loc *time.Location) fs.Opener {
+	return func(r io.ReaderAt, size int64) (fs.FileSystem, error) {
+		f, err := NewIn(r, size, loc)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
+}
+
+// New is Open returning the concrete type.
+func New(r io.ReaderAt, size int64) (*FS, error) { return NewIn(r, size, nil) }
+
+// NewIn is OpenIn(loc) returning the concrete type. When the main boot
+// region is unusable or its checksum fails, the backup boot region
+// (sectors 12-23) is used and the damage recorded as a problem.
+func NewIn(r io.ReaderAt, size int64, loc *time.Location) (*FS, error) {
+	f, err := newAt(r, size, 0, loc)
 	if err == nil && f.checkBootChecksum() == nil {
 		return f.load()
 	}
@@ -129,7 +147,7 @@ func New(r io.ReaderAt, size int64) (*FS, error) {
 	// every legal size, since the main boot sector may be the damaged part.
 	for shift := int64(9); shift <= 12; shift++ {
 		boff := int64(bootRegionSectors) << shift
-		g, err := newAt(r, size, boff)
+		g, err := newAt(r, size, boff, loc)
 		if err != nil || g.bps != 1<<shift {
 			continue
 		}
@@ -150,7 +168,7 @@ func New(r io.ReaderAt, size int64) (*FS, error) {
 }
 
 // newAt parses the boot sector at byte bootOff.
-func newAt(r io.ReaderAt, size, bootOff int64) (*FS, error) {
+func newAt(r io.ReaderAt, size, bootOff int64, loc *time.Location) (*FS, error) {
 	bs := make([]byte, 512)
 	if _, err := r.ReadAt(bs, bootOff); err != nil {
 		return nil, &fs.ParseError{Op: "exfat boot sector", Offset: bootOff, Err: err}
@@ -172,7 +190,7 @@ func newAt(r io.ReaderAt, size, bootOff int64) (*FS, error) {
 	if spcShift > 25-bpsShift {
 		return nil, bad(bsSpcShift, "sectors per cluster shift %d", spcShift)
 	}
-	f := &FS{r: r, size: size, bootOff: bootOff, bps: 1 << bpsShift, seen: map[string]bool{}}
+	f := &FS{r: r, size: size, bootOff: bootOff, bps: 1 << bpsShift, loc: loc, seen: map[string]bool{}}
 	f.clusterSize = f.bps << spcShift
 	volLen := le.Uint64(bs[bsVolumeLength:])
 	fatOffset := int64(le.Uint32(bs[bsFatOffset:]))

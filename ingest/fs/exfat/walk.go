@@ -56,17 +56,22 @@ const (
 	upcaseMaxBytes    = 2 * 65536 // an uncompressed table of every UTF-16 unit
 
 	// noOffsetProblem is recorded once per volume: exFAT writers that leave
-	// the UTC offset invalid store local time, which is read as UTC.
-	noOffsetProblem = "exfat: times without UTC offset read as UTC"
+	// the UTC offset invalid store local time, read as UTC without a zone.
+	noOffsetProblem = "exfat: times without a UTC offset are local time of an unknown zone, read as UTC"
 )
 
 // entrySum is the set checksum of a directory entry set: a 16-bit
 // rotate-and-add over its bytes, the checksum field itself left out.
-func entrySum(set []byte) uint16 {
+// Deleting a set clears the in-use bit of every entry type and leaves the
+// checksum as it was, so a deleted set is summed with the bits set again.
+func entrySum(set []byte, deleted bool) uint16 {
 	var sum uint16
 	for i, b := range set {
 		if i == feSetChecksum || i == feSetChecksum+1 {
 			continue
+		}
+		if deleted && i%entrySize == 0 {
+			b |= inUse
 		}
 		sum = bits.RotateLeft16(sum, -1) + uint16(b)
 	}
@@ -383,7 +388,7 @@ func (w *walker) set(data []byte, off int64, deleted bool, parent string, parent
 		return 1, nil
 	}
 	var csumErr string
-	if want, got := le.Uint16(set[feSetChecksum:]), entrySum(set); want != got {
+	if want, got := le.Uint16(set[feSetChecksum:]), entrySum(set, deleted); want != got {
 		if deleted {
 			return 1, nil // partly overwritten by a newer set: nothing reliable in it
 		}
@@ -583,9 +588,9 @@ func joinMsg(a, b string) string {
 }
 
 // stamp decodes the timestamp at set[at] with its 10 ms increment (inc < 0:
-// none) and UTC offset byte. An offset whose valid bit is clear means local
-// time of an unknown zone: it is read as UTC and recorded once. Invalid
-// dates give the zero time.
+// none) and UTC offset byte, and returns it in UTC. An offset whose valid
+// bit is clear means local time: of f.loc, or read as UTC and recorded once
+// when the zone is unknown. Invalid dates give the zero time.
 func (f *FS) stamp(set []byte, at, inc, utc int) time.Time {
 	ts := binary.LittleEndian.Uint32(set[at:])
 	if ts == 0 {
@@ -596,15 +601,18 @@ func (f *FS) stamp(set []byte, at, inc, utc int) time.Time {
 	if mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59 {
 		return time.Time{}
 	}
-	t := time.Date(y, time.Month(mo), d, h, mi, s, 0, time.UTC)
+	var ns int
 	if inc >= 0 && set[inc] < 200 {
-		t = t.Add(time.Duration(set[inc]) * 10 * time.Millisecond)
+		ns = int(set[inc]) * 10 * int(time.Millisecond) // 0-1990 ms: the odd second lives here
 	}
 	if o := set[utc]; o&0x80 != 0 {
 		quarters := int8(o<<1) >> 1 // signed 7-bit count of 15 minutes east of UTC
-		t = t.Add(-time.Duration(quarters) * 15 * time.Minute)
-	} else {
+		return time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC).Add(-time.Duration(quarters) * 15 * time.Minute)
+	}
+	loc := f.loc
+	if loc == nil {
+		loc = time.UTC
 		f.problemOnce(noOffsetProblem)
 	}
-	return t
+	return time.Date(y, time.Month(mo), d, h, mi, s, ns, loc).UTC()
 }
