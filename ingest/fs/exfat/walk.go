@@ -508,30 +508,31 @@ func (f *FS) mapContent(file *fs.File, stream []byte, off int64, report bool) []
 	need := (file.Size + f.clusterSize - 1) / f.clusterSize
 	var runs []fs.Run
 	var err error
-	if flags&flagNoFatChain != 0 {
+	switch {
+	case file.Deleted:
+		var method string
+		runs, method, err = f.recoverRuns(first, need, flags&flagNoFatChain != 0)
+		if err != nil {
+			file.Err = joinMsg(file.Err, fmt.Sprintf("stream extension entry at %#x: %v", off+entrySize, err))
+			file.Recoverable = false
+			return nil
+		}
+		file.Recovery = method
+	case flags&flagNoFatChain != 0:
 		runs, err = f.contiguous(first, need)
-	} else {
+	default:
 		runs, err = f.chain(first, need)
 		if err == nil && runsLen(runs) < need*f.clusterSize {
 			err = fmt.Errorf("%w: chain from cluster %d ends after %d of %d clusters", ErrChain, first, runsLen(runs)/f.clusterSize, need)
 		}
 	}
-	if err != nil && file.Deleted {
-		file.Err = joinMsg(file.Err, fmt.Sprintf("stream extension entry at %#x: %v", off+entrySize, err))
-		file.Recoverable = false
-		return nil
-	}
 	if err != nil {
 		fail("%v", err)
 	}
-	if file.Deleted {
-		if c, used := f.firstUsed(runs); used {
-			file.Err = joinMsg(file.Err, fmt.Sprintf("%v: cluster %d (at %#x) allocated again", ErrNotRecoverable, c, f.clusterOff(c)))
-			file.Recoverable = false
-			return nil
+	if !file.Deleted {
+		if c, free := f.firstFree(runs); free && report {
+			f.problemOnce(fmt.Sprintf("%s (entry at %#x): cluster %d (at %#x) is in use but free in the allocation bitmap", file.Path, off, c, f.clusterOff(c)))
 		}
-	} else if c, free := f.firstFree(runs); free && report {
-		f.problemOnce(fmt.Sprintf("%s (entry at %#x): cluster %d (at %#x) is in use but free in the allocation bitmap", file.Path, off, c, f.clusterOff(c)))
 	}
 	// Bytes past the valid data length are undefined on disk and read as
 	// zeros: a sparse run.
@@ -553,6 +554,73 @@ func (f *FS) mapContent(file *fs.File, stream []byte, off int64, report bool) []
 		file.Recoverable = false
 	}
 	return runs
+}
+
+// recoverRuns maps the need clusters of a deleted file from cluster first.
+// A NoFatChain file's clusters are contiguous by definition ("contiguous").
+// A FAT-chained one keeps its chain when the deleting driver left the FAT
+// entries ("fat-chain", or "contiguous" when the chain is); drivers that
+// free them (Linux, exfat-fuse) leave only the first cluster, and the
+// content is taken as TSK does: the free clusters from first on, stepping
+// over those allocated now ("skip-allocated"). Any cluster allocated again
+// makes the first two methods fail: the content is no longer there.
+func (f *FS) recoverRuns(first uint32, need int64, noFatChain bool) ([]fs.Run, string, error) {
+	if !f.valid(first) {
+		return nil, "", fmt.Errorf("%w: first cluster %d outside 2..%d", ErrNotRecoverable, first, int64(f.nClusters)+1)
+	}
+	if f.bitmap == nil {
+		return nil, "", fmt.Errorf("%w: no allocation bitmap to tell free clusters", ErrNotRecoverable)
+	}
+	used := func(runs []fs.Run) error {
+		if c, ok := f.firstUsed(runs); ok {
+			return fmt.Errorf("%w: cluster %d (at %#x) allocated again", ErrNotRecoverable, c, f.clusterOff(c))
+		}
+		return nil
+	}
+	if noFatChain {
+		runs, err := f.contiguous(first, need)
+		if err == nil {
+			err = used(runs)
+		}
+		return runs, "contiguous", err
+	}
+	if runs, err := f.chain(first, need); err == nil && runsLen(runs) == need*f.clusterSize && used(runs) == nil {
+		if len(runs) == 1 {
+			return runs, "contiguous", nil
+		}
+		return runs, "fat-chain", nil
+	}
+	if f.allocated(first) {
+		return nil, "", fmt.Errorf("%w: first cluster %d (at %#x) allocated again", ErrNotRecoverable, first, f.clusterOff(first))
+	}
+	var runs []fs.Run
+	skipped := false
+	got := int64(0)
+	for c := first; f.valid(c) && got < need; c++ {
+		if i := c - 2; i%8 == 0 && int(i/8) < len(f.bitmap) && f.bitmap[i/8] == 0xff {
+			skipped = true
+			c += 7 // eight clusters in use
+			continue
+		}
+		if f.allocated(c) {
+			skipped = true
+			continue
+		}
+		off := f.clusterOff(c)
+		if k := len(runs); k > 0 && runs[k-1].Offset+runs[k-1].Length == off {
+			runs[k-1].Length += f.clusterSize
+		} else {
+			runs = append(runs, fs.Run{Logical: got * f.clusterSize, Offset: off, Length: f.clusterSize})
+		}
+		got++
+	}
+	if got < need {
+		return nil, "", fmt.Errorf("%w: %d clusters needed from cluster %d, only %d free up to the end of the heap", ErrNotRecoverable, need, first, got)
+	}
+	if skipped {
+		return runs, "skip-allocated", nil
+	}
+	return runs, "contiguous", nil
 }
 
 // firstUsed returns the first cluster of runs the bitmap marks allocated.
