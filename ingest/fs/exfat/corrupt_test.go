@@ -315,7 +315,7 @@ func FuzzExfat(f *testing.F) {
 		}
 		fsys.Walk(context.Background(), func(file *fs.File) error {
 			if r, err := fsys.Open(file); err == nil {
-				io.Copy(io.Discard, r)
+				io.CopyN(io.Discard, r, 8<<20) // a sparse tail may be terabytes of zeros
 			}
 			return nil
 		})

@@ -443,18 +443,25 @@ func trim(runs []fs.Run, size int64) []fs.Run {
 }
 
 // readRuns reads the bytes the runs map; a short read returns what was
-// read with an error naming the offset.
+// read with an error naming the offset. Only what the image holds is
+// allocated: a corrupt length cannot make it reserve bytes that are not
+// there.
 func (f *FS) readRuns(runs []fs.Run) ([]byte, error) {
-	data := make([]byte, 0, runsLen(runs))
+	var avail int64
 	for _, r := range runs {
-		b := make([]byte, r.Length)
-		n, err := f.r.ReadAt(b, r.Offset)
-		data = append(data, b[:n]...)
-		if n < len(b) {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
+		avail += max(0, min(r.Offset+r.Length, f.size)-r.Offset)
+	}
+	data := make([]byte, 0, avail)
+	for _, r := range runs {
+		n := max(0, min(r.Length, f.size-r.Offset))
+		data = append(data, make([]byte, n)...)
+		got, err := f.r.ReadAt(data[int64(len(data))-n:], r.Offset)
+		if int64(got) < r.Length {
+			data = data[:int64(len(data))-n+int64(got)]
+			if err == nil || err == io.EOF {
+				err = fmt.Errorf("%w: image ends at %#x", io.ErrUnexpectedEOF, f.size)
 			}
-			return data, &fs.ParseError{Op: "exfat cluster", Offset: r.Offset + int64(n), Err: err}
+			return data, &fs.ParseError{Op: "exfat cluster", Offset: r.Offset + int64(got), Err: err}
 		}
 	}
 	return data, nil

@@ -183,7 +183,7 @@ func (f *FS) metaRuns(e []byte, off int64, what string, limit int64) ([]fs.Run, 
 
 func (f *FS) readBitmap(e []byte, off int64) {
 	need := (int64(f.nClusters) + 7) / 8
-	runs, n, err := f.metaRuns(e, off, "allocation bitmap", max(need, maxTableBytes))
+	runs, n, err := f.metaRuns(e, off, "allocation bitmap", maxTableBytes)
 	if err != nil {
 		f.problem("%v; deleted files not recovered", err)
 		return
@@ -192,7 +192,7 @@ func (f *FS) readBitmap(e []byte, off int64) {
 		f.problem("allocation bitmap entry at %#x: %d bytes cannot map %d clusters; deleted files not recovered", off, n, f.nClusters)
 		return
 	}
-	b, err := f.readRuns(runs)
+	b, err := f.readRuns(trim(runs, need)) // bytes past the last cluster's bit mean nothing
 	if err != nil {
 		f.problem("allocation bitmap: %v; deleted files not recovered", err)
 		return
