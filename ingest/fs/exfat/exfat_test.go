@@ -3,7 +3,6 @@ package exfat
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -571,40 +570,4 @@ func TestRandomReads(t *testing.T) {
 		}
 	}
 	wg.Wait()
-}
-
-// BenchmarkRead walks the 64 MB test image and reads every file's content.
-func BenchmarkRead(b *testing.B) {
-	im := image(b)
-	fh, err := os.Open(im.img)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fh.Close()
-	st, _ := fh.Stat()
-	buf := make([]byte, 256<<10)
-	var total int64
-	for b.Loop() {
-		f, err := New(fh, st.Size())
-		if err != nil {
-			b.Fatal(err)
-		}
-		total = 0
-		err = f.Walk(context.Background(), func(fl *fs.File) error {
-			if fl.Type != "file" || !fl.Recoverable {
-				return nil
-			}
-			r, err := f.Open(fl)
-			if err != nil {
-				return err
-			}
-			n, err := io.CopyBuffer(io.Discard, r, buf)
-			total += n
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.SetBytes(total)
 }
