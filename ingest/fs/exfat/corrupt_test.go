@@ -347,3 +347,25 @@ func TestSeed(t *testing.T) {
 		t.Errorf("label %q, problems %q", l.f.Label(), l.f.Problems())
 	}
 }
+
+// TestSlashInName: a name holding "/" (exFAT forbids it) stays one path
+// component, escaped as %2F, and is a problem, as is its name hash that no
+// longer matches.
+func TestSlashInName(t *testing.T) {
+	base := imageBytes(t)
+	want := mustList(t, base, nil)
+	img := bytes.Clone(base)
+	off := entryOf(t, want, "/docs/readme.txt")
+	set := img[off : off+3*entrySize]
+	binary.LittleEndian.PutUint16(set[2*entrySize+2+2*4:], '/') // "read/e.txt"
+	binary.LittleEndian.PutUint16(set[feSetChecksum:], entrySum(set, false))
+	got := mustList(t, img, nil)
+	if g := got.files["/docs/read%2Fe.txt"]; g == nil || got.sums[g.Path] != want.sums["/docs/readme.txt"] {
+		t.Errorf("escaped name: %+v", g)
+	}
+	if !hasProblem(got.f, fmt.Sprintf("entry set at %#x: name \"read/e.txt\" is not a plain path component", off)) ||
+		!hasProblem(got.f, fmt.Sprintf("stream extension entry at %#x: name hash", off+entrySize)) {
+		t.Errorf("problems: %q", got.f.Problems())
+	}
+	sameExcept(t, want, got, "/docs/readme.txt")
+}

@@ -448,20 +448,20 @@ func (w *walker) set(data []byte, off int64, deleted bool, parent string, parent
 	return n, w.dir(data, runs, file.Path, file.Deleted, depth+1)
 }
 
-// component makes a path component of an on-disk name: "/" (which exFAT
-// forbids) escaped as %2F, "." and ".." escaped so paths stay unambiguous.
+// component makes a path component of an on-disk name with
+// fs.NameComponent: "/" (which exFAT forbids) and "%" escaped, "." and
+// ".." escaped so paths stay unambiguous; a name with a "/" or a dot name
+// is a problem. A set without a name is listed by its entry's offset.
 func (f *FS) component(u []uint16, off int64, report bool) string {
 	name := strings.ToValidUTF8(string(utf16.Decode(u)), "\uFFFD")
-	esc := name
-	switch name {
-	case "":
-		esc = fmt.Sprintf("(no name, entry at %#x)", off)
-	case ".", "..":
-		esc = strings.ReplaceAll(name, ".", "%2E")
-	default:
-		esc = strings.ReplaceAll(name, "/", "%2F")
+	if name == "" {
+		if report {
+			f.problemOnce(fmt.Sprintf("entry set at %#x: empty name", off))
+		}
+		return fmt.Sprintf("(no name, entry at %#x)", off)
 	}
-	if esc != name && report {
+	esc, suspicious := fs.NameComponent(name)
+	if suspicious && report {
 		f.problemOnce(fmt.Sprintf("entry set at %#x: name %q is not a plain path component; listed as %q", off, name, esc))
 	}
 	return esc
