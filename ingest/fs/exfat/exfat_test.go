@@ -102,7 +102,7 @@ func once(t testing.TB, o *sync.Once, b *built, name string, size int64, full bo
 			return
 		}
 		var err error
-		*b, err = buildImage(dir, size, full)
+		*b, err = buildImage(dir, size, full, nil)
 		if err != nil {
 			b.err = err.Error()
 		}
@@ -137,10 +137,19 @@ func mounted(img string, size int64, extra []string, fill func(mnt string) error
 	if err := os.Truncate(img, size); err != nil {
 		return err
 	}
-	if _, err := run("mkfs.exfat", nil, append(append([]string{"-L", label}, extra...), img)...); err != nil {
-		return err
+	// "-s N" is the loop device's logical sector size, which mkfs.exfat
+	// takes for the volume's.
+	loArgs := []string{"-f", "--show"}
+	var mkfsArgs []string
+	for i := 0; i < len(extra); i++ {
+		if extra[i] == "-s" && i+1 < len(extra) {
+			loArgs = append(loArgs, "-b", extra[i+1])
+			i++
+			continue
+		}
+		mkfsArgs = append(mkfsArgs, extra[i])
 	}
-	out, err := run("losetup", nil, "-f", "--show", img)
+	out, err := run("losetup", nil, append(loArgs, img)...)
 	if err != nil {
 		return err
 	}
@@ -150,6 +159,9 @@ func mounted(img string, size int64, extra []string, fill func(mnt string) error
 			err = e
 		}
 	}()
+	if _, err := run("mkfs.exfat", nil, append(append([]string{"-L", label}, mkfsArgs...), dev)...); err != nil {
+		return err
+	}
 	mnt := img + ".mnt"
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		return err
@@ -180,7 +192,7 @@ func mounted(img string, size int64, extra []string, fill func(mnt string) error
 // which is deleted before a file that can use their holes, and deleted
 // files (a small one, a contiguous one, a fragmented one, a deleted
 // directory tree) whose clusters stay free.
-func buildImage(dir string, size int64, full bool) (b built, err error) {
+func buildImage(dir string, size int64, full bool, mkfsArgs []string) (b built, err error) {
 	b = built{img: filepath.Join(dir, "exfat.img"), live: fstest.Tree{}, deleted: fstest.Tree{}, gone: fstest.Tree{}, data: map[string][]byte{}}
 	rng := rand.New(rand.NewPCG(7, 13))
 	rnd := func(n int) []byte {
@@ -190,7 +202,7 @@ func buildImage(dir string, size int64, full bool) (b built, err error) {
 		}
 		return p
 	}
-	err = mounted(b.img, size, nil, func(mnt string) error {
+	err = mounted(b.img, size, mkfsArgs, func(mnt string) error {
 		put := func(rel string, p []byte) error {
 			full := filepath.Join(mnt, filepath.FromSlash(rel))
 			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -408,8 +420,46 @@ func icat(t testing.TB, img string, inode uint64) string {
 // fls/icat: every path, inode and deleted mark; every allocated file's
 // SHA-256 (and icat's); deleted files recovered byte for byte; the label;
 // the unallocated space; and that the image is not written.
-func TestAgainstTruthAndTSK(t *testing.T) {
-	b := image(t)
+func TestAgainstTruthAndTSK(t *testing.T) { checkImage(t, image(t)) }
+
+// TestGeometries: the small tree on volumes of other sector and cluster
+// sizes (512-byte clusters: many more runs; 32 KiB clusters; 4 KiB
+// sectors, whose backup boot region is at 0xc000) and with the bitmap
+// packed into the FAT's alignment gap.
+func TestGeometries(t *testing.T) {
+	needMount(t)
+	for _, g := range [][]string{{"-c", "512"}, {"-c", "32K"}, {"-s", "4096"}, {"--pack-bitmap"}} {
+		t.Run(strings.Join(g, ""), func(t *testing.T) {
+			b, err := buildImage(t.TempDir(), 16<<20, false, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkImage(t, b)
+			if g[0] != "-s" {
+				return
+			}
+			img, err := os.ReadFile(b.img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f, err := New(bytes.NewReader(img), int64(len(img))); err != nil || f.bps != 4096 {
+				t.Fatalf("sector size: %v", err)
+			}
+			img[4096+100] ^= 0x5a // extended boot sector 1
+			f, err := New(bytes.NewReader(img), int64(len(img)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !hasProblem(f, "backup boot region at 0xc000 used") {
+				t.Errorf("4 KiB sectors, main checksum bad: %q", f.Problems())
+			}
+		})
+	}
+}
+
+// checkImage runs the checks of TestAgainstTruthAndTSK on b.
+func checkImage(t *testing.T, b built) {
+	t.Helper()
 	testutil.Unchanged(t, b.img)
 	f := openImg(t, b.img)
 	files, sums := fstest.Walk(t, f)
@@ -493,7 +543,7 @@ func TestAgainstTruthAndTSK(t *testing.T) {
 	if g := byPath["/del/contig.bin"]; g != nil && g.Recovery != "contiguous" {
 		t.Errorf("/del/contig.bin recovery %q", g.Recovery)
 	}
-	if g := byPath["/del/frag.bin"]; g != nil && g.Recovery != "skip-allocated" && g.Recovery != "fat-chain" {
+	if g := byPath["/del/frag.bin"]; g != nil && g.Size > f.clusterSize && g.Recovery != "skip-allocated" && g.Recovery != "fat-chain" {
 		t.Errorf("/del/frag.bin recovery %q", g.Recovery)
 	}
 	for _, p := range b.contig {
