@@ -1,18 +1,30 @@
 // Package exfat reads exFAT file systems read-only and forensically: the
 // main boot region, or the backup one when the main's checksum fails; the
-// FAT (the active one of two); the allocation bitmap as the allocation map;
-// the up-case table (its checksum, and the name hashes it yields); directory
-// entry sets of file (0x85), stream extension (0xC0) and file name (0xC1)
-// entries with their set checksums; contiguous (NoFatChain) and FAT-chained
-// content; the volume label (Label); the four timestamps with their 10 ms
-// increments and UTC offsets; and deleted entry sets (0x05, 0x40, 0x41),
-// recovered while their clusters are still free in the bitmap.
+// FAT (the active one of two); the allocation bitmap as the allocation map
+// (Unallocated: free clusters and the sectors after the heap); the up-case
+// table (its checksum, and the name hashes it yields); directory entry sets
+// of file (0x85), stream extension (0xC0) and file name (0xC1) entries with
+// their set checksums; contiguous (NoFatChain) and FAT-chained content,
+// bytes past the valid data length read as zeros; the volume label
+// (Label); the create, modify and access times with their 10 ms
+// increments and UTC offsets (times without a valid offset are local time:
+// OpenIn names the zone, as fat.OpenIn does); any sector size from 512 to
+// 4096 bytes and cluster size up to 32 MiB.
 //
-// Not read: TexFAT (transaction-safe exFAT, its second FAT and bitmap are
+// Deleted entry sets (0x05, 0x40, 0x41), deleted directories included, are
+// listed and recovered while their clusters are free in the bitmap:
+// NoFatChain content exactly ("contiguous"), FAT-chained content by the
+// chain the deletion left ("fat-chain") or, where the driver freed it, as
+// The Sleuth Kit does ("skip-allocated": the free clusters from the first
+// on). Files are numbered as TSK numbers them (see Walk), so fls and icat
+// addresses match.
+//
+// Not read: TexFAT (transaction-safe exFAT: its second FAT and bitmap are
 // ignored beyond the ActiveFat flag), vendor extension and allocation
 // entries (0xE0, 0xE1; the clusters of the latter are left to the bitmap),
-// volume GUID and padding entries, and boot code. Files are numbered as
-// The Sleuth Kit numbers them (see Walk).
+// volume GUID and padding entries, and boot code. Tested against volumes
+// made by exfatprogs' mkfs.exfat and written by exfat-fuse; volumes
+// written by Windows or the Linux kernel driver are not in the tests.
 package exfat
 
 import (
