@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"image"
+	"image/png"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,5 +127,93 @@ func TestLsExfat(t *testing.T) {
 		if err != nil || !bytes.Equal(got, []byte("hello exfat\n")) {
 			t.Errorf("%s: cat: %q %v", img, got, err)
 		}
+	}
+}
+
+// TestCarveExfat: carve searches the exFAT volume's free clusters (from
+// its allocation bitmap) and not its files: a PNG put in free clusters is
+// carved byte-identical, one written over an allocated file's clusters is
+// not.
+func TestCarveExfat(t *testing.T) {
+	img := exfatSeed(t, t.TempDir())
+	out, err := lsRun(t, "ls", "--json", "--no-hash", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Files []struct {
+			Path string `json:"path"`
+			Runs []struct {
+				Offset int64 `json:"img_offset"`
+				Length int64 `json:"len"`
+			} `json:"byte_runs"`
+		} `json:"files"`
+		Unallocated []struct {
+			Off int64 `json:"offset"`
+			Len int64 `json:"length"`
+		} `json:"unallocated"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(seed uint64) []byte {
+		rng := rand.New(rand.NewPCG(seed, seed))
+		m := image.NewRGBA(image.Rect(0, 0, 16, 16))
+		for i := range m.Pix {
+			m.Pix[i] = byte(rng.Uint32())
+		}
+		var b bytes.Buffer
+		png.Encode(&b, m)
+		return b.Bytes()
+	}
+	free, used := mk(1), mk(2)
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at int64 = -1
+	for _, u := range res.Unallocated {
+		// Well past the seed's own deleted file, which carve also searches.
+		if s := (max(u.Off, 64<<10) + 511) &^ 511; s+int64(len(free)) <= u.Off+u.Len {
+			at = s
+			break
+		}
+	}
+	if at < 0 {
+		t.Fatalf("no free range for %d bytes: %+v", len(free), res.Unallocated)
+	}
+	copy(b[at:], free)
+	for _, f := range res.Files {
+		if f.Path == "/contig.bin" {
+			if len(f.Runs) != 1 || f.Runs[0].Length < int64(len(used)) {
+				t.Fatalf("contig.bin runs %+v", f.Runs)
+			}
+			copy(b[f.Runs[0].Offset:], used)
+		}
+	}
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Unchanged(t, img)
+	stdout, err := lsRun(t, "carve", img, "--out", filepath.Join(t.TempDir(), "out"), "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cr struct {
+		Mode   string `json:"mode"`
+		Carved []struct {
+			SHA256 string `json:"sha256"`
+		} `json:"carved"`
+	}
+	if err := json.Unmarshal(stdout, &cr); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, c := range cr.Carved {
+		got[c.SHA256] = true
+	}
+	sum := func(p []byte) string { s := sha256.Sum256(p); return hex.EncodeToString(s[:]) }
+	if cr.Mode != "unallocated" || !got[sum(free)] || got[sum(used)] {
+		t.Errorf("mode %s, carved %v: free PNG %v, PNG in a file %v", cr.Mode, got, got[sum(free)], got[sum(used)])
 	}
 }
