@@ -183,13 +183,18 @@ func TestCarveExfat(t *testing.T) {
 		t.Fatalf("no free range for %d bytes: %+v", len(free), res.Unallocated)
 	}
 	copy(b[at:], free)
+	placed := false
 	for _, f := range res.Files {
 		if f.Path == "/contig.bin" {
 			if len(f.Runs) != 1 || f.Runs[0].Length < int64(len(used)) {
 				t.Fatalf("contig.bin runs %+v", f.Runs)
 			}
 			copy(b[f.Runs[0].Offset:], used)
+			placed = true
 		}
+	}
+	if !placed {
+		t.Fatal("/contig.bin not listed")
 	}
 	if err := os.WriteFile(img, b, 0o644); err != nil {
 		t.Fatal(err)
