@@ -369,3 +369,39 @@ func TestSlashInName(t *testing.T) {
 	}
 	sameExcept(t, want, got, "/docs/readme.txt")
 }
+
+// TestValidLength: bytes past a stream's valid data length read as zeros
+// (a sparse run), unless the file's clusters run past the end of the
+// image: then nothing is made up and Open fails.
+func TestValidLength(t *testing.T) {
+	base := imageBytes(t)
+	want := mustList(t, base, nil)
+	big := want.files["/big-contiguous.bin"]
+	img := bytes.Clone(base)
+	off := entryOf(t, want, "/big-contiguous.bin")
+	set := img[off : off+int64(img[off+feSecondaryCount]+1)*entrySize] // 18 characters: two name entries
+	const valid = 5000
+	binary.LittleEndian.PutUint64(set[entrySize+seValidLength:], valid)
+	binary.LittleEndian.PutUint16(set[feSetChecksum:], entrySum(set, false))
+	orig := base[big.Runs[0].Offset : big.Runs[0].Offset+big.Size]
+	wantContent := append(bytes.Clone(orig[:valid]), make([]byte, big.Size-valid)...)
+
+	got := mustList(t, img, nil)
+	g := got.files["/big-contiguous.bin"]
+	if len(g.Runs) != 2 || !g.Runs[1].Sparse || g.Runs[0].Length != valid || g.Err != "" {
+		t.Errorf("runs %+v err %q", g.Runs, g.Err)
+	}
+	if s := got.sums[g.Path]; s != fmt.Sprintf("%x", sha256.Sum256(wantContent)) {
+		t.Errorf("content past the valid length is not zeros: %s", s)
+	}
+
+	cut := img[:big.Runs[0].Offset+big.Size/2]
+	got = mustList(t, cut, nil)
+	g = got.files["/big-contiguous.bin"]
+	if !strings.Contains(g.Err, "past the end of the image") || len(g.Runs) != 1 {
+		t.Errorf("cut: runs %+v err %q", g.Runs, g.Err)
+	}
+	if _, err := got.f.Open(g); err == nil {
+		t.Error("a file past the end of the image opened")
+	}
+}

@@ -534,21 +534,26 @@ func (f *FS) mapContent(file *fs.File, stream []byte, off int64, report bool) []
 			f.problemOnce(fmt.Sprintf("%s (entry at %#x): cluster %d (at %#x) is in use but free in the allocation bitmap", file.Path, off, c, f.clusterOff(c)))
 		}
 	}
-	// Bytes past the valid data length are undefined on disk and read as
-	// zeros: a sparse run.
-	file.Runs = trim(append([]fs.Run(nil), runs...), int64(validLen))
-	if mapped := runsLen(file.Runs); mapped < file.Size && int64(validLen) == mapped {
-		file.Runs = append(file.Runs, fs.Run{Logical: mapped, Length: file.Size - mapped, Sparse: true})
-	}
-	for _, r := range file.Runs {
-		if !r.Sparse && r.Offset+r.Length > f.size {
+	// Content whose clusters lie past the end of the image is not produced,
+	// not even the zeros past the valid data length: a corrupt length
+	// would otherwise make terabytes of them.
+	past := false
+	for _, r := range trim(append([]fs.Run(nil), runs...), file.Size) {
+		if r.Offset+r.Length > f.size {
 			msg := fmt.Sprintf("content at %#x runs past the end of the image (%#x)", r.Offset, f.size)
 			file.Err = joinMsg(file.Err, msg)
 			if report {
 				f.problemOnce(fmt.Sprintf("%s: %s", file.Path, msg))
 			}
+			past = true
 			break
 		}
+	}
+	// Bytes past the valid data length are undefined on disk and read as
+	// zeros: a sparse run.
+	file.Runs = trim(append([]fs.Run(nil), runs...), int64(validLen))
+	if mapped := runsLen(file.Runs); !past && mapped < file.Size && int64(validLen) == mapped {
+		file.Runs = append(file.Runs, fs.Run{Logical: mapped, Length: file.Size - mapped, Sparse: true})
 	}
 	if file.Deleted && file.Err != "" {
 		file.Recoverable = false
