@@ -489,18 +489,25 @@ func (f *FS) Unallocated() ([]fs.Range, error) {
 	var rs []fs.Range
 	for c := uint32(2); f.valid(c); c++ {
 		i := c - 2
-		if i%8 == 0 && i/8 < uint32(len(f.bitmap)) && f.bitmap[i/8] == 0xff && f.valid(c+7) {
-			c += 7
-			continue
+		n := int64(1) // clusters taken at once: a whole bitmap byte when it is 0x00 or 0xff
+		if i%8 == 0 && i/8 < uint32(len(f.bitmap)) && f.valid(c+7) {
+			switch f.bitmap[i/8] {
+			case 0xff:
+				c += 7
+				continue
+			case 0x00:
+				n = 8
+			}
 		}
-		if f.allocated(c) {
+		if n == 1 && f.allocated(c) {
 			continue
 		}
 		off := f.clusterOff(c)
 		if off >= end {
 			break
 		}
-		l := min(f.clusterSize, end-off)
+		c += uint32(n - 1)
+		l := min(n*f.clusterSize, end-off)
 		if k := len(rs); k > 0 && rs[k-1].Off+rs[k-1].Len == off {
 			rs[k-1].Len += l
 		} else {
