@@ -72,7 +72,7 @@ func needMount(t testing.TB) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
-	for _, tool := range []string{"losetup", "mkfs.exfat", "mount.exfat-fuse", "umount", "fls", "icat", "fsck.exfat"} {
+	for _, tool := range []string{"losetup", "mkfs.exfat", "mount.exfat-fuse", "umount", "fls", "icat", "fsstat", "fsck.exfat"} {
 		testutil.NeedTool(t, tool)
 	}
 }
@@ -465,6 +465,12 @@ func checkImage(t *testing.T, b built) {
 	files, sums := fstest.Walk(t, f)
 	if f.Label() != label {
 		t.Errorf("label %q, want %q", f.Label(), label)
+	}
+	st := string(testutil.Run(t, "fsstat", "-f", "exfat", b.img))
+	serial := fmt.Sprintf("Volume Serial Number: %04x-%04x\n", f.Serial()>>16, f.Serial()&0xffff)
+	if !strings.Contains(st, serial) || !strings.Contains(st, "Volume Label (from root directory): "+label+"\n") ||
+		!strings.Contains(st, fmt.Sprintf("Cluster Size: %d\n", f.ClusterSize())) {
+		t.Errorf("fsstat says\n%s\nevidx: %q, label %q, cluster size %d", st, serial, f.Label(), f.ClusterSize())
 	}
 	byPath := map[string]*fs.File{}
 	for _, fl := range files {
