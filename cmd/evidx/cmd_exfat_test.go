@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/binary"
 	"encoding/json"
 	"image"
 	"image/png"
@@ -14,8 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/internal/testutil"
 )
@@ -220,5 +223,73 @@ func TestCarveExfat(t *testing.T) {
 	sum := func(p []byte) string { s := sha256.Sum256(p); return hex.EncodeToString(s[:]) }
 	if cr.Mode != "unallocated" || !got[sum(free)] || got[sum(used)] {
 		t.Errorf("mode %s, carved %v: free PNG %v, PNG in a file %v", cr.Mode, got, got[sum(free)], got[sum(used)])
+	}
+}
+
+// TestTzExfat: an exFAT entry whose UTC offsets are not valid holds local
+// time: --tz names its zone (as for FAT); without it the time is read as
+// UTC and the listing's problems say so.
+func TestTzExfat(t *testing.T) {
+	img := exfatSeed(t, t.TempDir())
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mtime := func(argv ...string) (string, []string) {
+		out, err := lsRun(t, append(argv, "ls", "--json", "--no-hash", img)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Files []struct {
+				Path  string `json:"path"`
+				Mtime string `json:"mtime"`
+			} `json:"files"`
+			Problems []string `json:"problems"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range res.Files {
+			if f.Path == "/fa" {
+				return f.Mtime, res.Problems
+			}
+		}
+		t.Fatal("/fa not listed")
+		return "", nil
+	}
+	before, _ := mtime()
+
+	// The entry set of /fa (TSK inode 223: entry 220 of the cluster heap)
+	// loses its UTC offsets; its set checksum is made again.
+	heap := int64(binary.LittleEndian.Uint32(b[88:])) << b[108]
+	set := b[heap+220*32 : heap+223*32]
+	if set[0] != 0x85 || set[23] != 0x80|32 {
+		t.Fatalf("entry of /fa: type %#x, UTC offset %#x", set[0], set[23])
+	}
+	set[22], set[23], set[24] = 0, 0, 0
+	var sum uint16
+	for i, c := range set {
+		if i != 2 && i != 3 {
+			sum = (sum>>1 | sum<<15) + uint16(c)
+		}
+	}
+	binary.LittleEndian.PutUint16(set[2:], sum)
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	utc, problems := mtime()
+	inTz, tzProblems := mtime("--tz", "Asia/Shanghai")
+	if inTz != before {
+		t.Errorf("--tz Asia/Shanghai: mtime %s, %s with the offset", inTz, before)
+	}
+	bt, _ := time.Parse(time.RFC3339Nano, before)
+	ut, _ := time.Parse(time.RFC3339Nano, utc)
+	if ut.Sub(bt) != 8*time.Hour {
+		t.Errorf("without --tz: mtime %s, want the local time %s+8h read as UTC", utc, before)
+	}
+	if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "without a UTC offset") }) || len(tzProblems) != 0 {
+		t.Errorf("problems without --tz %q, with %q", problems, tzProblems)
 	}
 }
