@@ -478,7 +478,7 @@ func (f *FS) mapContent(file *fs.File, stream []byte, off int64, report bool) []
 	validLen := le.Uint64(stream[seValidLength:])
 	fail := func(format string, a ...any) []fs.Run {
 		msg := fmt.Sprintf("stream extension entry at %#x: ", off+entrySize) + fmt.Sprintf(format, a...)
-		file.Err = joinMsg(file.Err, msg)
+		file.Err = fs.AppendErr(file.Err, msg)
 		if report {
 			f.problemOnce(fmt.Sprintf("%s: %s", file.Path, msg))
 		}
@@ -513,7 +513,7 @@ func (f *FS) mapContent(file *fs.File, stream []byte, off int64, report bool) []
 		var method string
 		runs, method, err = f.recoverRuns(first, need, flags&flagNoFatChain != 0)
 		if err != nil {
-			file.Err = joinMsg(file.Err, fmt.Sprintf("stream extension entry at %#x: %v", off+entrySize, err))
+			file.Err = fs.AppendErr(file.Err, fmt.Sprintf("stream extension entry at %#x: %v", off+entrySize, err))
 			file.Recoverable = false
 			return nil
 		}
@@ -541,7 +541,7 @@ func (f *FS) mapContent(file *fs.File, stream []byte, off int64, report bool) []
 	for _, r := range trim(append([]fs.Run(nil), runs...), file.Size) {
 		if r.Offset+r.Length > f.size {
 			msg := fmt.Sprintf("content at %#x runs past the end of the image (%#x)", r.Offset, f.size)
-			file.Err = joinMsg(file.Err, msg)
+			file.Err = fs.AppendErr(file.Err, msg)
 			if report {
 				f.problemOnce(fmt.Sprintf("%s: %s", file.Path, msg))
 			}
@@ -651,13 +651,6 @@ func (f *FS) scan(runs []fs.Run, used bool) (uint32, bool) {
 		}
 	}
 	return 0, false
-}
-
-func joinMsg(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "; " + b
 }
 
 // stamp decodes the timestamp at set[at] with its 10 ms increment (inc < 0:
