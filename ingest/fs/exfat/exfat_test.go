@@ -552,14 +552,22 @@ func checkImage(t *testing.T, b built) {
 	if g := byPath["/del/frag.bin"]; g != nil && g.Size > f.clusterSize && g.Recovery != "skip-allocated" && g.Recovery != "fat-chain" {
 		t.Errorf("/del/frag.bin recovery %q", g.Recovery)
 	}
+	// The stream extension entry's NoFatChain flag, as exfat-fuse set it.
+	noFatChain := func(g *fs.File) bool {
+		flags := make([]byte, 1)
+		if _, err := f.r.ReadAt(flags, f.heapOff+int64(g.Inode-3)*entrySize+entrySize+seFlags); err != nil {
+			t.Fatal(err)
+		}
+		return flags[0]&flagNoFatChain != 0
+	}
 	for _, p := range b.contig {
-		if g := byPath[p]; g == nil || len(g.Runs) != 1 {
-			t.Errorf("%s written in one go: runs %+v", p, g)
+		if g := byPath[p]; g == nil || len(g.Runs) != 1 || !noFatChain(g) {
+			t.Errorf("%s written in one go: runs %+v, not NoFatChain", p, g)
 		}
 	}
 	for _, p := range b.frag {
-		if g := byPath[p]; g == nil || len(g.Runs) < 2 {
-			t.Errorf("%s written interleaved: runs %+v", p, g)
+		if g := byPath[p]; g == nil || len(g.Runs) < 2 || noFatChain(g) {
+			t.Errorf("%s written interleaved: runs %+v, NoFatChain", p, g)
 		}
 	}
 
