@@ -467,7 +467,7 @@ func checkImage(t *testing.T, b built) {
 		t.Errorf("label %q, want %q", f.Label(), label)
 	}
 	st := string(testutil.Run(t, "fsstat", "-f", "exfat", b.img))
-	serial := fmt.Sprintf("Volume Serial Number: %04x-%04x\n", f.Serial()>>16, f.Serial()&0xffff)
+	serial := fmt.Sprintf("Volume Serial Number: %x-%x\n", f.Serial()>>16, f.Serial()&0xffff)
 	if !strings.Contains(st, serial) || !strings.Contains(st, "Volume Label (from root directory): "+label+"\n") ||
 		!strings.Contains(st, fmt.Sprintf("Cluster Size: %d\n", f.ClusterSize())) {
 		t.Errorf("fsstat says\n%s\nevidx: %q, label %q, cluster size %d", st, serial, f.Label(), f.ClusterSize())
