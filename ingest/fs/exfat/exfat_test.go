@@ -467,7 +467,9 @@ func checkImage(t *testing.T, b built) {
 		t.Errorf("label %q, want %q", f.Label(), label)
 	}
 	st := string(testutil.Run(t, "fsstat", "-f", "exfat", b.img))
-	serial := fmt.Sprintf("Volume Serial Number: %x-%x\n", f.Serial()>>16, f.Serial()&0xffff)
+	// fsstat prints each byte of the serial unpadded: 0x6f5b0ef0 is "6f5b-ef0".
+	sn := f.Serial()
+	serial := fmt.Sprintf("Volume Serial Number: %x%x-%x%x\n", sn>>24, sn>>16&0xff, sn>>8&0xff, sn&0xff)
 	if !strings.Contains(st, serial) || !strings.Contains(st, "Volume Label (from root directory): "+label+"\n") ||
 		!strings.Contains(st, fmt.Sprintf("Cluster Size: %d\n", f.ClusterSize())) {
 		t.Errorf("fsstat says\n%s\nevidx: %q, label %q, cluster size %d", st, serial, f.Label(), f.ClusterSize())
