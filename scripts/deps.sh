@@ -9,7 +9,7 @@ need=(mkfs.fat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs
       scalpel:scalpel xmllint:libxml2-utils hashdeep:hashdeep sqlite3:sqlite3
       sfdisk:fdisk xz:xz-utils zstd:zstd bzip2:bzip2 zip:zip /usr/bin/time:time
       qemu-img:qemu-utils qemu-io:qemu-utils vhdiinfo:libvhdi-utils vmdkinfo:libvmdk-utils qcowinfo:libqcow-utils
-      fsapfsinfo:libfsapfs-utils
+      fsapfsinfo:libfsapfs-utils mkfs.exfat:exfatprogs fsck.exfat:exfatprogs mount.exfat-fuse:exfat-fuse losetup:mount
       mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs
       chromium:chromium pdftotext:poppler-utils pdftoppm:poppler-utils node:nodejs npm:npm)
 missing=()

@@ -69,7 +69,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&signKeyFlag, "sign-key", "", "examiner's ed25519 key `FILE` of a signed case (default $"+custody.EnvSignKey+")")
 	// --tz ZONE: the zone of local times file systems store (FAT), as
 	// fls -z takes it; without it they are read as UTC and that is said.
-	root.PersistentFlags().StringVar(&tzFlag, "tz", "", "time `ZONE` of the local times FAT stores (e.g. Asia/Shanghai; default: read as UTC)")
+	root.PersistentFlags().StringVar(&tzFlag, "tz", "", "time `ZONE` of the local times FAT stores, and exFAT where an entry has no UTC offset (e.g. Asia/Shanghai; default: read as UTC)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		custody.SetActingExaminer(examiner)
 		if _, err := zone(); err != nil {

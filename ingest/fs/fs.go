@@ -2,7 +2,7 @@
 // GPT, or a bare file system) and reads the file systems on them read-only:
 // allocated and deleted files, their byte runs in the image, and the
 // unallocated space the carver works on. Each file-system reader lives in a
-// subpackage (fat, ntfs, ext, iso, apfs) and implements FileSystem.
+// subpackage (fat, exfat, ntfs, ext, iso, apfs) and implements FileSystem.
 //
 // ReadPartitions reads the table alone. OpenDisk also opens each volume
 // with the readers passed as options; package ingest/fs/probe passes all
@@ -26,7 +26,7 @@ import (
 // reported through File.Err or as errors naming the offset.
 type FileSystem interface {
 	// Type names the file system: "fat12", "fat16", "fat32", "ntfs", "ext2",
-	// "ext3", "ext4", "iso9660", "apfs".
+	// "ext3", "ext4", "iso9660", "apfs", "exfat".
 	Type() string
 	// Walk calls fn for every file and directory, allocated and deleted,
 	// in a stable order. A non-nil error from fn stops the walk and is
@@ -68,7 +68,8 @@ type File struct {
 	// its bytes were checked: a method, "contiguous" (the clusters from
 	// the start on, all free) or "skip-allocated" (as tsk_recover: the
 	// free clusters from the start on, stepping over clusters now in
-	// use), then optionally "+verified" (the format's own checksums cover
+	// use) or "fat-chain" (exFAT: the FAT chain the deletion left, every
+	// cluster of it free), then optionally "+verified" (the format's own checksums cover
 	// every byte and match: ZIP member CRC-32s and directory offsets, PNG
 	// chunk CRCs, gzip CRC-32 and length), "+plausible" (head and tail
 	// structure of a format without content checksums match: PDF, JPEG;

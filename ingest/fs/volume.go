@@ -61,7 +61,7 @@ type Partition struct {
 	Logical    bool   `json:"logical,omitempty"`   // inside an MBR extended partition
 	Name       string `json:"name,omitempty"`      // GPT partition name (data from the evidence)
 	GUID       string `json:"guid,omitempty"`      // GPT unique partition GUID
-	FileSystem string `json:"filesystem"`          // "fat12","fat16","fat32","ntfs","ext2","ext3","ext4","iso9660","unknown"
+	FileSystem string `json:"filesystem"`          // "fat12","fat16","fat32","exfat","ntfs","ext2","ext3","ext4","iso9660","unknown"
 	Error      string `json:"error,omitempty"`     // why the file system could not be opened
 	Truncated  bool   `json:"truncated,omitempty"` // the partition runs past the end of the image
 

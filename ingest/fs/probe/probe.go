@@ -9,6 +9,7 @@ import (
 
 	"github.com/evidx/evidx/ingest/fs"
 	"github.com/evidx/evidx/ingest/fs/apfs"
+	"github.com/evidx/evidx/ingest/fs/exfat"
 	"github.com/evidx/evidx/ingest/fs/ext"
 	"github.com/evidx/evidx/ingest/fs/fat"
 	"github.com/evidx/evidx/ingest/fs/iso"
@@ -20,14 +21,16 @@ import (
 func Options() []fs.Option { return OptionsIn(nil) }
 
 // OptionsIn is Options with the time zone of the file systems that store
-// local times (FAT); nil leaves them read as UTC, with a problem saying so.
+// local times (FAT; exFAT entries without a UTC offset); nil leaves them
+// read as UTC, with a problem saying so.
 func OptionsIn(loc *time.Location) []fs.Option {
-	fatOpen := fat.Open
+	fatOpen, exfatOpen := fat.Open, exfat.Open
 	if loc != nil {
-		fatOpen = fat.OpenIn(loc)
+		fatOpen, exfatOpen = fat.OpenIn(loc), exfat.OpenIn(loc)
 	}
 	return []fs.Option{
 		fs.WithOpener("fat", fatOpen),
+		fs.WithOpener("exfat", exfatOpen),
 		fs.WithOpener("ext", ext.Open),
 		fs.WithOpener("iso9660", iso.Open),
 		fs.WithOpener("ntfs", ntfs.Open),
