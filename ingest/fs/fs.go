@@ -2,7 +2,7 @@
 // GPT, or a bare file system) and reads the file systems on them read-only:
 // allocated and deleted files, their byte runs in the image, and the
 // unallocated space the carver works on. Each file-system reader lives in a
-// subpackage (fat, ntfs, ext, iso, apfs) and implements FileSystem.
+// subpackage (fat, ntfs, ext, iso, apfs, hfsplus) and implements FileSystem.
 //
 // ReadPartitions reads the table alone. OpenDisk also opens each volume
 // with the readers passed as options; package ingest/fs/probe passes all
@@ -25,7 +25,7 @@ import (
 // reported through File.Err or as errors naming the offset.
 type FileSystem interface {
 	// Type names the file system: "fat12", "fat16", "fat32", "ntfs", "ext2",
-	// "ext3", "ext4", "iso9660", "apfs".
+	// "ext3", "ext4", "iso9660", "apfs", "hfsplus", "hfsx".
 	Type() string
 	// Walk calls fn for every file and directory, allocated and deleted,
 	// in a stable order. A non-nil error from fn stops the walk and is

@@ -11,6 +11,7 @@ import (
 	"github.com/evidx/evidx/ingest/fs/apfs"
 	"github.com/evidx/evidx/ingest/fs/ext"
 	"github.com/evidx/evidx/ingest/fs/fat"
+	"github.com/evidx/evidx/ingest/fs/hfsplus"
 	"github.com/evidx/evidx/ingest/fs/iso"
 	"github.com/evidx/evidx/ingest/fs/ntfs"
 )
@@ -31,6 +32,7 @@ func OptionsIn(loc *time.Location) []fs.Option {
 		fs.WithOpener("iso9660", iso.Open),
 		fs.WithOpener("ntfs", ntfs.Open),
 		fs.WithOpener("apfs", apfs.Open),
+		fs.WithOpener("hfsplus", hfsplus.Open),
 	}
 }
 
