@@ -142,6 +142,7 @@ type FS struct {
 	typ         string
 	blockSize   int64
 	totalBlocks uint32
+	volBlocks   uint32 // blocks the volume really has: extents must lie in them
 	vh          []byte
 
 	alloc, extents, catalog, attributes, startup fork
@@ -152,6 +153,7 @@ type FS struct {
 
 	mu       sync.Mutex
 	problems []string
+	seen     map[string]bool // problems recorded, so that each is recorded once
 }
 
 // Open opens the HFS+ or HFSX volume on r, a volume of size bytes. It
@@ -192,7 +194,9 @@ func OpenFS(r io.ReaderAt, size int64) (*FS, error) {
 	if h.totalBlocks == 0 {
 		return nil, &ParseError{Format: "hfsplus", Op: "volume header total blocks 0", Offset: h.base + vhOff + vhTotalBlocks, Err: ErrCorrupt}
 	}
+	h.volBlocks = h.totalBlocks
 	if need := h.base + int64(h.totalBlocks)*h.blockSize; need > size {
+		h.volBlocks = uint32(max(0, size-h.base) / h.blockSize)
 		h.problem("volume header at %#x: %v: volume of %d bytes on %d bytes; blocks past the end read as errors", h.base+vhOff, ErrCorrupt, need-h.base, size-h.base)
 	}
 	if a := be32(vh, vhAttributes); a&attrJournaled != 0 && a&attrUnmounted == 0 {
@@ -260,11 +264,13 @@ func (h *FS) problem(format string, a ...any) {
 	s := fmt.Sprintf(format, a...)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, p := range h.problems {
-		if p == s {
-			return
-		}
+	if h.seen[s] {
+		return
 	}
+	if h.seen == nil {
+		h.seen = map[string]bool{}
+	}
+	h.seen[s] = true
 	switch {
 	case len(h.problems) < maxProblems:
 		h.problems = append(h.problems, s)
@@ -294,6 +300,11 @@ func (h *FS) runs(cnid uint32, forkType uint8, f fork) ([]fs.Run, string) {
 	if f.size > uint64(f.blocks)*uint64(h.blockSize) {
 		return nil, fmt.Sprintf("logical size %d beyond its %d blocks", f.size, f.blocks)
 	}
+	// HFS+ has no sparse forks: none can hold more than the volume. This
+	// also bounds what repeated overflow extents can make us read.
+	if f.size > uint64(h.volBlocks)*uint64(h.blockSize) {
+		return nil, fmt.Sprintf("logical size %d beyond the volume's %d blocks", f.size, h.volBlocks)
+	}
 	var out []fs.Run
 	var logical int64
 	var blocks uint32
@@ -301,8 +312,11 @@ func (h *FS) runs(cnid uint32, forkType uint8, f fork) ([]fs.Run, string) {
 		if e.count == 0 {
 			return ""
 		}
-		if uint64(e.start)+uint64(e.count) > uint64(h.totalBlocks) {
-			return fmt.Sprintf("extent %d+%d at %#x beyond the volume's %d blocks", e.start, e.count, where, h.totalBlocks)
+		if uint64(e.start)+uint64(e.count) > uint64(h.volBlocks) {
+			if where >= 0 {
+				return fmt.Sprintf("extent %d+%d (extents-overflow record at %#x) beyond the volume's %d blocks", e.start, e.count, where, h.volBlocks)
+			}
+			return fmt.Sprintf("extent %d+%d beyond the volume's %d blocks", e.start, e.count, h.volBlocks)
 		}
 		if len(out) >= maxExtents {
 			return fmt.Sprintf("more than %d extents", maxExtents)
@@ -317,7 +331,7 @@ func (h *FS) runs(cnid uint32, forkType uint8, f fork) ([]fs.Run, string) {
 		return ""
 	}
 	for _, e := range f.ext {
-		if bad := add(e, 0); bad != "" {
+		if bad := add(e, -1); bad != "" {
 			return out, bad
 		}
 	}

@@ -388,7 +388,7 @@ func writeTree(t *testing.T, n int) (string, fstest.Tree) {
 // it, every file's content is icat's and the source file's.
 func TestXorrisoAgainstTSK(t *testing.T) {
 	testutil.NeedTool(t, "xorriso")
-	dir, sums := writeTree(t, 150)
+	dir, sums := writeTree(t, 60)
 	img, off := xorrisoImage(t, dir)
 	testutil.Unchanged(t, img)
 	h := openAt(t, img, off)
