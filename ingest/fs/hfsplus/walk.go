@@ -148,9 +148,10 @@ func (h *FS) file(e entry, path string) (*fs.File, uint32) {
 	mode := be16(r, cMode)
 	ftype, creator := be32(r, cFileType), be32(r, cCreator)
 	switch {
-	case fourCC(ftype) == "hlnk" && fourCC(creator) == "hfs+":
-		// A file hard link: the content and the number are the indirect
-		// node file's, in the private data folder (TSK reports them so).
+	case fourCC(ftype) == "hlnk" && fourCC(creator) == "hfs+" && h.linkDate(be32(r, cCreate), privateFiles):
+		// A file hard link (macOS gives it the private data folder's
+		// creation date; TSK checks it too): the content and the number
+		// are the indirect node file's, in that folder.
 		ino := be32(r, cSpecial)
 		ti, ok := h.cat.byID[ino]
 		if !ok || h.cat.entries[ti].folder {
@@ -168,7 +169,7 @@ func (h *FS) file(e entry, path string) (*fs.File, uint32) {
 		}
 		g, _ := h.file(t, path) // the node's times too: the link's are its own creation
 		return g, 0
-	case fourCC(ftype) == "fdrp" && fourCC(creator) == "MACS":
+	case fourCC(ftype) == "fdrp" && fourCC(creator) == "MACS" && h.linkDate(be32(r, cCreate), privateDirs):
 		// A directory hard link: the folder is "dir_<n>" in the private
 		// directory data folder.
 		ino := be32(r, cSpecial)
@@ -207,6 +208,23 @@ func (h *FS) file(e entry, path string) (*fs.File, uint32) {
 		h.problem("hfsplus: %s: %s", path, f.Err)
 	}
 	return f, 0
+}
+
+// Names of the private folders of hard links' indirect nodes, in the root.
+const (
+	privateFiles = "\x00\x00\x00\x00HFS+ Private Data"
+	privateDirs  = ".HFS+ Private Directory Data\r"
+)
+
+// linkDate says a creation date is that of the private folder name in
+// the root, which marks a hard link.
+func (h *FS) linkDate(date uint32, name string) bool {
+	for _, i := range h.cat.children[cnidRoot] {
+		if e := h.cat.entries[i]; e.folder && e.name == name {
+			return be32(e.rec, cCreate) == date
+		}
+	}
+	return false
 }
 
 // rsrcFile is the resource fork of a file as its own File, or nil when it
