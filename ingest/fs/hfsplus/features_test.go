@@ -45,11 +45,11 @@ func setLeaf(t *testing.T, b []byte, hdr int64, n uint32, recs [][]byte) {
 	}
 	be.PutUint16(node[len(node)-2*(len(recs)+1):], uint16(off))
 	h := b[hdr+ndLen:]
-	be.PutUint16(h[0:], 1)                  // depth
-	be.PutUint32(h[2:], n)                  // root
+	be.PutUint16(h[0:], 1)                 // depth
+	be.PutUint32(h[2:], n)                 // root
 	be.PutUint32(h[6:], uint32(len(recs))) // leaf records
-	be.PutUint32(h[10:], n)                 // first leaf
-	be.PutUint32(h[14:], n)                 // last leaf
+	be.PutUint32(h[10:], n)                // first leaf
+	be.PutUint32(h[14:], n)                // last leaf
 	// The node map is the header node's record 2.
 	mapOff := int64(be.Uint16(b[hdr+ns-6:]))
 	b[hdr+mapOff+int64(n/8)] |= 0x80 >> (n % 8)
