@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/evidx/evidx/ingest/fs"
@@ -175,6 +177,66 @@ func decmpfsAttr(cnid uint32, typ uint32, size uint64, data []byte) []byte {
 	return rec
 }
 
+// compress makes the file name (CNID cnid) of image b a decmpfs file of
+// type typ and uncompressed size size: inline holds the attribute's data
+// after its header, fork (if any) becomes the resource fork, written to
+// the free blocks from 400 on.
+func compress(t *testing.T, b []byte, name string, cnid, typ uint32, size int, inline, fork []byte) {
+	t.Helper()
+	d := recordData(t, b, name)
+	b[d+cOwnerFlags] |= ufCompressed
+	setLeaf(t, b, treeHeader(b, vhAttrFork), 1, [][]byte{decmpfsAttr(cnid, typ, uint64(size), inline)})
+	if fork == nil {
+		return
+	}
+	const start = 400
+	blocks := (len(fork) + fixBS - 1) / fixBS
+	copy(b[start*fixBS:], fork)
+	rf := b[d+cRsrcFork:]
+	clear(rf[:80])
+	be.PutUint64(rf[0:], uint64(len(fork)))
+	be.PutUint32(rf[12:], uint32(blocks))
+	be.PutUint32(rf[16:], start)
+	be.PutUint32(rf[20:], uint32(blocks))
+	for blk := start; blk < start+blocks; blk++ {
+		b[treeHeader(b, vhAllocFork)+int64(blk/8)] |= 0x80 >> (blk % 8)
+	}
+}
+
+// checkCompressed: a_file (CNID 19) reads as want, with its size, no
+// runs, and icat decodes it the same.
+func checkCompressed(t *testing.T, b, want []byte) {
+	t.Helper()
+	p := writeTemp(t, b)
+	h := openAt(t, p, 0)
+	files, sums := fstest.Walk(t, h)
+	if got := sums["/a_directory/a_file"]; got != fstest.SHA256(want) {
+		t.Errorf("sha256 %s, want %s", got, fstest.SHA256(want))
+	}
+	for _, f := range files {
+		if f.Path == "/a_directory/a_file" && (f.Size != int64(len(want)) || len(f.Runs) != 0 || f.Err != "") {
+			t.Errorf("%+v", f)
+		}
+		if strings.HasPrefix(f.Path, "/a_directory/a_file/") {
+			t.Errorf("resource fork of a compressed file listed: %s", f.Path)
+		}
+	}
+	if icat := fstest.SHA256(testutil.Run(t, "icat", p, "19")); icat != fstest.SHA256(want) {
+		t.Errorf("icat sha256 %s, want %s", icat, fstest.SHA256(want))
+	}
+	if len(h.Problems()) != 1 {
+		t.Errorf("problems %q", h.Problems())
+	}
+}
+
+func zlibBytes(b []byte) []byte {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(b)
+	zw.Close()
+	return z.Bytes()
+}
+
 // TestDecmpfsZlib: a_file compressed as macOS does it (UF_COMPRESSED, a
 // type 3 com.apple.decmpfs attribute holding the zlib stream) reads as its
 // uncompressed content, with that size, as icat decodes it.
@@ -184,27 +246,98 @@ func TestDecmpfsZlib(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := bytes.Repeat([]byte("compressed by decmpfs, type 3 (zlib inline). "), 200)
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	zw.Write(want)
-	zw.Close()
-	d := recordData(t, b, "a_file")
-	b[d+cOwnerFlags] |= ufCompressed
-	setLeaf(t, b, treeHeader(b, vhAttrFork), 1, [][]byte{decmpfsAttr(19, 3, uint64(len(want)), z.Bytes())})
-	p := writeTemp(t, b)
-	h := openAt(t, p, 0)
-	files, sums := fstest.Walk(t, h)
-	if got := sums["/a_directory/a_file"]; got != fstest.SHA256(want) {
-		t.Errorf("sha256 %s, want %s", got, fstest.SHA256(want))
+	compress(t, b, "a_file", 19, 3, len(want), zlibBytes(want), nil)
+	checkCompressed(t, b, want)
+}
+
+// TestDecmpfsZlibFork: type 4, three 64 KiB chunks of zlib in the
+// resource fork (its header, then the block table icat reads too).
+func TestDecmpfsZlibFork(t *testing.T) {
+	b, err := os.ReadFile(needFixture(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range files {
-		if f.Path == "/a_directory/a_file" && (f.Size != int64(len(want)) || len(f.Runs) != 0) {
-			t.Errorf("%+v", f)
+	var want []byte
+	for i := 0; len(want) < 150000; i++ {
+		want = fmt.Appendf(want, "line %d of a type 4 file\n", i)
+	}
+	want = want[:150000]
+	const dataOff = 0x100
+	var chunks [][]byte
+	for o := 0; o < len(want); o += 65536 {
+		chunks = append(chunks, zlibBytes(want[o:min(len(want), o+65536)]))
+	}
+	tab := 4 + 8*len(chunks)
+	var data []byte
+	data = binary.LittleEndian.AppendUint32(data, uint32(len(chunks)))
+	o := tab
+	for _, c := range chunks {
+		data = binary.LittleEndian.AppendUint32(data, uint32(o))
+		data = binary.LittleEndian.AppendUint32(data, uint32(len(c)))
+		o += len(c)
+	}
+	for _, c := range chunks {
+		data = append(data, c...)
+	}
+	fork := make([]byte, dataOff)
+	be.PutUint32(fork[0:], dataOff)
+	be.PutUint32(fork[4:], uint32(dataOff+4+len(data))) // map offset
+	be.PutUint32(fork[8:], uint32(4+len(data)))
+	be.PutUint32(fork[12:], 50)
+	fork = be.AppendUint32(fork, uint32(len(data)))
+	fork = append(fork, data...)
+	fork = append(fork, make([]byte, 50)...) // an empty resource map
+	compress(t, b, "a_file", 19, 4, len(want), nil, fork)
+	checkCompressed(t, b, want)
+}
+
+// lzvnSample is a hand-assembled LZVN stream (each opcode class) and what
+// it decodes to.
+func lzvnSample() (in, out []byte) {
+	in = []byte{
+		0xe4, 'a', 'b', 'c', 'd', // small literal
+		0x0e,                    // nop
+		0x40 | 1<<3 | 0, 4, 'x', // small distance L=1 M=4 D=4
+		0x0f, 5, 0, // large distance M=4 D=5
+		0xf3,    // small match M=3
+		0xf0, 0, // large match M=16
+		0xe0, 0, // large literal L=16
+	}
+	in = append(in, "0123456789abcdef"...)
+	in = append(in, 0x06, 0, 0, 0, 0, 0, 0, 0)
+	match := func(d, m int) {
+		for range m {
+			out = append(out, out[len(out)-d])
 		}
 	}
-	if icat := fstest.SHA256(testutil.Run(t, "icat", p, "19")); icat != fstest.SHA256(want) {
-		t.Errorf("icat sha256 %s, want %s", icat, fstest.SHA256(want))
+	out = append(out, "abcdx"...)
+	match(4, 4)
+	match(5, 4)
+	match(5, 3)
+	match(5, 16)
+	out = append(out, "0123456789abcdef"...)
+	return in, out
+}
+
+// TestDecmpfsLZVN: type 7 (LZVN inline) and type 8 (LZVN chunks in the
+// resource fork, after their table of little-endian offsets) read as
+// icat decodes them.
+func TestDecmpfsLZVN(t *testing.T) {
+	in, want := lzvnSample()
+	b, err := os.ReadFile(needFixture(t))
+	if err != nil {
+		t.Fatal(err)
 	}
+	compress(t, b, "a_file", 19, 7, len(want), in, nil)
+	checkCompressed(t, b, want)
+
+	b, _ = os.ReadFile(needFixture(t))
+	var fork []byte
+	fork = binary.LittleEndian.AppendUint32(fork, 8)
+	fork = binary.LittleEndian.AppendUint32(fork, uint32(8+len(in)))
+	fork = append(fork, in...)
+	compress(t, b, "a_file", 19, 8, len(want), nil, fork)
+	checkCompressed(t, b, want)
 }
 
 // TestHardLink: another_file made a file hard link ('hlnk'/'hfs+',
