@@ -230,7 +230,7 @@ func exercise(b []byte) {
 	}
 	h.Walk(context.Background(), func(f *fs.File) error {
 		if r, err := h.Open(f); err == nil {
-			io.Copy(io.Discard, io.LimitReader(r, 1<<24))
+			io.Copy(io.Discard, io.LimitReader(r, 1<<20)) // decmpfs may claim gigabytes
 		}
 		return nil
 	})

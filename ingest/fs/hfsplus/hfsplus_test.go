@@ -327,6 +327,12 @@ func xorrisoImage(t *testing.T, dir string) (string, int64) {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "hybrid.iso")
 	testutil.Run(t, "xorriso", "-as", "mkisofs", "-quiet", "-hfsplus", "-o", img, dir)
+	return img, apmHFS(t, img)
+}
+
+// apmHFS is the byte offset of the Apple_HFS partition of image img.
+func apmHFS(t testing.TB, img string) int64 {
+	t.Helper()
 	b, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -341,11 +347,11 @@ func xorrisoImage(t *testing.T, dir string) (string, int64) {
 			break
 		}
 		if string(bytes.TrimRight(e[48:80], "\x00")) == "Apple_HFS" {
-			return img, int64(binary.BigEndian.Uint32(e[8:])) * bs
+			return int64(binary.BigEndian.Uint32(e[8:])) * bs
 		}
 	}
 	t.Fatal("no Apple_HFS partition in the Apple partition map")
-	return "", 0
+	return 0
 }
 
 // writeTree creates a tree with Chinese and decomposed names, a symbolic
