@@ -372,3 +372,48 @@ func TestHardLink(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoryHardLink: passwords.txt made a directory hard link
+// ('fdrp'/'MACS' with the private directory folder's creation date) to
+// a_directory lists that folder's content under it, as fls does.
+func TestDirectoryHardLink(t *testing.T) {
+	b, err := os.ReadFile(needFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := recordData(t, b, "passwords.txt")
+	copy(b[d+cFileType:], "fdrpMACS")
+	be.PutUint32(b[d+cSpecial:], 18)
+	pe := entryOf(t, openAt(t, needFixture(t), 0), privateDirs)
+	copy(b[d+cCreate:d+cCreate+4], pe.rec[cCreate:])
+	p := writeTemp(t, b)
+	h := openAt(t, p, 0)
+	compareTSK(t, p, 0, h)
+	_, sums := fstest.Walk(t, h)
+	if sums["/passwords.txt/a_file"] != sums["/a_directory/a_file"] || sums["/a_directory/a_file"] == "" {
+		t.Errorf("linked folder content: %q", sums)
+	}
+}
+
+// TestHFSX: the fixture's header signed "HX", version 5 (HFSX, with a
+// binary-compare catalog) reads as an hfsx volume, as fls reads it.
+func TestHFSX(t *testing.T) {
+	b, err := os.ReadFile(needFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.PutUint16(b[vhOff+vhSignature:], sigX)
+	be.PutUint16(b[vhOff+vhVersion:], 5)
+	b[treeHeader(b, vhCatFork)+ndLen+37] = 0xbc // kHFSBinaryCompare
+	p := writeTemp(t, b)
+	h := openAt(t, p, 0)
+	if h.Type() != "hfsx" {
+		t.Errorf("type %q", h.Type())
+	}
+	compareTSK(t, p, 0, h)
+	f, _ := os.Open(p)
+	defer f.Close()
+	if got := fs.DetectFileSystem(f, int64(len(b))); got != "hfsx" || fs.Family(got) != "hfsplus" {
+		t.Errorf("detected %q, family %q", got, fs.Family(got))
+	}
+}

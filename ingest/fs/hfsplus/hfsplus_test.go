@@ -298,6 +298,9 @@ func TestWrapper(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if got := fs.DetectFileSystem(bytes.NewReader(b), int64(len(b))); got != "hfsplus" {
+		t.Errorf("wrapper detected as %q", got)
+	}
 	h := openAt(t, p, 0)
 	if h.base != at {
 		t.Fatalf("embedded volume at %#x", h.base)
