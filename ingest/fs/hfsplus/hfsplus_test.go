@@ -305,6 +305,7 @@ func TestWrapper(t *testing.T) {
 	if h.base != at {
 		t.Fatalf("embedded volume at %#x", h.base)
 	}
+	compareTSK(t, p, 0, h) // fsstat: "embedded in an HFS wrapper at offset 65536"
 	plain := openAt(t, needFixture(t), 0)
 	_, want := fstest.Walk(t, plain)
 	files, got := fstest.Walk(t, h)
