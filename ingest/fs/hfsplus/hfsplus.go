@@ -20,6 +20,11 @@
 // /$BadBlockFile (5), /$AllocationFile (6), /$StartupFile (7, when it has
 // blocks) and /$AttributesFile (8, when present).
 //
+// The volume is found by the caller: bare, in a GPT partition, or (for
+// the ISO 9660 / HFS+ hybrids xorriso -hfsplus writes) at the Apple_HFS
+// entry of the Apple partition map, which package fs does not read (such
+// an image is opened as ISO 9660 there).
+//
 // Not supported: plain HFS volumes without an embedded HFS+ volume (the
 // older "BD" format itself), replaying the journal (the catalog is read as
 // it is on disk), and deleted files: HFS+ removes catalog records when a

@@ -297,7 +297,7 @@ func (h *FS) specialFile(cnid uint32, name string) (*fs.File, bool) {
 func (h *FS) Open(f *fs.File) (io.Reader, error) {
 	if f.Type == "file" && len(f.Runs) == 0 && f.Size > 0 && !strings.HasSuffix(f.Path, RsrcSuffix) {
 		if i, ok := h.cat.byID[uint32(f.Inode)]; ok && f.Inode == uint64(uint32(f.Inode)) {
-			if a, ok := h.decmpfs[uint32(f.Inode)]; ok {
+			if a, ok := h.decmpfs[uint32(f.Inode)]; ok && h.cat.entries[i].rec[cOwnerFlags]&ufCompressed != 0 {
 				return h.openCompressed(h.cat.entries[i], a, f.Path)
 			}
 		}
