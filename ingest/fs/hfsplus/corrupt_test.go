@@ -255,3 +255,27 @@ func FuzzHFSPlus(f *testing.F) {
 		exercise(in)
 	})
 }
+
+// TestBitmapFreesLiveBlock: an allocation bit cleared under passwords.txt
+// (block 275) is damage: the block stays out of the free space, said so.
+func TestBitmapFreesLiveBlock(t *testing.T) {
+	p := editFixture(t, func(h *FS, b []byte) {
+		at := h.base + int64(h.alloc.ext[0].start)*h.blockSize + 275/8
+		b[at] &^= 0x80 >> (275 % 8)
+	})
+	h := openAt(t, p, 0)
+	un, err := h.Unallocated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := walkAll(t, h)
+	f := files["/passwords.txt"]
+	for _, u := range un {
+		if f.Runs[0].Offset < u.Off+u.Len && u.Off < f.Runs[0].Offset+f.Runs[0].Length {
+			t.Errorf("live block given as free: %+v", u)
+		}
+	}
+	if !hasProblem(h, "marked free are mapped by files", fmt.Sprintf("first at %#x, CNID 20", 275*4096)) {
+		t.Errorf("problems %q", h.Problems())
+	}
+}

@@ -384,6 +384,7 @@ func writeTree(t *testing.T, n int) (string, fstest.Tree) {
 	put("café.txt", 5)
 	put("e\u0301te\u0301.txt", 7) // already decomposed
 	put("empty", 0)
+	put("colon:in name.txt", 9) // a POSIX ':' is a '/' in the catalog
 	put("deep/a/b/c/d/leaf.bin", 70000)
 	for i := range n {
 		put(fmt.Sprintf("many/f%04d.dat", i), rng.IntN(9000))

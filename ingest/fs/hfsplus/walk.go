@@ -1,9 +1,11 @@
 package hfsplus
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/evidx/evidx/ingest/fs"
@@ -350,5 +352,82 @@ func (h *FS) Unallocated() ([]fs.Range, error) {
 			return out, fmt.Errorf("hfsplus: allocation file at block %d: %w", blk, err)
 		}
 	}
-	return out, nil
+	return h.subtractUsed(out), nil
+}
+
+// subtractUsed takes out of the free ranges the blocks some fork maps: a
+// bitmap that marks them free is damaged (xorriso leaves the last byte of
+// its bitmap zero), and the carver must not be given live files.
+func (h *FS) subtractUsed(free []fs.Range) []fs.Range {
+	type use struct {
+		r    fs.Range
+		cnid uint32
+	}
+	var used []use
+	add := func(cnid uint32, forkType uint8, f fork) {
+		runs, _ := h.runs(cnid, forkType, f)
+		for _, r := range runs {
+			// Whole blocks: a fork's last block is allocated past its size.
+			n := (r.Length + h.blockSize - 1) / h.blockSize * h.blockSize
+			used = append(used, use{fs.Range{Off: r.Offset, Len: n}, cnid})
+		}
+	}
+	add(cnidExtents, 0, h.extents)
+	add(cnidCatalog, 0, h.catalog)
+	add(cnidAlloc, 0, h.alloc)
+	add(cnidStartup, 0, h.startup)
+	add(cnidAttributes, 0, h.attributes)
+	for _, e := range h.cat.entries {
+		if !e.folder {
+			add(e.cnid, 0, parseFork(e.rec[cDataFork:]))
+			add(e.cnid, 0xff, parseFork(e.rec[cRsrcFork:]))
+		}
+	}
+	slices.SortFunc(used, func(a, b use) int { return cmp.Compare(a.r.Off, b.r.Off) })
+	// Merged, the used ranges end in increasing order too.
+	var merged []fs.Range
+	for _, u := range used {
+		if n := len(merged); n > 0 && u.r.Off <= merged[n-1].Off+merged[n-1].Len {
+			merged[n-1].Len = max(merged[n-1].Len, u.r.Off+u.r.Len-merged[n-1].Off)
+			continue
+		}
+		merged = append(merged, u.r)
+	}
+	var out []fs.Range
+	var lost int64
+	firstAt := int64(-1)
+	j := 0
+	for _, f := range free {
+		for j < len(merged) && merged[j].Off+merged[j].Len <= f.Off {
+			j++
+		}
+		cur := f
+		for k := j; k < len(merged) && merged[k].Off < f.Off+f.Len; k++ {
+			u := merged[k]
+			if u.Off > cur.Off {
+				out = append(out, fs.Range{Off: cur.Off, Len: u.Off - cur.Off})
+			}
+			start := max(u.Off, cur.Off)
+			end := min(u.Off+u.Len, cur.Off+cur.Len)
+			if firstAt < 0 {
+				firstAt = start
+			}
+			lost += end - start
+			cur = fs.Range{Off: end, Len: cur.Off + cur.Len - end}
+		}
+		if cur.Len > 0 {
+			out = append(out, cur)
+		}
+	}
+	var first use
+	for _, u := range used {
+		if firstAt >= u.r.Off && firstAt < u.r.Off+u.r.Len {
+			first = u
+			break
+		}
+	}
+	if lost > 0 {
+		h.problem("hfsplus: allocation file (volume header at %#x): %v: %d bytes marked free are mapped by files (first at %#x, CNID %d); not given to the carver", h.base+vhOff, ErrCorrupt, lost, firstAt, first.cnid)
+	}
+	return out
 }
