@@ -130,7 +130,7 @@ func (t *tree) inUse(n uint32) bool {
 // loop, a link out of range) is a problem; the leaf nodes the chain did not
 // reach are then read in node order, those the node map marks in use.
 func (h *FS) leaves(t *tree, fn func(rec []byte, off int64)) {
-	seen := make([]bool, t.nodes)
+	seen := map[uint32]bool{} // grows with the nodes read, not with what the header claims
 	visit := func(n uint32, b []byte) {
 		recs, err := t.records(b)
 		if err != nil {
