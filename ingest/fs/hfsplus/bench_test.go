@@ -71,3 +71,50 @@ func BenchmarkWalk(b *testing.B) {
 	img, total := benchImage(b, n)
 	fstest.BenchWalk(b, img, n, total, Open, func(f *fs.File) bool { return len(f.Path) > 2 && f.Path[1] != '$' })
 }
+
+// BenchmarkLargeFile reads one 64 MiB file (one extent) through Open:
+// the reader's streaming rate, MB/s.
+func BenchmarkLargeFile(b *testing.B) {
+	testutil.NeedTool(b, "xorriso")
+	src := b.TempDir()
+	const size = 64 << 20
+	buf := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(src, "big.bin"), buf, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	iso := filepath.Join(b.TempDir(), "big.iso")
+	testutil.Run(b, "xorriso", "-as", "mkisofs", "-quiet", "-hfsplus", "-o", iso, src)
+	h := openAt(b, iso, apmHFS(b, iso))
+	var big *fs.File
+	for _, f := range walkAllB(b, h) {
+		if f.Path == "/big.bin" {
+			big = f
+		}
+	}
+	if big == nil {
+		b.Fatal("big.bin not listed")
+	}
+	cp := make([]byte, 1<<20)
+	b.SetBytes(size)
+	for b.Loop() {
+		r, err := h.Open(big)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.CopyBuffer(io.Discard, r, cp); err != nil || n != size {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+func walkAllB(b *testing.B, h *FS) []*fs.File {
+	var out []*fs.File
+	if err := h.Walk(b.Context(), func(f *fs.File) error { out = append(out, f); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
