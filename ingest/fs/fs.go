@@ -44,7 +44,7 @@ type FileSystem interface {
 
 // File is one directory entry, inode or MFT record.
 type File struct {
-	Path    string    `json:"path"`            // "/dir/name", or "/dir/name:stream" for an NTFS data stream; names are data, never host paths
+	Path    string    `json:"path"`            // "/dir/name", or "/dir/name:stream" for an NTFS data stream, "/dir/name/..namedfork/rsrc" for an HFS+ resource fork; names are data, never host paths
 	Size    int64     `json:"size"`            // bytes of content
 	Type    string    `json:"type"`            // "file", "dir", "symlink", "other"
 	Deleted bool      `json:"deleted"`         // not allocated any more

@@ -5,7 +5,8 @@
 // data with the extents-overflow B-tree for forks of more than eight
 // extents, hard links (resolved to their indirect node file in
 // "\x00\x00\x00\x00HFS+ Private Data"), symbolic links (content is the
-// target path), resource forks (listed as "path/..namedfork/rsrc"),
+// target path), resource forks (listed as "path/..namedfork/rsrc", as
+// macOS names them; fls does not list them, icat INODE-4353 reads them),
 // decmpfs-compressed files (com.apple.decmpfs in the attributes B-tree,
 // decoded through package ingest/fs/decmpfs) and the allocation file as
 // the map of free space.
@@ -24,6 +25,10 @@
 // the ISO 9660 / HFS+ hybrids xorriso -hfsplus writes) at the Apple_HFS
 // entry of the Apple partition map, which package fs does not read (such
 // an image is opened as ISO 9660 there).
+//
+// A compressed file's resource fork holds its compressed content and is
+// not listed; other extended attributes are not listed either (fls lists
+// neither).
 //
 // Not supported: plain HFS volumes without an embedded HFS+ volume (the
 // older "BD" format itself), replaying the journal (the catalog is read as
