@@ -10,7 +10,7 @@ need=(mkfs.fat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs
       sfdisk:fdisk xz:xz-utils zstd:zstd bzip2:bzip2 zip:zip /usr/bin/time:time
       qemu-img:qemu-utils qemu-io:qemu-utils vhdiinfo:libvhdi-utils vmdkinfo:libvmdk-utils qcowinfo:libqcow-utils
       fsapfsinfo:libfsapfs-utils mkfs.exfat:exfatprogs fsck.exfat:exfatprogs mount.exfat-fuse:exfat-fuse losetup:mount
-      mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs
+      mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs fshfsinfo:libfshfs-utils xorriso:xorriso
       chromium:chromium pdftotext:poppler-utils pdftoppm:poppler-utils node:nodejs npm:npm)
 missing=()
 for pair in "${need[@]}"; do

@@ -20,7 +20,7 @@ const (
 
 // DetectFileSystem names the file system on a volume of size bytes from its
 // signatures alone: "fat12", "fat16", "fat32", "exfat", "ntfs", "ext2",
-// "ext3", "ext4", "iso9660", "apfs", "zip" or "unknown". It reads at most a few sectors.
+// "ext3", "ext4", "iso9660", "apfs", "hfsplus", "hfsx", "zip" or "unknown". It reads at most a few sectors.
 func DetectFileSystem(r io.ReaderAt, size int64) string {
 	bs := make([]byte, 512)
 	if n, _ := r.ReadAt(bs, 0); n >= 30 && string(bs[:4]) == "PK\x03\x04" {
@@ -97,7 +97,7 @@ func DetectFileSystem(r io.ReaderAt, size int64) string {
 // that evidx does not read: a volume holding one is named in the disk's
 // problems, never shown as empty.
 var Unread = map[string]string{
-	"hfsplus": "HFS+", "hfsx": "HFSX", "xfs": "XFS", "btrfs": "Btrfs",
+	"xfs": "XFS", "btrfs": "Btrfs",
 	"refs": "ReFS", "lvm2": "LVM2 physical volume", "luks": "LUKS encrypted volume",
 	"bitlocker": "BitLocker encrypted volume", "f2fs": "F2FS", "swap": "Linux swap",
 }
@@ -120,8 +120,8 @@ func unreadKind(r io.ReaderAt, bs []byte) string {
 	return ""
 }
 
-// unreadKindDeep looks at the signatures further in: HFS+ and F2FS at
-// 1024, the LVM2 label in one of the first four sectors, swap at the end
+// unreadKindDeep looks at the signatures further in: HFS+ (bare or in
+// an HFS wrapper) and F2FS at 1024, the LVM2 label in one of the first four sectors, swap at the end
 // of the first page, Btrfs at 64 KiB.
 func unreadKindDeep(r io.ReaderAt) string {
 	b := make([]byte, 4096)
@@ -133,6 +133,10 @@ func unreadKindDeep(r io.ReaderAt) string {
 			return "hfsplus"
 		case "HX":
 			return "hfsx"
+		case "BD": // HFS master directory block: an HFS+ volume embedded in it
+			if len(b) >= 1024+0x7e && string(b[1024+0x7c:1024+0x7e]) == "H+" {
+				return "hfsplus"
+			}
 		}
 	}
 	if len(b) >= 1028 && binary.LittleEndian.Uint32(b[1024:]) == 0xf2f52010 {

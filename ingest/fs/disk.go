@@ -31,13 +31,16 @@ func WithOpener(family string, open Opener) Option {
 }
 
 // Family maps a detected file-system name to the reader family that opens
-// it: "fat12"/"fat16"/"fat32" -> "fat", "ext2"/"ext3"/"ext4" -> "ext".
+// it: "fat12"/"fat16"/"fat32" -> "fat", "ext2"/"ext3"/"ext4" -> "ext",
+// "hfsx" -> "hfsplus".
 func Family(name string) string {
 	switch {
 	case strings.HasPrefix(name, "fat"):
 		return "fat"
 	case strings.HasPrefix(name, "ext"):
 		return "ext"
+	case name == "hfsx":
+		return "hfsplus"
 	}
 	return name
 }

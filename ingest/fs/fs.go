@@ -2,7 +2,7 @@
 // GPT, or a bare file system) and reads the file systems on them read-only:
 // allocated and deleted files, their byte runs in the image, and the
 // unallocated space the carver works on. Each file-system reader lives in a
-// subpackage (fat, exfat, ntfs, ext, iso, apfs) and implements FileSystem.
+// subpackage (fat, exfat, ntfs, ext, iso, apfs, hfsplus, zipfs) and implements FileSystem.
 //
 // ReadPartitions reads the table alone. OpenDisk also opens each volume
 // with the readers passed as options; package ingest/fs/probe passes all
@@ -26,7 +26,7 @@ import (
 // reported through File.Err or as errors naming the offset.
 type FileSystem interface {
 	// Type names the file system: "fat12", "fat16", "fat32", "ntfs", "ext2",
-	// "ext3", "ext4", "iso9660", "apfs", "exfat".
+	// "ext3", "ext4", "iso9660", "apfs", "exfat", "hfsplus", "hfsx", "zip".
 	Type() string
 	// Walk calls fn for every file and directory, allocated and deleted,
 	// in a stable order. A non-nil error from fn stops the walk and is
@@ -45,7 +45,7 @@ type FileSystem interface {
 
 // File is one directory entry, inode or MFT record.
 type File struct {
-	Path    string    `json:"path"`            // "/dir/name", or "/dir/name:stream" for an NTFS data stream; names are data, never host paths
+	Path    string    `json:"path"`            // "/dir/name", or "/dir/name:stream" for an NTFS data stream, "/dir/name/..namedfork/rsrc" for an HFS+ resource fork; names are data, never host paths
 	Size    int64     `json:"size"`            // bytes of content
 	Type    string    `json:"type"`            // "file", "dir", "symlink", "other"
 	Deleted bool      `json:"deleted"`         // not allocated any more

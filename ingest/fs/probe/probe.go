@@ -12,6 +12,7 @@ import (
 	"github.com/evidx/evidx/ingest/fs/exfat"
 	"github.com/evidx/evidx/ingest/fs/ext"
 	"github.com/evidx/evidx/ingest/fs/fat"
+	"github.com/evidx/evidx/ingest/fs/hfsplus"
 	"github.com/evidx/evidx/ingest/fs/iso"
 	"github.com/evidx/evidx/ingest/fs/ntfs"
 	"github.com/evidx/evidx/ingest/fs/zipfs"
@@ -36,6 +37,7 @@ func OptionsIn(loc *time.Location) []fs.Option {
 		fs.WithOpener("ntfs", ntfs.Open),
 		fs.WithOpener("apfs", apfs.Open),
 		fs.WithOpener("zip", zipfs.Open),
+		fs.WithOpener("hfsplus", hfsplus.Open),
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // TestUnreadFileSystems: volumes evidx does not read, made by their own
-// tools (and the public HFS+ image), are named in the disk's
+// tools, are named in the disk's
 // problems with their offset, never listed as an empty raw disk.
 func TestUnreadFileSystems(t *testing.T) {
 	dir := t.TempDir()
@@ -32,12 +32,6 @@ func TestUnreadFileSystems(t *testing.T) {
 	}
 	mk("XFS", "mkfs.xfs", "-q", "-f")
 	mk("Btrfs", "mkfs.btrfs", "-q", "-f")
-	for name, f := range map[string]string{"HFS+": "hfsplus.raw"} {
-		p := filepath.Join("..", "..", "..", "..", "shared", "fixtures", f)
-		if _, err := os.Stat(p); err == nil {
-			images[name] = p
-		}
-	}
 	for name, p := range images {
 		f, err := os.Open(p)
 		if err != nil {
@@ -87,6 +81,40 @@ func TestAPFSListed(t *testing.T) {
 		t.Errorf("listed %q", paths)
 	}
 	if probs := d.Problems(); len(probs) != 0 {
+		t.Errorf("problems %q", probs)
+	}
+}
+
+// TestHFSPlusListed: the public HFS+ image, once named as unread, is now
+// opened by the hfsplus reader and its files listed.
+func TestHFSPlusListed(t *testing.T) {
+	p := filepath.Join("..", "..", "..", "..", "shared", "fixtures", "hfsplus.raw")
+	f, err := os.Open(p)
+	if err != nil {
+		t.Skip("public HFS+ image absent")
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	d, err := OpenDisk(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Partitions) != 1 || d.Partitions[0].FileSystem != "hfsplus" || d.Partitions[0].FS == nil {
+		t.Fatalf("partitions %+v", d.Partitions)
+	}
+	var paths []string
+	if err := d.Walk(context.Background(), func(_ int, f *fs.File) error {
+		paths = append(paths, f.Path)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// 17 entries fls lists, and the resource fork of a_resourcefork.
+	if !slices.Contains(paths, "/a_directory/a_file") || !slices.Contains(paths, "/a_directory/a_resourcefork/..namedfork/rsrc") || len(paths) != 18 {
+		t.Errorf("listed %d: %q", len(paths), paths)
+	}
+	// The one note: HFS+ keeps no deleted entries.
+	if probs := d.Problems(); len(probs) != 1 || !strings.Contains(probs[0], "no deleted entries") {
 		t.Errorf("problems %q", probs)
 	}
 }
