@@ -10,7 +10,7 @@
 // after the volume ("/<volume name>/..."; a name used twice gets "-<index>");
 // the lead may later turn volumes into separate layers. Inode is the file's
 // object id, as The Sleuth Kit reports it. Content is the file's extents as
-// Runs (holes as Sparse runs); decmpfs-compressed files (com.apple.decmpfs:
+// Runs (holes as Sparse runs); decmpfs-compressed files (package decmpfs:
 // uncompressed type 1, zlib types 3/4, LZVN types 7/8) have no Runs and are
 // decoded by Open.
 //

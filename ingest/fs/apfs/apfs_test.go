@@ -3,7 +3,6 @@ package apfs
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"context"
 	"fmt"
 	"io"
@@ -362,93 +361,6 @@ func TestNotAPFS(t *testing.T) {
 	b := make([]byte, 1<<20)
 	if _, err := Open(bytes.NewReader(b), int64(len(b))); err == nil || !strings.Contains(err.Error(), "0x20") {
 		t.Errorf("zeros: %v", err)
-	}
-}
-
-// TestZlibChunks: decmpfs zlib chunks, compressed by compress/zlib and
-// stored raw after the 0x0f marker, decode; a cut stream is an error.
-func TestZlibChunks(t *testing.T) {
-	data := bytes.Repeat([]byte("evidx apfs decmpfs "), 2000)
-	var z bytes.Buffer
-	w := zlib.NewWriter(&z)
-	w.Write(data)
-	w.Close()
-	got, err := decodeChunk(cmpZlibFork, z.Bytes(), len(data))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Errorf("zlib: %v, %d bytes", err, len(got))
-	}
-	got, err = decodeChunk(cmpZlibInline, append([]byte{0xff}, data[:100]...), 100)
-	if err != nil || !bytes.Equal(got, data[:100]) {
-		t.Errorf("raw: %v", err)
-	}
-	if _, err := decodeChunk(cmpZlibFork, z.Bytes()[:20], len(data)); err == nil {
-		t.Error("cut zlib stream decoded")
-	}
-}
-
-// TestLZVN decodes a hand-assembled stream using each opcode class
-// (opcodes as in Apple's lzvn_decode_base.c): small literal, small
-// distance, large distance, medium distance, previous distance, small and
-// large match, nop and end of stream.
-func TestLZVN(t *testing.T) {
-	in := []byte{
-		0xe4, 'a', 'b', 'c', 'd', // sml_l: "abcd"
-		0x0e,                    // nop
-		0x40 | 1<<3 | 0, 4, 'x', // sml_d L=1 M=4 D=4: "x", then "bcdx"
-		0x0f, 5, 0, // lrg_d L=0 M=4 D=5
-		0xf3,    // sml_m M=3, D=5
-		0xf0, 0, // lrg_m M=16, D=5
-		0xa0 | 1<<3 | 0, 1<<2 | 0, 0, // med_d L=1 M=3 D=1
-		'z',
-		0x46, 'q', // pre_d L=1 M=3 D=1
-		0xe0, 0, // lrg_l L=16
-	}
-	in = append(in, []byte("0123456789abcdef")...)
-	in = append(in, 0x06, 0, 0, 0, 0, 0, 0, 0)
-	// Build the expected output with the same semantics, step by step.
-	var w []byte
-	match := func(d, m int) {
-		for range m {
-			w = append(w, w[len(w)-d])
-		}
-	}
-	w = append(w, "abcd"...)
-	w = append(w, 'x')
-	match(4, 4)
-	match(5, 4)
-	match(5, 3)
-	match(5, 16)
-	w = append(w, 'z')
-	match(1, 3)
-	w = append(w, 'q')
-	match(1, 3)
-	w = append(w, "0123456789abcdef"...)
-	got, err := lzvnDecode(in, len(w))
-	if err != nil || !bytes.Equal(got, w) {
-		t.Fatalf("lzvn: %v\n got %q\nwant %q", err, got, w)
-	}
-	if string(w[:13]) != "abcdxbcdxxbcd" {
-		t.Fatalf("hand decoding %q", w[:13])
-	}
-	if _, err := lzvnDecode(in[:10], len(w)); err == nil {
-		t.Error("cut stream decoded")
-	}
-	if _, err := lzvnDecode([]byte{0x00, 9, 0x06}, 10); err == nil {
-		t.Error("distance before the start decoded")
-	}
-	// The same stream inside an LZFSE "bvxn" block.
-	var c []byte
-	c = append(c, "bvxn"...)
-	c = le32b(c, uint32(len(w)))
-	c = le32b(c, uint32(len(in)))
-	c = append(c, in...)
-	c = append(c, "bvx$"...)
-	got, err = decodeChunk(cmpLZFSEFork, c, len(w))
-	if err != nil || !bytes.Equal(got, w) {
-		t.Errorf("lzfse bvxn: %v", err)
-	}
-	if _, err := decodeChunk(cmpLZFSEFork, []byte("bvx2\x00\x00\x00\x00"), 10); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("bvx2: %v", err)
 	}
 }
 

@@ -455,10 +455,10 @@ func (a *FS) file(v *volume, t *tree, path string, id uint64, dtype uint16) *fs.
 		if err != nil {
 			f.Err = fmt.Sprintf("%s: %v", path, err)
 			f.Recoverable = false
-			f.Size = c.size
+			f.Size = c.h.Size
 			return f
 		}
-		f.Size = c.size
+		f.Size = c.h.Size
 		a.mu.Lock()
 		if a.compressed == nil {
 			a.compressed = map[fileKey]*compressed{}
