@@ -364,10 +364,6 @@ func TestNotAPFS(t *testing.T) {
 	}
 }
 
-func le32b(b []byte, v uint32) []byte {
-	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
-}
-
 // FuzzOpen feeds damaged containers to Open, Walk, Open of every file and
 // Unallocated. Each input patches one metadata block of the public image
 // (block blk of the first 110, bytes at off) and, when fix is set,
