@@ -90,6 +90,20 @@ type Run struct {
 	Sparse  bool  `json:"sparse,omitempty"`
 }
 
+// AppendRun adds n bytes at volume offset off to the end of a file's runs
+// (the next logical bytes), growing the last run when off follows it.
+func AppendRun(runs []Run, off, n int64) []Run {
+	if k := len(runs); k > 0 && !runs[k-1].Sparse && runs[k-1].Offset+runs[k-1].Length == off {
+		runs[k-1].Length += n
+		return runs
+	}
+	var logical int64
+	if k := len(runs); k > 0 {
+		logical = runs[k-1].Logical + runs[k-1].Length
+	}
+	return append(runs, Run{Logical: logical, Offset: off, Length: n})
+}
+
 // Range is a byte range [Off, Off+Len).
 type Range struct {
 	Off int64 `json:"offset"`

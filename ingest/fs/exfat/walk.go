@@ -611,12 +611,7 @@ func (f *FS) recoverRuns(first uint32, need int64, noFatChain bool) ([]fs.Run, s
 			skipped = true
 			continue
 		}
-		off := f.clusterOff(c)
-		if k := len(runs); k > 0 && runs[k-1].Offset+runs[k-1].Length == off {
-			runs[k-1].Length += f.clusterSize
-		} else {
-			runs = append(runs, fs.Run{Logical: got * f.clusterSize, Offset: off, Length: f.clusterSize})
-		}
+		runs = fs.AppendRun(runs, f.clusterOff(c), f.clusterSize)
 		got++
 	}
 	if got < need {

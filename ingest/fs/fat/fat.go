@@ -687,12 +687,7 @@ func (f *FS) recoverRuns(start uint32, need int64) (runs []fs.Run, skipped bool,
 			skipped = true
 			continue
 		}
-		off := f.clusterOff(c)
-		if n := len(runs); n > 0 && runs[n-1].Offset+runs[n-1].Length == off {
-			runs[n-1].Length += f.clusterSize
-		} else {
-			runs = append(runs, fs.Run{Logical: got * f.clusterSize, Offset: off, Length: f.clusterSize})
-		}
+		runs = fs.AppendRun(runs, f.clusterOff(c), f.clusterSize)
 		got++
 	}
 	return runs, skipped, nil
