@@ -269,28 +269,9 @@ var (
 // starting in buf[lo:hi) and scans what they hold. Streams in the image are read
 // through src to their end; nested ones only as far as buf holds them.
 func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
-	open := func(i int) io.Reader {
-		if top < 0 && s.src != nil {
-			return bufio.NewReaderSize(io.NewSectionReader(s.src, base+int64(i), s.srcSize-(base+int64(i))), 64<<10)
-		}
-		return bytes.NewReader(buf[i:])
-	}
-	topOf := func(i int) int64 {
-		if top < 0 {
-			return base + int64(i)
-		}
-		return top
-	}
-	each := func(magic []byte, f func(i int)) {
-		for i := lo; i < hi; {
-			j := bytes.Index(buf[i:min(len(buf), hi+len(magic)-1)], magic)
-			if j < 0 {
-				return
-			}
-			f(i + j)
-			i += j + 1
-		}
-	}
+	open := func(i int) io.Reader { return s.open(buf, base, i, top) }
+	topOf := func(i int) int64 { return topOf(base, i, top) }
+	each := func(magic []byte, f func(i int)) { each(buf, lo, hi, magic, f) }
 	each(gzipMagic, func(i int) {
 		if i+10 > len(buf) || buf[i+3]&0xE0 != 0 {
 			return
@@ -343,6 +324,36 @@ func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi in
 		defer d.Close()
 		s.decoded(ctx, d, fmt.Sprintf("%s%d-ZSTD-", path, base+int64(i)), depth+1, topOf(i))
 	})
+	s.pdfStreams(ctx, buf, base, lo, hi, path, depth, top)
+}
+
+// open returns a reader of the stream starting at buf[i]: the image from
+// there to its end for top-level streams, else what buf holds.
+func (s *scanner) open(buf []byte, base int64, i int, top int64) io.Reader {
+	if top < 0 && s.src != nil {
+		return bufio.NewReaderSize(io.NewSectionReader(s.src, base+int64(i), s.srcSize-(base+int64(i))), 64<<10)
+	}
+	return bytes.NewReader(buf[i:])
+}
+
+// topOf is the image offset of the outermost stream holding buf[i].
+func topOf(base int64, i int, top int64) int64 {
+	if top < 0 {
+		return base + int64(i)
+	}
+	return top
+}
+
+// each calls f with every position of magic starting in buf[lo:hi).
+func each(buf []byte, lo, hi int, magic []byte, f func(i int)) {
+	for i := lo; i < hi; {
+		j := bytes.Index(buf[i:min(len(buf), hi+len(magic)-1)], magic)
+		if j < 0 {
+			return
+		}
+		f(i + j)
+		i += j + 1
+	}
 }
 
 // decodedBlock is the unit a decoded stream is scanned in (bytes).
