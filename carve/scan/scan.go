@@ -152,6 +152,11 @@ type scanner struct {
 	// further streams (a recursive bomb) would otherwise multiply the work
 	// at every level.
 	budget int64
+	// plain is set while scanning a view of bytes the raw scan reads
+	// otherwise (the joins of a fragmented stream): text finders only.
+	// remap, if set, turns a stream offset into the path's offset.
+	plain bool
+	remap func(int64) int64
 }
 
 // budgetReader reads from r while the scanner's decode budget lasts.
@@ -186,6 +191,9 @@ func (s *scanner) scanBuf(ctx context.Context, buf []byte, base int64, lo, hi in
 	}
 	s.utf16(buf, base, lo, hi, path, top)
 	s.fullWidth(buf, base, lo, hi, path, top)
+	if s.plain {
+		return
+	}
 	s.sqlitePages(buf, base, lo, hi, path, top)
 	if depth < s.opts.MaxDepth && ctx.Err() == nil {
 		s.streams(ctx, buf, base, lo, hi, path, depth, top)
@@ -200,19 +208,35 @@ func (s *scanner) add(buf []byte, base int64, start, end int, h identity.Hit, pa
 	}
 	s.feats = append(s.feats, Feature{
 		Kind:    h.Kind,
-		Path:    path + strconv.FormatInt(at, 10),
+		Path:    s.pathAt(path, at),
 		Value:   h.Value,
 		Context: escape(buf[max(0, start-contextLen):min(len(buf), end+contextLen)]),
 		At:      top,
 	})
 }
 
-// utf16 decodes runs of UTF-16LE ASCII-range text (at even stream offsets)
-// and scans them; feature offsets are those of the UTF-16 bytes.
+// pathAt is the forensic path of the byte at offset at of the stream path.
+func (s *scanner) pathAt(path string, at int64) string {
+	if s.remap != nil {
+		at = s.remap(at)
+	}
+	return path + strconv.FormatInt(at, 10)
+}
+
+// utf16 decodes runs of UTF-16LE ASCII-range text (at even and odd
+// stream offsets) and scans them; feature offsets are those of the UTF-16 bytes.
 func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int64) {
 	const minRun = 6 // code units
-	q := int((base) & 1)
 	n := len(buf) - 1
+	for q0 := range 2 {
+		s.utf16At(buf, q0, n, minRun, base, lo, hi, path, top)
+	}
+}
+
+// utf16At is utf16 for the runs at buffer positions of q's parity: both
+// are tried, since a file stored at an odd offset (a zip member, a decoded
+// attachment, a file carved at a byte offset) has its text there.
+func (s *scanner) utf16At(buf []byte, q, n, minRun int, base int64, lo, hi int, path string, top int64) {
 	for q < n {
 		// Find a run start quickly: a printable byte followed by 0x00.
 		if buf[q+1] != 0 || !u16ok(buf[q]) {
@@ -248,7 +272,7 @@ func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int
 				t = at
 			}
 			s.feats = append(s.feats, Feature{
-				Kind: h.Kind, Path: path + strconv.FormatInt(at, 10), Value: h.Value,
+				Kind: h.Kind, Path: s.pathAt(path, at), Value: h.Value,
 				Context: escape(u[max(0, h.Start-contextLen):min(len(u), h.End+contextLen)]), At: t,
 			})
 		}
@@ -325,6 +349,7 @@ func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi in
 		s.decoded(ctx, d, fmt.Sprintf("%s%d-ZSTD-", path, base+int64(i)), depth+1, topOf(i))
 	})
 	s.pdfStreams(ctx, buf, base, lo, hi, path, depth, top)
+	s.oleFiles(ctx, buf, base, lo, hi, path, depth, top)
 }
 
 // open returns a reader of the stream starting at buf[i]: the image from

@@ -1,0 +1,189 @@
+package scan
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// xlsFile makes an Excel workbook of the identifiers with ssconvert, one
+// column of text cells holding them (some with Chinese, so Excel stores
+// those strings UTF-16LE), and returns it and the CSV ssconvert reads back.
+func xlsFile(t *testing.T, dir string, ids []ident) ([]byte, string) {
+	testutil.NeedTool(t, "ssconvert")
+	var csv strings.Builder
+	csv.WriteString("n,value\n")
+	for i, id := range ids {
+		v := id.text
+		if i%5 == 0 {
+			v = "客户 " + v
+		}
+		if !strings.HasPrefix(id.key, "email:") {
+			v = "#" + v // text, not a number
+		}
+		fmt.Fprintf(&csv, "%d,%s\n", i, v)
+	}
+	in := filepath.Join(dir, "in.csv")
+	os.WriteFile(in, []byte(csv.String()), 0o600)
+	xls := filepath.Join(dir, "book.xls")
+	testutil.Run(t, "ssconvert", in, xls)
+	b, err := os.ReadFile(xls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, xlsCSV(t, xls)
+}
+
+func xlsCSV(t *testing.T, xls string) string {
+	out := xls + ".csv"
+	testutil.Run(t, "ssconvert", xls, out)
+	b, _ := os.ReadFile(out)
+	return string(b)
+}
+
+// fragmentOLE rewrites a compound file with its sectors in a random order,
+// every sector number (FAT, header, directory start sectors) mapped: a
+// fragmented file such as editing leaves. The real tool must read it.
+func fragmentOLE(t *testing.T, rng *rand.Rand, b []byte) []byte {
+	le := binary.LittleEndian
+	if le.Uint16(b[0x1E:]) != 9 || le.Uint32(b[0x48:]) != 0 {
+		t.Fatal("fragmentOLE handles 512-byte sectors without DIFAT sectors")
+	}
+	const ss = 512
+	n := (len(b) - 512 + ss - 1) / ss
+	b = append(b, make([]byte, (n+1)*ss-len(b))...)
+	perm := rng.Perm(n)
+	mp := func(x uint32) uint32 {
+		if x < uint32(n) {
+			return uint32(perm[x])
+		}
+		return x
+	}
+	sec := func(buf []byte, i int) []byte { return buf[(i+1)*ss : (i+2)*ss] }
+	// The FAT, gathered, then mapped and reordered.
+	var fatSecs []int
+	for k := range 109 {
+		if d := le.Uint32(b[0x4C+4*k:]); d < uint32(n) {
+			fatSecs = append(fatSecs, int(d))
+		}
+	}
+	var fat []uint32
+	for _, d := range fatSecs {
+		for j := range ss / 4 {
+			fat = append(fat, le.Uint32(sec(b, d)[4*j:]))
+		}
+	}
+	nfat := make([]uint32, len(fat))
+	for i := range nfat {
+		nfat[i] = 0xFFFFFFFF
+	}
+	for i := 0; i < n && i < len(fat); i++ {
+		nfat[perm[i]] = mp(fat[i])
+	}
+	out := make([]byte, len(b))
+	copy(out, b[:512])
+	for i := range n {
+		copy(sec(out, perm[i]), sec(b, i))
+	}
+	for k, d := range fatSecs {
+		for j := range ss / 4 {
+			le.PutUint32(sec(out, perm[d])[4*j:], nfat[k*ss/4+j])
+		}
+		le.PutUint32(out[0x4C+4*k:], mp(uint32(d)))
+	}
+	for _, o := range []int{0x30, 0x3C, 0x44} {
+		le.PutUint32(out[o:], mp(le.Uint32(out[o:])))
+	}
+	// Directory entries: big-stream and root start sectors are FAT sectors.
+	for d := le.Uint32(b[0x30:]); d < uint32(n); d = fat[d] {
+		ds := sec(out, perm[d])
+		for e := 0; e < ss; e += 128 {
+			typ, size := ds[e+0x42], le.Uint32(ds[e+0x78:])
+			if typ == 5 || typ == 2 && size >= 4096 {
+				le.PutUint32(ds[e+0x74:], mp(le.Uint32(ds[e+0x74:])))
+			}
+		}
+	}
+	return out
+}
+
+func TestOLE2(t *testing.T) {
+	rng := rand.New(rand.NewPCG(22, 2))
+	ids := idents(rng, 300, "xls")
+	dir := t.TempDir()
+	xls, csv := xlsFile(t, dir, ids)
+	frag := fragmentOLE(t, rng, xls)
+	fp := filepath.Join(dir, "frag.xls")
+	os.WriteFile(fp, frag, 0o600)
+	if got := xlsCSV(t, fp); got != csv {
+		t.Fatalf("ssconvert reads the fragmented workbook differently")
+	}
+	for _, id := range ids[:3] {
+		if !strings.Contains(csv, id.text) {
+			t.Fatalf("ssconvert does not show %s", id.text)
+		}
+	}
+	path, offs := plantFiles(t, rng, xls, frag)
+	feats := scanImage(t, path)
+	planted := map[string]bool{}
+	for _, id := range ids {
+		planted[id.key] = true
+	}
+	// Every identifier of both copies: the intact copy's strings split by
+	// CONTINUE records and the fragmented copy's cut by a join through OLE.
+	count := map[string]int{}
+	intactOLE, fragOLE := 0, 0
+	for _, f := range feats {
+		k := string(f.Kind) + ":" + f.Value
+		ole := strings.Contains(f.Path, "-OLE-")
+		inFrag := f.At >= offs[1] && f.At < offs[1]+int64(len(frag))
+		if !planted[k] {
+			// The raw scan reading across a join of the fragmented copy
+			// may glue foreign bytes on; anything else is a false hit.
+			if ole || !inFrag {
+				t.Errorf("reported %s at %s (%q): not planted", k, f.Path, f.Context)
+			} else {
+				t.Logf("raw scan across a join: %s at %s", k, f.Path)
+			}
+			continue
+		}
+		count[k]++
+		switch {
+		case ole && strings.HasPrefix(f.Path, fmt.Sprint(offs[0])+"-OLE-"):
+			intactOLE++
+		case ole && strings.HasPrefix(f.Path, fmt.Sprint(offs[1])+"-OLE-"):
+			fragOLE++
+		case ole:
+			t.Errorf("%s: OLE path of no planted file", f.Path)
+		}
+	}
+	for _, id := range ids {
+		if count[id.key] != 2 {
+			t.Errorf("%s reported %d times, want 2 (one per copy)", id.key, count[id.key])
+			for _, f := range feats {
+				if string(f.Kind)+":"+f.Value == id.key {
+					t.Logf("  at %s %q", f.Path, f.Context)
+				}
+			}
+		}
+	}
+	if intactOLE == 0 || fragOLE == 0 {
+		t.Errorf("through OLE: %d in the intact copy (SST joins), %d in the fragmented one", intactOLE, fragOLE)
+	}
+	t.Logf("%d features, through OLE %d (intact copy) %d (fragmented)", len(feats), intactOLE, fragOLE)
+}
+
+func FuzzOLE(f *testing.F) {
+	b, err := os.ReadFile("testdata/small.xls")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	fuzzDecoder(f)
+}
