@@ -350,6 +350,9 @@ func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi in
 	})
 	s.pdfStreams(ctx, buf, base, lo, hi, path, depth, top)
 	s.oleFiles(ctx, buf, base, lo, hi, path, depth, top)
+	s.rtfDocs(ctx, buf, base, lo, hi, path, top)
+	s.base64Blocks(ctx, buf, base, lo, hi, path, depth, top)
+	s.qpParts(ctx, buf, base, lo, hi, path, top)
 }
 
 // open returns a reader of the stream starting at buf[i]: the image from
