@@ -219,6 +219,16 @@ func TestScanPlantedImage(t *testing.T) {
 // BenchmarkScan measures scanning throughput over a seeded random fill
 // with a sprinkling of text (MB/s is reported by SetBytes).
 func BenchmarkScan(b *testing.B) {
+	for _, mode := range []string{"before", "after"} {
+		b.Run(mode, func(b *testing.B) {
+			legacyOnly = mode == "before"
+			defer func() { legacyOnly = false }()
+			benchmarkScan(b)
+		})
+	}
+}
+
+func benchmarkScan(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	img := make([]byte, 64<<20)
 	for i := range img {
@@ -233,6 +243,39 @@ func BenchmarkScan(b *testing.B) {
 	for b.Loop() {
 		n := 0
 		Scan(context.Background(), bytes.NewReader(img), int64(len(img)), Options{}, func(Feature) error { n++; return nil })
+	}
+}
+
+// BenchmarkScanText measures scanning 64 MiB of random-ish text (words,
+// numbers, identifiers, line breaks), without ("before": the decoders of
+// before issue 15) and with the PDF, OLE2, RTF, base64 and QP decoders.
+func BenchmarkScanText(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	words := []string{"the", "stream", "data", "客户", "login", "from", "tel", "Content-Type:", "text/plain", "user", "error", "{", "}", "=", "--", "\\par", "<<", ">>", "obj"}
+	var img []byte
+	for len(img) < 64<<20 {
+		switch rng.IntN(20) {
+		case 0:
+			img = fmt.Appendf(img, "u%d@example.com ", rng.IntN(1e6))
+		case 1:
+			img = fmt.Appendf(img, "13%09d ", rng.IntN(1e9))
+		case 2:
+			img = append(img, '\n')
+		case 3:
+			img = fmt.Appendf(img, "%d ", rng.IntN(1e6))
+		default:
+			img = append(append(img, words[rng.IntN(len(words))]...), ' ')
+		}
+	}
+	for _, mode := range []string{"before", "after"} {
+		b.Run(mode, func(b *testing.B) {
+			legacyOnly = mode == "before"
+			defer func() { legacyOnly = false }()
+			b.SetBytes(int64(len(img)))
+			for b.Loop() {
+				Scan(context.Background(), bytes.NewReader(img), int64(len(img)), Options{}, func(Feature) error { return nil })
+			}
+		})
 	}
 }
 
