@@ -19,8 +19,13 @@ import (
 
 const b64Max = 64 << 20
 
-// b64MinLine is the shortest line length a header-less run is taken from.
-const b64MinLine = 60
+// b64MinLine and b64MaxLine bound the line length a header-less run is
+// taken from (the longest fits in the margin before a block, so the line
+// before a run's first is always seen).
+const (
+	b64MinLine = 60
+	b64MaxLine = 200
+)
 
 var cteBase64 = [][]byte{[]byte("Content-Transfer-Encoding: base64"), []byte("Content-Transfer-Encoding: Base64"),
 	[]byte("content-transfer-encoding: base64"), []byte("Content-Transfer-Encoding: BASE64")}
@@ -55,22 +60,10 @@ func b64Line(b []byte, i int) (n, next int) {
 }
 
 func (s *scanner) base64Blocks(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
-	done := map[int]bool{}
-	start := func(i int) {
-		if done[i] {
-			return
-		}
-		done[i] = true
-		s.base64At(ctx, buf, base, i, path, depth, top)
-	}
 	for _, h := range cteBase64 {
 		each(buf, lo, hi, h, func(i int) {
-			// The body follows the part's header, after a blank line.
-			end := min(len(buf), i+2048)
-			if k := bytes.Index(buf[i:end], []byte("\n\r\n")); k >= 0 {
-				start(i + k + 3)
-			} else if k := bytes.Index(buf[i:end], []byte("\n\n")); k >= 0 {
-				start(i + k + 2)
+			if b := partBody(buf, i); b >= 0 {
+				s.base64At(ctx, buf, base, b, path, depth, top)
 			}
 		})
 	}
@@ -84,7 +77,7 @@ func (s *scanner) base64Blocks(ctx context.Context, buf []byte, base int64, lo, 
 		p := i + j + 1
 		i = p
 		n, next := b64Line(buf, p)
-		if n < b64MinLine {
+		if n < b64MinLine || n > b64MaxLine {
 			continue
 		}
 		if n2, _ := b64Line(buf, next); n2 != n {
@@ -97,8 +90,45 @@ func (s *scanner) base64Blocks(ctx context.Context, buf []byte, base int64, lo, 
 				continue
 			}
 		}
-		start(p)
+		// A MIME part's body is decoded from its header's block.
+		if headerBodyAt(buf, p, cteBase64) {
+			continue
+		}
+		s.base64At(ctx, buf, base, p, path, depth, top)
 	}
+}
+
+// partBody returns where the body of the MIME part whose header line is at
+// buf[i] starts: after the blank line ending the header, within margin
+// bytes (so a block sees it whatever its size), or -1.
+func partBody(buf []byte, i int) int {
+	end := min(len(buf), i+margin)
+	if k := bytes.Index(buf[i:end], []byte("\n\r\n")); k >= 0 {
+		return i + k + 3
+	}
+	if k := bytes.Index(buf[i:end], []byte("\n\n")); k >= 0 {
+		return i + k + 2
+	}
+	return -1
+}
+
+// headerBodyAt reports whether one of the headers before buf[p] (within
+// margin) has its part's body at p.
+func headerBodyAt(buf []byte, p int, headers [][]byte) bool {
+	w := buf[max(0, p-margin):p]
+	for _, h := range headers {
+		for k := 0; ; {
+			j := bytes.Index(w[k:], h)
+			if j < 0 {
+				break
+			}
+			if partBody(buf, max(0, p-margin)+k+j) == p {
+				return true
+			}
+			k += j + 1
+		}
+	}
+	return false
 }
 
 // base64At decodes the base64 lines starting at buf[i] and scans them.

@@ -22,13 +22,7 @@ var cteQP = [][]byte{[]byte("Content-Transfer-Encoding: quoted-printable"), []by
 func (s *scanner) qpParts(ctx context.Context, buf []byte, base int64, lo, hi int, path string, top int64) {
 	for _, h := range cteQP {
 		each(buf, lo, hi, h, func(i int) {
-			end := min(len(buf), i+2048)
-			body := -1
-			if k := bytes.Index(buf[i:end], []byte("\n\r\n")); k >= 0 {
-				body = i + k + 3
-			} else if k := bytes.Index(buf[i:end], []byte("\n\n")); k >= 0 {
-				body = i + k + 2
-			}
+			body := partBody(buf, i)
 			if body < 0 {
 				return
 			}

@@ -1,8 +1,19 @@
 // Package scan finds identifiers (e-mail addresses, phone numbers, resident
 // ID numbers, bank card numbers) in the raw bytes of an image, the way
-// bulk_extractor does: in 8-bit text, in UTF-16LE text, and inside gzip,
-// zip (OOXML members), bzip2, xz and zstd streams found on the way,
-// recursively.
+// bulk_extractor does: in 8-bit text, in UTF-16LE text (at even and odd
+// offsets), and inside what is found on the way, recursively: gzip, zip
+// (OOXML and ODF members), bzip2, xz and zstd streams; PDF streams
+// (FlateDecode, ASCIIHex, ASCII85, object streams) and the text their
+// strings show (pdf.go); OLE2 compound files (.doc, .xls, .ppt): text across
+// the joins of fragmented streams and Excel strings split by CONTINUE
+// records (ole.go); RTF text (rtf.go); base64 blocks (base64.go) and
+// quoted-printable MIME parts (qp.go). Every decoder reads under the decode
+// budget (Options.MaxDecoded, all streams of a block together) and the
+// depth bound, and its output is capped. Not decoded: PDF LZW, RunLength
+// and image filters, encrypted PDFs, fonts' glyph codes without a
+// ToUnicode map (Type0/Identity-H text), Word's piece table (text out of
+// stream order, fast-saved files), compressed RTF (\pict data, .msg's
+// LZFu), uuencode, yEnc.
 // Values are normalised by ingest/identity. Blocks are scanned on all cores
 // with margins on both sides, and a feature belongs to the block holding
 // its first byte, so features straddling a boundary are reported once.
@@ -32,9 +43,12 @@ import (
 )
 
 // Feature is one identifier found. Path is the bulk_extractor forensic
-// path: the decimal image offset, with "-GZIP-", "-ZIP-" or "-ZSTD-" and
-// the offset inside the decoded stream for each decoder crossed
-// ("1048576-GZIP-310"). Value is the normalised identifier; Context the
+// path: the decimal image offset, with the decoder's name ("-GZIP-",
+// "-ZIP-", "-BZIP2-", "-XZ-", "-ZSTD-", "-PDF-", "-BASE64-") and the offset
+// inside the decoded stream for each decoder crossed ("1048576-GZIP-310");
+// derived text has its own names with the offset in that text ("-PDFTEXT-"
+// for a PDF stream's shown strings, "-RTF-", "-QP-"), and "-OLE-" is
+// followed by the offset in the compound file of the feature's first byte. Value is the normalised identifier; Context the
 // bytes around it, escaped (\xHH for non-printable bytes).
 type Feature struct {
 	Kind    identity.Kind
@@ -155,8 +169,9 @@ type scanner struct {
 	// plain is set while scanning a view of bytes the raw scan reads
 	// otherwise (the joins of a fragmented stream): text finders only.
 	// remap, if set, turns a stream offset into the path's offset.
-	plain bool
-	remap func(int64) int64
+	plain   bool
+	remap   func(int64) int64
+	windows [][]byte // decoded's window for each depth
 }
 
 // budgetReader reads from r while the scanner's decode budget lasts.
@@ -401,7 +416,16 @@ const decodedBlock = 1 << 20
 // decoder error ends the stream: corrupt data yields what was readable.
 func (s *scanner) decoded(ctx context.Context, rd io.Reader, path string, depth int, top int64) {
 	rd = &budgetReader{r: rd, s: s}
-	buf := make([]byte, 0, decodedBlock+2*margin)
+	// One window per depth, reused: a PDF holds thousands of streams.
+	// Derived text (PDF, RTF, QP) is scanned at MaxDepth, never while a
+	// stream of that depth is being scanned.
+	for len(s.windows) <= depth {
+		s.windows = append(s.windows, nil)
+	}
+	if s.windows[depth] == nil {
+		s.windows[depth] = make([]byte, 0, decodedBlock+2*margin)
+	}
+	buf := s.windows[depth][:0]
 	var base int64
 	lo := 0
 	for ctx.Err() == nil {
