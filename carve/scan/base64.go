@@ -27,8 +27,48 @@ const (
 	b64MaxLine = 200
 )
 
-var cteBase64 = [][]byte{[]byte("Content-Transfer-Encoding: base64"), []byte("Content-Transfer-Encoding: Base64"),
-	[]byte("content-transfer-encoding: base64"), []byte("Content-Transfer-Encoding: BASE64")}
+// cteTag is what a Content-Transfer-Encoding header is found by, in any
+// case: one search serves base64 and quoted-printable.
+var cteTag = []byte("ransfer-")
+
+// cteAt returns the encoding (lower case) named by the
+// Content-Transfer-Encoding header whose cteTag is at buf[i], or "".
+func cteAt(buf []byte, i int) string {
+	if i < 9 || !bytes.EqualFold(buf[i-9:i], []byte("content-t")) {
+		return ""
+	}
+	p := i + len(cteTag)
+	if p+9 > len(buf) || !bytes.EqualFold(buf[p:p+9], []byte("encoding:")) {
+		return ""
+	}
+	p += 9
+	for p < len(buf) && (buf[p] == ' ' || buf[p] == '\t') {
+		p++
+	}
+	q := p
+	for q < len(buf) && q-p < 20 && (b64Alpha[buf[q]] || buf[q] == '-') {
+		q++
+	}
+	return string(bytes.ToLower(buf[p:q]))
+}
+
+// mimeParts decodes the MIME parts whose header starts in buf[lo:hi).
+func (s *scanner) mimeParts(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
+	each(buf, lo, hi, cteTag, func(i int) {
+		enc := cteAt(buf, i)
+		if enc != "base64" && enc != "quoted-printable" {
+			return
+		}
+		b := partBody(buf, i)
+		switch {
+		case b < 0:
+		case enc == "base64":
+			s.base64At(ctx, buf, base, b, path, depth, top)
+		default:
+			s.qpAt(ctx, buf, base, b, path, top)
+		}
+	})
+}
 
 var b64Alpha = func() (t [256]bool) {
 	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
@@ -59,14 +99,8 @@ func b64Line(b []byte, i int) (n, next int) {
 	return n, k + 1
 }
 
-func (s *scanner) base64Blocks(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
-	for _, h := range cteBase64 {
-		each(buf, lo, hi, h, func(i int) {
-			if b := partBody(buf, i); b >= 0 {
-				s.base64At(ctx, buf, base, b, path, depth, top)
-			}
-		})
-	}
+// base64Runs decodes header-less base64 runs starting in buf[lo:hi).
+func (s *scanner) base64Runs(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
 	// Header-less runs: a line of b64MinLine+ characters after a line
 	// break, the next line as long, the previous line not.
 	for i := lo; i < hi; {
@@ -91,7 +125,7 @@ func (s *scanner) base64Blocks(ctx context.Context, buf []byte, base int64, lo, 
 			}
 		}
 		// A MIME part's body is decoded from its header's block.
-		if headerBodyAt(buf, p, cteBase64) {
+		if headerBodyAt(buf, p) {
 			continue
 		}
 		s.base64At(ctx, buf, base, p, path, depth, top)
@@ -112,21 +146,19 @@ func partBody(buf []byte, i int) int {
 	return -1
 }
 
-// headerBodyAt reports whether one of the headers before buf[p] (within
-// margin) has its part's body at p.
-func headerBodyAt(buf []byte, p int, headers [][]byte) bool {
-	w := buf[max(0, p-margin):p]
-	for _, h := range headers {
-		for k := 0; ; {
-			j := bytes.Index(w[k:], h)
-			if j < 0 {
-				break
-			}
-			if partBody(buf, max(0, p-margin)+k+j) == p {
-				return true
-			}
-			k += j + 1
+// headerBodyAt reports whether a base64 part's header before buf[p]
+// (within margin) has its body at p.
+func headerBodyAt(buf []byte, p int) bool {
+	w0 := max(0, p-margin)
+	for k := w0; k < p; {
+		j := bytes.Index(buf[k:p], cteTag)
+		if j < 0 {
+			return false
 		}
+		if cteAt(buf, k+j) == "base64" && partBody(buf, k+j) == p {
+			return true
+		}
+		k += j + 1
 	}
 	return false
 }
@@ -136,7 +168,7 @@ func (s *scanner) base64At(ctx context.Context, buf []byte, base int64, i int, p
 	br := bufio.NewReaderSize(s.open(buf, base, i, top), 64<<10)
 	var text []byte
 	width := 0
-	for len(text) < b64Max {
+	for len(text) < b64Max && int64(len(text)) < s.budget*4/3 {
 		line, err := br.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull && !(err == io.EOF && len(line) > 0) {
 			break

@@ -47,6 +47,10 @@ type oleFile struct {
 	walked int
 	stamp  []uint32 // per FAT entry: the chain number that visited it
 	gen    uint32
+	// budget is the scanner's decode budget, charged for the FAT,
+	// directory and mini FAT sectors read: an image of forged headers
+	// claiming huge FATs costs what any decoding does.
+	budget *int64
 }
 
 func (s *scanner) oleFiles(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
@@ -59,7 +63,7 @@ func (s *scanner) oleFiles(ctx context.Context, buf []byte, base int64, lo, hi i
 		} else {
 			r, size = bytes.NewReader(buf[i:]), int64(len(buf)-i)
 		}
-		f, err := openOLE(r, size)
+		f, err := openOLE(r, size, &s.budget)
 		if err != nil {
 			return
 		}
@@ -69,7 +73,7 @@ func (s *scanner) oleFiles(ctx context.Context, buf []byte, base int64, lo, hi i
 }
 
 // openOLE reads a compound file's header, DIFAT, FAT and mini FAT.
-func openOLE(r io.ReaderAt, size int64) (*oleFile, error) {
+func openOLE(r io.ReaderAt, size int64, budget *int64) (*oleFile, error) {
 	var h [512]byte
 	if n, _ := r.ReadAt(h[:], 0); n < len(h) {
 		return nil, fmt.Errorf("ole: short header")
@@ -82,7 +86,7 @@ func openOLE(r io.ReaderAt, size int64) (*oleFile, error) {
 	if shift != 9 && shift != 12 {
 		return nil, fmt.Errorf("ole: sector shift %d", shift)
 	}
-	f := &oleFile{r: r, size: size, ss: 1 << shift}
+	f := &oleFile{r: r, size: size, ss: 1 << shift, budget: budget}
 	per := int(f.ss / 4)
 	nsect := size/f.ss - 1 // sectors that exist after the header's
 	// DIFAT: 109 entries in the header, then a chain of DIFAT sectors.
@@ -136,9 +140,10 @@ func openOLE(r io.ReaderAt, size int64) (*oleFile, error) {
 // sector reads sector n into b; false if it is not in the file.
 func (f *oleFile) sector(n uint32, b []byte) bool {
 	off := (int64(n) + 1) * f.ss
-	if off+f.ss > f.size {
+	if off+f.ss > f.size || *f.budget <= 0 {
 		return false
 	}
+	*f.budget -= f.ss
 	m, _ := f.r.ReadAt(b, off)
 	return m == len(b)
 }

@@ -130,7 +130,7 @@ func testOLE2(t *testing.T, people int, sst bool) {
 	xls, csv := xlsFile(t, dir, ids)
 	frag := fragmentOLE(t, rng, xls)
 	if !sst {
-		f, err := openOLE(bytes.NewReader(xls), int64(len(xls)))
+		f, err := openOLE(bytes.NewReader(xls), int64(len(xls)), new(int64(1<<30)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,25 +16,15 @@ import (
 
 const qpMax = 4 << 20
 
-var cteQP = [][]byte{[]byte("Content-Transfer-Encoding: quoted-printable"), []byte("Content-Transfer-Encoding: Quoted-Printable"),
-	[]byte("content-transfer-encoding: quoted-printable"), []byte("Content-Transfer-Encoding: QUOTED-PRINTABLE")}
-
-func (s *scanner) qpParts(ctx context.Context, buf []byte, base int64, lo, hi int, path string, top int64) {
-	for _, h := range cteQP {
-		each(buf, lo, hi, h, func(i int) {
-			body := partBody(buf, i)
-			if body < 0 {
-				return
-			}
-			raw := readQPBody(bufio.NewReaderSize(s.open(buf, base, body, top), 64<<10), min(qpMax, max(0, s.budget)))
-			s.budget -= int64(len(raw))
-			dec := qpDecode(raw)
-			if len(dec) == 0 {
-				return
-			}
-			s.extra(ctx, dec, fmt.Sprintf("%s%d-QP-", path, base+int64(body)), topOf(base, body, top), s.rawValues(ctx, raw))
-		})
+// qpAt decodes the quoted-printable body at buf[body] and scans it.
+func (s *scanner) qpAt(ctx context.Context, buf []byte, base int64, body int, path string, top int64) {
+	raw := readQPBody(bufio.NewReaderSize(s.open(buf, base, body, top), 64<<10), min(qpMax, max(0, s.budget)))
+	s.budget -= int64(len(raw))
+	dec := qpDecode(raw)
+	if len(dec) == 0 {
+		return
 	}
+	s.extra(ctx, dec, fmt.Sprintf("%s%d-QP-", path, base+int64(body)), topOf(base, body, top), s.rawValues(ctx, raw))
 }
 
 // readQPBody reads lines up to a MIME boundary line or max bytes.

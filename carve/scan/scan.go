@@ -372,8 +372,8 @@ func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi in
 	s.pdfStreams(ctx, buf, base, lo, hi, path, depth, top)
 	s.oleFiles(ctx, buf, base, lo, hi, path, depth, top)
 	s.rtfDocs(ctx, buf, base, lo, hi, path, top)
-	s.base64Blocks(ctx, buf, base, lo, hi, path, depth, top)
-	s.qpParts(ctx, buf, base, lo, hi, path, top)
+	s.mimeParts(ctx, buf, base, lo, hi, path, depth, top)
+	s.base64Runs(ctx, buf, base, lo, hi, path, depth, top)
 }
 
 // legacyOnly, set by the benchmark alone, turns off what issue 15 added
