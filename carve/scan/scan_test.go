@@ -268,10 +268,10 @@ func BenchmarkScanText(b *testing.B) {
 // text (where their triggers are looked for) by half; the two modes run
 // interleaved, the best of three each.
 func TestThroughputRatio(t *testing.T) {
-	if testing.Short() {
-		t.Skip("timing")
+	if testing.Short() || raceOn {
+		t.Skip("timing: not under -short or -race")
 	}
-	img := textImage(8 << 20)
+	img := textImage(4 << 20)
 	best := map[bool]time.Duration{}
 	for range 3 {
 		for _, legacy := range []bool{true, false} {
