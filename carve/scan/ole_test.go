@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -150,7 +151,17 @@ func testOLE2(t *testing.T, people int, sst bool) {
 			t.Fatalf("ssconvert does not show %s", id.text)
 		}
 	}
-	path, offs := plantFiles(t, rng, xls, frag)
+	// The fragmented copy also as a MIME-style base64 attachment (coreutils
+	// base64, 76-character lines): decoded, then parsed from the decoded
+	// bytes ("OFF-BASE64-N-OLE-M").
+	cmd := exec.Command(testutil.NeedTool(t, "base64"), "-w", "76")
+	cmd.Stdin = bytes.NewReader(frag)
+	b64, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 = append([]byte("Content-Type: application/vnd.ms-excel\r\nContent-Transfer-Encoding: base64\r\n\r\n"), b64...)
+	path, offs := plantFiles(t, rng, xls, frag, b64)
 	feats := scanImage(t, path)
 	planted := map[string]bool{}
 	for _, id := range ids {
@@ -159,11 +170,11 @@ func testOLE2(t *testing.T, people int, sst bool) {
 	// Every identifier of both copies: the intact copy's strings split by
 	// CONTINUE records and the fragmented copy's cut by a join through OLE.
 	count := map[string]int{}
-	intactOLE, fragOLE := 0, 0
+	intactOLE, fragOLE, b64OLE := 0, 0, 0
 	for _, f := range feats {
 		k := string(f.Kind) + ":" + f.Value
 		ole := strings.Contains(f.Path, "-OLE-")
-		inFrag := f.At >= offs[1] && f.At < offs[1]+int64(len(frag))
+		inFrag := f.At >= offs[1] && f.At < offs[1]+int64(len(frag)) || f.At >= offs[2] && f.At < offs[2]+int64(len(b64))
 		if !planted[k] {
 			// The raw scan reading across a join of the fragmented copy
 			// may glue foreign bytes on; anything else is a false hit.
@@ -180,13 +191,15 @@ func testOLE2(t *testing.T, people int, sst bool) {
 			intactOLE++
 		case ole && strings.HasPrefix(f.Path, fmt.Sprint(offs[1])+"-OLE-"):
 			fragOLE++
+		case ole && strings.HasPrefix(f.Path, fmt.Sprint(offs[2]+int64(bytes.Index(b64, []byte("\r\n\r\n"))+4))+"-BASE64-"):
+			b64OLE++
 		case ole:
 			t.Errorf("%s: OLE path of no planted file", f.Path)
 		}
 	}
 	for _, id := range ids {
-		if count[id.key] != 2 {
-			t.Errorf("%s reported %d times, want 2 (one per copy)", id.key, count[id.key])
+		if count[id.key] != 3 {
+			t.Errorf("%s reported %d times, want 3 (one per copy)", id.key, count[id.key])
 			for _, f := range feats {
 				if string(f.Kind)+":"+f.Value == id.key {
 					t.Logf("  at %s %q", f.Path, f.Context)
@@ -194,10 +207,10 @@ func testOLE2(t *testing.T, people int, sst bool) {
 			}
 		}
 	}
-	if sst && intactOLE == 0 || fragOLE == 0 {
-		t.Errorf("through OLE: %d in the intact copy (SST joins), %d in the fragmented one", intactOLE, fragOLE)
+	if sst && intactOLE == 0 || fragOLE == 0 || b64OLE != fragOLE {
+		t.Errorf("through OLE: %d in the intact copy (SST joins), %d in the fragmented one, %d in its base64 copy", intactOLE, fragOLE, b64OLE)
 	}
-	t.Logf("%d features, through OLE %d (intact copy) %d (fragmented)", len(feats), intactOLE, fragOLE)
+	t.Logf("%d features, through OLE %d (intact copy) %d (fragmented) %d (fragmented, base64)", len(feats), intactOLE, fragOLE, b64OLE)
 }
 
 func FuzzOLE(f *testing.F) {
