@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/evidx/evidx/ingest/identity"
 )
@@ -353,38 +354,17 @@ const top0 = 0
 // oleMaxBIFF bounds the workbook stream read to rejoin its strings.
 const oleMaxBIFF = 64 << 20
 
-// biffJoins rejoins an Excel workbook's shared strings (SST) that a
-// CONTINUE record splits: the record header and the continued string's
-// option byte are cut out, and the join is scanned like a fragment join.
+// biffJoins reads an Excel workbook's shared strings (SST) as Excel does:
+// a string whose characters a CONTINUE record splits goes on after that
+// record's header and a new option byte (which may switch between 8-bit
+// and UTF-16LE characters). Each string so split is scanned whole.
 func (s *scanner) biffJoins(ctx context.Context, f *oleFile, st oleStream, path string, top int64, reported map[string]bool) {
 	size := min(st.size, oleMaxBIFF, max(0, s.budget))
 	data := make([]byte, size)
 	data = data[:st.read(f, data, 0)]
 	s.budget -= int64(len(data))
 	le := binary.LittleEndian
-	type seg struct{ j, o int } // joined offset j is stream offset o onward
-	var joined []byte
-	var segs []seg
-	var joins []int
-	flush := func() {
-		defer func() { joined, segs, joins = joined[:0], segs[:0], joins[:0] }()
-		if len(joins) == 0 {
-			return
-		}
-		at := func(j int64) int64 {
-			k := len(segs) - 1
-			for k > 0 && int64(segs[k].j) > j {
-				k--
-			}
-			return st.at(int64(segs[k].o) + j - int64(segs[k].j))
-		}
-		js := make([]int64, len(joins))
-		for k, q := range joins {
-			js[k] = int64(q)
-		}
-		s.joins(ctx, f, int64(len(joined)), func(b []byte, o int64) int { return copy(b, joined[o:]) }, js, at, path, top, reported)
-	}
-	inSST := false
+	var pieces [][2]int // SST and CONTINUE bodies: [start, end) in data
 	for p := 0; p+4 <= len(data) && ctx.Err() == nil; {
 		typ, n := le.Uint16(data[p:]), int(le.Uint16(data[p+2:]))
 		body := p + 4
@@ -393,21 +373,128 @@ func (s *scanner) biffJoins(ctx context.Context, f *oleFile, st oleStream, path 
 		}
 		switch {
 		case typ == 0x00FC:
-			flush()
-			inSST = true
-			segs = append(segs, seg{0, body})
-			joined = append(joined, data[body:body+n]...)
-		case typ == 0x003C && inSST && n > 1:
-			joins = append(joins, len(joined))
-			segs = append(segs, seg{len(joined), body + 1})
-			joined = append(joined, data[body+1:body+n]...)
+			s.sstStrings(ctx, f, st, data, pieces, path, top, reported)
+			pieces = append(pieces[:0], [2]int{body, body + n})
+		case typ == 0x003C && len(pieces) > 0:
+			pieces = append(pieces, [2]int{body, body + n})
 		default:
-			if inSST {
-				flush()
-			}
-			inSST = false
+			s.sstStrings(ctx, f, st, data, pieces, path, top, reported)
+			pieces = pieces[:0]
 		}
 		p = body + n
 	}
-	flush()
+	s.sstStrings(ctx, f, st, data, pieces, path, top, reported)
+}
+
+// sstStrings parses one SST (its record bodies in pieces) and scans the
+// strings split across records.
+func (s *scanner) sstStrings(ctx context.Context, f *oleFile, st oleStream, data []byte, pieces [][2]int, path string, top int64, reported map[string]bool) {
+	if len(pieces) < 2 {
+		return
+	}
+	k, p := 0, pieces[0][0]+8 // cstTotal, cstUnique
+	next := func() bool {     // moves to the next record body; false at the end
+		if k+1 >= len(pieces) {
+			return false
+		}
+		k++
+		p = pieces[k][0]
+		return p < pieces[k][1]
+	}
+	// byteAt returns the next byte and its stream offset, crossing records.
+	byteAt := func() (byte, int, bool) {
+		for p >= pieces[k][1] {
+			if !next() {
+				return 0, 0, false
+			}
+		}
+		p++
+		return data[p-1], p - 1, true
+	}
+	u16 := func() (int, bool) {
+		a, _, ok1 := byteAt()
+		b, _, ok2 := byteAt()
+		return int(a) | int(b)<<8, ok1 && ok2
+	}
+	skip := func(n int) bool {
+		for ; n > 0; n-- {
+			if _, _, ok := byteAt(); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	var text []byte
+	var pos []int
+	defer func() { s.plain, s.remap = false, nil }()
+	for ctx.Err() == nil {
+		cch, ok := u16()
+		flags, _, ok2 := byteAt()
+		if !ok || !ok2 {
+			return
+		}
+		runs, ext := 0, 0
+		if flags&8 != 0 {
+			if runs, ok = u16(); !ok {
+				return
+			}
+		}
+		if flags&4 != 0 {
+			a, ok1 := u16()
+			b, ok2 := u16()
+			if !ok1 || !ok2 {
+				return
+			}
+			ext = a | b<<16
+		}
+		high := flags&1 != 0
+		text, pos = text[:0], pos[:0]
+		split := false
+		for c := 0; c < cch; c++ {
+			if p >= pieces[k][1] { // the record ends inside the characters
+				if !next() || p >= pieces[k][1] {
+					return
+				}
+				high = data[p]&1 != 0
+				p++
+				split = true
+			}
+			lo, at, ok := byteAt()
+			if !ok {
+				return
+			}
+			r := rune(lo)
+			if high {
+				hb, _, ok := byteAt()
+				if !ok {
+					return
+				}
+				r |= rune(hb) << 8
+			}
+			n := len(text)
+			text = utf8.AppendRune(text, r)
+			for range len(text) - n {
+				pos = append(pos, at)
+			}
+		}
+		if !skip(4*runs) || !skip(min(ext, len(data))) {
+			return
+		}
+		if !split || len(text) == 0 {
+			continue
+		}
+		s.plain, s.remap = true, func(o int64) int64 { return st.at(int64(pos[o])) }
+		mark := len(s.feats)
+		s.scanBuf(ctx, text, 0, 0, len(text), path, s.opts.MaxDepth, top)
+		cand := append([]Feature(nil), s.feats[mark:]...)
+		s.feats = s.feats[:mark]
+		for _, ft := range cand {
+			phys, err := strconv.ParseInt(ft.Path[strings.LastIndexByte(ft.Path, '-')+1:], 10, 64)
+			if err != nil || reported[ft.Path] || s.rawFinds(ctx, f, phys, ft) {
+				continue
+			}
+			reported[ft.Path] = true
+			s.feats = append(s.feats, ft)
+		}
+	}
 }

@@ -2,15 +2,19 @@ package scan
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/internal/testutil"
 )
 
@@ -220,4 +224,48 @@ func FuzzOLE(f *testing.F) {
 	}
 	f.Add(b)
 	fuzzDecoder(f)
+}
+
+// TestSSTEncodingSwitch: Excel may write a UTF-16 string's characters
+// after a CONTINUE record as 8-bit (the record's option byte says so);
+// the string is read across it whole. BIFF records made by hand: no tool
+// here writes that split on demand.
+func TestSSTEncodingSwitch(t *testing.T) {
+	le := binary.LittleEndian
+	head := []rune("客户 zhang")
+	tail := ".san@example.com"
+	var sst []byte
+	sst = le.AppendUint32(sst, 1)
+	sst = le.AppendUint32(sst, 1)
+	sst = le.AppendUint16(sst, uint16(len(head)+len(tail)))
+	sst = append(sst, 1) // UTF-16LE characters
+	for _, r := range head {
+		sst = le.AppendUint16(sst, uint16(r))
+	}
+	var data []byte
+	rec := func(typ uint16, body []byte) {
+		data = le.AppendUint16(data, typ)
+		data = le.AppendUint16(data, uint16(len(body)))
+		data = append(data, body...)
+	}
+	rec(0x0809, make([]byte, 16)) // BOF
+	rec(0x00FC, sst)
+	rec(0x003C, append([]byte{0}, tail...)) // 8-bit from here
+	rec(0x000A, nil)                        // EOF
+	s := &scanner{opts: &Options{MaxDepth: 3}, today: identity.TodayOf(time.Now()), budget: 1 << 20}
+	budget := int64(1 << 20)
+	f := &oleFile{r: bytes.NewReader(data), size: int64(len(data)), ss: 512, budget: &budget}
+	st := oleStream{name: "Workbook", frag: []int64{0}, chunk: int64(len(data)), size: int64(len(data))}
+	s.biffJoins(context.Background(), f, st, "0-OLE-", 0, map[string]bool{})
+	if len(s.feats) != 1 || s.feats[0].Value != "zhang.san@example.com" {
+		t.Fatalf("features %+v", s.feats)
+	}
+	// The path names the file offset of the first character ('z').
+	if want := fmt.Sprintf("0-OLE-%d", bytes.Index(data, []byte{'z', 0})); s.feats[0].Path != want {
+		t.Errorf("path %s, want %s", s.feats[0].Path, want)
+	}
+	// The raw scan alone does not find it (only the fragment after the split).
+	if got := scanBytes(t, data, Options{MaxDepth: -1}); slices.Contains(got, "email:zhang.san@example.com") {
+		t.Errorf("raw scan found %q", got)
+	}
 }
