@@ -20,12 +20,17 @@ import (
 // read is text straddling the join of two fragments that are not adjacent
 // on disk; so the header, FAT, DIFAT, mini FAT and directory are parsed,
 // every stream's chain is followed, and only the bytes around each such
-// join are scanned, reporting the features that cross it. The path is
-// "OFF-OLE-N": OFF the image offset of the compound file, N the offset in
-// the file of the feature's first byte. Chains are never trusted: they end
-// at a bad or repeated sector, and the sectors walked per file are bounded.
-// Not done: Excel's SST strings split by CONTINUE records, and Word's
-// piece table (text out of stream order).
+// join are scanned (8-bit and UTF-16LE, at both parities), reporting the
+// features near it that the raw scan of the same bytes on disk does not
+// find there. Likewise an Excel workbook's shared strings (SST) split by
+// CONTINUE records are read whole. The path is "OFF-OLE-N": OFF the image
+// (or decoded stream) offset of the compound file, N the offset in the
+// file of the feature's first byte. Chains are never trusted: they end at
+// a bad or repeated sector, the sectors walked per file are bounded, and
+// the header, FAT and directory reads are charged to the decode budget.
+// Not done: Word's piece table (text out of stream order in fast-saved
+// files), PowerPoint's text atoms as such (their text is found as any
+// stream's), encrypted documents.
 
 var oleMagic = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}
 
