@@ -11,7 +11,8 @@ need=(mkfs.fat:dosfstools mcopy:mtools mkfs.ext4:e2fsprogs debugfs:e2fsprogs
       qemu-img:qemu-utils qemu-io:qemu-utils vhdiinfo:libvhdi-utils vmdkinfo:libvmdk-utils qcowinfo:libqcow-utils
       fsapfsinfo:libfsapfs-utils mkfs.exfat:exfatprogs fsck.exfat:exfatprogs mount.exfat-fuse:exfat-fuse losetup:mount
       mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs fshfsinfo:libfshfs-utils xorriso:xorriso
-      chromium:chromium pdftotext:poppler-utils pdftoppm:poppler-utils node:nodejs npm:npm)
+      chromium:chromium pdftotext:poppler-utils pdftoppm:poppler-utils node:nodejs npm:npm
+      qpdf:qpdf abiword:abiword ssconvert:gnumeric python3:python3 base64:coreutils)
 missing=()
 for pair in "${need[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

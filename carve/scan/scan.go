@@ -1,8 +1,19 @@
 // Package scan finds identifiers (e-mail addresses, phone numbers, resident
 // ID numbers, bank card numbers) in the raw bytes of an image, the way
-// bulk_extractor does: in 8-bit text, in UTF-16LE text, and inside gzip,
-// zip (OOXML members), bzip2, xz and zstd streams found on the way,
-// recursively.
+// bulk_extractor does: in 8-bit text, in UTF-16LE text (at even and odd
+// offsets), and inside what is found on the way, recursively: gzip, zip
+// (OOXML and ODF members), bzip2, xz and zstd streams; PDF streams
+// (FlateDecode, ASCIIHex, ASCII85, object streams) and the text their
+// strings show (pdf.go); OLE2 compound files (.doc, .xls, .ppt): text across
+// the joins of fragmented streams and Excel strings split by CONTINUE
+// records (ole.go); RTF text (rtf.go); base64 blocks (base64.go) and
+// quoted-printable MIME parts (qp.go). Every decoder reads under the decode
+// budget (Options.MaxDecoded, all streams of a block together) and the
+// depth bound, and its output is capped. Not decoded: PDF LZW, RunLength
+// and image filters, encrypted PDFs, fonts' glyph codes without a
+// ToUnicode map (Type0/Identity-H text), Word's piece table (text out of
+// stream order, fast-saved files), compressed RTF (\pict data, .msg's
+// LZFu), uuencode, yEnc.
 // Values are normalised by ingest/identity. Blocks are scanned on all cores
 // with margins on both sides, and a feature belongs to the block holding
 // its first byte, so features straddling a boundary are reported once.
@@ -32,9 +43,12 @@ import (
 )
 
 // Feature is one identifier found. Path is the bulk_extractor forensic
-// path: the decimal image offset, with "-GZIP-", "-ZIP-" or "-ZSTD-" and
-// the offset inside the decoded stream for each decoder crossed
-// ("1048576-GZIP-310"). Value is the normalised identifier; Context the
+// path: the decimal image offset, with the decoder's name ("-GZIP-",
+// "-ZIP-", "-BZIP2-", "-XZ-", "-ZSTD-", "-PDF-", "-BASE64-") and the offset
+// inside the decoded stream for each decoder crossed ("1048576-GZIP-310");
+// derived text has its own names with the offset in that text ("-PDFTEXT-"
+// for a PDF stream's shown strings, "-RTF-", "-QP-"), and "-OLE-" is
+// followed by the offset in the compound file of the feature's first byte. Value is the normalised identifier; Context the
 // bytes around it, escaped (\xHH for non-printable bytes).
 type Feature struct {
 	Kind    identity.Kind
@@ -152,6 +166,12 @@ type scanner struct {
 	// further streams (a recursive bomb) would otherwise multiply the work
 	// at every level.
 	budget int64
+	// plain is set while scanning a view of bytes the raw scan reads
+	// otherwise (the joins of a fragmented stream): text finders only.
+	// remap, if set, turns a stream offset into the path's offset.
+	plain   bool
+	remap   func(int64) int64
+	windows [][]byte // decoded's window for each depth
 }
 
 // budgetReader reads from r while the scanner's decode budget lasts.
@@ -186,6 +206,9 @@ func (s *scanner) scanBuf(ctx context.Context, buf []byte, base int64, lo, hi in
 	}
 	s.utf16(buf, base, lo, hi, path, top)
 	s.fullWidth(buf, base, lo, hi, path, top)
+	if s.plain {
+		return
+	}
 	s.sqlitePages(buf, base, lo, hi, path, top)
 	if depth < s.opts.MaxDepth && ctx.Err() == nil {
 		s.streams(ctx, buf, base, lo, hi, path, depth, top)
@@ -200,19 +223,38 @@ func (s *scanner) add(buf []byte, base int64, start, end int, h identity.Hit, pa
 	}
 	s.feats = append(s.feats, Feature{
 		Kind:    h.Kind,
-		Path:    path + strconv.FormatInt(at, 10),
+		Path:    s.pathAt(path, at),
 		Value:   h.Value,
 		Context: escape(buf[max(0, start-contextLen):min(len(buf), end+contextLen)]),
 		At:      top,
 	})
 }
 
-// utf16 decodes runs of UTF-16LE ASCII-range text (at even stream offsets)
-// and scans them; feature offsets are those of the UTF-16 bytes.
+// pathAt is the forensic path of the byte at offset at of the stream path.
+func (s *scanner) pathAt(path string, at int64) string {
+	if s.remap != nil {
+		at = s.remap(at)
+	}
+	return path + strconv.FormatInt(at, 10)
+}
+
+// utf16 decodes runs of UTF-16LE ASCII-range text (at even and odd
+// stream offsets) and scans them; feature offsets are those of the UTF-16 bytes.
 func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int64) {
 	const minRun = 6 // code units
-	q := int((base) & 1)
 	n := len(buf) - 1
+	for q0 := range 2 {
+		if legacyOnly && q0 != int(base&1) {
+			continue
+		}
+		s.utf16At(buf, q0, n, minRun, base, lo, hi, path, top)
+	}
+}
+
+// utf16At is utf16 for the runs at buffer positions of q's parity: both
+// are tried, since a file stored at an odd offset (a zip member, a decoded
+// attachment, a file carved at a byte offset) has its text there.
+func (s *scanner) utf16At(buf []byte, q, n, minRun int, base int64, lo, hi int, path string, top int64) {
 	for q < n {
 		// Find a run start quickly: a printable byte followed by 0x00.
 		if buf[q+1] != 0 || !u16ok(buf[q]) {
@@ -248,7 +290,7 @@ func (s *scanner) utf16(buf []byte, base int64, lo, hi int, path string, top int
 				t = at
 			}
 			s.feats = append(s.feats, Feature{
-				Kind: h.Kind, Path: path + strconv.FormatInt(at, 10), Value: h.Value,
+				Kind: h.Kind, Path: s.pathAt(path, at), Value: h.Value,
 				Context: escape(u[max(0, h.Start-contextLen):min(len(u), h.End+contextLen)]), At: t,
 			})
 		}
@@ -269,28 +311,9 @@ var (
 // starting in buf[lo:hi) and scans what they hold. Streams in the image are read
 // through src to their end; nested ones only as far as buf holds them.
 func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi int, path string, depth int, top int64) {
-	open := func(i int) io.Reader {
-		if top < 0 && s.src != nil {
-			return bufio.NewReaderSize(io.NewSectionReader(s.src, base+int64(i), s.srcSize-(base+int64(i))), 64<<10)
-		}
-		return bytes.NewReader(buf[i:])
-	}
-	topOf := func(i int) int64 {
-		if top < 0 {
-			return base + int64(i)
-		}
-		return top
-	}
-	each := func(magic []byte, f func(i int)) {
-		for i := lo; i < hi; {
-			j := bytes.Index(buf[i:min(len(buf), hi+len(magic)-1)], magic)
-			if j < 0 {
-				return
-			}
-			f(i + j)
-			i += j + 1
-		}
-	}
+	open := func(i int) io.Reader { return s.open(buf, base, i, top) }
+	topOf := func(i int) int64 { return topOf(base, i, top) }
+	each := func(magic []byte, f func(i int)) { each(buf, lo, hi, magic, f) }
 	each(gzipMagic, func(i int) {
 		if i+10 > len(buf) || buf[i+3]&0xE0 != 0 {
 			return
@@ -343,6 +366,47 @@ func (s *scanner) streams(ctx context.Context, buf []byte, base int64, lo, hi in
 		defer d.Close()
 		s.decoded(ctx, d, fmt.Sprintf("%s%d-ZSTD-", path, base+int64(i)), depth+1, topOf(i))
 	})
+	if legacyOnly {
+		return
+	}
+	s.pdfStreams(ctx, buf, base, lo, hi, path, depth, top)
+	s.oleFiles(ctx, buf, base, lo, hi, path, depth, top)
+	s.rtfDocs(ctx, buf, base, lo, hi, path, top)
+	s.mimeParts(ctx, buf, base, lo, hi, path, depth, top)
+	s.base64Runs(ctx, buf, base, lo, hi, path, depth, top)
+}
+
+// legacyOnly, set by the benchmark alone, turns off what issue 15 added
+// (PDF, OLE2, RTF, base64, QP, odd-offset UTF-16) to measure its cost.
+var legacyOnly bool
+
+// open returns a reader of the stream starting at buf[i]: the image from
+// there to its end for top-level streams, else what buf holds.
+func (s *scanner) open(buf []byte, base int64, i int, top int64) io.Reader {
+	if top < 0 && s.src != nil {
+		return bufio.NewReaderSize(io.NewSectionReader(s.src, base+int64(i), s.srcSize-(base+int64(i))), 64<<10)
+	}
+	return bytes.NewReader(buf[i:])
+}
+
+// topOf is the image offset of the outermost stream holding buf[i].
+func topOf(base int64, i int, top int64) int64 {
+	if top < 0 {
+		return base + int64(i)
+	}
+	return top
+}
+
+// each calls f with every position of magic starting in buf[lo:hi).
+func each(buf []byte, lo, hi int, magic []byte, f func(i int)) {
+	for i := lo; i < hi; {
+		j := bytes.Index(buf[i:min(len(buf), hi+len(magic)-1)], magic)
+		if j < 0 {
+			return
+		}
+		f(i + j)
+		i += j + 1
+	}
 }
 
 // decodedBlock is the unit a decoded stream is scanned in (bytes).
@@ -352,7 +416,16 @@ const decodedBlock = 1 << 20
 // decoder error ends the stream: corrupt data yields what was readable.
 func (s *scanner) decoded(ctx context.Context, rd io.Reader, path string, depth int, top int64) {
 	rd = &budgetReader{r: rd, s: s}
-	buf := make([]byte, 0, decodedBlock+2*margin)
+	// One window per depth, reused: a PDF holds thousands of streams.
+	// Derived text (PDF, RTF, QP) is scanned at MaxDepth, never while a
+	// stream of that depth is being scanned.
+	for len(s.windows) <= depth {
+		s.windows = append(s.windows, nil)
+	}
+	if s.windows[depth] == nil {
+		s.windows[depth] = make([]byte, 0, decodedBlock+2*margin)
+	}
+	buf := s.windows[depth][:0]
 	var base int64
 	lo := 0
 	for ctx.Err() == nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/internal/testutil"
@@ -219,6 +220,16 @@ func TestScanPlantedImage(t *testing.T) {
 // BenchmarkScan measures scanning throughput over a seeded random fill
 // with a sprinkling of text (MB/s is reported by SetBytes).
 func BenchmarkScan(b *testing.B) {
+	for _, mode := range []string{"before", "after"} {
+		b.Run(mode, func(b *testing.B) {
+			legacyOnly = mode == "before"
+			defer func() { legacyOnly = false }()
+			benchmarkScan(b)
+		})
+	}
+}
+
+func benchmarkScan(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	img := make([]byte, 64<<20)
 	for i := range img {
@@ -234,6 +245,73 @@ func BenchmarkScan(b *testing.B) {
 		n := 0
 		Scan(context.Background(), bytes.NewReader(img), int64(len(img)), Options{}, func(Feature) error { n++; return nil })
 	}
+}
+
+// BenchmarkScanText measures scanning 64 MiB of random-ish text (words,
+// numbers, identifiers, line breaks), without ("before": the decoders of
+// before issue 15) and with the PDF, OLE2, RTF, base64 and QP decoders.
+func BenchmarkScanText(b *testing.B) {
+	img := textImage(64 << 20)
+	for _, mode := range []string{"before", "after"} {
+		b.Run(mode, func(b *testing.B) {
+			legacyOnly = mode == "before"
+			defer func() { legacyOnly = false }()
+			b.SetBytes(int64(len(img)))
+			for b.Loop() {
+				Scan(context.Background(), bytes.NewReader(img), int64(len(img)), Options{}, func(Feature) error { return nil })
+			}
+		})
+	}
+}
+
+// TestThroughputRatio: the decoders of issue 15 must not slow the scan of
+// text (where their triggers are looked for) by half; the two modes run
+// interleaved, the best of three each.
+func TestThroughputRatio(t *testing.T) {
+	if testing.Short() || raceOn {
+		t.Skip("timing: not under -short or -race")
+	}
+	img := textImage(4 << 20)
+	best := map[bool]time.Duration{}
+	for range 3 {
+		for _, legacy := range []bool{true, false} {
+			legacyOnly = legacy
+			t0 := time.Now()
+			Scan(context.Background(), bytes.NewReader(img), int64(len(img)), Options{}, func(Feature) error { return nil })
+			if d := time.Since(t0); best[legacy] == 0 || d < best[legacy] {
+				best[legacy] = d
+			}
+			legacyOnly = false
+		}
+	}
+	mbs := func(d time.Duration) float64 { return float64(len(img)) / 1e6 / d.Seconds() }
+	t.Logf("before %.1f MB/s, after %.1f MB/s (ratio %.2f)", mbs(best[true]), mbs(best[false]), float64(best[true])/float64(best[false]))
+	if best[false] > 2*best[true] {
+		t.Errorf("the new decoders halve the scan speed")
+	}
+}
+
+// textImage is n bytes of random-ish text: words (some that the decoders
+// look for), numbers, identifiers and line breaks.
+func textImage(n int) []byte {
+	rng := rand.New(rand.NewPCG(7, 8))
+	words := []string{"the", "stream", "data", "客户", "login", "from", "tel", "Content-Type:", "text/plain", "user", "error", "{", "}", "=", "--", "\\par", "<<", ">>", "obj"}
+	var img []byte
+	for len(img) < n {
+		switch rng.IntN(20) {
+		case 0:
+			img = fmt.Appendf(img, "u%d@example.com ", rng.IntN(1e6))
+		case 1:
+			img = fmt.Appendf(img, "13%09d ", rng.IntN(1e9))
+		case 2:
+			img = append(img, '\n')
+		case 3:
+			img = fmt.Appendf(img, "%d ", rng.IntN(1e6))
+		default:
+			img = append(append(img, words[rng.IntN(len(words))]...), ' ')
+		}
+	}
+	return img[:n]
 }
 
 // luhnComplete appends the Luhn check digit to d.
