@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -463,7 +464,7 @@ func (w *walker) carve(ctx context.Context, img io.ReaderAt, res *EvidenceResult
 // bulk_extractor-style feature files into features/<evidence id>/ of the case.
 func scanFeatures(ctx context.Context, c *custody.Case, img io.ReaderAt, size int64, evID string, progress func(int64), res *EvidenceResult) error {
 	dir := path.Join(c.Dir(), "features", evID)
-	rec, err := scan.NewRecorder(dir)
+	rec, err := scan.NewRecorder(dir, "evidence "+evID)
 	if err != nil {
 		return err
 	}
@@ -472,6 +473,13 @@ func scanFeatures(ctx context.Context, c *custody.Case, img io.ReaderAt, size in
 	files, cerr := rec.Close()
 	if err == nil {
 		err = cerr
+	}
+	if err == nil {
+		var rp string
+		rp, err = scan.WriteReport(dir, scan.Run{Image: "evidence " + evID, Size: size, Program: "evidx",
+			Version: custody.Tool().String(), CommandLine: strings.Join(os.Args, " "), Start: start,
+			Elapsed: time.Since(start), Counts: rec.Counts()})
+		files = append(files, rp)
 	}
 	if err != nil {
 		return fmt.Errorf("evidence %s: scan: %w", evID, err)

@@ -51,9 +51,13 @@ import (
 // followed by the offset in the compound file of the feature's first byte. Value is the normalised identifier; Context the
 // bytes around it, escaped (\xHH for non-printable bytes).
 type Feature struct {
-	Kind    identity.Kind
-	Path    string
-	Value   string
+	Kind  identity.Kind
+	Path  string
+	Value string // normalised, as the datasets' identities
+	// Found is the text as it stood in the data, escaped as Context is
+	// (a UTF-16 or full-width find as its ASCII text): bulk_extractor's
+	// feature column.
+	Found   string
 	Context string
 	// At is the image offset of the feature, or of the outermost stream
 	// holding it.
@@ -225,6 +229,7 @@ func (s *scanner) add(buf []byte, base int64, start, end int, h identity.Hit, pa
 		Kind:    h.Kind,
 		Path:    s.pathAt(path, at),
 		Value:   h.Value,
+		Found:   escape(buf[start:end]),
 		Context: escape(buf[max(0, start-contextLen):min(len(buf), end+contextLen)]),
 		At:      top,
 	})
@@ -290,7 +295,7 @@ func (s *scanner) utf16At(buf []byte, q, n, minRun int, base int64, lo, hi int, 
 				t = at
 			}
 			s.feats = append(s.feats, Feature{
-				Kind: h.Kind, Path: s.pathAt(path, at), Value: h.Value,
+				Kind: h.Kind, Path: s.pathAt(path, at), Value: h.Value, Found: escape(u[h.Start:h.End]),
 				Context: escape(u[max(0, h.Start-contextLen):min(len(u), h.End+contextLen)]), At: t,
 			})
 		}
@@ -627,7 +632,7 @@ func (s *scanner) sqlitePages(buf []byte, base int64, lo, hi int, path string, t
 					t = at
 				}
 				ctx := page[max(0, off-contextLen):min(len(page), off+l+contextLen)]
-				s.feats = append(s.feats, Feature{Kind: hh.Kind, Path: path + strconv.FormatInt(at, 10), Value: hh.Value, Context: escape(ctx), At: t})
+				s.feats = append(s.feats, Feature{Kind: hh.Kind, Path: path + strconv.FormatInt(at, 10), Value: hh.Value, Found: hh.Value, Context: escape(ctx), At: t})
 			}
 		})
 	}

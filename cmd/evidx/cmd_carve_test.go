@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -172,7 +173,9 @@ func TestScanCLI(t *testing.T) {
 	if res.Features["email"] != 200 || res.Features["phone"] != 200 {
 		t.Errorf("features %v, want 200 emails and 200 phones", res.Features)
 	}
-	for _, k := range []string{"email", "phone", "cn_id", "bank_card"} {
+	// bulk_extractor's file names, banners and columns, the normalised
+	// value beside the feature as found.
+	for _, k := range []string{"email", "telephone", "cn_id", "ccn"} {
 		for _, f := range []string{k + ".txt", k + "_histogram.txt"} {
 			p := filepath.Join(out, f)
 			st, err := os.Stat(p)
@@ -181,18 +184,46 @@ func TestScanCLI(t *testing.T) {
 			}
 		}
 	}
-	b, _ := os.ReadFile(filepath.Join(out, "email.txt"))
+	b, _ := os.ReadFile(filepath.Join(out, "telephone.txt"))
+	for _, want := range []string{"# Feature-Recorder: telephone\n", "# Filename: " + img + "\n", "# Feature-File-Version: 1.1\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("telephone.txt has no banner line %q", want)
+		}
+	}
+	n := 0
 	for _, l := range strings.Split(string(b), "\n") {
 		if l == "" || l[0] == '#' {
 			continue
 		}
-		if f := strings.Split(l, "\t"); len(f) != 3 || !strings.HasSuffix(f[1], "@example.cn") {
-			t.Fatalf("feature line %q", l)
+		f := strings.Split(l, "\t")
+		if len(f) != 4 || !strings.HasPrefix(f[1], "139") || f[3] != "+86"+f[1] || !strings.Contains(f[2], f[1]) {
+			t.Fatalf("feature line %q: want offset, the number as found, context holding it, +86 form", l)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Errorf("%d telephone lines, want 200", n)
+	}
+	h, _ := os.ReadFile(filepath.Join(out, "telephone_histogram.txt"))
+	if !strings.Contains(string(h), "# Histogram-File-Version: 1.1\nn=1\t+86139") {
+		t.Errorf("histogram starts %.200q", h)
+	}
+	// report.xml: the run in DFXML, valid against the schema.
+	rx := filepath.Join(out, "report.xml")
+	if testutil.NeedTool(t, "xmllint") != "" {
+		if o, err := exec.Command("xmllint", "--noout", "--schema", "../../custody/testdata/dfxml/dfxml.xsd", rx).CombinedOutput(); err != nil {
+			t.Errorf("report.xml does not validate: %v\n%s", err, o)
 		}
 	}
-	h, _ := os.ReadFile(filepath.Join(out, "phone_histogram.txt"))
-	if !strings.HasPrefix(string(h), "n=1\t+86139") {
-		t.Errorf("histogram starts %.40q", h)
+	if x, _ := os.ReadFile(rx); !strings.Contains(string(x), "<be:name>telephone</be:name><be:count>200</be:count>") {
+		t.Errorf("report.xml counts: %s", x)
+	}
+	// A second run into the same directory is refused unless told.
+	if _, err := lsRun(t, "scan", img, "--out", out); !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("second scan into %s: %v, want a refusal", out, err)
+	}
+	if _, err := lsRun(t, "scan", img, "--out", out, "--overwrite"); err != nil {
+		t.Errorf("scan --overwrite: %v", err)
 	}
 	if _, err := lsRun(t, "scan", img); !errors.As(err, new(usageError)) {
 		t.Errorf("scan without --out: %v, want usage error", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,10 +17,11 @@ import (
 
 // scanOptions are the flags of `evidx scan`.
 type scanOptions struct {
-	Out      string
-	JSON     bool
-	Workers  int
-	MaxDepth int
+	Out       string
+	Overwrite bool
+	JSON      bool
+	Workers   int
+	MaxDepth  int
 }
 
 func newScanCmd() *cobra.Command {
@@ -31,10 +34,13 @@ Chinese mobile and other "+" phone numbers, resident identity numbers (MOD
 11-2) and bank card numbers (Luhn), normalised as the datasets are. Text is
 found as 8-bit bytes and as UTF-16LE, and inside gzip, zip (OOXML members),
 bzip2, xz and zstd streams, recursively, and integers in SQLite pages.
-DIR receives bulk_extractor-style feature files <kind>.txt
-("offset-path<TAB>feature<TAB>context", where the path names the decoders
-crossed, e.g. 1048576-GZIP-310) and histograms
-<kind>_histogram.txt ("n=COUNT<TAB>feature"). The input is opened read-only.`,
+DIR (new or empty, unless --overwrite) receives bulk_extractor feature files:
+email.txt, telephone.txt, ccn.txt (bank cards) and cn_id.txt, each opening
+with bulk_extractor's banner lines, then "offset-path<TAB>feature<TAB>context
+<TAB>normalised" (the feature as found, escaped \xHH as bulk_extractor does;
+the path names the decoders crossed, e.g. 1048576-GZIP-310), histograms
+<name>_histogram.txt ("n=COUNT<TAB>value"), and report.xml, the run in
+DFXML. The input is opened read-only.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runScan(cmd.Context(), cmd, opts, a)
@@ -43,6 +49,7 @@ crossed, e.g. 1048576-GZIP-310) and histograms
 	f := cmd.Flags()
 	f.StringVarP(&opts.Out, "out", "o", "", "output directory for feature files (required)")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
+	f.BoolVar(&opts.Overwrite, "overwrite", false, "write into an output directory that is not empty")
 	f.IntVar(&opts.Workers, "workers", 0, "scanning goroutines (0: one per CPU)")
 	f.IntVar(&opts.MaxDepth, "max-depth", 3, "nested compressed streams decoded at most")
 	return cmd
@@ -73,7 +80,10 @@ func runScan(ctx context.Context, cmd *cobra.Command, opts scanOptions, a []stri
 		return fmt.Errorf("scan: %w", err)
 	}
 	defer img.Close()
-	rec, err := scan.NewRecorder(opts.Out)
+	if err := scan.CheckOutDir(opts.Out, opts.Overwrite); err != nil {
+		return usageError{err}
+	}
+	rec, err := scan.NewRecorder(opts.Out, a[0])
 	if err != nil {
 		return err
 	}
@@ -95,6 +105,12 @@ func runScan(ctx context.Context, cmd *cobra.Command, opts scanOptions, a []stri
 	if err = errors.Join(err, cerr); err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
+	rp, err := scan.WriteReport(opts.Out, scan.Run{Image: a[0], Size: size, Program: "evidx", Version: toolVersion(),
+		CommandLine: strings.Join(os.Args, " "), Start: start, Elapsed: time.Since(start), Counts: rec.Counts()})
+	if err != nil {
+		return err
+	}
+	files = append(files, rp)
 	res := scanResult{Image: a[0], Size: size, Features: map[string]int{}, FeatureFiles: files, Tool: toolVersion()}
 	if res.FeatureFiles == nil {
 		res.FeatureFiles = []string{}
