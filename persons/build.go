@@ -30,17 +30,17 @@ type Options struct {
 	// HubIDs: a phone, e-mail, bank card or join key whose records hold more
 	// than HubIDs distinct ID numbers is a hub (default 1: an ID number is
 	// one person, so a value seen with two belongs to neither alone).
-	HubIDs int
+	HubIDs int `json:"hub_ids"`
 	// HubPhones: a value whose records hold more than HubPhones distinct
 	// phone numbers (other than itself) is a hub (default 10: a person
 	// may have several phones).
-	HubPhones int
+	HubPhones int `json:"hub_phones"`
 	// SortBytes is the memory of the external sort (default 256 MiB).
-	SortBytes int
+	SortBytes int `json:"-"`
 	// Shards partitions the sort (default 16).
-	Shards int
+	Shards int `json:"-"`
 	// Year is the current year for age bands (default: now, UTC).
-	Year int
+	Year int `json:"-"`
 }
 
 func (o *Options) defaults() {
@@ -63,9 +63,9 @@ func (o *Options) defaults() {
 
 // Source is a done source to link, in load order.
 type Source struct {
-	ID       int64
-	Name     string
-	Evidence []string // evidence items it was found on (none: handed over)
+	ID       int64    `json:"id"`
+	Name     string   `json:"name"`
+	Evidence []string `json:"evidence"` // evidence items it was found on (none: handed over)
 }
 
 // Hub is a value that joins nothing.
@@ -113,6 +113,7 @@ type Summary struct {
 	OverlapSkipped bool         `json:"overlap_skipped,omitempty"`
 	Demographics   Demographics `json:"-"`
 	Built          string       `json:"built"`
+	Options        Options      `json:"options"` // the hub thresholds used
 }
 
 // maxOverlapSources bounds the sources whose pairwise person overlaps are
@@ -630,7 +631,8 @@ func (b *builder) write(ctx context.Context, path string) error {
 	}
 	js, _ := json.Marshal(b.sum)
 	dj, _ := json.Marshal(b.sum.Demographics)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('summary', ?), ('demographics', ?)`, string(js), string(dj)); err != nil {
+	sj, _ := json.Marshal(b.sources)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('summary', ?), ('demographics', ?), ('sources', ?)`, string(js), string(dj), string(sj)); err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -55,7 +55,8 @@ var ErrNotBuilt = errors.New("persons: not linked yet")
 
 // Store reads persons.sqlite.
 type Store struct {
-	db *sql.DB
+	db   *sql.DB
+	srcs map[int64]Source
 }
 
 // OpenStore opens dir's persons database read-only; ErrNotBuilt when
@@ -101,10 +102,18 @@ type Ident struct {
 	Value string `json:"value"`
 }
 
-// Seen is one record of a person: the source and where in it.
-type Seen struct {
-	Source int64  `json:"source_id"`
-	Loc    string `json:"loc"`
+// Location is one record of a person: the source and where in it.
+type Location struct {
+	SourceID int64  `json:"source_id"`
+	Source   string `json:"source"`
+	Loc      string `json:"loc"`
+}
+
+// SourceRef names a source of a person's records.
+type SourceRef struct {
+	ID       int64    `json:"id"`
+	Name     string   `json:"name"`
+	Evidence []string `json:"evidence"` // the evidence items it was found on
 }
 
 // Person is everything linked to one identifier.
@@ -112,30 +121,55 @@ type Person struct {
 	ID          int64    `json:"id"`
 	Identifiers []Ident  `json:"identifiers"`
 	Names       []string `json:"names"`
-	Addresses   []string `json:"addresses"`
 	// NamesNote says why Names is empty (the records carry no name column).
-	NamesNote string  `json:"names_note,omitempty"`
-	SourceIDs []int64 `json:"source_ids"`
-	Records   []Seen  `json:"records"`
-	// Truncated is set when the person has more than maxRecords records:
-	// Records then lists the first ones (the identifiers, names and
-	// sources are still complete).
-	Truncated bool  `json:"truncated,omitempty"`
-	Total     int64 `json:"total_records"`
+	NamesNote string      `json:"names_note,omitempty"`
+	Addresses []string    `json:"addresses"`
+	Sources   []SourceRef `json:"sources"`
+	Evidence  []string    `json:"evidence"`
+	// Locations lists every record of the person (up to maxLocations;
+	// Truncated then says so and Records counts them all).
+	Locations []Location `json:"locations"`
+	Records   int64      `json:"records"`
+	Truncated bool       `json:"truncated,omitempty"`
 	// Hub is set, instead of the rest, when the value is a hub.
 	Hub *Hub `json:"hub,omitempty"`
 }
 
-// maxRecords bounds the records one lookup lists.
-const maxRecords = 1000
+// maxLocations bounds the locations one lookup lists.
+const maxLocations = 100_000
 
-// Lookup returns the person holding (kind, value), or nil.
+func newPerson() *Person {
+	return &Person{Identifiers: []Ident{}, Names: []string{}, Addresses: []string{}, Sources: []SourceRef{},
+		Evidence: []string{}, Locations: []Location{}}
+}
+
+// sources returns the sources the last Build linked, by id.
+func (s *Store) sources(ctx context.Context) (map[int64]Source, error) {
+	if s.srcs != nil {
+		return s.srcs, nil
+	}
+	var list []Source
+	if err := s.meta(ctx, "sources", &list); err != nil {
+		return nil, err
+	}
+	s.srcs = map[int64]Source{}
+	for _, src := range list {
+		s.srcs[src.ID] = src
+	}
+	return s.srcs, nil
+}
+
+// Lookup returns the person holding (kind, value), or nil. Each query's
+// rows are read and closed before the next one runs: the store has one
+// connection.
 func (s *Store) Lookup(ctx context.Context, kind identity.Kind, value string) (*Person, error) {
 	var h Hub
 	err := s.db.QueryRowContext(ctx, `SELECT kind, value, people, rule FROM hubs WHERE kind=? AND value=?`, string(kind), value).Scan(&h.Kind, &h.Value, &h.People, &h.Rule)
 	switch {
 	case err == nil:
-		return &Person{Hub: &h, Identifiers: []Ident{}, Names: []string{}, Addresses: []string{}, SourceIDs: []int64{}, Records: []Seen{}}, nil
+		p := newPerson()
+		p.Hub = &h
+		return p, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("persons: %w", err)
 	}
@@ -147,61 +181,92 @@ func (s *Store) Lookup(ctx context.Context, kind identity.Kind, value string) (*
 	if err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT payload FROM records WHERE person=? ORDER BY rec`, id)
+	return s.Person(ctx, id)
+}
+
+// Person returns person id (as numbered by the last Build), or nil.
+func (s *Store) Person(ctx context.Context, id int64) (*Person, error) {
+	srcs, err := s.sources(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("persons: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	p := &Person{ID: id, Identifiers: []Ident{}, Names: []string{}, Addresses: []string{}, SourceIDs: []int64{}, Records: []Seen{}}
+	p := newPerson()
+	p.ID = id
 	seen := map[Ident]bool{}
-	for rows.Next() {
-		var pl string
-		if err := rows.Scan(&pl); err != nil {
-			return nil, fmt.Errorf("persons: %w", err)
+	var cands []Ident // identifiers of the records: hubs are dropped below
+	var srcIDs []int64
+	err = func() error {
+		rows, err := s.db.QueryContext(ctx, `SELECT payload FROM records WHERE person=? ORDER BY rec`, id)
+		if err != nil {
+			return err
 		}
-		f := strings.Split(pl, "\t")
-		if len(f) < 2 {
-			continue
-		}
-		src, _ := strconv.ParseInt(f[0], 10, 64)
-		p.Total++
-		if len(p.Records) < maxRecords {
-			p.Records = append(p.Records, Seen{Source: src, Loc: f[1]})
-		} else {
-			p.Truncated = true
-		}
-		if !slices.Contains(p.SourceIDs, src) {
-			p.SourceIDs = append(p.SourceIDs, src)
-		}
-		for i := 2; i+1 < len(f); i += 2 {
-			it := Ident{Kind: f[i], Value: f[i+1]}
-			if seen[it] || it.Kind == "key" {
+		defer rows.Close()
+		for rows.Next() {
+			var pl string
+			if err := rows.Scan(&pl); err != nil {
+				return err
+			}
+			f := strings.Split(pl, "\t")
+			if len(f) < 2 {
 				continue
 			}
-			seen[it] = true
-			switch identity.Kind(it.Kind) {
-			case identity.Name:
-				p.Names = append(p.Names, it.Value)
-			case identity.Address:
-				p.Addresses = append(p.Addresses, it.Value)
-			default:
-				var hub bool
-				if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM hubs WHERE kind=? AND value=?)`, it.Kind, it.Value).Scan(&hub); err != nil {
-					return nil, fmt.Errorf("persons: %w", err)
+			src, _ := strconv.ParseInt(f[0], 10, 64)
+			p.Records++
+			if len(p.Locations) < maxLocations {
+				p.Locations = append(p.Locations, Location{SourceID: src, Source: srcs[src].Name, Loc: f[1]})
+			} else {
+				p.Truncated = true
+			}
+			if !slices.Contains(srcIDs, src) {
+				srcIDs = append(srcIDs, src)
+			}
+			for i := 2; i+1 < len(f); i += 2 {
+				it := Ident{Kind: f[i], Value: f[i+1]}
+				if seen[it] || it.Kind == "key" {
+					continue
 				}
-				if !hub {
-					p.Identifiers = append(p.Identifiers, it)
+				seen[it] = true
+				switch identity.Kind(it.Kind) {
+				case identity.Name:
+					p.Names = append(p.Names, it.Value)
+				case identity.Address:
+					p.Addresses = append(p.Addresses, it.Value)
+				default:
+					cands = append(cands, it)
 				}
 			}
 		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("persons: person %d: %w", id, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("persons: %w", err)
+	if p.Records == 0 {
+		return nil, nil
+	}
+	for _, it := range cands {
+		var hub bool
+		if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM hubs WHERE kind=? AND value=?)`, it.Kind, it.Value).Scan(&hub); err != nil {
+			return nil, fmt.Errorf("persons: %w", err)
+		}
+		if !hub {
+			p.Identifiers = append(p.Identifiers, it)
+		}
 	}
 	if len(p.Names) == 0 {
 		p.NamesNote = "the records of this person carry no name column"
 	}
 	slices.SortFunc(p.Identifiers, func(a, b Ident) int { return strings.Compare(a.Kind+"\x00"+a.Value, b.Kind+"\x00"+b.Value) })
-	slices.Sort(p.SourceIDs)
+	slices.Sort(srcIDs)
+	for _, id := range srcIDs {
+		src := srcs[id]
+		p.Sources = append(p.Sources, SourceRef{ID: id, Name: src.Name, Evidence: append([]string{}, src.Evidence...)})
+		for _, e := range src.Evidence {
+			if !slices.Contains(p.Evidence, e) {
+				p.Evidence = append(p.Evidence, e)
+			}
+		}
+	}
+	slices.Sort(p.Evidence)
 	return p, nil
 }

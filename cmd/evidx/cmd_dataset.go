@@ -19,6 +19,7 @@ type datasetOptions struct {
 	json   bool
 	reload bool
 	parse  parseOptions
+	link   pipeline.LinkOptions
 }
 
 func newDatasetCmd() *cobra.Command {
@@ -46,6 +47,9 @@ source loaded.`,
 	add.Flags().BoolVar(&opts.json, "json", false, "print one JSON object on stdout")
 	add.Flags().BoolVar(&opts.reload, "reload", false, "remove a file already ingested and load it again")
 	opts.parse.addFlags(add.Flags())
+	add.Flags().BoolVar(&opts.link.NoLink, "no-link", false, "do not relink persons after the load (stats then show the last linking)")
+	add.Flags().IntVar(&opts.link.HubIDs, "hub-ids", 0, "a value seen with more than this many distinct ID numbers is a hub that links nobody (default 1, or the case's last choice)")
+	add.Flags().IntVar(&opts.link.HubPhones, "hub-phones", 0, "a value seen with more than this many distinct phone numbers is a hub (default 10, or the case's last choice)")
 	cmd.AddCommand(add)
 	var ropts removeOptions
 	remove := &cobra.Command{
@@ -109,6 +113,7 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return bar
 		},
 		Warn: func(msg string) { fmt.Fprintln(stderr, "evidx: "+oneLine(msg)) },
+		Link: opts.link,
 	})
 	if bar != nil {
 		bar.stop()
@@ -129,6 +134,9 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		}
 		fmt.Fprintf(stdout, "%s (%s): %s; rows %d, rejected %d, unique %s, new %s, %.1f s\n",
 			oneLine(s.Name), s.SHA256[:12], what, s.Rows, s.Rejected, kindCounts(s.Unique), kindCounts(s.New), s.Seconds)
+	}
+	if p := res.Persons; p != nil {
+		fmt.Fprintf(stdout, "persons linked: %d persons, %d hubs, from %d records\n", p.Unique, len(p.Hubs), p.Records)
 	}
 	return err
 }

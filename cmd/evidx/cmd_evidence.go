@@ -210,16 +210,6 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 		}
 		return err
 	}
-	if err == nil && !opts.NoIndex && len(res.Datasets) > 0 {
-		// The datasets found are linked with the case's persons.
-		ix, ierr := index.Open(ctx, c.DB(), c.IndexDir(), index.Options{Shards: c.Shards()})
-		if ierr == nil {
-			_, ierr = relink(ctx, c, ix, linkOptions{}, os.Stderr)
-		}
-		if ierr != nil {
-			return ierr
-		}
-	}
 	ev := res.Evidence
 	out := evidenceResult{ID: ev.ID, Format: ev.Format, Size: ev.Size, SectorSize: ev.SectorSize, Segments: ev.Segments,
 		MD5: ev.Computed.MD5, SHA1: ev.Computed.SHA1, SHA256: ev.Computed.SHA256, Stored: ev.Stored, Expected: ev.Expected,

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/evidx/evidx/index"
@@ -49,22 +48,7 @@ type searchMatch struct {
 	index.Match
 	// Person is everything linked to the value (absent when persons
 	// were never linked).
-	Person *searchPerson `json:"person,omitempty"`
-}
-
-// searchPerson is a person with its sources named.
-type searchPerson struct {
-	*persons.Person
-	Sources  []personSource `json:"sources"`
-	Evidence []string       `json:"evidence"`
-}
-
-// personSource is one source of a person's records.
-type personSource struct {
-	ID       int64  `json:"id"`
-	Name     string `json:"name"`
-	Evidence string `json:"evidence,omitempty"`
-	Path     string `json:"evidence_path,omitempty"`
+	Person *persons.Person `json:"person,omitempty"`
 }
 
 // searchSummary ends a search: how many values were found, not found, or
@@ -124,36 +108,11 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 	if ps != nil {
 		defer ps.Close()
 	}
-	var srcByID map[int64]index.SourceStats
-	person := func(k identity.Kind, v string) (*searchPerson, error) {
+	person := func(k identity.Kind, v string) (*persons.Person, error) {
 		if ps == nil {
 			return nil, nil
 		}
-		p, err := ps.Lookup(ctx, k, v)
-		if err != nil || p == nil {
-			return nil, err
-		}
-		if srcByID == nil {
-			list, err := ix.Sources(ctx)
-			if err != nil {
-				return nil, err
-			}
-			srcByID = map[int64]index.SourceStats{}
-			for _, s := range list {
-				srcByID[s.ID] = s
-			}
-		}
-		sp := &searchPerson{Person: p, Sources: []personSource{}, Evidence: []string{}}
-		for _, id := range p.SourceIDs {
-			src := srcByID[id]
-			sp.Sources = append(sp.Sources, personSource{ID: id, Name: src.Name, Evidence: src.Evidence, Path: src.EvidPath})
-			for _, e := range append([]index.Origin{{EvidenceID: src.Evidence}}, src.AlsoFound...) {
-				if e.EvidenceID != "" && !slices.Contains(sp.Evidence, e.EvidenceID) {
-					sp.Evidence = append(sp.Evidence, e.EvidenceID)
-				}
-			}
-		}
-		return sp, nil
+		return ps.Lookup(ctx, k, v)
 	}
 	res := searchResult{Matches: []searchMatch{}, NotFound: []string{}, Invalid: []string{}}
 	for _, q := range values {
@@ -217,7 +176,7 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 }
 
 // printPerson writes the person linked to a match.
-func printPerson(w io.Writer, p *searchPerson) {
+func printPerson(w io.Writer, p *persons.Person) {
 	if p == nil {
 		return
 	}
@@ -238,17 +197,18 @@ func printPerson(w io.Writer, p *searchPerson) {
 	if len(p.Addresses) > 0 {
 		fmt.Fprintf(w, "\t  addresses: %s\n", oneLine(strings.Join(p.Addresses, "; ")))
 	}
-	for _, r := range p.Records {
-		name := fmt.Sprint(r.Source)
-		for _, s := range p.Sources {
-			if s.ID == r.Source {
-				name = s.Name
-			}
+	for _, src := range p.Sources {
+		ev := ""
+		if len(src.Evidence) > 0 {
+			ev = " [evidence " + oneLine(strings.Join(src.Evidence, ", ")) + "]"
 		}
-		fmt.Fprintf(w, "\t  seen in %s at %s\n", oneLine(name), oneLine(r.Loc))
+		fmt.Fprintf(w, "\t  source #%d %s%s\n", src.ID, oneLine(src.Name), ev)
+	}
+	for _, l := range p.Locations {
+		fmt.Fprintf(w, "\t  seen in %s at %s\n", oneLine(l.Source), oneLine(l.Loc))
 	}
 	if p.Truncated {
-		fmt.Fprintf(w, "\t  (%d records in all)\n", p.Total)
+		fmt.Fprintf(w, "\t  (%d records in all; --json lists %d)\n", p.Records, len(p.Locations))
 	}
 }
 

@@ -1,0 +1,96 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/persons"
+)
+
+// LinkOptions say how loads link identifiers into persons.
+type LinkOptions struct {
+	NoLink bool // load without linking (stats then show the last linking)
+	// Hub thresholds (persons.Options); zero keeps the case's last ones.
+	HubIDs, HubPhones int
+}
+
+// linkSources lists the done sources for linking, in load order, with
+// every evidence item each was found on.
+func linkSources(ctx context.Context, ix *index.Index) ([]persons.Source, error) {
+	srcs, err := ix.Sources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []persons.Source
+	for _, s := range srcs {
+		if s.Status != "done" {
+			continue
+		}
+		ps := persons.Source{ID: s.ID, Name: s.Name}
+		if s.Evidence != "" {
+			ps.Evidence = append(ps.Evidence, s.Evidence)
+		}
+		for _, o := range s.AlsoFound {
+			if o.EvidenceID != "" {
+				ps.Evidence = append(ps.Evidence, o.EvidenceID)
+			}
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}
+
+// Relink brings case c's persons up to date with its done sources and
+// records it in the audit log.
+func Relink(ctx context.Context, c *custody.Case, o LinkOptions) (*persons.Summary, error) {
+	ix, err := openIndex(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return relink(ctx, c, ix, o)
+}
+
+func relink(ctx context.Context, c *custody.Case, ix *index.Index, o LinkOptions) (*persons.Summary, error) {
+	srcs, err := linkSources(ctx, ix)
+	if err != nil {
+		return nil, err
+	}
+	dir := persons.Dir(ix.Dir())
+	po := persons.Options{HubIDs: o.HubIDs, HubPhones: o.HubPhones}
+	if po.HubIDs == 0 || po.HubPhones == 0 {
+		// The thresholds an examiner chose stay until changed.
+		if st, err := persons.OpenStore(dir); err == nil {
+			if sum, err := st.Summary(ctx); err == nil {
+				po.HubIDs = cmpOr(po.HubIDs, sum.Options.HubIDs)
+				po.HubPhones = cmpOr(po.HubPhones, sum.Options.HubPhones)
+			}
+			st.Close()
+		} else if !errors.Is(err, persons.ErrNotBuilt) {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	sum, err := persons.Build(ctx, dir, srcs, po)
+	entry := custody.Entry{Action: "persons.link", Outcome: custody.OutcomeOK}
+	if err != nil {
+		entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
+	} else {
+		entry.Details = map[string]any{"persons": sum.Unique, "hubs": len(sum.Hubs), "records": sum.Records,
+			"method": sum.Method, "sources": len(srcs), "seconds": time.Since(start).Seconds()}
+	}
+	if aerr := c.Audit(entry); aerr != nil && err == nil {
+		err = fmt.Errorf("%w: %v", errAudit, aerr)
+	}
+	return sum, err
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
