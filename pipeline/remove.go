@@ -14,7 +14,7 @@ import (
 // RemoveResult is what RemoveSources did: the JSON of `dataset remove`.
 type RemoveResult struct {
 	Removed []index.Removal         `json:"removed"`
-	Unique  map[identity.Kind]int64 `json:"unique"` // the case's unique identities afterwards
+	Unique  map[identity.Kind]int64 `json:"unique"`  // the case's unique identities afterwards
 	Persons *persons.Summary        `json:"persons"` // the case's persons afterwards
 }
 
