@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/evidx/evidx/internal/leakgen"
+	"github.com/evidx/evidx/internal/testutil"
+)
+
+// personsCorpus generates the persons corpus (its truth written by the
+// generator) in a temporary directory.
+func personsCorpus(t *testing.T, seed uint64, n int) *leakgen.PersonsTruth {
+	t.Helper()
+	dir := t.TempDir()
+	truth, err := leakgen.GeneratePersons(dir, seed, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Unchanged(t, truth.Files...)
+	return truth
+}
+
+// cli runs evidx and fails the test on a non-zero exit.
+func cli(t *testing.T, argv ...string) []byte {
+	t.Helper()
+	r := runCLI(t, argv...)
+	if r.err != nil {
+		t.Fatalf("evidx %s: %v\n%s", strings.Join(argv, " "), r.err, r.stderr)
+	}
+	return r.stdout
+}
+
+func newPersonsCase(t *testing.T) string {
+	t.Helper()
+	cs := filepath.Join(t.TempDir(), "case")
+	cli(t, "case", "init", cs, "--case-number", "P-1", "--examiner", "X")
+	return cs
+}
+
+// personsStatsJSON is the part of `stats --json` the persons tests read.
+type personsStatsJSON struct {
+	Persons struct {
+		Unique int64 `json:"unique"`
+		Hubs   []struct {
+			Kind   string `json:"kind"`
+			Value  string `json:"value"`
+			People int64  `json:"people"`
+		} `json:"hubs"`
+		Method  string            `json:"method"`
+		Sources []json.RawMessage `json:"sources"`
+	} `json:"persons"`
+	Demographics struct {
+		Province []struct {
+			Code string `json:"code"`
+			Name string `json:"name"`
+			CNID int64  `json:"cn_id"`
+		} `json:"province"`
+	} `json:"demographics"`
+}
+
+func stats(t *testing.T, cs string) personsStatsJSON {
+	t.Helper()
+	var st personsStatsJSON
+	if err := json.Unmarshal(cli(t, "stats", cs, "--json"), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// personsSearchJSON is `search --json`.
+type personsSearchJSON struct {
+	Matches []struct {
+		Query  string `json:"query"`
+		Kind   string `json:"kind"`
+		Value  string `json:"value"`
+		Person *struct {
+			Identifiers []struct{ Kind, Value string } `json:"identifiers"`
+			Names       []string                       `json:"names"`
+			Sources     []struct {
+				ID   int64  `json:"id"`
+				Name string `json:"name"`
+			} `json:"sources"`
+			Locations []struct {
+				Source string `json:"source"`
+				Loc    string `json:"loc"`
+			} `json:"locations"`
+			Hub *struct {
+				People int64 `json:"people"`
+			} `json:"hub"`
+		} `json:"person"`
+	} `json:"matches"`
+	Summary struct {
+		Values          int `json:"values"`
+		Found           int `json:"found"`
+		NotFound        int `json:"not_found"`
+		NotAnIdentifier int `json:"not_an_identifier"`
+	} `json:"summary"`
+}
+
+func search(t *testing.T, argv ...string) personsSearchJSON {
+	t.Helper()
+	var res personsSearchJSON
+	out := cli(t, append([]string{"search", "--json"}, argv...)...)
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return res
+}
+
+// TestPersonsCorpus loads CSV, GBK text, an SQL dump, JSON Lines and a
+// SQLite file whose tables join on cid, and checks the persons against the
+// generator's truth: their number, the placeholder phone a hub of 300
+// people that joins nobody, the province counts of unique ID numbers, and
+// a phone from the file without ID column found with the ID number the
+// dump links it to.
+func TestPersonsCorpus(t *testing.T) {
+	truth := personsCorpus(t, 7, 2000)
+	cs := newPersonsCase(t)
+	cli(t, append([]string{"dataset", "add", cs}, truth.Files...)...)
+	st := stats(t, cs)
+	if st.Persons.Unique != truth.Persons {
+		t.Errorf("persons.unique %d, truth %d (of %d people generated)", st.Persons.Unique, truth.Persons, truth.People)
+	}
+	if len(st.Persons.Hubs) != 1 || st.Persons.Hubs[0].Kind != "phone" || st.Persons.Hubs[0].Value != truth.HubValue || st.Persons.Hubs[0].People != truth.HubPeople {
+		t.Errorf("hubs %+v, want only phone %s with %d people", st.Persons.Hubs, truth.HubValue, truth.HubPeople)
+	}
+	if !strings.Contains(st.Persons.Method, "hub") {
+		t.Errorf("method %q does not state the hub rule", st.Persons.Method)
+	}
+	got := map[string]int64{}
+	for _, p := range st.Demographics.Province {
+		got[p.Code] = p.CNID
+		if p.Name == "" {
+			t.Errorf("province %s has no name", p.Code)
+		}
+	}
+	if len(got) != len(truth.Province) {
+		t.Errorf("%d provinces, truth %d", len(got), len(truth.Province))
+	}
+	for c, n := range truth.Province {
+		if got[c] != n {
+			t.Errorf("province %s: %d unique ID numbers, truth %d", c, got[c], n)
+		}
+	}
+
+	// The phone from the GBK text (no ID column) reaches its ID number
+	// through the dump's e-mail.
+	res := search(t, cs, truth.SearchPhone)
+	if len(res.Matches) != 1 || res.Matches[0].Person == nil {
+		t.Fatalf("search %s: %+v", truth.SearchPhone, res)
+	}
+	p := res.Matches[0].Person
+	var cnids []string
+	for _, id := range p.Identifiers {
+		if id.Kind == "cn_id" {
+			cnids = append(cnids, id.Value)
+		}
+	}
+	if !slices.Equal(cnids, []string{truth.SearchCNID}) {
+		t.Errorf("search %s: ID numbers %v, want %s", truth.SearchPhone, cnids, truth.SearchCNID)
+	}
+	var srcs []string
+	for _, s := range p.Sources {
+		srcs = append(srcs, s.Name)
+	}
+	if !slices.Contains(srcs, "contacts_gbk.txt") || !slices.Contains(srcs, "members.sql") {
+		t.Errorf("sources %v, want the GBK text and the dump", srcs)
+	}
+	locSrc := map[string]bool{}
+	for _, l := range p.Locations {
+		locSrc[l.Source] = true
+	}
+	if !locSrc["contacts_gbk.txt"] || !locSrc["members.sql"] {
+		t.Errorf("locations %+v: not every record's", p.Locations)
+	}
+
+	// The placeholder is a hub: no person, and nobody holds it.
+	res = search(t, cs, leakgen.PlaceholderPhone)
+	if len(res.Matches) != 1 || res.Matches[0].Person == nil || res.Matches[0].Person.Hub == nil || res.Matches[0].Person.Hub.People != leakgen.HubPeople {
+		t.Fatalf("search placeholder: %+v", res)
+	}
+
+	// --file: found, not found, not an identifier.
+	vals := filepath.Join(t.TempDir(), "victims.txt")
+	os.WriteFile(vals, []byte(truth.SearchPhone+"\n13000000001\n"+truth.SearchCNID[:17]+"0\n"+truth.SearchCNID+"\n"), 0o600)
+	res = search(t, cs, "--file", vals)
+	if s := res.Summary; s.Values != 4 || s.Found != 2 || s.NotFound != 1 || s.NotAnIdentifier != 1 {
+		// 17 digits + a wrong check digit is not an identifier, unless
+		// the right one happens to be 0.
+		if truth.SearchCNID[17] != '0' {
+			t.Errorf("--file summary %+v, want 4 values: 2 found, 1 not found, 1 not an identifier", s)
+		}
+	}
+	human := string(cli(t, "search", cs, "--file", vals))
+	if !strings.Contains(human, "4 values: 2 found, 1 not found, 1 not an identifier") {
+		t.Errorf("human --file output ends without the summary:\n%s", human)
+	}
+}
