@@ -1,11 +1,10 @@
 package persons
 
 import (
+	"bufio"
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -129,21 +128,28 @@ func (o Options) Method() string {
 		"numbers, is a hub: it links nothing and is no person.", o.HubIDs, o.HubPhones)
 }
 
-// DBName is the persons database in the persons directory.
-const DBName = "persons.sqlite"
-
-// Build links the record files of sources (in dir) and writes
-// dir/persons.sqlite anew (replaced atomically when done).
+// Build links the record files of sources (in dir, in load order) and
+// writes a new generation of the store (see Store), made current
+// atomically when complete.
 func Build(ctx context.Context, dir string, sources []Source, opts Options) (*Summary, error) {
 	opts.defaults()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
+	// An interrupted build leaves a build directory, removed here: the
+	// next build starts again from the record files.
+	olds, _ := filepath.Glob(filepath.Join(dir, "build-*"))
+	for _, o := range olds {
+		os.RemoveAll(o)
+	}
 	tmp, err := os.MkdirTemp(dir, "build-")
 	if err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
-	defer os.RemoveAll(tmp)
+	defer os.RemoveAll(tmp) // gone once renamed into a generation
+	if err := os.Mkdir(filepath.Join(tmp, "work"), 0o700); err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
 	b := &builder{opts: opts, dir: dir, tmp: tmp, sources: sources}
 	defer b.close()
 	if err := b.sortRecords(ctx); err != nil {
@@ -155,12 +161,15 @@ func Build(ctx context.Context, dir string, sources []Source, opts Options) (*Su
 	if err := b.passUnion(ctx); err != nil {
 		return nil, err
 	}
-	dbPath := filepath.Join(tmp, DBName)
-	if err := b.write(ctx, dbPath); err != nil {
+	if err := b.writeStore(ctx); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(dbPath, filepath.Join(dir, DBName)); err != nil {
+	b.close() // the maps are written back
+	if err := os.RemoveAll(filepath.Join(tmp, "work")); err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
+	}
+	if err := commitGeneration(dir, tmp); err != nil {
+		return nil, err
 	}
 	return b.sum, nil
 }
@@ -191,10 +200,12 @@ type hubRecs struct {
 func (b *builder) close() {
 	if b.sorter != nil {
 		b.sorter.Close()
+		b.sorter = nil
 	}
 	for _, m := range b.maps {
 		unix.Munmap(m)
 	}
+	b.maps = nil
 }
 
 // recSuffix is what follows a value in the sort: a 0 byte and the record
@@ -204,13 +215,20 @@ const recSuffix = 6
 
 // sortRecords reads every record file and sorts (value, record) pairs.
 func (b *builder) sortRecords(ctx context.Context) error {
-	s, err := runs.New(filepath.Join(b.tmp, "sort"), b.opts.Shards, b.opts.SortBytes)
+	s, err := runs.New(filepath.Join(b.tmp, "work", "sort"), b.opts.Shards, b.opts.SortBytes)
 	if err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	b.sorter = s
 	var rec uint64
 	var v []byte
+	offs, err := os.OpenFile(filepath.Join(b.tmp, recOffName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	defer offs.Close()
+	ow := bufio.NewWriterSize(offs, 1<<20)
+	var ob [8]byte
 	for _, src := range b.sources {
 		b.lo = append(b.lo, uint32(rec))
 		rr, f, err := openRecords(recPath(b.dir, src.ID))
@@ -233,6 +251,11 @@ func (b *builder) sortRecords(ctx context.Context) error {
 			if rec >= math.MaxUint32-1 {
 				f.Close()
 				return fmt.Errorf("persons: more than %d records", uint32(math.MaxUint32-1))
+			}
+			binary.LittleEndian.PutUint64(ob[:], uint64(rr.off))
+			if _, err := ow.Write(ob[:]); err != nil {
+				f.Close()
+				return fmt.Errorf("persons: %w", err)
 			}
 			for _, it := range rr.rec.Items {
 				if !it.Kind.IsIdentity() && it.Kind != "key" || strings.IndexByte(it.Value, 0) >= 0 {
@@ -261,6 +284,9 @@ func (b *builder) sortRecords(ctx context.Context) error {
 		f.Close()
 	}
 	b.lo = append(b.lo, uint32(rec))
+	if err := ow.Flush(); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
 	if err := s.Finish(ctx); err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
@@ -292,7 +318,7 @@ func (b *builder) array(n int) ([]uint32, error) {
 	if n == 0 {
 		return []uint32{}, nil
 	}
-	f, err := os.CreateTemp(b.tmp, "array-")
+	f, err := os.CreateTemp(filepath.Join(b.tmp, "work"), "array-")
 	if err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
@@ -312,6 +338,11 @@ func (b *builder) array(n int) ([]uint32, error) {
 // groups yields each value of shard once with its records (ascending;
 // valid until fn returns), over all shards in order.
 func (b *builder) groups(ctx context.Context, fn func(kind string, value []byte, recs []uint32) error) error {
+	return b.groupsShard(ctx, func(_ int, kind string, value []byte, recs []uint32) error { return fn(kind, value, recs) })
+}
+
+// groupsShard is groups with the shard of each value.
+func (b *builder) groupsShard(ctx context.Context, fn func(shard int, kind string, value []byte, recs []uint32) error) error {
 	var (
 		kind  string
 		value []byte
@@ -331,7 +362,7 @@ func (b *builder) groups(ctx context.Context, fn func(kind string, value []byte,
 				return nil
 			}
 			if len(recs) > 0 {
-				if err := fn(kind, value, recs); err != nil {
+				if err := fn(shard, kind, value, recs); err != nil {
 					return err
 				}
 			}
@@ -342,7 +373,7 @@ func (b *builder) groups(ctx context.Context, fn func(kind string, value []byte,
 			return err
 		}
 		if len(recs) > 0 {
-			if err := fn(kind, value, recs); err != nil {
+			if err := fn(shard, kind, value, recs); err != nil {
 				return err
 			}
 		}
@@ -586,199 +617,3 @@ func (b *builder) count() {
 	b.sum = sum
 }
 
-// write counts and writes the persons database at path.
-func (b *builder) write(ctx context.Context, path string) error {
-	b.count()
-	db, err := openDB(path, false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	for _, s := range []string{`PRAGMA journal_mode=OFF`, `PRAGMA synchronous=OFF`, `PRAGMA page_size=65536`, dbSchema} {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("persons: %s: %w", path, err)
-		}
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	defer tx.Rollback()
-	ins := newInserter(ctx, tx, "ident(kind, value, person)", 3)
-	err = b.groups(ctx, func(kind string, value []byte, recs []uint32) error {
-		if kind == "key" || b.isHub(kind, value) {
-			return nil
-		}
-		return ins.add(kind, string(value), int64(b.parent[recs[0]])+1)
-	})
-	if err == nil {
-		err = ins.flush()
-	}
-	if err != nil {
-		return fmt.Errorf("persons: %s: %w", path, err)
-	}
-	if err := b.writeRecords(ctx, tx); err != nil {
-		return err
-	}
-	hi := newInserter(ctx, tx, "hubs(kind, value, people, rule)", 4)
-	for _, h := range b.sum.Hubs {
-		if err := hi.add(h.Kind, h.Value, h.People, h.Rule); err != nil {
-			return fmt.Errorf("persons: %w", err)
-		}
-	}
-	if err := hi.flush(); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	js, _ := json.Marshal(b.sum)
-	dj, _ := json.Marshal(b.sum.Demographics)
-	sj, _ := json.Marshal(b.sources)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('summary', ?), ('demographics', ?), ('sources', ?)`, string(js), string(dj), string(sj)); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("persons: %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeRecords stores every record that holds a person, keyed by person:
-// search reads a person's records in one range. They are sorted by
-// (person, record) first, so the inserts append.
-func (b *builder) writeRecords(ctx context.Context, tx *sql.Tx) error {
-	s, err := runs.New(filepath.Join(b.tmp, "recs"), 1, b.opts.SortBytes)
-	if err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	defer s.Close()
-	var (
-		key     []byte
-		payload []byte
-		rec     uint32
-	)
-	for i, src := range b.sources {
-		rr, f, err := openRecords(recPath(b.dir, src.ID))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		rec = b.lo[i]
-		for {
-			err := rr.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				f.Close()
-				return err
-			}
-			if b.holds(rec) {
-				key = binary.BigEndian.AppendUint32(key[:0], b.parent[rec])
-				key = binary.BigEndian.AppendUint32(key, rec)
-				payload = encodePayload(payload[:0], src.ID, &rr.rec)
-				if err := s.Add(0, "r", string(key), string(payload)); err != nil {
-					f.Close()
-					return fmt.Errorf("persons: %w", err)
-				}
-			}
-			rec++
-		}
-		f.Close()
-	}
-	if err := s.Finish(ctx); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	ins := newInserter(ctx, tx, "records(person, rec, payload)", 3)
-	err = s.Merge(ctx, 0, func(e runs.Entry) error {
-		if len(e.Value) != 8 {
-			return fmt.Errorf("persons: record key of %d bytes", len(e.Value))
-		}
-		return ins.add(int64(binary.BigEndian.Uint32(e.Value))+1, int64(binary.BigEndian.Uint32(e.Value[4:])), string(e.Loc))
-	})
-	if err == nil {
-		err = ins.flush()
-	}
-	if err != nil {
-		return fmt.Errorf("persons: records: %w", err)
-	}
-	return nil
-}
-
-// encodePayload packs a record for the records table: source id, TAB,
-// location, then TAB kind TAB value per item (values hold no TAB: names
-// and addresses are space-folded, identifiers are canonical). It is cut
-// at what the sort keeps of a location.
-func encodePayload(dst []byte, src int64, r *Record) []byte {
-	dst = strconv.AppendInt(dst, src, 10)
-	dst = append(dst, '\t')
-	dst = append(dst, strings.ReplaceAll(r.Loc, "\t", " ")...)
-	for _, it := range r.Items {
-		if len(dst)+len(it.Kind)+len(it.Value)+2 > 32000 {
-			break
-		}
-		dst = append(dst, '\t')
-		dst = append(dst, it.Kind...)
-		dst = append(dst, '\t')
-		dst = append(dst, strings.ReplaceAll(it.Value, "\t", " ")...)
-	}
-	return dst
-}
-
-// inserter batches rows into multi-row INSERTs.
-type inserter struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	table string
-	cols  int
-	args  []any
-	stmt  *sql.Stmt
-}
-
-const insertRows = 200
-
-func newInserter(ctx context.Context, tx *sql.Tx, table string, cols int) *inserter {
-	return &inserter{ctx: ctx, tx: tx, table: table, cols: cols}
-}
-
-func (in *inserter) sqlFor(rows int) string {
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO " + in.table + " VALUES ")
-	ph := "(" + strings.Repeat("?,", in.cols-1) + "?)"
-	for i := range rows {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(ph)
-	}
-	return sb.String()
-}
-
-func (in *inserter) add(vals ...any) error {
-	in.args = append(in.args, vals...)
-	if len(in.args) < insertRows*in.cols {
-		return nil
-	}
-	if in.stmt == nil {
-		st, err := in.tx.PrepareContext(in.ctx, in.sqlFor(insertRows))
-		if err != nil {
-			return err
-		}
-		in.stmt = st
-	}
-	_, err := in.stmt.ExecContext(in.ctx, in.args...)
-	in.args = in.args[:0]
-	return err
-}
-
-func (in *inserter) flush() error {
-	if in.stmt != nil {
-		defer in.stmt.Close()
-	}
-	if len(in.args) == 0 {
-		return nil
-	}
-	_, err := in.tx.ExecContext(in.ctx, in.sqlFor(len(in.args)/in.cols), in.args...)
-	in.args = in.args[:0]
-	return err
-}

@@ -1,100 +1,287 @@
 package persons
 
 import (
+	"bufio"
 	"context"
-	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
+	"unsafe"
 
+	"github.com/evidx/evidx/dedupe"
 	"github.com/evidx/evidx/ingest/identity"
-	_ "github.com/mattn/go-sqlite3" // SQLite driver "sqlite3"
+	"golang.org/x/sys/unix"
 )
 
-// dbSchema is persons.sqlite: ident maps each non-hub identifier to its
-// person (numbered from 1: the component's least record + 1); records
-// holds every record of a person, keyed by person, as a packed payload
-// (source id, location, then kind and value per item, TAB separated);
-// hubs lists the values that join nothing; meta holds the summary JSON.
-const dbSchema = `
-CREATE TABLE IF NOT EXISTS ident(kind TEXT NOT NULL, value TEXT NOT NULL, person INTEGER NOT NULL, PRIMARY KEY(kind, value)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS records(person INTEGER NOT NULL, rec INTEGER NOT NULL, payload TEXT NOT NULL, PRIMARY KEY(person, rec)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS hubs(kind TEXT NOT NULL, value TEXT NOT NULL, people INTEGER NOT NULL, rule TEXT NOT NULL, PRIMARY KEY(kind, value)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-`
-
-func openDB(path string, readOnly bool) (*sql.DB, error) {
-	if !readOnly {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("persons: %w", err)
-		}
-		f.Close()
-	}
-	u := url.URL{Scheme: "file", Path: path}
-	params := "_busy_timeout=30000"
-	if readOnly {
-		params += "&mode=ro&_query_only=1"
-	}
-	db, err := sql.Open("sqlite3", u.String()+"?"+params)
-	if err != nil {
-		return nil, fmt.Errorf("persons: %w", err)
-	}
-	db.SetMaxOpenConns(1)
-	return db, nil
-}
+// The store is a generation directory of flat files, named by the file
+// current (replaced atomically, so a reader sees one whole build):
+//
+//	meta.json        summary, demographics, hubs, sources and their first records
+//	recoff.bin       per record (numbered over the sources in load order):
+//	                 its offset in its source's record file, uint64 LE
+//	members.bin      start[persons+1] then rec[records], uint32 LE: the
+//	                 records of each component, by its least record
+//	ident-NNN.bin    per shard of dedupe.Partition: (kind code, uvarint
+//	                 length, value, uvarint person) sorted by kind name and
+//	                 value, every identifier that is no hub
+//	ident-NNN.idx    the offset of every identEvery-th entry, uint64 LE
+//
+// A person is numbered by its component's least record + 1. Flat sorted
+// files are written in one sequential pass each, which a B-tree of 10^9
+// identifiers is not.
+const (
+	currentName = "current"
+	metaName    = "meta.json"
+	recOffName  = "recoff.bin"
+	membersName = "members.bin"
+	identEvery  = 64
+)
 
 // ErrNotBuilt is returned by OpenStore when no link has run yet.
 var ErrNotBuilt = errors.New("persons: not linked yet")
 
-// Store reads persons.sqlite.
-type Store struct {
-	db   *sql.DB
-	srcs map[int64]Source
+// meta is meta.json.
+type meta struct {
+	Summary      *Summary     `json:"summary"`
+	Demographics Demographics `json:"demographics"`
+	Sources      []Source     `json:"sources"`
+	Lo           []uint32     `json:"lo"` // first record of each source; the last is the record count
+	Shards       int          `json:"shards"`
 }
 
-// OpenStore opens dir's persons database read-only; ErrNotBuilt when
-// there is none.
+// writeStore writes the generation into b.tmp (recoff.bin is written by
+// sortRecords).
+func (b *builder) writeStore(ctx context.Context) error {
+	b.count()
+	n := len(b.parent)
+	// members.bin: a counting sort of the records by root, in place in
+	// the mapped file.
+	m, err := b.mapFile(membersName, 2*n+1)
+	if err != nil {
+		return err
+	}
+	start, recs := m[:n+1], m[n+1:]
+	for r := range n {
+		start[b.parent[r]+1]++
+	}
+	for i := 1; i <= n; i++ {
+		start[i] += start[i-1]
+	}
+	next := b.recCN // free since count
+	copy(next, start[:n])
+	for r := range n {
+		root := b.parent[r]
+		recs[next[root]] = uint32(r)
+		next[root]++
+	}
+	// ident files, one per shard, from a last pass over the sorted values.
+	var (
+		w      *bufio.Writer
+		f, ixf *os.File
+		ixw    *bufio.Writer
+		off    int64
+		count  int
+		shard  = -1
+		buf    []byte
+	)
+	closeShard := func() error {
+		if f == nil {
+			return nil
+		}
+		err := w.Flush()
+		if e := ixw.Flush(); err == nil {
+			err = e
+		}
+		if e := f.Close(); err == nil {
+			err = e
+		}
+		if e := ixf.Close(); err == nil {
+			err = e
+		}
+		f = nil
+		return err
+	}
+	openShard := func(s int) error {
+		if err := closeShard(); err != nil {
+			return err
+		}
+		var err error
+		if f, err = os.OpenFile(filepath.Join(b.tmp, fmt.Sprintf("ident-%03d.bin", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return err
+		}
+		if ixf, err = os.OpenFile(filepath.Join(b.tmp, fmt.Sprintf("ident-%03d.idx", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return err
+		}
+		w, ixw = bufio.NewWriterSize(f, 1<<20), bufio.NewWriterSize(ixf, 64<<10)
+		off, count, shard = 0, 0, s
+		return nil
+	}
+	shard = -1
+	err = b.groupsShard(ctx, func(s int, kind string, value []byte, rs []uint32) error {
+		if s != shard {
+			if err := openShard(s); err != nil {
+				return err
+			}
+		}
+		k := identity.Kind(kind)
+		if !k.IsIdentity() || b.isHub(kind, value) {
+			return nil
+		}
+		c, _ := kindCode(k)
+		if count%identEvery == 0 {
+			var ob [8]byte
+			binary.LittleEndian.PutUint64(ob[:], uint64(off))
+			if _, err := ixw.Write(ob[:]); err != nil {
+				return err
+			}
+		}
+		buf = append(buf[:0], c)
+		buf = binary.AppendUvarint(buf, uint64(len(value)))
+		buf = append(buf, value...)
+		buf = binary.AppendUvarint(buf, uint64(b.parent[rs[0]])+1)
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		off += int64(len(buf))
+		count++
+		return nil
+	})
+	if e := closeShard(); err == nil {
+		err = e
+	}
+	for s := range b.opts.Shards { // shards without identifiers are empty files
+		if err != nil {
+			break
+		}
+		for _, ext := range []string{".bin", ".idx"} {
+			name := filepath.Join(b.tmp, fmt.Sprintf("ident-%03d%s", s, ext))
+			if _, e := os.Stat(name); errors.Is(e, os.ErrNotExist) {
+				err = os.WriteFile(name, nil, 0o600)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("persons: ident: %w", err)
+	}
+	js, err := json.Marshal(meta{Summary: b.sum, Demographics: b.sum.Demographics, Sources: b.sources, Lo: b.lo, Shards: b.opts.Shards})
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(b.tmp, metaName), js, 0o600); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	return nil
+}
+
+// mapFile maps n uint32s of a new file name in the build directory.
+func (b *builder) mapFile(name string, n int) ([]uint32, error) {
+	f, err := os.OpenFile(filepath.Join(b.tmp, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	defer f.Close()
+	size := int64(n) * 4
+	if err := f.Truncate(size); err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("persons: map %s: %w", name, err)
+	}
+	b.maps = append(b.maps, m)
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&m[0])), n), nil
+}
+
+// commitGeneration makes build directory tmp the current generation of
+// dir and removes the older ones.
+func commitGeneration(dir, tmp string) error {
+	gen := "gen-" + strings.TrimPrefix(filepath.Base(tmp), "build-")
+	if err := os.Rename(tmp, filepath.Join(dir, gen)); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	cur := filepath.Join(dir, currentName)
+	if err := os.WriteFile(cur+".tmp", []byte(gen+"\n"), 0o600); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := os.Rename(cur+".tmp", cur); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	olds, _ := filepath.Glob(filepath.Join(dir, "gen-*"))
+	for _, o := range olds {
+		if filepath.Base(o) != gen {
+			os.RemoveAll(o) // a reader that has it open keeps its files
+		}
+	}
+	return nil
+}
+
+// Store reads the current generation. Safe for one goroutine at a time.
+type Store struct {
+	dir, gen string
+	meta     meta
+	hubs     map[Ident]Hub
+	recOff   *os.File
+	members  *os.File
+	recs     map[int64]*os.File
+	mu       sync.Mutex
+}
+
+// OpenStore opens dir's current persons; ErrNotBuilt when none was built.
 func OpenStore(dir string) (*Store, error) {
-	p := filepath.Join(dir, DBName)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+	b, err := os.ReadFile(filepath.Join(dir, currentName))
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotBuilt
 	}
-	db, err := openDB(p, true)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("persons: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{dir: dir, gen: filepath.Join(dir, filepath.Base(strings.TrimSpace(string(b)))), recs: map[int64]*os.File{}, hubs: map[Ident]Hub{}}
+	js, err := os.ReadFile(filepath.Join(s.gen, metaName))
+	if err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	if err := json.Unmarshal(js, &s.meta); err != nil || s.meta.Summary == nil || len(s.meta.Lo) != len(s.meta.Sources)+1 || s.meta.Shards <= 0 {
+		return nil, fmt.Errorf("persons: %s: not a persons summary", filepath.Join(s.gen, metaName))
+	}
+	s.meta.Summary.Demographics = s.meta.Demographics
+	for _, h := range s.meta.Summary.Hubs {
+		s.hubs[Ident{Kind: h.Kind, Value: h.Value}] = h
+	}
+	if s.recOff, err = os.Open(filepath.Join(s.gen, recOffName)); err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	if s.members, err = os.Open(filepath.Join(s.gen, membersName)); err != nil {
+		s.recOff.Close()
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	return s, nil
 }
 
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
-
-func (s *Store) meta(ctx context.Context, key string, v any) error {
-	var js string
-	if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, key).Scan(&js); err != nil {
-		return fmt.Errorf("persons: meta %s: %w", key, err)
+func (s *Store) Close() error {
+	s.recOff.Close()
+	s.members.Close()
+	for _, f := range s.recs {
+		f.Close()
 	}
-	return json.Unmarshal([]byte(js), v)
+	return nil
 }
 
 // Summary returns what the last Build found.
 func (s *Store) Summary(ctx context.Context) (*Summary, error) {
-	var sum Summary
-	if err := s.meta(ctx, "summary", &sum); err != nil {
-		return nil, err
-	}
-	if err := s.meta(ctx, "demographics", &sum.Demographics); err != nil {
-		return nil, err
-	}
+	sum := *s.meta.Summary
 	return &sum, nil
 }
+
+// Records is the number of records linked.
+func (s *Store) Records() int64 { return int64(s.meta.Lo[len(s.meta.Lo)-1]) }
 
 // Ident is one identifier of a person.
 type Ident struct {
@@ -143,124 +330,254 @@ func newPerson() *Person {
 		Evidence: []string{}, Locations: []Location{}}
 }
 
-// sources returns the sources the last Build linked, by id.
-func (s *Store) sources(ctx context.Context) (map[int64]Source, error) {
-	if s.srcs != nil {
-		return s.srcs, nil
-	}
-	var list []Source
-	if err := s.meta(ctx, "sources", &list); err != nil {
-		return nil, err
-	}
-	s.srcs = map[int64]Source{}
-	for _, src := range list {
-		s.srcs[src.ID] = src
-	}
-	return s.srcs, nil
-}
-
-// Lookup returns the person holding (kind, value), or nil. Each query's
-// rows are read and closed before the next one runs: the store has one
-// connection.
+// Lookup returns the person holding (kind, value), a Person with only Hub
+// set for a hub, or nil.
 func (s *Store) Lookup(ctx context.Context, kind identity.Kind, value string) (*Person, error) {
-	var h Hub
-	err := s.db.QueryRowContext(ctx, `SELECT kind, value, people, rule FROM hubs WHERE kind=? AND value=?`, string(kind), value).Scan(&h.Kind, &h.Value, &h.People, &h.Rule)
-	switch {
-	case err == nil:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.hubs[Ident{Kind: string(kind), Value: value}]; ok {
 		p := newPerson()
 		p.Hub = &h
 		return p, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("persons: %w", err)
 	}
-	var id int64
-	err = s.db.QueryRowContext(ctx, `SELECT person FROM ident WHERE kind=? AND value=?`, string(kind), value).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+	id, err := s.ident(kind, value)
+	if err != nil || id == 0 {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("persons: %w", err)
-	}
-	return s.Person(ctx, id)
+	return s.person(ctx, id)
 }
 
-// Person returns person id (as numbered by the last Build), or nil.
+// Person returns person id, or nil when there is none.
 func (s *Store) Person(ctx context.Context, id int64) (*Person, error) {
-	srcs, err := s.sources(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.person(ctx, id)
+}
+
+// Each calls fn with every person, in the order of their numbers.
+func (s *Store) Each(ctx context.Context, fn func(*Person) error) error {
+	n := s.Records()
+	// The start array is read in pieces: person r+1 has records when
+	// start[r+1] > start[r].
+	const piece = 1 << 16
+	buf := make([]byte, 4*(piece+1))
+	for lo := int64(0); lo < n; lo += piece {
+		hi := min(lo+piece, n)
+		b := buf[:4*(hi-lo+1)]
+		if _, err := s.members.ReadAt(b, 4*lo); err != nil {
+			return fmt.Errorf("persons: %s at %#x: %w", membersName, 4*lo, err)
+		}
+		for r := lo; r < hi; r++ {
+			i := r - lo
+			if binary.LittleEndian.Uint32(b[4*i+4:]) == binary.LittleEndian.Uint32(b[4*i:]) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p, err := s.Person(ctx, r+1)
+			if err != nil {
+				return err
+			}
+			if p != nil && len(p.Identifiers) > 0 {
+				if err := fn(p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ident finds the person of a non-hub identifier (0: none).
+func (s *Store) ident(kind identity.Kind, value string) (int64, error) {
+	code, ok := kindCode(kind)
+	if !ok || !kind.IsIdentity() {
+		return 0, nil
+	}
+	shard := dedupe.Partition(string(kind), value, s.meta.Shards)
+	name := filepath.Join(s.gen, fmt.Sprintf("ident-%03d", shard))
+	idx, err := os.ReadFile(name + ".idx")
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("persons: %w", err)
+	}
+	f, err := os.Open(name + ".bin")
+	if err != nil {
+		return 0, fmt.Errorf("persons: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("persons: %w", err)
+	}
+	at := func(i int) int64 { return int64(binary.LittleEndian.Uint64(idx[8*i:])) }
+	target := func(k identity.Kind, v string) int {
+		return cmpKey(k, v, kind, value)
+	}
+	// The last sampled entry not above the value, then a scan.
+	lo, hi := 0, len(idx)/8
+	for lo < hi {
+		mid := (lo + hi) / 2
+		e, err := readIdent(f, fi.Size(), at(mid))
+		if err != nil {
+			return 0, fmt.Errorf("persons: %s.bin: %w", name, err)
+		}
+		if target(e.kind, e.value) <= 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return 0, nil
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, at(lo-1), fi.Size()-at(lo-1)), 16<<10)
+	for range identEvery {
+		e, err := readIdentFrom(r)
+		if err == io.EOF {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("persons: %s.bin: %w", name, err)
+		}
+		switch c := target(e.kind, e.value); {
+		case c == 0 && e.code == code:
+			return int64(e.person), nil
+		case c > 0:
+			return 0, nil
+		}
+	}
+	return 0, nil
+}
+
+// cmpKey orders identifiers as the sort does: kind name, then value bytes.
+func cmpKey(ak identity.Kind, av string, bk identity.Kind, bv string) int {
+	if c := strings.Compare(string(ak), string(bk)); c != 0 {
+		return c
+	}
+	return strings.Compare(av, bv)
+}
+
+type identEntry struct {
+	code   byte
+	kind   identity.Kind
+	value  string
+	person uint64
+}
+
+func readIdent(f *os.File, size, off int64) (identEntry, error) {
+	e, err := readIdentFrom(bufio.NewReaderSize(io.NewSectionReader(f, off, size-off), 4<<10))
+	if err != nil {
+		err = fmt.Errorf("entry at %#x: %w", off, err)
+	}
+	return e, err
+}
+
+func readIdentFrom(r *bufio.Reader) (identEntry, error) {
+	var e identEntry
+	c, err := r.ReadByte()
+	if err != nil {
+		return e, err
+	}
+	if int(c) >= len(itemKinds) {
+		return e, errCorrupt
+	}
+	e.code, e.kind = c, itemKinds[c]
+	l, err := binary.ReadUvarint(r)
+	if err != nil || l > maxItem {
+		return e, cmpErr(err)
+	}
+	b := make([]byte, l)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return e, cmpErr(err)
+	}
+	e.value = string(b)
+	if e.person, err = binary.ReadUvarint(r); err != nil {
+		return e, cmpErr(err)
+	}
+	return e, nil
+}
+
+func cmpErr(err error) error {
+	if err == nil {
+		return errCorrupt
+	}
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// person reads person id's records.
+func (s *Store) person(ctx context.Context, id int64) (*Person, error) {
+	n := s.Records()
+	if id < 1 || id > n {
+		return nil, nil
+	}
+	var se [8]byte
+	if _, err := s.members.ReadAt(se[:], 4*(id-1)); err != nil {
+		return nil, fmt.Errorf("persons: %s at %#x: %w", membersName, 4*(id-1), err)
+	}
+	a, b := int64(binary.LittleEndian.Uint32(se[:])), int64(binary.LittleEndian.Uint32(se[4:]))
+	if b <= a || b > n {
+		return nil, nil
 	}
 	p := newPerson()
 	p.ID = id
 	seen := map[Ident]bool{}
-	var cands []Ident // identifiers of the records: hubs are dropped below
-	var srcIDs []int64
-	err = func() error {
-		rows, err := s.db.QueryContext(ctx, `SELECT payload FROM records WHERE person=? ORDER BY rec`, id)
-		if err != nil {
-			return err
+	var srcIdx []int
+	rb := make([]byte, 4*min(b-a, 1<<16))
+	for i := a; i < b; i += int64(len(rb) / 4) {
+		chunk := rb[:4*min(b-i, int64(len(rb)/4))]
+		if _, err := s.members.ReadAt(chunk, 4*(n+1+i)); err != nil {
+			return nil, fmt.Errorf("persons: %s at %#x: %w", membersName, 4*(n+1+i), err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var pl string
-			if err := rows.Scan(&pl); err != nil {
-				return err
+		for j := 0; j < len(chunk); j += 4 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
-			f := strings.Split(pl, "\t")
-			if len(f) < 2 {
-				continue
+			rec := binary.LittleEndian.Uint32(chunk[j:])
+			si, r, err := s.record(rec)
+			if err != nil {
+				return nil, err
 			}
-			src, _ := strconv.ParseInt(f[0], 10, 64)
+			src := s.meta.Sources[si]
 			p.Records++
 			if len(p.Locations) < maxLocations {
-				p.Locations = append(p.Locations, Location{SourceID: src, Source: srcs[src].Name, Loc: f[1]})
+				p.Locations = append(p.Locations, Location{SourceID: src.ID, Source: src.Name, Loc: r.Loc})
 			} else {
 				p.Truncated = true
 			}
-			if !slices.Contains(srcIDs, src) {
-				srcIDs = append(srcIDs, src)
+			if !slices.Contains(srcIdx, si) {
+				srcIdx = append(srcIdx, si)
 			}
-			for i := 2; i+1 < len(f); i += 2 {
-				it := Ident{Kind: f[i], Value: f[i+1]}
-				if seen[it] || it.Kind == "key" {
+			for _, it := range r.Items {
+				id := Ident{Kind: string(it.Kind), Value: it.Value}
+				if seen[id] || it.Kind == "key" {
 					continue
 				}
-				seen[it] = true
-				switch identity.Kind(it.Kind) {
+				seen[id] = true
+				switch it.Kind {
 				case identity.Name:
 					p.Names = append(p.Names, it.Value)
 				case identity.Address:
 					p.Addresses = append(p.Addresses, it.Value)
 				default:
-					cands = append(cands, it)
+					if _, hub := s.hubs[id]; !hub {
+						p.Identifiers = append(p.Identifiers, id)
+					}
 				}
 			}
-		}
-		return rows.Err()
-	}()
-	if err != nil {
-		return nil, fmt.Errorf("persons: person %d: %w", id, err)
-	}
-	if p.Records == 0 {
-		return nil, nil
-	}
-	for _, it := range cands {
-		var hub bool
-		if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM hubs WHERE kind=? AND value=?)`, it.Kind, it.Value).Scan(&hub); err != nil {
-			return nil, fmt.Errorf("persons: %w", err)
-		}
-		if !hub {
-			p.Identifiers = append(p.Identifiers, it)
 		}
 	}
 	if len(p.Names) == 0 {
 		p.NamesNote = "the records of this person carry no name column"
 	}
-	slices.SortFunc(p.Identifiers, func(a, b Ident) int { return strings.Compare(a.Kind+"\x00"+a.Value, b.Kind+"\x00"+b.Value) })
-	slices.Sort(srcIDs)
-	for _, id := range srcIDs {
-		src := srcs[id]
-		p.Sources = append(p.Sources, SourceRef{ID: id, Name: src.Name, Evidence: append([]string{}, src.Evidence...)})
+	slices.SortFunc(p.Identifiers, func(a, b Ident) int { return cmpKey(identity.Kind(a.Kind), a.Value, identity.Kind(b.Kind), b.Value) })
+	slices.Sort(srcIdx)
+	for _, si := range srcIdx {
+		src := s.meta.Sources[si]
+		p.Sources = append(p.Sources, SourceRef{ID: src.ID, Name: src.Name, Evidence: append([]string{}, src.Evidence...)})
 		for _, e := range src.Evidence {
 			if !slices.Contains(p.Evidence, e) {
 				p.Evidence = append(p.Evidence, e)
@@ -269,4 +586,42 @@ func (s *Store) Person(ctx context.Context, id int64) (*Person, error) {
 	}
 	slices.Sort(p.Evidence)
 	return p, nil
+}
+
+// record reads record rec: the index of its source and the record.
+func (s *Store) record(rec uint32) (int, Record, error) {
+	lo := s.meta.Lo
+	si, found := slices.BinarySearch(lo, rec)
+	if !found {
+		si--
+	}
+	for si+1 < len(lo)-1 && lo[si+1] <= rec { // sources without records
+		si++
+	}
+	if si < 0 || si >= len(s.meta.Sources) {
+		return 0, Record{}, fmt.Errorf("persons: record %d past the last source", rec)
+	}
+	var ob [8]byte
+	if _, err := s.recOff.ReadAt(ob[:], 8*int64(rec)); err != nil {
+		return 0, Record{}, fmt.Errorf("persons: %s at %#x: %w", recOffName, 8*int64(rec), err)
+	}
+	off := int64(binary.LittleEndian.Uint64(ob[:]))
+	id := s.meta.Sources[si].ID
+	f := s.recs[id]
+	if f == nil {
+		var err error
+		if f, err = os.Open(recPath(s.dir, id)); err != nil {
+			return 0, Record{}, fmt.Errorf("persons: %w", err)
+		}
+		s.recs[id] = f
+	}
+	rr := &recReader{path: f.Name(), r: &countReader{r: bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<40), 4<<10), n: off}}
+	if err := rr.next(); err != nil {
+		if err == io.EOF {
+			err = fmt.Errorf("persons: %s: no record at %#x", f.Name(), off)
+		}
+		return 0, Record{}, err
+	}
+	r := Record{Loc: rr.rec.Loc, Items: slices.Clone(rr.rec.Items)}
+	return si, r, nil
 }
