@@ -616,4 +616,3 @@ func (b *builder) count() {
 	sum.Built = time.Now().UTC().Format(time.RFC3339)
 	b.sum = sum
 }
-
