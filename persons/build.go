@@ -155,9 +155,6 @@ func Build(ctx context.Context, dir string, sources []Source, opts Options) (*Su
 	if err := b.sortRecords(ctx); err != nil {
 		return nil, err
 	}
-	if err := b.passIDs(ctx); err != nil {
-		return nil, err
-	}
 	if err := b.passUnion(ctx); err != nil {
 		return nil, err
 	}
@@ -184,8 +181,12 @@ type builder struct {
 	maps    [][]byte
 
 	parent []uint32 // union-find over records; roots are their component's least record
-	recCN  []uint32 // per record: ordinal+1 of its first ID number
-	recPH  []uint32 // per record: ordinal+1 of its first phone
+	// recIDs holds per record r the hashes (dedupe.Hash, never 0) of its
+	// first ID number ([2r]) and first phone ([2r+1]), 0 for none: what the
+	// hub rule counts distinct values of, known before any value's group
+	// is seen, so one pass over the sorted values links. Two distinct values
+	// among one value's records share a hash with odds of 2^-64.
+	recIDs []uint64
 	hasID  []uint64 // per record: holds a non-hub identifier (bitset)
 	hubs   map[string]*hubRecs
 	demo   demoCounter
@@ -229,6 +230,13 @@ func (b *builder) sortRecords(ctx context.Context) error {
 	defer offs.Close()
 	ow := bufio.NewWriterSize(offs, 1<<20)
 	var ob [8]byte
+	idf, err := os.OpenFile(filepath.Join(b.tmp, "work", "ids"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	defer idf.Close()
+	iw := bufio.NewWriterSize(idf, 1<<20)
+	var ib [16]byte
 	for _, src := range b.sources {
 		b.lo = append(b.lo, uint32(rec))
 		rr, f, err := openRecords(recPath(b.dir, src.ID))
@@ -254,6 +262,24 @@ func (b *builder) sortRecords(ctx context.Context) error {
 			}
 			binary.LittleEndian.PutUint64(ob[:], uint64(rr.off))
 			if _, err := ow.Write(ob[:]); err != nil {
+				f.Close()
+				return fmt.Errorf("persons: %w", err)
+			}
+			clear(ib[:])
+			for _, it := range rr.rec.Items {
+				at := 0
+				switch it.Kind {
+				case identity.CNID:
+				case identity.Phone:
+					at = 8
+				default:
+					continue
+				}
+				if binary.LittleEndian.Uint64(ib[at:]) == 0 {
+					binary.LittleEndian.PutUint64(ib[at:], max(dedupe.Hash(string(it.Kind), it.Value), 1))
+				}
+			}
+			if _, err := iw.Write(ib[:]); err != nil {
 				f.Close()
 				return fmt.Errorf("persons: %w", err)
 			}
@@ -287,21 +313,27 @@ func (b *builder) sortRecords(ctx context.Context) error {
 	if err := ow.Flush(); err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
+	if err := iw.Flush(); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
 	if err := s.Finish(ctx); err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	n := int(rec)
-	if b.parent, err = b.array(n); err != nil {
+	// The union-find's array is the generation's roots file.
+	if b.parent, err = b.mapFile(rootsName, n); err != nil {
 		return err
 	}
 	for i := range b.parent {
 		b.parent[i] = uint32(i)
 	}
-	if b.recCN, err = b.array(n); err != nil {
-		return err
-	}
-	if b.recPH, err = b.array(n); err != nil {
-		return err
+	if n > 0 {
+		m, err := unix.Mmap(int(idf.Fd()), 0, 16*n, unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			return fmt.Errorf("persons: map %d bytes: %w", 16*n, err)
+		}
+		b.maps = append(b.maps, m)
+		b.recIDs = unsafe.Slice((*uint64)(unsafe.Pointer(&m[0])), 2*n)
 	}
 	hb, err := b.array((n + 63) / 64 * 2)
 	if err != nil {
@@ -391,45 +423,12 @@ func (b *builder) sourceOf(r uint32) int {
 	return i
 }
 
-// passIDs numbers ID numbers and phones, notes each record's first of
-// each, and counts the demographics of the ID numbers.
-func (b *builder) passIDs(ctx context.Context) error {
-	var cn, ph uint32
-	b.demo.init(b.opts.Year, len(b.sources))
-	return b.groups(ctx, func(kind string, value []byte, recs []uint32) error {
-		switch identity.Kind(kind) {
-		case identity.CNID:
-			cn++
-			last := -1
-			var srcs []int
-			for _, r := range recs {
-				if b.recCN[r] == 0 {
-					b.recCN[r] = cn
-				}
-				if s := b.sourceOf(r); s != last {
-					srcs = append(srcs, s)
-					last = s
-				}
-			}
-			b.demo.add(string(value), srcs)
-		case identity.Phone:
-			ph++
-			for _, r := range recs {
-				if b.recPH[r] == 0 {
-					b.recPH[r] = ph
-				}
-			}
-		}
-		return nil
-	})
-}
-
-// distinctOver reports whether the non-zero values arr[r] over recs
-// (other than self) take more than limit distinct values.
-func distinctOver(arr []uint32, recs []uint32, self uint32, limit int, seen []uint32) bool {
+// distinctOver reports whether the non-zero hashes recIDs[2r+at] over
+// recs (other than self) take more than limit distinct values.
+func (b *builder) distinctOver(recs []uint32, at int, self uint64, limit int, seen []uint64) bool {
 	seen = seen[:0]
 	for _, r := range recs {
-		v := arr[r]
+		v := b.recIDs[2*int(r)+at]
 		if v == 0 || v == self || slices.Contains(seen, v) {
 			continue
 		}
@@ -461,32 +460,34 @@ func (b *builder) union(x, y uint32) {
 }
 
 // hubRule returns why a value is a hub, or "".
-func (b *builder) hubRule(kind identity.Kind, recs []uint32, ph uint32, seen []uint32) string {
-	if kind != identity.CNID && distinctOver(b.recCN, recs, 0, b.opts.HubIDs, seen) {
+func (b *builder) hubRule(kind identity.Kind, value []byte, recs []uint32, seen []uint64) string {
+	if kind != identity.CNID && b.distinctOver(recs, 0, 0, b.opts.HubIDs, seen) {
 		return fmt.Sprintf("seen with more than %d distinct ID numbers", b.opts.HubIDs)
 	}
-	self := uint32(0)
+	self := uint64(0)
 	if kind == identity.Phone {
-		self = ph
+		self = max(dedupe.Hash(string(kind), string(value)), 1)
 	}
-	if distinctOver(b.recPH, recs, self, b.opts.HubPhones, seen) {
+	if b.distinctOver(recs, 1, self, b.opts.HubPhones, seen) {
 		return fmt.Sprintf("seen with more than %d distinct phone numbers", b.opts.HubPhones)
 	}
 	return ""
 }
 
-// passUnion finds the hubs and unions the records of every other value.
+// passUnion is the one pass over the sorted values: it finds the hubs,
+// unions the records of every other value, counts the demographics of the
+// ID numbers and writes the identifier files (each value with its first
+// record: the roots file gives the person).
 func (b *builder) passUnion(ctx context.Context) error {
 	b.hubs = map[string]*hubRecs{}
-	var ph uint32
-	seen := make([]uint32, 0, 64)
-	return b.groups(ctx, func(kind string, value []byte, recs []uint32) error {
+	b.demo.init(b.opts.Year, len(b.sources))
+	seen := make([]uint64, 0, 64)
+	var srcs []int
+	iw := &identWriter{dir: b.tmp}
+	err := b.groupsShard(ctx, func(shard int, kind string, value []byte, recs []uint32) error {
 		k := identity.Kind(kind)
-		if k == identity.Phone {
-			ph++
-		}
 		if len(recs) > 1 {
-			if rule := b.hubRule(k, recs, ph, seen); rule != "" {
+			if rule := b.hubRule(k, value, recs, seen); rule != "" {
 				v := string(value)
 				if k == "key" {
 					v = v[strings.IndexByte(v, ':')+1:]
@@ -498,13 +499,29 @@ func (b *builder) passUnion(ctx context.Context) error {
 		for _, r := range recs[1:] {
 			b.union(recs[0], r)
 		}
-		if k.IsIdentity() {
-			for _, r := range recs {
-				b.hasID[r/64] |= 1 << (r % 64)
-			}
+		if !k.IsIdentity() {
+			return nil
 		}
-		return nil
+		for _, r := range recs {
+			b.hasID[r/64] |= 1 << (r % 64)
+		}
+		if k == identity.CNID {
+			srcs = srcs[:0]
+			last := -1
+			for _, r := range recs {
+				if s := b.sourceOf(r); s != last {
+					srcs = append(srcs, s)
+					last = s
+				}
+			}
+			b.demo.add(string(value), srcs)
+		}
+		return iw.add(shard, k, value, recs[0])
 	})
+	if e := iw.finish(b.opts.Shards); err == nil {
+		err = e
+	}
+	return err
 }
 
 func (b *builder) holds(r uint32) bool { return b.hasID[r/64]&(1<<(r%64)) != 0 }
@@ -517,7 +534,7 @@ func (b *builder) isHub(kind string, value []byte) bool {
 
 // count fills the summary from the union-find: persons overall, per source,
 // per evidence item, overlaps, hubs' people.
-func (b *builder) count() {
+func (b *builder) count() error {
 	n := uint32(len(b.parent))
 	sum := &Summary{Method: b.opts.Method(), Records: int64(n), Hubs: []Hub{}, Sources: []SourcePersons{},
 		Evidence: []EvidencePersons{}, Overlap: []Overlap{}, Demographics: b.demo.result(b.sources)}
@@ -528,9 +545,14 @@ func (b *builder) count() {
 	// Per source, in load order: persons, and those no earlier source held.
 	// mark[root] = index+1 of the last source that counted the root, first[root]
 	// that of the first; both reuse arrays the passes are done with.
-	mark, first := b.recCN, b.recPH
-	clear(mark)
-	clear(first)
+	mark, err := b.array(int(n))
+	if err != nil {
+		return err
+	}
+	first, err := b.array(int(n))
+	if err != nil {
+		return err
+	}
 	multi := map[uint32]uint64{}
 	overlaps := len(b.sources) <= maxOverlapSources
 	for i, src := range b.sources {
@@ -615,4 +637,5 @@ func (b *builder) count() {
 	})
 	sum.Built = time.Now().UTC().Format(time.RFC3339)
 	b.sum = sum
+	return nil
 }

@@ -26,11 +26,12 @@ import (
 //	meta.json        summary, demographics, hubs, sources and their first records
 //	recoff.bin       per record (numbered over the sources in load order):
 //	                 its offset in its source's record file, uint64 LE
-//	members.bin      start[persons+1] then rec[records], uint32 LE: the
-//	                 records of each component, by its least record
+//	roots.bin        per record: its component's least record, uint32 LE
+//	members.bin      start[records+1] then rec[records], uint32 LE: the
+//	                 records of each component, under its least record
 //	ident-NNN.bin    per shard of dedupe.Partition: (kind code, uvarint
-//	                 length, value, uvarint person) sorted by kind name and
-//	                 value, every identifier that is no hub
+//	                 length, value, uvarint first record) sorted by kind
+//	                 name and value, every identifier that is no hub
 //	ident-NNN.idx    the offset of every identEvery-th entry, uint64 LE
 //
 // A person is numbered by its component's least record + 1. Flat sorted
@@ -41,6 +42,7 @@ const (
 	metaName    = "meta.json"
 	recOffName  = "recoff.bin"
 	membersName = "members.bin"
+	rootsName   = "roots.bin"
 	identEvery  = 64
 )
 
@@ -56,10 +58,13 @@ type meta struct {
 	Shards       int          `json:"shards"`
 }
 
-// writeStore writes the generation into b.tmp (recoff.bin is written by
-// sortRecords).
+// writeStore writes the rest of the generation into b.tmp (recoff.bin
+// and the identifier files are written by the passes, roots.bin is the
+// union-find's array).
 func (b *builder) writeStore(ctx context.Context) error {
-	b.count()
+	if err := b.count(); err != nil {
+		return err
+	}
 	n := len(b.parent)
 	// members.bin: a counting sort of the records by root, in place in
 	// the mapped file.
@@ -74,101 +79,18 @@ func (b *builder) writeStore(ctx context.Context) error {
 	for i := 1; i <= n; i++ {
 		start[i] += start[i-1]
 	}
-	next := b.recCN // free since count
+	next, err := b.array(n)
+	if err != nil {
+		return err
+	}
 	copy(next, start[:n])
 	for r := range n {
 		root := b.parent[r]
 		recs[next[root]] = uint32(r)
 		next[root]++
 	}
-	// ident files, one per shard, from a last pass over the sorted values.
-	var (
-		w      *bufio.Writer
-		f, ixf *os.File
-		ixw    *bufio.Writer
-		off    int64
-		count  int
-		shard  = -1
-		buf    []byte
-	)
-	closeShard := func() error {
-		if f == nil {
-			return nil
-		}
-		err := w.Flush()
-		if e := ixw.Flush(); err == nil {
-			err = e
-		}
-		if e := f.Close(); err == nil {
-			err = e
-		}
-		if e := ixf.Close(); err == nil {
-			err = e
-		}
-		f = nil
+	if err := ctx.Err(); err != nil {
 		return err
-	}
-	openShard := func(s int) error {
-		if err := closeShard(); err != nil {
-			return err
-		}
-		var err error
-		if f, err = os.OpenFile(filepath.Join(b.tmp, fmt.Sprintf("ident-%03d.bin", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
-			return err
-		}
-		if ixf, err = os.OpenFile(filepath.Join(b.tmp, fmt.Sprintf("ident-%03d.idx", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
-			return err
-		}
-		w, ixw = bufio.NewWriterSize(f, 1<<20), bufio.NewWriterSize(ixf, 64<<10)
-		off, count, shard = 0, 0, s
-		return nil
-	}
-	shard = -1
-	err = b.groupsShard(ctx, func(s int, kind string, value []byte, rs []uint32) error {
-		if s != shard {
-			if err := openShard(s); err != nil {
-				return err
-			}
-		}
-		k := identity.Kind(kind)
-		if !k.IsIdentity() || b.isHub(kind, value) {
-			return nil
-		}
-		c, _ := kindCode(k)
-		if count%identEvery == 0 {
-			var ob [8]byte
-			binary.LittleEndian.PutUint64(ob[:], uint64(off))
-			if _, err := ixw.Write(ob[:]); err != nil {
-				return err
-			}
-		}
-		buf = append(buf[:0], c)
-		buf = binary.AppendUvarint(buf, uint64(len(value)))
-		buf = append(buf, value...)
-		buf = binary.AppendUvarint(buf, uint64(b.parent[rs[0]])+1)
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
-		off += int64(len(buf))
-		count++
-		return nil
-	})
-	if e := closeShard(); err == nil {
-		err = e
-	}
-	for s := range b.opts.Shards { // shards without identifiers are empty files
-		if err != nil {
-			break
-		}
-		for _, ext := range []string{".bin", ".idx"} {
-			name := filepath.Join(b.tmp, fmt.Sprintf("ident-%03d%s", s, ext))
-			if _, e := os.Stat(name); errors.Is(e, os.ErrNotExist) {
-				err = os.WriteFile(name, nil, 0o600)
-			}
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("persons: ident: %w", err)
 	}
 	js, err := json.Marshal(meta{Summary: b.sum, Demographics: b.sum.Demographics, Sources: b.sources, Lo: b.lo, Shards: b.opts.Shards})
 	if err != nil {
@@ -176,6 +98,103 @@ func (b *builder) writeStore(ctx context.Context) error {
 	}
 	if err := os.WriteFile(filepath.Join(b.tmp, metaName), js, 0o600); err != nil {
 		return fmt.Errorf("persons: %w", err)
+	}
+	return nil
+}
+
+// identWriter writes the identifier files, shard after shard, each value
+// in sort order.
+type identWriter struct {
+	dir    string
+	shard  int
+	f, ixf *os.File
+	w, ixw *bufio.Writer
+	off    int64
+	count  int
+	buf    []byte
+	opened bool
+}
+
+func (iw *identWriter) close() error {
+	if iw.f == nil {
+		return nil
+	}
+	err := iw.w.Flush()
+	if e := iw.ixw.Flush(); err == nil {
+		err = e
+	}
+	if e := iw.f.Close(); err == nil {
+		err = e
+	}
+	if e := iw.ixf.Close(); err == nil {
+		err = e
+	}
+	iw.f = nil
+	return err
+}
+
+func (iw *identWriter) open(s int) error {
+	if err := iw.close(); err != nil {
+		return err
+	}
+	var err error
+	if iw.f, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("ident-%03d.bin", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+		return err
+	}
+	if iw.ixf, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("ident-%03d.idx", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+		iw.f.Close()
+		iw.f = nil
+		return err
+	}
+	iw.w, iw.ixw = bufio.NewWriterSize(iw.f, 1<<20), bufio.NewWriterSize(iw.ixf, 64<<10)
+	iw.off, iw.count, iw.shard, iw.opened = 0, 0, s, true
+	return nil
+}
+
+// add writes one identifier of shard with its first record.
+func (iw *identWriter) add(shard int, k identity.Kind, value []byte, rec uint32) error {
+	if !iw.opened || shard != iw.shard {
+		if err := iw.open(shard); err != nil {
+			return err
+		}
+	}
+	c, _ := kindCode(k)
+	if iw.count%identEvery == 0 {
+		var ob [8]byte
+		binary.LittleEndian.PutUint64(ob[:], uint64(iw.off))
+		if _, err := iw.ixw.Write(ob[:]); err != nil {
+			return err
+		}
+	}
+	iw.buf = append(iw.buf[:0], c)
+	iw.buf = binary.AppendUvarint(iw.buf, uint64(len(value)))
+	iw.buf = append(iw.buf, value...)
+	iw.buf = binary.AppendUvarint(iw.buf, uint64(rec))
+	if _, err := iw.w.Write(iw.buf); err != nil {
+		return err
+	}
+	iw.off += int64(len(iw.buf))
+	iw.count++
+	return nil
+}
+
+// finish closes the last shard and makes empty files for shards without
+// identifiers.
+func (iw *identWriter) finish(shards int) error {
+	err := iw.close()
+	for s := range shards {
+		if err != nil {
+			break
+		}
+		for _, ext := range []string{".bin", ".idx"} {
+			name := filepath.Join(iw.dir, fmt.Sprintf("ident-%03d%s", s, ext))
+			if _, e := os.Stat(name); errors.Is(e, os.ErrNotExist) {
+				err = os.WriteFile(name, nil, 0o600)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("persons: identifiers: %w", err)
 	}
 	return nil
 }
@@ -229,6 +248,7 @@ type Store struct {
 	hubs     map[Ident]Hub
 	recOff   *os.File
 	members  *os.File
+	roots    *os.File
 	recs     map[int64]*os.File
 	mu       sync.Mutex
 }
@@ -261,6 +281,11 @@ func OpenStore(dir string) (*Store, error) {
 		s.recOff.Close()
 		return nil, fmt.Errorf("persons: %w", err)
 	}
+	if s.roots, err = os.Open(filepath.Join(s.gen, rootsName)); err != nil {
+		s.recOff.Close()
+		s.members.Close()
+		return nil, fmt.Errorf("persons: %w", err)
+	}
 	return s, nil
 }
 
@@ -268,6 +293,7 @@ func OpenStore(dir string) (*Store, error) {
 func (s *Store) Close() error {
 	s.recOff.Close()
 	s.members.Close()
+	s.roots.Close()
 	for _, f := range s.recs {
 		f.Close()
 	}
@@ -340,11 +366,15 @@ func (s *Store) Lookup(ctx context.Context, kind identity.Kind, value string) (*
 		p.Hub = &h
 		return p, nil
 	}
-	id, err := s.ident(kind, value)
-	if err != nil || id == 0 {
+	rec, ok, err := s.ident(kind, value)
+	if err != nil || !ok {
 		return nil, err
 	}
-	return s.person(ctx, id)
+	var rb [4]byte
+	if _, err := s.roots.ReadAt(rb[:], 4*int64(rec)); err != nil {
+		return nil, fmt.Errorf("persons: %s at %#x: %w", rootsName, 4*int64(rec), err)
+	}
+	return s.person(ctx, int64(binary.LittleEndian.Uint32(rb[:]))+1)
 }
 
 // Person returns person id, or nil when there is none.
@@ -389,26 +419,26 @@ func (s *Store) Each(ctx context.Context, fn func(*Person) error) error {
 	return nil
 }
 
-// ident finds the person of a non-hub identifier (0: none).
-func (s *Store) ident(kind identity.Kind, value string) (int64, error) {
+// ident finds the first record of a non-hub identifier.
+func (s *Store) ident(kind identity.Kind, value string) (uint64, bool, error) {
 	code, ok := kindCode(kind)
 	if !ok || !kind.IsIdentity() {
-		return 0, nil
+		return 0, false, nil
 	}
 	shard := dedupe.Partition(string(kind), value, s.meta.Shards)
 	name := filepath.Join(s.gen, fmt.Sprintf("ident-%03d", shard))
 	idx, err := os.ReadFile(name + ".idx")
 	if err != nil {
-		return 0, fmt.Errorf("persons: %w", err)
+		return 0, false, fmt.Errorf("persons: %w", err)
 	}
 	f, err := os.Open(name + ".bin")
 	if err != nil {
-		return 0, fmt.Errorf("persons: %w", err)
+		return 0, false, fmt.Errorf("persons: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("persons: %w", err)
+		return 0, false, fmt.Errorf("persons: %w", err)
 	}
 	at := func(i int) int64 { return int64(binary.LittleEndian.Uint64(idx[8*i:])) }
 	target := func(k identity.Kind, v string) int {
@@ -420,7 +450,7 @@ func (s *Store) ident(kind identity.Kind, value string) (int64, error) {
 		mid := (lo + hi) / 2
 		e, err := readIdent(f, fi.Size(), at(mid))
 		if err != nil {
-			return 0, fmt.Errorf("persons: %s.bin: %w", name, err)
+			return 0, false, fmt.Errorf("persons: %s.bin: %w", name, err)
 		}
 		if target(e.kind, e.value) <= 0 {
 			lo = mid + 1
@@ -429,25 +459,25 @@ func (s *Store) ident(kind identity.Kind, value string) (int64, error) {
 		}
 	}
 	if lo == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(f, at(lo-1), fi.Size()-at(lo-1)), 16<<10)
 	for range identEvery {
 		e, err := readIdentFrom(r)
 		if err == io.EOF {
-			return 0, nil
+			return 0, false, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("persons: %s.bin: %w", name, err)
+			return 0, false, fmt.Errorf("persons: %s.bin: %w", name, err)
 		}
 		switch c := target(e.kind, e.value); {
 		case c == 0 && e.code == code:
-			return int64(e.person), nil
+			return e.person, true, nil
 		case c > 0:
-			return 0, nil
+			return 0, false, nil
 		}
 	}
-	return 0, nil
+	return 0, false, nil
 }
 
 // cmpKey orders identifiers as the sort does: kind name, then value bytes.
