@@ -105,6 +105,7 @@ func newRootCmd() *cobra.Command {
 		newStatsCmd(),
 		newServeCmd(),
 		newSearchCmd(),
+		newLinkCmd(),
 		newReportCmd(),
 		newVerifyCmd(),
 		newExportCmd(),

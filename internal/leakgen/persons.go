@@ -46,6 +46,8 @@ type PersonsTruth struct {
 	SearchCNID  string `json:"search_cn_id"`
 	// PersonsUpTo[i] is the truth of Files[:i+1] loaded alone.
 	PersonsUpTo []int64 `json:"persons_up_to"`
+	// PersonsPerFile[i] is how many of the Persons have a record in Files[i].
+	PersonsPerFile []int64 `json:"persons_per_file"`
 }
 
 // Persons corpus files, in load order.
@@ -175,16 +177,19 @@ func GeneratePersons(dir string, seed uint64, n int) (*PersonsTruth, error) {
 				sub = append(sub, r)
 			}
 		}
-		t.PersonsUpTo = append(t.PersonsUpTo, linkCount(sub))
+		n, _ := linkCount(sub, 0)
+		t.PersonsUpTo = append(t.PersonsUpTo, n)
 	}
+	_, t.PersonsPerFile = linkCount(recs, len(personsFiles))
 	t.Persons = t.PersonsUpTo[len(t.PersonsUpTo)-1]
 	return t, nil
 }
 
 // linkCount is the number of connected components of records joined by
-// shared identifiers: a plain union-find over identifier strings, written
+// shared identifiers, and per file the components with a record in it
+// (files > 0): a plain union-find over identifier strings, written
 // apart from package persons, which it checks.
-func linkCount(recs []precord) int64 {
+func linkCount(recs []precord, files int) (int64, []int64) {
 	parent := map[string]string{}
 	var find func(string) string
 	find = func(x string) string {
@@ -213,7 +218,18 @@ func linkCount(recs []precord) int64 {
 			n++
 		}
 	}
-	return n
+	per := make([]int64, files)
+	seen := map[[2]string]bool{}
+	for _, r := range recs {
+		if r.file < files {
+			k := [2]string{string(rune('0' + r.file)), find(r.ids[0])}
+			if !seen[k] {
+				seen[k] = true
+				per[r.file]++
+			}
+		}
+	}
+	return n, per
 }
 
 func writePersonsFiles(dir string, csvRows, gbkRows, sqlRows, jsonRows, customers, logins [][]string) error {
