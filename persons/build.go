@@ -1,11 +1,8 @@
 package persons
 
 import (
-	"bufio"
 	"cmp"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,13 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/evidx/evidx/dedupe"
-	"github.com/evidx/evidx/index/runs"
 	"github.com/evidx/evidx/ingest/identity"
 	"golang.org/x/sys/unix"
 )
@@ -52,9 +47,7 @@ func (o *Options) defaults() {
 	if o.SortBytes <= 0 {
 		o.SortBytes = 256 << 20
 	}
-	if o.Shards <= 0 {
-		o.Shards = 16
-	}
+	o.Shards = prepShards // the sources' prepared pairs are partitioned so
 	if o.Year == 0 {
 		o.Year = time.Now().UTC().Year()
 	}
@@ -177,7 +170,6 @@ type builder struct {
 	tmp     string
 	sources []Source
 	lo      []uint32 // first record of each source; lo[len] = records
-	sorter  *runs.Sorter
 	maps    [][]byte
 
 	parent []uint32 // union-find over records; roots are their component's least record
@@ -199,10 +191,6 @@ type hubRecs struct {
 }
 
 func (b *builder) close() {
-	if b.sorter != nil {
-		b.sorter.Close()
-		b.sorter = nil
-	}
 	for _, m := range b.maps {
 		unix.Munmap(m)
 	}
@@ -214,111 +202,44 @@ func (b *builder) close() {
 // record order.
 const recSuffix = 6
 
-// sortRecords reads every record file and sorts (value, record) pairs.
+// sortRecords prepares every source not prepared yet (Prepare), numbers
+// the records over the sources in load order, and joins the sources'
+// record offsets (the generation's recoff.bin) and identifier hashes.
 func (b *builder) sortRecords(ctx context.Context) error {
-	s, err := runs.New(filepath.Join(b.tmp, "work", "sort"), b.opts.Shards, b.opts.SortBytes)
-	if err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	b.sorter = s
-	var rec uint64
-	var v []byte
 	offs, err := os.OpenFile(filepath.Join(b.tmp, recOffName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	defer offs.Close()
-	ow := bufio.NewWriterSize(offs, 1<<20)
-	var ob [8]byte
 	idf, err := os.OpenFile(filepath.Join(b.tmp, "work", "ids"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	defer idf.Close()
-	iw := bufio.NewWriterSize(idf, 1<<20)
-	var ib [16]byte
+	var rec uint64
 	for _, src := range b.sources {
 		b.lo = append(b.lo, uint32(rec))
-		rr, f, err := openRecords(recPath(b.dir, src.ID))
-		if errors.Is(err, os.ErrNotExist) {
-			continue // loaded before linking existed: no records
+		if err := Prepare(ctx, b.dir, src.ID, b.opts.SortBytes); err != nil {
+			return err
 		}
+		pd := prepPath(b.dir, src.ID)
+		n, err := appendFile(offs, filepath.Join(pd, "offs.bin"))
 		if err != nil {
 			return err
 		}
-		prefix := "s" + strconv.FormatInt(src.ID, 10) + ":"
-		for {
-			err := rr.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				f.Close()
-				return err
-			}
-			if rec >= math.MaxUint32-1 {
-				f.Close()
-				return fmt.Errorf("persons: more than %d records", uint32(math.MaxUint32-1))
-			}
-			binary.LittleEndian.PutUint64(ob[:], uint64(rr.off))
-			if _, err := ow.Write(ob[:]); err != nil {
-				f.Close()
-				return fmt.Errorf("persons: %w", err)
-			}
-			clear(ib[:])
-			for _, it := range rr.rec.Items {
-				at := 0
-				switch it.Kind {
-				case identity.CNID:
-				case identity.Phone:
-					at = 8
-				default:
-					continue
-				}
-				if binary.LittleEndian.Uint64(ib[at:]) == 0 {
-					binary.LittleEndian.PutUint64(ib[at:], max(dedupe.Hash(string(it.Kind), it.Value), 1))
-				}
-			}
-			if _, err := iw.Write(ib[:]); err != nil {
-				f.Close()
-				return fmt.Errorf("persons: %w", err)
-			}
-			for _, it := range rr.rec.Items {
-				if !it.Kind.IsIdentity() && it.Kind != "key" || strings.IndexByte(it.Value, 0) >= 0 {
-					continue
-				}
-				v = v[:0]
-				if it.Kind == "key" {
-					v = append(v, prefix...) // keys join within one database only
-				}
-				v = append(v, it.Value...)
-				shard := dedupe.Partition(string(it.Kind), string(v), b.opts.Shards)
-				v = append(v, 0, byte(rec>>32), byte(rec>>24), byte(rec>>16), byte(rec>>8), byte(rec))
-				if err := s.Add(shard, string(it.Kind), string(v), ""); err != nil {
-					f.Close()
-					return fmt.Errorf("persons: %w", err)
-				}
-			}
-			rec++
-			if rec&0xffff == 0 {
-				if err := ctx.Err(); err != nil {
-					f.Close()
-					return err
-				}
-			}
+		m, err := appendFile(idf, filepath.Join(pd, "ids.bin"))
+		if err != nil {
+			return err
 		}
-		f.Close()
+		if n%8 != 0 || m != 2*n {
+			return fmt.Errorf("persons: %s: offs.bin of %d bytes, ids.bin of %d", pd, n, m)
+		}
+		rec += uint64(n / 8)
+		if rec >= math.MaxUint32-1 {
+			return fmt.Errorf("persons: more than %d records", uint32(math.MaxUint32-1))
+		}
 	}
 	b.lo = append(b.lo, uint32(rec))
-	if err := ow.Flush(); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	if err := iw.Flush(); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	if err := s.Finish(ctx); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
 	n := int(rec)
 	// The union-find's array is the generation's roots file.
 	if b.parent, err = b.mapFile(rootsName, n); err != nil {
@@ -341,6 +262,20 @@ func (b *builder) sortRecords(ctx context.Context) error {
 	}
 	b.hasID = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(hb))), len(hb)/2)
 	return nil
+}
+
+// appendFile copies the file at path to the end of w; its size.
+func appendFile(w *os.File, path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("persons: %w", err)
+	}
+	defer f.Close()
+	n, err := io.Copy(w, f)
+	if err != nil {
+		return n, fmt.Errorf("persons: %s: %w", path, err)
+	}
+	return n, nil
 }
 
 // array maps n uint32s backed by a file in the build directory: the
@@ -375,39 +310,9 @@ func (b *builder) groups(ctx context.Context, fn func(kind string, value []byte,
 
 // groupsShard is groups with the shard of each value.
 func (b *builder) groupsShard(ctx context.Context, fn func(shard int, kind string, value []byte, recs []uint32) error) error {
-	var (
-		kind  string
-		value []byte
-		recs  []uint32
-	)
-	for shard := range b.opts.Shards {
-		kind, value, recs = "", value[:0], recs[:0]
-		err := b.sorter.Merge(ctx, shard, func(e runs.Entry) error {
-			if len(e.Value) < recSuffix {
-				return fmt.Errorf("persons: sort entry of %d bytes", len(e.Value))
-			}
-			v := e.Value[:len(e.Value)-recSuffix]
-			t := e.Value[len(e.Value)-5:]
-			r := uint32(uint64(t[0])<<32 | uint64(t[1])<<24 | uint64(t[2])<<16 | uint64(t[3])<<8 | uint64(t[4]))
-			if e.Kind == kind && string(v) == string(value) {
-				recs = append(recs, r)
-				return nil
-			}
-			if len(recs) > 0 {
-				if err := fn(shard, kind, value, recs); err != nil {
-					return err
-				}
-			}
-			kind, value, recs = e.Kind, append(value[:0], v...), append(recs[:0], r)
-			return nil
-		})
-		if err != nil {
+	for shard := range prepShards {
+		if err := b.mergeShard(ctx, shard, func(kind string, value []byte, recs []uint32) error { return fn(shard, kind, value, recs) }); err != nil {
 			return err
-		}
-		if len(recs) > 0 {
-			if err := fn(shard, kind, value, recs); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -192,10 +192,13 @@ func recPath(dir string, id int64) string {
 	return filepath.Join(dir, fmt.Sprintf("src-%06d.rec", id))
 }
 
-// RemoveSource deletes source id's record file (a removed source); the
-// next Build leaves it out.
+// RemoveSource deletes source id's record file and its prepared pairs (a
+// removed source); the next Build leaves it out.
 func RemoveSource(dir string, id int64) error {
 	if err := os.Remove(recPath(dir, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := os.RemoveAll(prepPath(dir, id)); err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	return nil
