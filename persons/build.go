@@ -58,6 +58,7 @@ type Source struct {
 	ID       int64    `json:"id"`
 	Name     string   `json:"name"`
 	Evidence []string `json:"evidence"` // evidence items it was found on (none: handed over)
+	Category string   `json:"category,omitempty"` // its information category (see Categories)
 }
 
 // Hub is a value that joins nothing.
@@ -72,8 +73,9 @@ type Hub struct {
 type SourcePersons struct {
 	ID      int64  `json:"id"`
 	Name    string `json:"name"`
-	Persons int64  `json:"persons"`
-	New     int64  `json:"new"` // persons no earlier source held
+	Persons  int64  `json:"persons"`
+	New      int64  `json:"new"`                // persons no earlier source held
+	Category string `json:"category,omitempty"` // its information category
 }
 
 // EvidencePersons is the persons one evidence item's sources hold.
@@ -106,6 +108,9 @@ type Summary struct {
 	Demographics   Demographics `json:"-"`
 	Built          string       `json:"built"`
 	Options        Options      `json:"options"` // the hub thresholds used
+	// Sentencing is the persons per information category against the
+	// thresholds of 法释〔2017〕10号 art. 5.
+	Sentencing Sentencing `json:"sentencing"`
 }
 
 // maxOverlapSources bounds the sources whose pairwise person overlaps are
@@ -461,7 +466,7 @@ func (b *builder) count() error {
 	multi := map[uint32]uint64{}
 	overlaps := len(b.sources) <= maxOverlapSources
 	for i, src := range b.sources {
-		sp := SourcePersons{ID: src.ID, Name: src.Name}
+		sp := SourcePersons{ID: src.ID, Name: src.Name, Category: src.Category}
 		stamp := uint32(i + 1)
 		for r := b.lo[i]; r < b.lo[i+1]; r++ {
 			if !b.holds(r) {
@@ -526,6 +531,7 @@ func (b *builder) count() error {
 		}
 		sum.Evidence = append(sum.Evidence, ep)
 	}
+	sum.Sentencing = b.sentencing(mark, uint32(len(b.sources)+1+len(evOrder)))
 	// Hubs: the distinct persons among their records.
 	for _, h := range b.hubs {
 		var roots []uint32

@@ -31,6 +31,9 @@ type DatasetOptions struct {
 	Warn func(msg string)
 	// Link says how the persons are relinked after the loads.
 	Link LinkOptions
+	// Category, if set, tags every source loaded with this information
+	// category (persons.Categories).
+	Category string
 }
 
 // DatasetFailure is a file that could not be loaded.
@@ -70,6 +73,9 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 	if lim := debug.SetMemoryLimit(-1); lim > datasetGoMemLimit {
 		debug.SetMemoryLimit(datasetGoMemLimit)
 		defer debug.SetMemoryLimit(lim)
+	}
+	if _, ok := persons.LookupCategory(opts.Category); !ok && opts.Category != "" {
+		return nil, fmt.Errorf("category %q: one of %v", opts.Category, persons.CategoryNames())
 	}
 	ix, err := openIndex(ctx, c)
 	if err != nil {
@@ -127,6 +133,22 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 			continue
 		}
 		loaded = loaded || !st.Skipped
+		if opts.Category != "" {
+			err := persons.SetCategory(persons.Dir(ix.Dir()), st.ID, opts.Category)
+			entry := custody.Entry{Action: "source.set_category", Outcome: custody.OutcomeOK,
+				Inputs:  []custody.Item{{Kind: "dataset", Path: st.Path, Size: st.Size, SHA256: st.SHA256}},
+				Details: map[string]any{"source_id": st.ID, "name": st.Name, "category": opts.Category}}
+			if err != nil {
+				entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
+			}
+			if aerr := c.Audit(entry); aerr != nil {
+				return res, fmt.Errorf("%w: %v", errAudit, aerr)
+			}
+			if err != nil {
+				return res, err
+			}
+			loaded = true // the counts change even for a file loaded before
+		}
 		if !st.Skipped {
 			for _, p := range st.Problems {
 				warn("dataset %s: warning: %s", f, p)

@@ -25,12 +25,16 @@ func linkSources(ctx context.Context, ix *index.Index) ([]persons.Source, error)
 	if err != nil {
 		return nil, err
 	}
+	cats, err := persons.SourceCategories(persons.Dir(ix.Dir()))
+	if err != nil {
+		return nil, err
+	}
 	var out []persons.Source
 	for _, s := range srcs {
 		if s.Status != "done" {
 			continue
 		}
-		ps := persons.Source{ID: s.ID, Name: s.Name}
+		ps := persons.Source{ID: s.ID, Name: s.Name, Category: cats[s.ID]}
 		if s.Evidence != "" {
 			ps.Evidence = append(ps.Evidence, s.Evidence)
 		}
@@ -93,4 +97,40 @@ func cmpOr(a, b int) int {
 		return a
 	}
 	return b
+}
+
+// SetCategory tags the source ref names (an id, a SHA-256 prefix or a
+// name only one source has) with an information category (see
+// persons.Categories; "" removes it), records it in the audit log and
+// relinks, so the sentencing counts follow.
+func SetCategory(ctx context.Context, c *custody.Case, ref, category string) (*persons.Summary, error) {
+	if _, ok := persons.LookupCategory(category); !ok && category != "" {
+		return nil, fmt.Errorf("category %q: one of %v", category, persons.CategoryNames())
+	}
+	ix, err := openIndex(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	list, err := ix.FindSources(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) != 1 {
+		return nil, fmt.Errorf("%q names %d sources: give an id or SHA-256", ref, len(list))
+	}
+	s := list[0]
+	err = persons.SetCategory(persons.Dir(ix.Dir()), s.ID, category)
+	entry := custody.Entry{Action: "source.set_category", Outcome: custody.OutcomeOK,
+		Inputs:  []custody.Item{{Kind: "dataset", Path: s.Path, Size: s.Size, SHA256: s.SHA256}},
+		Details: map[string]any{"source_id": s.ID, "name": s.Name, "category": category}}
+	if err != nil {
+		entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
+	}
+	if aerr := c.Audit(entry); aerr != nil && err == nil {
+		err = aerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return relink(ctx, c, ix, LinkOptions{})
 }

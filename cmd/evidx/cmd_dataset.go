@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/evidx/evidx/ingest/records"
+	"github.com/evidx/evidx/persons"
 	"github.com/evidx/evidx/pipeline"
 	"github.com/spf13/cobra"
 )
@@ -20,6 +22,8 @@ type datasetOptions struct {
 	reload bool
 	parse  parseOptions
 	link   pipeline.LinkOptions
+	// category tags the sources loaded (persons.Categories).
+	category string
 }
 
 func newDatasetCmd() *cobra.Command {
@@ -47,6 +51,7 @@ source loaded.`,
 	add.Flags().BoolVar(&opts.json, "json", false, "print one JSON object on stdout")
 	add.Flags().BoolVar(&opts.reload, "reload", false, "remove a file already ingested and load it again")
 	opts.parse.addFlags(add.Flags())
+	add.Flags().StringVar(&opts.category, "category", "", "information category of the files for the sentencing counts of 法释〔2017〕10号 art. 5: "+strings.Join(persons.CategoryNames(), ", "))
 	add.Flags().BoolVar(&opts.link.NoLink, "no-link", false, "do not relink persons after the load (stats then show the last linking)")
 	add.Flags().IntVar(&opts.link.HubIDs, "hub-ids", 0, "a value seen with more than this many distinct ID numbers is a hub that links nobody (default 1, or the case's last choice)")
 	add.Flags().IntVar(&opts.link.HubPhones, "hub-phones", 0, "a value seen with more than this many distinct phone numbers is a hub (default 10, or the case's last choice)")
@@ -113,7 +118,7 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return bar
 		},
 		Warn: func(msg string) { fmt.Fprintln(stderr, "evidx: "+oneLine(msg)) },
-		Link: opts.link,
+		Link: opts.link, Category: opts.category,
 	})
 	if bar != nil {
 		bar.stop()

@@ -152,6 +152,8 @@ func printStats(w io.Writer, out statsResult) error {
 			fmt.Fprintf(w, "  (%d more hubs in --json)\n", len(p.Hubs)-10)
 		}
 		fmt.Fprintf(w, "Method: %s\n", p.Method)
+		fmt.Fprintln(w)
+		printSentencing(w, p.Sentencing)
 	} else {
 		fmt.Fprintln(w, "\nPersons: not linked yet (load a dataset)")
 	}

@@ -106,6 +106,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(),
 		newSearchCmd(),
 		newLinkCmd(),
+		newSourceCmd(),
 		newReportCmd(),
 		newVerifyCmd(),
 		newExportCmd(),

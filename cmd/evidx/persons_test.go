@@ -224,6 +224,33 @@ func TestPersonsCorpus(t *testing.T) {
 	if !strings.Contains(human, "4 values: 2 found, 1 not found, 1 not an identifier") {
 		t.Errorf("human --file output ends without the summary:\n%s", human)
 	}
+
+	// Sentencing counts: persons per category against art. 5's thresholds.
+	cli(t, "source", "set-category", cs, "shop.sqlite", "transaction")
+	var sent struct {
+		Categories []struct {
+			Category string  `json:"category"`
+			Persons  int64   `json:"persons"`
+			Serious  int64   `json:"serious"`
+			Sources  []int64 `json:"sources"`
+			Level    string  `json:"level"`
+		} `json:"categories"`
+		Combined float64 `json:"combined"`
+	}
+	if err := json.Unmarshal(cli(t, "source", "set-category", cs, "people.csv", "other", "--json"), &sent); err != nil {
+		t.Fatal(err)
+	}
+	p0, p4 := truth.PersonsPerFile[0], truth.PersonsPerFile[4]
+	if len(sent.Categories) != 2 || sent.Categories[0].Category != "transaction" || sent.Categories[0].Persons != p4 || sent.Categories[0].Serious != 500 ||
+		sent.Categories[1].Category != "other" || sent.Categories[1].Persons != p0 || sent.Categories[1].Serious != 5000 {
+		t.Errorf("sentencing %+v: want transaction %d persons (500), other %d (5000)", sent, p4, p0)
+	}
+	if want := float64(p4)/500 + float64(p0)/5000; sent.Combined < want-1e-9 || sent.Combined > want+1e-9 {
+		t.Errorf("combined %v, want %v", sent.Combined, want)
+	}
+	if r := runCLI(t, "source", "set-category", cs, "people.csv", "gossip"); r.code != 2 {
+		t.Errorf("unknown category: exit %d, want 2", r.code)
+	}
 }
 
 // TestPersonsIncremental: loading A then B gives the persons loading A+B
