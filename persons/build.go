@@ -57,7 +57,7 @@ func (o *Options) defaults() {
 type Source struct {
 	ID       int64    `json:"id"`
 	Name     string   `json:"name"`
-	Evidence []string `json:"evidence"` // evidence items it was found on (none: handed over)
+	Evidence []string `json:"evidence"`           // evidence items it was found on (none: handed over)
 	Category string   `json:"category,omitempty"` // its information category (see Categories)
 }
 
@@ -71,8 +71,8 @@ type Hub struct {
 
 // SourcePersons is the persons one source holds.
 type SourcePersons struct {
-	ID      int64  `json:"id"`
-	Name    string `json:"name"`
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
 	Persons  int64  `json:"persons"`
 	New      int64  `json:"new"`                // persons no earlier source held
 	Category string `json:"category,omitempty"` // its information category
