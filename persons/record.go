@@ -7,14 +7,23 @@
 // placeholder such as 13800138000, a shop's service line — is a hub: it joins
 // nothing and is no person, and is listed with how many people it touches.
 //
-// A load records each source's records in a record file (Recorder, Wrap);
-// Build links every done source's records with the external sort of
-// index/runs and a union-find over record numbers held in file-backed
-// arrays, and writes persons.sqlite (see Store). Build is a full relink from
-// the record files: adding a source relinks without reparsing any file, and
-// gives what a rebuild gives by construction. Names and addresses are those
-// of the records' name and address columns; files without headers carry
-// none.
+// A load records each source's records in a record file (Recorder, Wrap).
+// Each source's records are then sorted once, out of core with the external
+// sort of index/runs, into per-shard sorted (value, record) files beside
+// it (Prepare); Build merges every done source's prepared files (no sort)
+// and runs a union-find over record numbers held in file-backed arrays,
+// in one pass over the values, and writes a new generation of flat files
+// (see Store) made current atomically. Adding a source therefore sorts
+// only the new source, then merges: the result is what a relink from
+// scratch gives, by construction (tested); the merge and union pass still
+// read every source's prepared pairs (linear, bounded memory), so a relink
+// costs O(all records), not O(new records). An interrupted link is redone
+// from the record files by the next one. Names and addresses are those of
+// the records' name and address columns; files without headers carry none.
+//
+// Sources can carry an information category (SetCategory): the persons
+// per category are the sentencing counts of 法释〔2017〕10号 art. 5
+// (Sentencing).
 //
 // It also derives demographics from the ID numbers: province, prefecture
 // and county of the address code (GB/T 2260, retired codes kept), birth
