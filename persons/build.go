@@ -463,8 +463,17 @@ func (b *builder) count() error {
 	if err != nil {
 		return err
 	}
-	multi := map[uint32]uint64{}
+	// multi[root]: the sources holding the person, as a bit mask, for the
+	// persons in more than one (file-backed, like every per-record array).
 	overlaps := len(b.sources) <= maxOverlapSources
+	var multi []uint64
+	if overlaps {
+		ma, err := b.array(2 * int(n))
+		if err != nil {
+			return err
+		}
+		multi = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(ma))), int(n))
+	}
 	for i, src := range b.sources {
 		sp := SourcePersons{ID: src.ID, Name: src.Name, Category: src.Category}
 		stamp := uint32(i + 1)
@@ -491,6 +500,9 @@ func (b *builder) count() error {
 	if overlaps {
 		pairs := map[[2]int]int64{}
 		for _, m := range multi {
+			if m == 0 {
+				continue
+			}
 			for a := m; a != 0; a &= a - 1 {
 				i := bits.TrailingZeros64(a)
 				for c := a & (a - 1); c != 0; c &= c - 1 {
