@@ -3,6 +3,7 @@ package persons
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -108,6 +109,10 @@ type Summary struct {
 	Demographics   Demographics `json:"-"`
 	Built          string       `json:"built"`
 	Options        Options      `json:"options"` // the hub thresholds used
+	// Unlinked lists the sources that have no records to link: loaded
+	// before linking existed, or cut short between their load and the
+	// keeping of their records. dataset add --reload links them.
+	Unlinked []int64 `json:"unlinked_sources"`
 	// Sentencing is the persons per information category against the
 	// thresholds of 法释〔2017〕10号 art. 5.
 	Sentencing Sentencing `json:"sentencing"`
@@ -175,6 +180,8 @@ type builder struct {
 	tmp     string
 	sources []Source
 	lo      []uint32 // first record of each source; lo[len] = records
+	// unlinked are the sources without a record file.
+	unlinked []int64
 	maps    [][]byte
 
 	parent []uint32 // union-find over records; roots are their component's least record
@@ -224,6 +231,9 @@ func (b *builder) sortRecords(ctx context.Context) error {
 	var rec uint64
 	for _, src := range b.sources {
 		b.lo = append(b.lo, uint32(rec))
+		if _, err := os.Stat(recPath(b.dir, src.ID)); errors.Is(err, os.ErrNotExist) {
+			b.unlinked = append(b.unlinked, src.ID)
+		}
 		if err := Prepare(ctx, b.dir, src.ID, b.opts.SortBytes); err != nil {
 			return err
 		}
@@ -543,6 +553,7 @@ func (b *builder) count() error {
 		}
 		sum.Evidence = append(sum.Evidence, ep)
 	}
+	sum.Unlinked = append([]int64{}, b.unlinked...)
 	sum.Sentencing = b.sentencing(mark, uint32(len(b.sources)+1+len(evOrder)))
 	// Hubs: the distinct persons among their records.
 	for _, h := range b.hubs {

@@ -152,6 +152,9 @@ func printStats(w io.Writer, out statsResult) error {
 			fmt.Fprintf(w, "  (%d more hubs in --json)\n", len(p.Hubs)-10)
 		}
 		fmt.Fprintf(w, "Method: %s\n", p.Method)
+		if len(p.Unlinked) > 0 {
+			fmt.Fprintf(w, "Warning: sources %v have no records to link (loaded before linking, or cut short): dataset add --reload links them\n", p.Unlinked)
+		}
 		fmt.Fprintln(w)
 		printSentencing(w, p.Sentencing)
 	} else {

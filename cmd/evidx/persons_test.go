@@ -314,6 +314,11 @@ func TestPersonsIncremental(t *testing.T) {
 	if n := int64(strings.Count(string(co), "\n")) - 1; n != truth.Persons {
 		t.Errorf("persons CSV has %d rows, truth %d persons", n, truth.Persons)
 	}
+	// Removing the last source gives the persons of the others.
+	cli(t, "dataset", "remove", once, "shop.sqlite", "--reason", "test")
+	if u := stats(t, once).Persons.Unique; u != truth.PersonsUpTo[3] {
+		t.Errorf("after removing shop.sqlite: %d persons, truth %d", u, truth.PersonsUpTo[3])
+	}
 }
 
 // TestPersonsExport: one row per person with its identifiers, names and
