@@ -182,7 +182,7 @@ type builder struct {
 	lo      []uint32 // first record of each source; lo[len] = records
 	// unlinked are the sources without a record file.
 	unlinked []int64
-	maps    [][]byte
+	maps     [][]byte
 
 	parent []uint32 // union-find over records; roots are their component's least record
 	// recIDs holds per record r the hashes (dedupe.Hash, never 0) of its
