@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -408,11 +408,11 @@ func (b *builder) passUnion(ctx context.Context) error {
 		k := identity.Kind(kind)
 		if len(recs) > 1 {
 			if rule := b.hubRule(k, value, recs, seen); rule != "" {
-				v := string(value)
-				if k == "key" {
-					v = v[strings.IndexByte(v, ':')+1:]
+				id := kind + "\x00" + string(value)
+				if k == "key" { // keys of different databases are different values
+					id += "\x00" + strconv.Itoa(b.sourceOf(recs[0]))
 				}
-				b.hubs[kind+"\x00"+string(value)] = &hubRecs{kind: kind, value: v, rule: rule, recs: slices.Clone(recs)}
+				b.hubs[id] = &hubRecs{kind: kind, value: string(value), rule: rule, recs: slices.Clone(recs)}
 				return nil
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/evidx/evidx/dedupe"
@@ -40,45 +39,152 @@ func prepPath(dir string, id int64) string {
 	return filepath.Join(dir, fmt.Sprintf("src-%06d.d", id))
 }
 
-// Prepare sorts source id's records for linking (see above); done already
-// is not done again.
+// Prepare sorts source id's records for linking (see above) from its
+// record file; done already is not done again. Loads prepare while they
+// record (Recorder), so this only runs for sources whose preparation was
+// cut short.
 func Prepare(ctx context.Context, dir string, id int64, sortBytes int) error {
 	final := prepPath(dir, id)
 	if _, err := os.Stat(filepath.Join(final, "pairs-000.bin")); err == nil {
 		return nil
 	}
-	tmp := final + ".tmp"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if sortBytes <= 0 {
-		sortBytes = 256 << 20
-	}
 	// A small source needs no large sort buffer (it is mapped whole).
 	if fi, err := os.Stat(recPath(dir, id)); err == nil {
 		sortBytes = int(min(int64(sortBytes), max(8<<20, 2*fi.Size())))
 	}
-	s, err := runs.New(filepath.Join(tmp, "sort"), prepShards, sortBytes)
+	p, err := newPreparer(final+".tmp", sortBytes)
 	if err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	defer s.Close()
-	if err := prepRead(ctx, recPath(dir, id), id, tmp, s); err != nil {
 		return err
 	}
-	if err := s.Finish(ctx); err != nil {
+	defer p.discard()
+	rr, f, err := openRecords(recPath(dir, id))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// Loaded before linking existed, or its records were lost: no records.
+	case err != nil:
+		return err
+	default:
+		defer f.Close()
+		for {
+			err := rr.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if err := p.add(rr.off, rr.rec.Items); err != nil {
+				return err
+			}
+			if p.rec&0xffff == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return p.finish(ctx, final)
+}
+
+// preparer writes one source's prepared files into a temporary directory.
+type preparer struct {
+	tmp     string
+	s       *runs.Sorter
+	of, if_ *os.File
+	ow, iw  *bufio.Writer
+	rec     uint64
+	v       []byte
+}
+
+func newPreparer(tmp string, sortBytes int) (*preparer, error) {
+	if sortBytes <= 0 {
+		sortBytes = 256 << 20
+	}
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	p := &preparer{tmp: tmp}
+	var err error
+	if p.s, err = runs.New(filepath.Join(tmp, "sort"), prepShards, sortBytes); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	create := func(name string) (*os.File, *bufio.Writer, error) {
+		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("persons: %w", err)
+		}
+		return f, bufio.NewWriterSize(f, 256<<10), nil
+	}
+	if p.of, p.ow, err = create("offs.bin"); err == nil {
+		p.if_, p.iw, err = create("ids.bin")
+	}
+	if err != nil {
+		p.discard()
+		return nil, err
+	}
+	return p, nil
+}
+
+// add takes the next record, at offset off of the record file.
+func (p *preparer) add(off int64, items []Item) error {
+	if p.rec >= math.MaxUint32-1 {
+		return fmt.Errorf("persons: more than %d records in one source", uint32(math.MaxUint32-1))
+	}
+	var ob [8]byte
+	var ib [16]byte
+	binary.LittleEndian.PutUint64(ob[:], uint64(off))
+	if _, err := p.ow.Write(ob[:]); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	rec := p.rec
+	for _, it := range items {
+		if !it.Kind.IsIdentity() && it.Kind != "key" || strings.IndexByte(it.Value, 0) >= 0 {
+			continue
+		}
+		at := -1
+		switch it.Kind {
+		case identity.CNID:
+			at = 0
+		case identity.Phone:
+			at = 8
+		}
+		if at >= 0 && binary.LittleEndian.Uint64(ib[at:]) == 0 {
+			binary.LittleEndian.PutUint64(ib[at:], max(dedupe.Hash(string(it.Kind), it.Value), 1))
+		}
+		shard := dedupe.Partition(string(it.Kind), it.Value, prepShards)
+		p.v = append(append(p.v[:0], it.Value...), 0, byte(rec>>32), byte(rec>>24), byte(rec>>16), byte(rec>>8), byte(rec))
+		if err := p.s.Add(shard, string(it.Kind), string(p.v), ""); err != nil {
+			return fmt.Errorf("persons: %w", err)
+		}
+	}
+	if _, err := p.iw.Write(ib[:]); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	p.rec++
+	return nil
+}
+
+// finish sorts, writes the pairs files and makes the directory final.
+func (p *preparer) finish(ctx context.Context, final string) error {
+	if err := p.ow.Flush(); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := p.iw.Flush(); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := p.s.Finish(ctx); err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	var buf []byte
 	for shard := range prepShards {
-		f, err := os.OpenFile(filepath.Join(tmp, fmt.Sprintf("pairs-%03d.bin", shard)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(filepath.Join(p.tmp, fmt.Sprintf("pairs-%03d.bin", shard)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return fmt.Errorf("persons: %w", err)
 		}
-		w := bufio.NewWriterSize(f, 1<<20)
-		err = s.Merge(ctx, shard, func(e runs.Entry) error {
+		w := bufio.NewWriterSize(f, 256<<10)
+		err = p.s.Merge(ctx, shard, func(e runs.Entry) error {
 			if len(e.Value) < recSuffix {
 				return fmt.Errorf("persons: sort entry of %d bytes", len(e.Value))
 			}
@@ -103,108 +209,33 @@ func Prepare(ctx context.Context, dir string, id int64, sortBytes int) error {
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("persons: source %d: %w", id, err)
+			return fmt.Errorf("persons: %s: %w", final, err)
 		}
 	}
-	s.Close()
-	os.RemoveAll(filepath.Join(tmp, "sort"))
-	if err := os.Rename(tmp, final); err != nil {
+	p.s.Close()
+	p.s = nil
+	p.of.Close()
+	p.if_.Close()
+	os.RemoveAll(filepath.Join(p.tmp, "sort"))
+	os.RemoveAll(final) // a stale partial copy
+	if err := os.Rename(p.tmp, final); err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
 	return nil
 }
 
-// prepRead reads a record file into offs.bin, ids.bin and the sorter.
-func prepRead(ctx context.Context, path string, id int64, tmp string, s *runs.Sorter) error {
-	rr, f, err := openRecords(path)
-	if errors.Is(err, os.ErrNotExist) {
-		// Loaded before linking existed, or its records were lost: no records.
-		for _, n := range []string{"offs.bin", "ids.bin"} {
-			if err := os.WriteFile(filepath.Join(tmp, n), nil, 0o600); err != nil {
-				return fmt.Errorf("persons: %w", err)
-			}
-		}
-		return nil
+// discard drops an unfinished preparation.
+func (p *preparer) discard() {
+	if p.s != nil {
+		p.s.Close()
 	}
-	if err != nil {
-		return err
+	if p.of != nil {
+		p.of.Close()
 	}
-	defer f.Close()
-	create := func(name string) (*os.File, *bufio.Writer, error) {
-		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, nil, fmt.Errorf("persons: %w", err)
-		}
-		return f, bufio.NewWriterSize(f, 1<<20), nil
+	if p.if_ != nil {
+		p.if_.Close()
 	}
-	of, ow, err := create("offs.bin")
-	if err != nil {
-		return err
-	}
-	defer of.Close()
-	idf, iw, err := create("ids.bin")
-	if err != nil {
-		return err
-	}
-	defer idf.Close()
-	prefix := "s" + strconv.FormatInt(id, 10) + ":"
-	var (
-		ob  [8]byte
-		ib  [16]byte
-		v   []byte
-		rec uint64
-	)
-	for {
-		err := rr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if rec >= math.MaxUint32-1 {
-			return fmt.Errorf("persons: %s: more than %d records", path, uint32(math.MaxUint32-1))
-		}
-		binary.LittleEndian.PutUint64(ob[:], uint64(rr.off))
-		if _, err := ow.Write(ob[:]); err != nil {
-			return fmt.Errorf("persons: %w", err)
-		}
-		clear(ib[:])
-		for _, it := range rr.rec.Items {
-			if !it.Kind.IsIdentity() && it.Kind != "key" || strings.IndexByte(it.Value, 0) >= 0 {
-				continue
-			}
-			if at := map[identity.Kind]int{identity.CNID: 1, identity.Phone: 9}[it.Kind]; at > 0 && binary.LittleEndian.Uint64(ib[at-1:]) == 0 {
-				binary.LittleEndian.PutUint64(ib[at-1:], max(dedupe.Hash(string(it.Kind), it.Value), 1))
-			}
-			v = v[:0]
-			if it.Kind == "key" {
-				v = append(v, prefix...) // keys join within one database only
-			}
-			v = append(v, it.Value...)
-			shard := dedupe.Partition(string(it.Kind), string(v), prepShards)
-			v = append(v, 0, byte(rec>>32), byte(rec>>24), byte(rec>>16), byte(rec>>8), byte(rec))
-			if err := s.Add(shard, string(it.Kind), string(v), ""); err != nil {
-				return fmt.Errorf("persons: %w", err)
-			}
-		}
-		if _, err := iw.Write(ib[:]); err != nil {
-			return fmt.Errorf("persons: %w", err)
-		}
-		rec++
-		if rec&0xffff == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := ow.Flush(); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	if err := iw.Flush(); err != nil {
-		return fmt.Errorf("persons: %w", err)
-	}
-	return nil
+	os.RemoveAll(p.tmp)
 }
 
 // pairCursor reads one source's pairs of a shard.
@@ -306,17 +337,19 @@ func (b *builder) mergeShard(ctx context.Context, shard int, fn func(kind string
 		value []byte
 		recs  []uint32
 		n     int
+		src   int
 	)
 	for len(h) > 0 {
 		c := h[0]
-		if len(recs) > 0 && (string(c.kind) != kind || string(c.value) != string(value)) {
+		// Join keys join within one database (source) only.
+		if len(recs) > 0 && (string(c.kind) != kind || string(c.value) != string(value) || kind == "key" && c.src != src) {
 			if err := fn(kind, value, recs); err != nil {
 				return err
 			}
 			recs = recs[:0]
 		}
 		if len(recs) == 0 {
-			kind, value = string(c.kind), append(value[:0], c.value...)
+			kind, value, src = string(c.kind), append(value[:0], c.value...), c.src
 		}
 		recs = append(recs, c.rec)
 		ok, err := c.next()

@@ -81,13 +81,20 @@ type Record struct {
 // in dir. Add is called from one goroutine at a time (ReadDataset's sink is
 // serialised by default).
 type Recorder struct {
-	dir string
-	f   *os.File
-	w   *bufio.Writer
-	buf []byte
-	err error
-	n   int64
+	dir   string
+	f     *os.File
+	w     *bufio.Writer
+	buf   []byte
+	err   error
+	n     int64
+	off   int64     // of the next record in the file
+	prep  *preparer // the source's preparation, while it records
+	items []Item
 }
+
+// recorderSortBytes is the sort memory of a load's preparation (the load
+// sorts its identities beside it).
+const recorderSortBytes = 64 << 20
 
 // NewRecorder starts a record file in dir (created 0700).
 func NewRecorder(dir string) (*Recorder, error) {
@@ -98,8 +105,13 @@ func NewRecorder(dir string) (*Recorder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
-	r := &Recorder{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	r := &Recorder{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), off: int64(len(recMagic))}
 	_, r.err = r.w.WriteString(recMagic)
+	if r.prep, err = newPreparer(f.Name()+".d", recorderSortBytes); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -151,7 +163,18 @@ func (r *Recorder) write(ss []identity.Sighting) {
 		b = append(b, s.Value...)
 	}
 	r.buf = b
-	_, r.err = r.w.Write(b)
+	if _, r.err = r.w.Write(b); r.err != nil {
+		return
+	}
+	// The same record, prepared for linking.
+	r.items = r.items[:0]
+	for _, s := range ss {
+		if _, ok := kindCode(s.Kind); ok && len(s.Value) <= maxItem && len(r.items) < n {
+			r.items = append(r.items, Item{Kind: s.Kind, Value: s.Value})
+		}
+	}
+	r.err = r.prep.add(r.off, r.items)
+	r.off += int64(len(b))
 	r.n++
 }
 
@@ -165,10 +188,16 @@ func (r *Recorder) Commit(id int64) error {
 	}
 	if r.err != nil {
 		os.Remove(r.f.Name())
+		r.prep.discard()
 		return fmt.Errorf("persons: record file %s: %w", r.f.Name(), r.err)
 	}
 	if err := os.Rename(r.f.Name(), recPath(r.dir, id)); err != nil {
+		r.prep.discard()
 		return fmt.Errorf("persons: %w", err)
+	}
+	// Should this fail, the next link prepares from the record file.
+	if err := r.prep.finish(context.Background(), prepPath(r.dir, id)); err != nil {
+		r.prep.discard()
 	}
 	return nil
 }
@@ -177,6 +206,7 @@ func (r *Recorder) Commit(id int64) error {
 func (r *Recorder) Discard() {
 	r.f.Close()
 	os.Remove(r.f.Name())
+	r.prep.discard()
 }
 
 // Wrap returns read with its sightings also recorded by r, and only the

@@ -311,6 +311,19 @@ func TestPersonsIncremental(t *testing.T) {
 	if string(cr) != string(ci) {
 		t.Errorf("persons CSV after a relink from scratch differs from the incremental one")
 	}
+	// Preparations lost (a load cut short after keeping its records) are
+	// redone from the record files, with the same persons.
+	preps, _ := filepath.Glob(filepath.Join(inc, "index", "persons", "src-*.d"))
+	if len(preps) != len(truth.Files) {
+		t.Fatalf("%d prepared sources, want %d", len(preps), len(truth.Files))
+	}
+	for _, p := range preps {
+		os.RemoveAll(p)
+	}
+	cli(t, "link", inc)
+	if _, cp := exported(inc, "reprepared.csv"); string(cp) != string(ci) {
+		t.Errorf("persons CSV after preparing again from the record files differs")
+	}
 	if n := int64(strings.Count(string(co), "\n")) - 1; n != truth.Persons {
 		t.Errorf("persons CSV has %d rows, truth %d persons", n, truth.Persons)
 	}
