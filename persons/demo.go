@@ -15,10 +15,11 @@ type ProvinceCount struct {
 
 // PlaceCount is the unique ID numbers of one prefecture or county.
 type PlaceCount struct {
-	Code    string `json:"code"`
-	Name    string `json:"name"`
-	CNID    int64  `json:"cn_id"`
-	Retired bool   `json:"retired,omitempty"` // code absent from the newest edition
+	Code     string `json:"code"`
+	Name     string `json:"name"`
+	Province string `json:"province"` // the name of its province ("市辖区" alone says little)
+	CNID     int64  `json:"cn_id"`
+	Retired  bool   `json:"retired,omitempty"` // code absent from the newest edition
 }
 
 // Band is a count of unique ID numbers by a label (age band, sex, year).
@@ -98,7 +99,7 @@ func places(m map[string]int64, pad string) []PlaceCount {
 	out := []PlaceCount{}
 	for c, n := range m {
 		r, ok := regions()[c+pad]
-		out = append(out, PlaceCount{Code: c, Name: r.name, CNID: n, Retired: ok && r.last != "201607"})
+		out = append(out, PlaceCount{Code: c, Name: r.name, Province: regions()[c[:2]+"0000"].name, CNID: n, Retired: ok && r.last != "201607"})
 	}
 	slices.SortFunc(out, func(a, b PlaceCount) int { return cmp.Compare(a.Code, b.Code) })
 	return out
