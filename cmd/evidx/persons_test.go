@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,15 @@ type personsStatsJSON struct {
 			Name string `json:"name"`
 			CNID int64  `json:"cn_id"`
 		} `json:"province"`
+		Prefecture []struct {
+			Code     string `json:"code"`
+			Province string `json:"province"`
+			CNID     int64  `json:"cn_id"`
+		} `json:"prefecture"`
+		Sex []struct {
+			Label string `json:"label"`
+			CNID  int64  `json:"cn_id"`
+		} `json:"sex"`
 	} `json:"demographics"`
 }
 
@@ -170,6 +180,24 @@ func TestPersonsCorpus(t *testing.T) {
 		if got[c] != n {
 			t.Errorf("province %s: %d unique ID numbers, truth %d", c, got[c], n)
 		}
+	}
+
+	gotPref := map[string]int64{}
+	for _, p := range st.Demographics.Prefecture {
+		gotPref[p.Code] = p.CNID
+		if p.Province == "" {
+			t.Errorf("prefecture %s names no province", p.Code)
+		}
+	}
+	if !maps.Equal(gotPref, truth.Prefecture) {
+		t.Errorf("prefectures %v, truth %v", gotPref, truth.Prefecture)
+	}
+	gotSex := map[string]int64{}
+	for _, b := range st.Demographics.Sex {
+		gotSex[b.Label] = b.CNID
+	}
+	if !maps.Equal(gotSex, truth.Sex) {
+		t.Errorf("sex %v, truth %v", gotSex, truth.Sex)
 	}
 
 	// The phone from the GBK text (no ID column) reaches its ID number

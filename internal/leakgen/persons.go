@@ -38,6 +38,10 @@ type PersonsTruth struct {
 	HubPeople int64  `json:"hub_people"`
 	// Province counts the unique ID numbers by their first two digits.
 	Province map[string]int64 `json:"province"`
+	// Prefecture counts them by their first four digits, Sex by the
+	// parity of the 17th digit ("male" odd, "female" even).
+	Prefecture map[string]int64 `json:"prefecture"`
+	Sex        map[string]int64 `json:"sex"`
 	// CNIDs is the number of unique ID numbers.
 	CNIDs int64 `json:"cn_ids"`
 	// SearchPhone (11 digits) is in the GBK file, which has no ID column;
@@ -96,7 +100,7 @@ func GeneratePersons(dir string, seed uint64, n int) (*PersonsTruth, error) {
 		fJSON
 		fSQLite
 	)
-	t := &PersonsTruth{Seed: seed, Province: map[string]int64{}, HubValue: "+86" + PlaceholderPhone, HubPeople: HubPeople}
+	t := &PersonsTruth{Seed: seed, Province: map[string]int64{}, Prefecture: map[string]int64{}, Sex: map[string]int64{}, HubValue: "+86" + PlaceholderPhone, HubPeople: HubPeople}
 	for _, f := range personsFiles {
 		t.Files = append(t.Files, filepath.Join(dir, f))
 	}
@@ -105,6 +109,12 @@ func GeneratePersons(dir string, seed uint64, n int) (*PersonsTruth, error) {
 		if !ids[p.id18] {
 			ids[p.id18] = true
 			t.Province[p.id18[:2]]++
+			t.Prefecture[p.id18[:4]]++
+			if (p.id18[16]-'0')%2 == 1 {
+				t.Sex["male"]++
+			} else {
+				t.Sex["female"]++
+			}
 		}
 	}
 	for i := range n {
