@@ -359,3 +359,37 @@ func (rr *recReader) next() error {
 // Dir is the persons directory of a case's index directory: record files
 // and persons.sqlite (0700, personal data like the shards).
 func Dir(indexDir string) string { return filepath.Join(indexDir, "persons") }
+
+// CopySource copies source srcID's records from the persons directory of
+// another case (srcDir) as source dstID's here: a merged case links as the
+// case it came from. A source without records there has none here either.
+func CopySource(srcDir string, srcID int64, dstDir string, dstID int64) error {
+	in, err := os.Open(recPath(srcDir, srcID))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(dstDir, 0o700); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	out, err := os.CreateTemp(dstDir, "load-*.tmp")
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(out.Name(), recPath(dstDir, dstID))
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return fmt.Errorf("persons: %s: %w", recPath(srcDir, srcID), err)
+	}
+	os.RemoveAll(prepPath(dstDir, dstID)) // prepared again from the copy
+	return nil
+}
