@@ -139,11 +139,16 @@ func Build(ctx context.Context, dir string, sources []Source, opts Options) (*Su
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
-	// An interrupted build leaves a build directory, removed here: the
-	// next build starts again from the record files.
-	olds, _ := filepath.Glob(filepath.Join(dir, "build-*"))
-	for _, o := range olds {
-		os.RemoveAll(o)
+	// A killed build leaves its build directory, and a killed load its
+	// load-* files: removed once a day old (another process may be using
+	// fresh ones); the next build starts again from the record files.
+	for _, pat := range []string{"build-*", "load-*"} {
+		olds, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, o := range olds {
+			if fi, err := os.Stat(o); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
+				os.RemoveAll(o)
+			}
+		}
 	}
 	tmp, err := os.MkdirTemp(dir, "build-")
 	if err != nil {
