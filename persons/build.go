@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -145,7 +146,9 @@ func Build(ctx context.Context, dir string, sources []Source, opts Options) (*Su
 	for _, pat := range []string{"build-*", "load-*"} {
 		olds, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, o := range olds {
-			if fi, err := os.Stat(o); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
+			// A load's preparation is as old as its record file, written
+			// to all along.
+			if fi, err := os.Stat(strings.TrimSuffix(o, ".d")); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
 				os.RemoveAll(o)
 			}
 		}
