@@ -1,6 +1,8 @@
 package persons
 
 import (
+	"bufio"
+	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -49,6 +51,42 @@ func FuzzRecords(f *testing.F) {
 					t.Fatal("empty error")
 				}
 				return
+			}
+		}
+	})
+}
+
+// FuzzPairs: damaged prepared pairs and identifier files never panic and
+// never allocate past their bounds.
+func FuzzPairs(f *testing.F) {
+	var seed []byte
+	seed = append(seed, 0, 14)
+	seed = append(seed, "+8613912345678"...)
+	seed = append(seed, 3, 1, 6)
+	seed = append(seed, "a@b.cn"...)
+	seed = append(seed, 0)
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "pairs.bin")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fh, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		c := &pairCursor{r: bufio.NewReader(fh), f: fh}
+		for range 10000 {
+			ok, err := c.next()
+			if err != nil || !ok {
+				break
+			}
+		}
+		r := bufio.NewReader(bytes.NewReader(data))
+		for range 10000 {
+			if _, err := readIdentFrom(r); err != nil {
+				break
 			}
 		}
 	})
