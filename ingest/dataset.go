@@ -54,6 +54,41 @@ type Options struct {
 	// Progress, when set, is told how many more bytes of the file were
 	// read (called from one goroutine at a time).
 	Progress func(n int64)
+	// Attributes adds, to each record's identities, sightings of its
+	// name and address columns (kinds identity.Name, identity.Address) and,
+	// in database tables (SQL dumps, SQLite), of its join keys (KindKey,
+	// value "column=value"): what person linking needs. They are not
+	// identities: a caller that counts must drop them (IsIdentity).
+	Attributes bool
+}
+
+// KindKey is the kind of a join-key sighting (see Options.Attributes): a
+// column of a database table that links rows of its tables, value
+// "key=value". Columns named like a key ("cid", "user_id", "uid") join
+// tables holding the same column name; a table's own "id" column is
+// "<table>_id", so that login.customer_id joins customer.id.
+const KindKey identity.Kind = "key"
+
+// attrRole returns the attribute role of column name in a table (table ""
+// outside databases): Name, Address, KindKey (with the key's name), or "".
+func attrRole(name, table string) (identity.Kind, string) {
+	if k, ok := identity.HeaderRole(name); ok {
+		if k == identity.Name || k == identity.Address {
+			return k, ""
+		}
+		return "", ""
+	}
+	if table == "" {
+		return "", ""
+	}
+	n := strings.ToLower(strings.TrimSpace(name))
+	if n == "id" {
+		return KindKey, strings.ToLower(table) + "_id"
+	}
+	if len(n) > 2 && len(n) <= 40 && (strings.HasSuffix(n, "id") || strings.HasSuffix(n, "_no") || strings.HasSuffix(n, "_key")) {
+		return KindKey, n
+	}
+	return "", ""
 }
 
 // progressReader reports the bytes read through it.
@@ -438,6 +473,27 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 	}
 	var locBuf []byte
 	var arena []byte
+	// attrOf caches the attribute role of a column name in this chunk.
+	table := ""
+	if c.Info.Format.Kind == records.KindSQL || c.Info.Format.Kind == records.KindSQLite {
+		table = c.Schema[strings.LastIndexByte(c.Schema, '/')+1:]
+	}
+	type attr struct {
+		k   identity.Kind
+		key string
+	}
+	var attrs map[string]attr
+	attrOf := func(name string) (identity.Kind, string) {
+		a, ok := attrs[name]
+		if !ok {
+			if attrs == nil {
+				attrs = map[string]attr{}
+			}
+			a.k, a.key = attrRole(name, table)
+			attrs[name] = a
+		}
+		return a.k, a.key
+	}
 	loc := ""
 	// Per-column value counts of this chunk: by field index where the
 	// roles are positional or shared by the chunk, by name key else.
@@ -525,8 +581,12 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 		ws.rows++
 		before := len(batch)
 		defer func() {
-			if len(batch) > before {
-				ws.yielding++
+			// Attributes (names, keys) do not make a row yield.
+			for j := min(before, len(batch)); j < len(batch); j++ {
+				if batch[j].Kind.IsIdentity() {
+					ws.yielding++
+					break
+				}
 			}
 		}()
 		if len(batch) >= batchSize-16 {
@@ -584,6 +644,17 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			if k == "" {
 				if rs != nil && (r.Loc.Row+r.Loc.Line)%lateEvery == 0 {
 					lateAdd(i, r, v)
+				}
+				if p.opts.Attributes && i < len(r.Names) && !placeholder(v) {
+					ak, key := attrOf(r.Names[i])
+					if ak == KindKey {
+						v = key + "=" + strings.TrimSpace(v)
+					} else if ak != "" {
+						v = strings.Join(strings.Fields(identity.Fold(v)), " ")
+					}
+					if ak != "" && v != "" && len(v) <= 512 {
+						batch = append(batch, identity.Sighting{Kind: ak, Value: v, Loc: loc})
+					}
 				}
 				continue
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/evidx/evidx/ingest"
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/ingest/records"
+	"github.com/evidx/evidx/persons"
 )
 
 // DatasetOptions says how LoadDatasets reads dataset files handed over
@@ -28,6 +29,11 @@ type DatasetOptions struct {
 	Progress func(file string) Progress
 	// Warn, if set, receives one-line problems that do not stop the run.
 	Warn func(msg string)
+	// Link says how the persons are relinked after the loads.
+	Link LinkOptions
+	// Category, if set, tags every source loaded with this information
+	// category (persons.Categories).
+	Category string
 }
 
 // DatasetFailure is a file that could not be loaded.
@@ -40,6 +46,9 @@ type DatasetFailure struct {
 type DatasetsResult struct {
 	Sources []index.SourceStats `json:"sources"`
 	Failed  []DatasetFailure    `json:"failed"`
+	// Persons are the case's persons after the loads (absent when
+	// nothing new was loaded or linking was turned off).
+	Persons *persons.Summary `json:"persons,omitempty"`
 }
 
 // datasetGoMemLimit is the soft Go heap limit of a dataset load, bytes.
@@ -65,11 +74,15 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 		debug.SetMemoryLimit(datasetGoMemLimit)
 		defer debug.SetMemoryLimit(lim)
 	}
+	if _, ok := persons.LookupCategory(opts.Category); !ok && opts.Category != "" {
+		return nil, fmt.Errorf("category %q: one of %v", opts.Category, persons.CategoryNames())
+	}
 	ix, err := openIndex(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	res := &DatasetsResult{Sources: []index.SourceStats{}, Failed: []DatasetFailure{}}
+	loaded := false // a source was added: persons are relinked
 	for _, f := range files {
 		abs, err := filepath.Abs(f)
 		if err != nil {
@@ -119,6 +132,23 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 			}
 			continue
 		}
+		loaded = loaded || !st.Skipped
+		if opts.Category != "" {
+			err := persons.SetCategory(persons.Dir(ix.Dir()), st.ID, opts.Category)
+			entry := custody.Entry{Action: "source.set_category", Outcome: custody.OutcomeOK,
+				Inputs:  []custody.Item{{Kind: "dataset", Path: st.Path, Size: st.Size, SHA256: st.SHA256}},
+				Details: map[string]any{"source_id": st.ID, "name": st.Name, "category": opts.Category}}
+			if err != nil {
+				entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
+			}
+			if aerr := c.Audit(entry); aerr != nil {
+				return res, fmt.Errorf("%w: %v", errAudit, aerr)
+			}
+			if err != nil {
+				return res, err
+			}
+			loaded = true // the counts change even for a file loaded before
+		}
 		if !st.Skipped {
 			for _, p := range st.Problems {
 				warn("dataset %s: warning: %s", f, p)
@@ -131,6 +161,11 @@ func LoadDatasets(ctx context.Context, c *custody.Case, files []string, opts Dat
 		// after files that were only skipped: a run killed after its load
 		// but before this point left shards that no entry records yet.
 		if _, err := c.RecordShards(ctx); err != nil {
+			return res, err
+		}
+	}
+	if loaded && !opts.Link.NoLink {
+		if res.Persons, err = relink(ctx, c, ix, opts.Link); err != nil {
 			return res, err
 		}
 	}
@@ -159,12 +194,25 @@ type loadJob struct {
 // rejects file, and records the load in the audit log whatever the
 // outcome. A failed load returns its error; a failed audit wraps errAudit.
 func loadOne(ctx context.Context, c *custody.Case, ix *index.Index, job loadJob) (index.SourceStats, error) {
+	// The records (identifiers with the names, addresses and join keys
+	// beside them) are kept for person linking.
+	recs, err := persons.NewRecorder(persons.Dir(ix.Dir()))
+	if err != nil {
+		return index.SourceStats{}, err
+	}
 	rej, err := c.NewRejects()
 	if err != nil {
+		recs.Discard()
 		return index.SourceStats{}, fmt.Errorf("%w: %v", errAudit, err)
 	}
 	job.read.Rejects = rej
-	st, err := ix.AddDataset(ctx, job.path, job.name, job.origin, DatasetReader(job.read), &loadProgress{p: orNone(job.progress)})
+	job.read.Attributes = true
+	st, err := ix.AddDataset(ctx, job.path, job.name, job.origin, recs.Wrap(DatasetReader(job.read)), &loadProgress{p: orNone(job.progress)})
+	if err == nil && !st.Skipped {
+		err = recs.Commit(st.ID)
+	} else {
+		recs.Discard()
+	}
 	in := job.input
 	in.Size = st.Size
 	if in.SHA256 == "" {
@@ -256,9 +304,14 @@ func loadFound(ctx context.Context, c *custody.Case, evID string, found []datase
 		}
 	}
 	if loaded {
-		_, err = c.RecordShards(ctx)
+		if _, err = c.RecordShards(ctx); err != nil {
+			return err
+		}
+		if res.Persons, err = relink(ctx, c, ix, LinkOptions{}); err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 func openIndex(ctx context.Context, c *custody.Case) (*index.Index, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/ingest/layer"
 	"github.com/evidx/evidx/ingest/source"
+	"github.com/evidx/evidx/persons"
 )
 
 // EvidenceOptions says what `evidence add` does with one evidence item.
@@ -63,6 +64,8 @@ type EvidenceResult struct {
 	Files    FileCounts          `json:"files"`
 	Carved   int                 `json:"carved"`
 	Datasets []index.SourceStats `json:"datasets"`
+	// Persons are the case's persons after loading the datasets found.
+	Persons *persons.Summary `json:"persons,omitempty"`
 	// NotDatasets are the candidate files whose content did not parse as
 	// a table of people, with the reason; the feature scan covers them.
 	NotDatasets  []ingest.Decision     `json:"not_datasets"`

@@ -165,6 +165,11 @@ func TestAddEvidenceIndexesDatasetsOnTheMedia(t *testing.T) {
 		}
 	}
 
+	// The datasets found are linked into persons, all of them on EV1.
+	if p := res.Persons; p == nil || p.Unique == 0 || len(p.Evidence) != 1 || p.Evidence[0].ID != "EV1" || p.Evidence[0].Persons != p.Unique {
+		t.Errorf("persons after the evidence: %+v", res.Persons)
+	}
+
 	rejects := checkEvidenceRejects(t, c, "EV1", res.Datasets)
 
 	// The case records what was done and still verifies.

@@ -13,6 +13,7 @@ import (
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/persons"
 )
 
 // ErrMergeSource refuses a case to merge from that does not verify, or
@@ -28,6 +29,7 @@ type MergeResult struct {
 	Evidence   []custody.MergedEvidence `json:"evidence"`
 	Sources    []index.SourceStats      `json:"sources"`
 	Problems   []string                 `json:"problems"`
+	Persons    *persons.Summary         `json:"persons,omitempty"` // the destination's persons afterwards
 }
 
 // MergeCase merges the case at srcDir (made by another lab or machine) into
@@ -137,6 +139,9 @@ func MergeCase(ctx context.Context, dest *custody.Case, srcDir string, progress 
 		if _, err := dest.RecordShards(ctx); err != nil {
 			return fail(err)
 		}
+		if res.Persons, err = relink(ctx, dest, ix, LinkOptions{}); err != nil {
+			return fail(err)
+		}
 	}
 	if err := dest.Audit(custody.Entry{Action: "case.merge", Outcome: custody.OutcomeOK,
 		Inputs: []custody.Item{{Kind: "case", Path: abs}},
@@ -194,6 +199,10 @@ func mergeSource(ctx context.Context, dest *custody.Case, ix, srcIx *index.Index
 	var outputs []custody.Item
 	if err == nil && !st.Skipped {
 		outputs, err = copyRejects(dest, src, s.SHA256)
+	}
+	if err == nil && !st.Skipped {
+		// Its records, for linking persons as the source case did.
+		err = persons.CopySource(persons.Dir(src.IndexDir()), s.ID, persons.Dir(ix.Dir()), st.ID)
 	}
 	entry := custody.Entry{Action: "dataset.merge",
 		Inputs:  []custody.Item{{Kind: "dataset", ID: o.EvidenceID, Path: cmp.Or(o.EvidencePath, s.Path), SHA256: s.SHA256, Size: s.Size}},

@@ -8,12 +8,14 @@ import (
 	"github.com/evidx/evidx/custody"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/persons"
 )
 
 // RemoveResult is what RemoveSources did: the JSON of `dataset remove`.
 type RemoveResult struct {
 	Removed []index.Removal         `json:"removed"`
-	Unique  map[identity.Kind]int64 `json:"unique"` // the case's unique identities afterwards
+	Unique  map[identity.Kind]int64 `json:"unique"`  // the case's unique identities afterwards
+	Persons *persons.Summary        `json:"persons"` // the case's persons afterwards
 }
 
 // RemoveSources takes the sources refs name (ids, SHA-256 prefixes or
@@ -51,6 +53,9 @@ func RemoveSources(ctx context.Context, c *custody.Case, refs []string, reason s
 	if _, err := c.RecordShards(ctx); err != nil {
 		return res, err
 	}
+	if res.Persons, err = relink(ctx, c, ix, LinkOptions{}); err != nil {
+		return res, err
+	}
 	st, err := ix.Stats(ctx, index.StatsOptions{NoOverlap: true})
 	if err != nil {
 		return res, err
@@ -63,6 +68,9 @@ func RemoveSources(ctx context.Context, c *custody.Case, refs []string, reason s
 // audit log, whatever the outcome.
 func removeSource(ctx context.Context, c *custody.Case, ix *index.Index, s index.SourceStats, reason string) (index.Removal, error) {
 	r, err := ix.RemoveSource(ctx, s.ID, reason)
+	if err == nil {
+		err = persons.RemoveSource(persons.Dir(ix.Dir()), s.ID)
+	}
 	entry := custody.Entry{Action: "dataset.remove", Inputs: []custody.Item{{Kind: "dataset", Path: s.Path, Size: s.Size, SHA256: s.SHA256}},
 		Details: map[string]any{"source_id": s.ID, "name": s.Name, "reason": reason, "evidence": s.Evidence, "evidence_path": s.EvidPath,
 			"unique": s.Unique, "new": s.New, "gained": r.Gained}}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/evidx/evidx/ingest/records"
+	"github.com/evidx/evidx/persons"
 	"github.com/evidx/evidx/pipeline"
 	"github.com/spf13/cobra"
 )
@@ -19,6 +21,9 @@ type datasetOptions struct {
 	json   bool
 	reload bool
 	parse  parseOptions
+	link   pipeline.LinkOptions
+	// category tags the sources loaded (persons.Categories).
+	category string
 }
 
 func newDatasetCmd() *cobra.Command {
@@ -46,6 +51,10 @@ source loaded.`,
 	add.Flags().BoolVar(&opts.json, "json", false, "print one JSON object on stdout")
 	add.Flags().BoolVar(&opts.reload, "reload", false, "remove a file already ingested and load it again")
 	opts.parse.addFlags(add.Flags())
+	add.Flags().StringVar(&opts.category, "category", "", "information category of the files for the sentencing counts of 法释〔2017〕10号 art. 5: "+strings.Join(persons.CategoryNames(), ", "))
+	add.Flags().BoolVar(&opts.link.NoLink, "no-link", false, "do not relink persons after the load (stats then show the last linking)")
+	add.Flags().IntVar(&opts.link.HubIDs, "hub-ids", 0, "a value seen with more than this many distinct ID numbers is a hub that links nobody (default 1, or the case's last choice)")
+	add.Flags().IntVar(&opts.link.HubPhones, "hub-phones", 0, "a value seen with more than this many distinct phone numbers is a hub (default 10, or the case's last choice)")
 	cmd.AddCommand(add)
 	var ropts removeOptions
 	remove := &cobra.Command{
@@ -109,6 +118,7 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			return bar
 		},
 		Warn: func(msg string) { fmt.Fprintln(stderr, "evidx: "+oneLine(msg)) },
+		Link: opts.link, Category: opts.category,
 	})
 	if bar != nil {
 		bar.stop()
@@ -129,6 +139,9 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 		}
 		fmt.Fprintf(stdout, "%s (%s): %s; rows %d, rejected %d, unique %s, new %s, %.1f s\n",
 			oneLine(s.Name), s.SHA256[:12], what, s.Rows, s.Rejected, kindCounts(s.Unique), kindCounts(s.New), s.Seconds)
+	}
+	if p := res.Persons; p != nil {
+		fmt.Fprintf(stdout, "persons linked: %d persons, %d hubs, from %d records\n", p.Unique, len(p.Hubs), p.Records)
 	}
 	return err
 }

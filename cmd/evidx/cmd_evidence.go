@@ -14,6 +14,7 @@ import (
 	"github.com/evidx/evidx/digest"
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/persons"
 	"github.com/evidx/evidx/pipeline"
 )
 
@@ -120,6 +121,7 @@ type evidenceResult struct {
 	Files           pipeline.FileCounts   `json:"files"`
 	Carved          int                   `json:"carved"`
 	Datasets        []index.SourceStats   `json:"datasets"`
+	Persons         *persons.Summary      `json:"persons,omitempty"` // the case's persons after linking the datasets found
 	Features        map[identity.Kind]int `json:"features"`
 	FeatureFiles    []string              `json:"feature_files"`
 	Problems        []string              `json:"problems"`
@@ -214,7 +216,7 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 	out := evidenceResult{ID: ev.ID, Format: ev.Format, Size: ev.Size, SectorSize: ev.SectorSize, Segments: ev.Segments,
 		MD5: ev.Computed.MD5, SHA1: ev.Computed.SHA1, SHA256: ev.Computed.SHA256, Stored: ev.Stored, Expected: ev.Expected,
 		Verified: ev.Verified, HashReason: ev.HashReason, ContainerErrors: ev.Container, Unreadable: ev.Unreadable,
-		Header: ev.Header, Volumes: res.Volumes, Files: res.Files, Carved: res.Carved, Datasets: res.Datasets,
+		Header: ev.Header, Volumes: res.Volumes, Files: res.Files, Carved: res.Carved, Datasets: res.Datasets, Persons: res.Persons,
 		Features: res.Features, FeatureFiles: res.FeatureFiles, Problems: res.Problems, Seconds: time.Since(start).Seconds()}
 	if out.ContainerErrors == nil {
 		out.ContainerErrors = []string{}

@@ -8,20 +8,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/pipeline"
 )
 
 // exportOptions are the flags of `evidx export`.
 type exportOptions struct {
 	Files    string // output root
 	Manifest string // hashdeep manifest path
+	Persons  string // persons CSV path
 	JSON     bool
 }
 
 func newExportCmd() *cobra.Command {
 	var opts exportOptions
 	cmd := &cobra.Command{
-		Use:   "export DIR --files OUT",
-		Short: "Copy extracted and carved files out of a case under safe names, with a hashdeep manifest",
+		Use:   "export DIR --files OUT | --persons OUT.csv",
+		Short: "Copy extracted and carved files out of a case under safe names, with a hashdeep manifest; or write its persons as CSV",
 		Long: `Copy every extracted and carved file of the case DIR into OUT (which must
 not exist or be empty), as OUT/<evidence id>/vol-<n>/<path> and
 OUT/<evidence id>/carved/<offset>-<type>.<type>. Names from the evidence are
@@ -36,7 +38,12 @@ of OUT, moved or copied anywhere with its manifest, audits with
     cd OUT && hashdeep -r -l -a -k ../manifest.hashdeep .
 
 (the manifest's header gives the command). The manifest's SHA-256 is in the
-audit log.`,
+audit log.
+
+--persons OUT.csv writes one row per linked person (person, phone, email,
+cn_id, bank_card, names, addresses, sources, evidence, records; lists joined
+by "; ") for victim notification: a new file, mode 0600, outside the case,
+its SHA-256 in the audit log.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runExport(cmd.Context(), cmd, opts, a)
@@ -45,19 +52,35 @@ audit log.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Files, "files", "", "output directory for the files (required)")
 	f.StringVar(&opts.Manifest, "manifest", "", "hashdeep manifest path (default: manifest.hashdeep beside OUT)")
+	f.StringVar(&opts.Persons, "persons", "", "write the linked persons as CSV to this new file")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object on stdout")
 	return cmd
 }
 
 func runExport(ctx context.Context, cmd *cobra.Command, opts exportOptions, a []string) error {
-	if opts.Files == "" {
-		return usageError{errors.New("export: --files OUT is required")}
+	if opts.Files == "" && opts.Persons == "" {
+		return usageError{errors.New("export: --files OUT or --persons OUT.csv is required")}
 	}
 	c, err := openCase(ctx, a[0])
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if opts.Persons != "" {
+		res, err := pipeline.ExportPersons(ctx, c, opts.Persons)
+		if err != nil {
+			return err
+		}
+		if opts.JSON && opts.Files == "" {
+			return writeJSON(cmd.OutOrStdout(), res)
+		}
+		if !opts.JSON {
+			fmt.Fprintf(cmd.OutOrStdout(), "%d persons exported to %s (sha256 %s)\n", res.Persons, res.Path, res.SHA256)
+		}
+		if opts.Files == "" {
+			return nil
+		}
+	}
 	res, err := c.Export(ctx, custody.ExportOptions{Dir: opts.Files, Manifest: opts.Manifest})
 	if err != nil {
 		return err

@@ -171,6 +171,10 @@ func TestCaseMerge(t *testing.T) {
 	if len(got.Sources) != len(want.Sources) {
 		t.Errorf("%d sources merged, %d in one case", len(got.Sources), len(want.Sources))
 	}
+	// Persons link as in one case (the records come along).
+	if pg, pw := stats(t, merged).Persons, stats(t, all).Persons; pg.Unique != pw.Unique || pw.Unique == 0 || len(pg.Hubs) != len(pw.Hubs) {
+		t.Errorf("merged persons %d (%d hubs), one case %d (%d hubs)", pg.Unique, len(pg.Hubs), pw.Unique, len(pw.Hubs))
+	}
 	if strings.Join(got.Overlap, "\n") != strings.Join(want.Overlap, "\n") {
 		t.Errorf("overlaps differ:\nmerged %q\none case %q", got.Overlap, want.Overlap)
 	}

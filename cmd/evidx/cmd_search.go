@@ -11,6 +11,7 @@ import (
 
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/persons"
 	"github.com/spf13/cobra"
 )
 
@@ -45,6 +46,18 @@ line (e.g. victims who reported) and reports which of them the case holds.`,
 type searchMatch struct {
 	Query string `json:"query"`
 	index.Match
+	// Person is everything linked to the value (absent when persons
+	// were never linked).
+	Person *persons.Person `json:"person,omitempty"`
+}
+
+// searchSummary ends a search: how many values were found, not found, or
+// not an identifier (fail their check).
+type searchSummary struct {
+	Values          int `json:"values"`
+	Found           int `json:"found"`
+	NotFound        int `json:"not_found"`
+	NotAnIdentifier int `json:"not_an_identifier"`
 }
 
 // searchResult is the JSON of `search`.
@@ -53,7 +66,8 @@ type searchResult struct {
 	NotFound []string      `json:"not_found"`
 	// Invalid lists values that look like a kind but fail its check (an ID
 	// number with a wrong check digit): never identities, so never found.
-	Invalid []string `json:"invalid"`
+	Invalid []string      `json:"invalid"`
+	Summary searchSummary `json:"summary"`
 }
 
 func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Writer) error {
@@ -87,6 +101,19 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 	}
 	s := ix.NewSearcher()
 	defer s.Close()
+	ps, err := persons.OpenStore(persons.Dir(ix.Dir()))
+	if err != nil && !errors.Is(err, persons.ErrNotBuilt) {
+		return err
+	}
+	if ps != nil {
+		defer ps.Close()
+	}
+	person := func(k identity.Kind, v string) (*persons.Person, error) {
+		if ps == nil {
+			return nil, nil
+		}
+		return ps.Lookup(ctx, k, v)
+	}
 	res := searchResult{Matches: []searchMatch{}, NotFound: []string{}, Invalid: []string{}}
 	for _, q := range values {
 		found, invalid := false, false
@@ -104,7 +131,11 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 			}
 			if ok {
 				found = true
-				res.Matches = append(res.Matches, searchMatch{Query: q, Match: m})
+				p, err := person(k, v)
+				if err != nil {
+					return err
+				}
+				res.Matches = append(res.Matches, searchMatch{Query: q, Match: m, Person: p})
 			}
 		}
 		switch {
@@ -115,6 +146,8 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 			res.NotFound = append(res.NotFound, q)
 		}
 	}
+	res.Summary = searchSummary{Values: len(values), Found: len(values) - len(res.NotFound) - len(res.Invalid),
+		NotFound: len(res.NotFound), NotAnIdentifier: len(res.Invalid)}
 	if opts.json {
 		return writeJSON(stdout, res)
 	}
@@ -127,6 +160,7 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 			}
 			fmt.Fprintf(stdout, "\t%s%s: %d×, first at %s\n", oneLine(h.Source), ev, h.Occurrences, oneLine(h.FirstLoc))
 		}
+		printPerson(stdout, m.Person)
 	}
 	for _, q := range res.NotFound {
 		fmt.Fprintf(stdout, "%s\tnot found\n", oneLine(q))
@@ -134,7 +168,48 @@ func runSearch(ctx context.Context, opts searchOptions, a []string, stdout io.Wr
 	for _, q := range res.Invalid {
 		fmt.Fprintf(stdout, "%s\tinvalid (fails its check; never an identity)\n", oneLine(q))
 	}
+	if opts.file != "" {
+		fmt.Fprintf(stdout, "%d values: %d found, %d not found, %d not an identifier\n",
+			res.Summary.Values, res.Summary.Found, res.Summary.NotFound, res.Summary.NotAnIdentifier)
+	}
 	return nil
+}
+
+// printPerson writes the person linked to a match.
+func printPerson(w io.Writer, p *persons.Person) {
+	if p == nil {
+		return
+	}
+	if p.Hub != nil {
+		fmt.Fprintf(w, "\thub: links nobody, touches %d people (%s)\n", p.Hub.People, p.Hub.Rule)
+		return
+	}
+	fmt.Fprintf(w, "\tperson #%d:", p.ID)
+	for _, id := range p.Identifiers {
+		fmt.Fprintf(w, " %s %s;", id.Kind, oneLine(id.Value))
+	}
+	fmt.Fprintln(w)
+	if len(p.Names) > 0 {
+		fmt.Fprintf(w, "\t  names: %s\n", oneLine(strings.Join(p.Names, "; ")))
+	} else {
+		fmt.Fprintf(w, "\t  names: none (%s)\n", p.NamesNote)
+	}
+	if len(p.Addresses) > 0 {
+		fmt.Fprintf(w, "\t  addresses: %s\n", oneLine(strings.Join(p.Addresses, "; ")))
+	}
+	for _, src := range p.Sources {
+		ev := ""
+		if len(src.Evidence) > 0 {
+			ev = " [evidence " + oneLine(strings.Join(src.Evidence, ", ")) + "]"
+		}
+		fmt.Fprintf(w, "\t  source #%d %s%s\n", src.ID, oneLine(src.Name), ev)
+	}
+	for _, l := range p.Locations {
+		fmt.Fprintf(w, "\t  seen in %s at %s\n", oneLine(l.Source), oneLine(l.Loc))
+	}
+	if p.Truncated {
+		fmt.Fprintf(w, "\t  (%d records in all; --json lists %d)\n", p.Records, len(p.Locations))
+	}
 }
 
 // readValues reads one value per line; blank lines are skipped.

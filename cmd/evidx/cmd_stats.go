@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/persons"
 	"github.com/spf13/cobra"
 )
 
@@ -49,10 +51,42 @@ func runStats(ctx context.Context, opts statsOptions, a []string, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	if opts.json {
-		return writeJSON(stdout, st)
+	out := statsResult{Stats: st}
+	ps, err := persons.OpenStore(persons.Dir(ix.Dir()))
+	switch {
+	case errors.Is(err, persons.ErrNotBuilt):
+	case err != nil:
+		return err
+	default:
+		defer ps.Close()
+		sum, err := ps.Summary(ctx)
+		if err != nil {
+			return err
+		}
+		out.Persons = &personsStats{Summary: sum}
+		if opts.noOverlap {
+			sum.Overlap = []persons.Overlap{}
+		}
+		out.Demographics = &sum.Demographics
 	}
-	return printStats(stdout, st)
+	if opts.json {
+		return writeJSON(stdout, out)
+	}
+	return printStats(stdout, out)
+}
+
+// statsResult is the JSON of `stats`: the index's counts, the persons
+// linked (absent when no linking ran) and the demographics of the ID
+// numbers.
+type statsResult struct {
+	index.Stats
+	Persons      *personsStats         `json:"persons,omitempty"`
+	Demographics *persons.Demographics `json:"demographics,omitempty"`
+}
+
+// personsStats is stats' persons object.
+type personsStats struct {
+	*persons.Summary
 }
 
 // kindOrder lists kinds in the fixed identity order, then any others sorted.
@@ -87,7 +121,8 @@ func kindCounts(m map[identity.Kind]int64) string {
 const maxOverlapRows = 15
 
 // printStats writes the human-readable tables.
-func printStats(w io.Writer, st index.Stats) error {
+func printStats(w io.Writer, out statsResult) error {
+	st := out.Stats
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// Columns only for kinds the case holds (all when it holds none yet).
 	var kinds []identity.Kind
@@ -103,8 +138,35 @@ func printStats(w io.Writer, st index.Stats) error {
 	for _, k := range kinds {
 		fmt.Fprintf(tw, "%s\t%d\t\n", k, st.Unique[k])
 	}
-	fmt.Fprintf(tw, "total\t%d\t\n", st.Total)
 	tw.Flush()
+	// Kinds are not added up: one person has several identifiers.
+	if p := out.Persons; p != nil {
+		fmt.Fprintf(w, "\nPersons (identifiers linked through records; %s)\n", p.Built)
+		fmt.Fprintf(tw, "unique persons\t%d\t\n", p.Unique)
+		fmt.Fprintf(tw, "hubs (link nobody)\t%d\t\n", len(p.Hubs))
+		tw.Flush()
+		for _, h := range p.Hubs[:min(len(p.Hubs), 10)] {
+			fmt.Fprintf(w, "  hub %s %s: %d people (%s)\n", h.Kind, oneLine(h.Value), h.People, h.Rule)
+		}
+		if len(p.Hubs) > 10 {
+			fmt.Fprintf(w, "  (%d more hubs in --json)\n", len(p.Hubs)-10)
+		}
+		fmt.Fprintf(w, "Method: %s\n", p.Method)
+		if len(p.Unlinked) > 0 {
+			fmt.Fprintf(w, "Warning: sources %v have no records to link (loaded before linking, or cut short): dataset add --reload links them\n", p.Unlinked)
+		}
+		fmt.Fprintln(w)
+		printSentencing(w, p.Sentencing)
+	} else {
+		fmt.Fprintln(w, "\nPersons: not linked yet (load a dataset)")
+	}
+	if d := out.Demographics; d != nil && len(d.Province) > 0 {
+		fmt.Fprintf(w, "\nUnique ID numbers by province (%s)\n", d.Edition)
+		for _, p := range d.Province {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t\n", p.Code, p.Name, p.CNID)
+		}
+		tw.Flush()
+	}
 
 	fmt.Fprintf(w, "\nSources (%d)\n", len(st.Sources))
 	header := "name\tevidence\trows\trejected"

@@ -105,6 +105,8 @@ func newRootCmd() *cobra.Command {
 		newStatsCmd(),
 		newServeCmd(),
 		newSearchCmd(),
+		newLinkCmd(),
+		newSourceCmd(),
 		newReportCmd(),
 		newVerifyCmd(),
 		newExportCmd(),

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/internal/testutil"
 )
 
 // TestPeopleDistinct: person numbers map to distinct phones, IDs and
@@ -83,5 +84,36 @@ func TestBenchCSV(t *testing.T) {
 	}
 	if d := float64(10000-len(distinct)) / 10000; d < 0.25 || d > 0.35 {
 		t.Errorf("duplicate share %.2f, want about 0.3", d)
+	}
+}
+
+// TestPersonsCorpusTruth: the persons corpus is a function of its seed,
+// and its truth counts what the design says: the unlinkable people split
+// in two, the placeholder's people apart.
+func TestPersonsCorpusTruth(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	ta, err := GeneratePersons(a, 3, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := GeneratePersons(b, 3, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ta.Persons != tb.Persons || ta.SearchPhone != tb.SearchPhone {
+		t.Fatalf("same seed, different truth: %+v %+v", ta, tb)
+	}
+	for i := range ta.Files {
+		if testutil.SHA256File(t, ta.Files[i]) != testutil.SHA256File(t, tb.Files[i]) && !strings.HasSuffix(ta.Files[i], ".sqlite") {
+			t.Errorf("%s differs between runs", filepath.Base(ta.Files[i]))
+		}
+	}
+	// Every generated person is at least one linked person; the
+	// unlinkable ones (about 15%) are two.
+	if ta.Persons <= ta.People || ta.Persons > ta.People+ta.People/4 {
+		t.Errorf("persons %d of %d people", ta.Persons, ta.People)
+	}
+	if ta.SearchPhone == "" || len(ta.SearchCNID) != 18 {
+		t.Errorf("no search pair: %+v", ta)
 	}
 }

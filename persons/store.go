@@ -1,0 +1,657 @@
+package persons
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/evidx/evidx/dedupe"
+	"github.com/evidx/evidx/ingest/identity"
+	"golang.org/x/sys/unix"
+)
+
+// The store is a generation directory of flat files, named by the file
+// current (replaced atomically, so a reader sees one whole build):
+//
+//	meta.json        summary, demographics, hubs, sources and their first records
+//	recoff.bin       per record (numbered over the sources in load order):
+//	                 its offset in its source's record file, uint64 LE
+//	roots.bin        per record: its component's least record, uint32 LE
+//	members.bin      start[records+1] then rec[records], uint32 LE: the
+//	                 records of each component, under its least record
+//	ident-NNN.bin    per shard of dedupe.Partition: (kind code, uvarint
+//	                 length, value, uvarint first record) sorted by kind
+//	                 name and value, every identifier that is no hub
+//	ident-NNN.idx    the offset of every identEvery-th entry, uint64 LE
+//
+// A person is numbered by its component's least record + 1. Flat sorted
+// files are written in one sequential pass each, which a B-tree of 10^9
+// identifiers is not.
+const (
+	currentName = "current"
+	metaName    = "meta.json"
+	recOffName  = "recoff.bin"
+	membersName = "members.bin"
+	rootsName   = "roots.bin"
+	identEvery  = 64
+)
+
+// ErrNotBuilt is returned by OpenStore when no link has run yet.
+var ErrNotBuilt = errors.New("persons: not linked yet")
+
+// meta is meta.json.
+type meta struct {
+	Summary      *Summary     `json:"summary"`
+	Demographics Demographics `json:"demographics"`
+	Sources      []Source     `json:"sources"`
+	Lo           []uint32     `json:"lo"` // first record of each source; the last is the record count
+	Shards       int          `json:"shards"`
+}
+
+// writeStore writes the rest of the generation into b.tmp (recoff.bin
+// and the identifier files are written by the passes, roots.bin is the
+// union-find's array).
+func (b *builder) writeStore(ctx context.Context) error {
+	if err := b.count(); err != nil {
+		return err
+	}
+	n := len(b.parent)
+	// members.bin: a counting sort of the records by root, in place in
+	// the mapped file.
+	m, err := b.mapFile(membersName, 2*n+1)
+	if err != nil {
+		return err
+	}
+	start, recs := m[:n+1], m[n+1:]
+	for r := range n {
+		start[b.parent[r]+1]++
+	}
+	for i := 1; i <= n; i++ {
+		start[i] += start[i-1]
+	}
+	next, err := b.array(n)
+	if err != nil {
+		return err
+	}
+	copy(next, start[:n])
+	for r := range n {
+		root := b.parent[r]
+		recs[next[root]] = uint32(r)
+		next[root]++
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	js, err := json.Marshal(meta{Summary: b.sum, Demographics: b.sum.Demographics, Sources: b.sources, Lo: b.lo, Shards: b.opts.Shards})
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(b.tmp, metaName), js, 0o600); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	return nil
+}
+
+// identWriter writes the identifier files, shard after shard, each value
+// in sort order.
+type identWriter struct {
+	dir    string
+	shard  int
+	f, ixf *os.File
+	w, ixw *bufio.Writer
+	off    int64
+	count  int
+	buf    []byte
+	opened bool
+}
+
+func (iw *identWriter) close() error {
+	if iw.f == nil {
+		return nil
+	}
+	err := iw.w.Flush()
+	if e := iw.ixw.Flush(); err == nil {
+		err = e
+	}
+	if e := iw.f.Close(); err == nil {
+		err = e
+	}
+	if e := iw.ixf.Close(); err == nil {
+		err = e
+	}
+	iw.f = nil
+	return err
+}
+
+func (iw *identWriter) open(s int) error {
+	if err := iw.close(); err != nil {
+		return err
+	}
+	var err error
+	if iw.f, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("ident-%03d.bin", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+		return err
+	}
+	if iw.ixf, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("ident-%03d.idx", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+		iw.f.Close()
+		iw.f = nil
+		return err
+	}
+	iw.w, iw.ixw = bufio.NewWriterSize(iw.f, 1<<20), bufio.NewWriterSize(iw.ixf, 64<<10)
+	iw.off, iw.count, iw.shard, iw.opened = 0, 0, s, true
+	return nil
+}
+
+// add writes one identifier of shard with its first record.
+func (iw *identWriter) add(shard int, k identity.Kind, value []byte, rec uint32) error {
+	if !iw.opened || shard != iw.shard {
+		if err := iw.open(shard); err != nil {
+			return err
+		}
+	}
+	c, _ := kindCode(k)
+	if iw.count%identEvery == 0 {
+		var ob [8]byte
+		binary.LittleEndian.PutUint64(ob[:], uint64(iw.off))
+		if _, err := iw.ixw.Write(ob[:]); err != nil {
+			return err
+		}
+	}
+	iw.buf = append(iw.buf[:0], c)
+	iw.buf = binary.AppendUvarint(iw.buf, uint64(len(value)))
+	iw.buf = append(iw.buf, value...)
+	iw.buf = binary.AppendUvarint(iw.buf, uint64(rec))
+	if _, err := iw.w.Write(iw.buf); err != nil {
+		return err
+	}
+	iw.off += int64(len(iw.buf))
+	iw.count++
+	return nil
+}
+
+// finish closes the last shard and makes empty files for shards without
+// identifiers.
+func (iw *identWriter) finish(shards int) error {
+	err := iw.close()
+	for s := range shards {
+		if err != nil {
+			break
+		}
+		for _, ext := range []string{".bin", ".idx"} {
+			name := filepath.Join(iw.dir, fmt.Sprintf("ident-%03d%s", s, ext))
+			if _, e := os.Stat(name); errors.Is(e, os.ErrNotExist) {
+				err = os.WriteFile(name, nil, 0o600)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("persons: identifiers: %w", err)
+	}
+	return nil
+}
+
+// mapFile maps n uint32s of a new file name in the build directory.
+func (b *builder) mapFile(name string, n int) ([]uint32, error) {
+	f, err := os.OpenFile(filepath.Join(b.tmp, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	defer f.Close()
+	size := int64(n) * 4
+	if err := f.Truncate(size); err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("persons: map %s: %w", name, err)
+	}
+	b.maps = append(b.maps, m)
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&m[0])), n), nil
+}
+
+// commitGeneration makes build directory tmp the current generation of
+// dir and removes the older ones.
+func commitGeneration(dir, tmp string) error {
+	gen := "gen-" + strings.TrimPrefix(filepath.Base(tmp), "build-")
+	if err := os.Rename(tmp, filepath.Join(dir, gen)); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	cur := filepath.Join(dir, currentName)
+	if err := os.WriteFile(cur+".tmp", []byte(gen+"\n"), 0o600); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := os.Rename(cur+".tmp", cur); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	olds, _ := filepath.Glob(filepath.Join(dir, "gen-*"))
+	for _, o := range olds {
+		if filepath.Base(o) != gen {
+			os.RemoveAll(o) // a reader that has it open keeps its files
+		}
+	}
+	return nil
+}
+
+// Store reads the current generation. Safe for one goroutine at a time.
+type Store struct {
+	dir, gen string
+	meta     meta
+	hubs     map[Ident]Hub
+	recOff   *os.File
+	members  *os.File
+	roots    *os.File
+	recs     map[int64]*os.File
+	mu       sync.Mutex
+}
+
+// OpenStore opens dir's current persons; ErrNotBuilt when none was built.
+func OpenStore(dir string) (*Store, error) {
+	b, err := os.ReadFile(filepath.Join(dir, currentName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotBuilt
+	}
+	if err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	s := &Store{dir: dir, gen: filepath.Join(dir, filepath.Base(strings.TrimSpace(string(b)))), recs: map[int64]*os.File{}, hubs: map[Ident]Hub{}}
+	js, err := os.ReadFile(filepath.Join(s.gen, metaName))
+	if err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	if err := json.Unmarshal(js, &s.meta); err != nil || s.meta.Summary == nil || len(s.meta.Lo) != len(s.meta.Sources)+1 || s.meta.Shards <= 0 {
+		return nil, fmt.Errorf("persons: %s: not a persons summary", filepath.Join(s.gen, metaName))
+	}
+	s.meta.Summary.Demographics = s.meta.Demographics
+	for _, h := range s.meta.Summary.Hubs {
+		s.hubs[Ident{Kind: h.Kind, Value: h.Value}] = h
+	}
+	if s.recOff, err = os.Open(filepath.Join(s.gen, recOffName)); err != nil {
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	if s.members, err = os.Open(filepath.Join(s.gen, membersName)); err != nil {
+		s.recOff.Close()
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	if s.roots, err = os.Open(filepath.Join(s.gen, rootsName)); err != nil {
+		s.recOff.Close()
+		s.members.Close()
+		return nil, fmt.Errorf("persons: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	s.recOff.Close()
+	s.members.Close()
+	s.roots.Close()
+	for _, f := range s.recs {
+		f.Close()
+	}
+	return nil
+}
+
+// Summary returns what the last Build found.
+func (s *Store) Summary(ctx context.Context) (*Summary, error) {
+	sum := *s.meta.Summary
+	return &sum, nil
+}
+
+// Records is the number of records linked.
+func (s *Store) Records() int64 { return int64(s.meta.Lo[len(s.meta.Lo)-1]) }
+
+// Ident is one identifier of a person.
+type Ident struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+}
+
+// Location is one record of a person: the source and where in it.
+type Location struct {
+	SourceID int64  `json:"source_id"`
+	Source   string `json:"source"`
+	Loc      string `json:"loc"`
+}
+
+// SourceRef names a source of a person's records.
+type SourceRef struct {
+	ID       int64    `json:"id"`
+	Name     string   `json:"name"`
+	Evidence []string `json:"evidence"` // the evidence items it was found on
+}
+
+// Person is everything linked to one identifier.
+type Person struct {
+	ID          int64    `json:"id"`
+	Identifiers []Ident  `json:"identifiers"`
+	Names       []string `json:"names"`
+	// NamesNote says why Names is empty (the records carry no name column).
+	NamesNote string      `json:"names_note,omitempty"`
+	Addresses []string    `json:"addresses"`
+	Sources   []SourceRef `json:"sources"`
+	Evidence  []string    `json:"evidence"`
+	// Locations lists every record of the person (up to maxLocations;
+	// Truncated then says so and Records counts them all).
+	Locations []Location `json:"locations"`
+	Records   int64      `json:"records"`
+	Truncated bool       `json:"truncated,omitempty"`
+	// Hub is set, instead of the rest, when the value is a hub.
+	Hub *Hub `json:"hub,omitempty"`
+}
+
+// maxLocations bounds the locations one lookup lists.
+const maxLocations = 100_000
+
+func newPerson() *Person {
+	return &Person{Identifiers: []Ident{}, Names: []string{}, Addresses: []string{}, Sources: []SourceRef{},
+		Evidence: []string{}, Locations: []Location{}}
+}
+
+// Lookup returns the person holding (kind, value), a Person with only Hub
+// set for a hub, or nil.
+func (s *Store) Lookup(ctx context.Context, kind identity.Kind, value string) (*Person, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.hubs[Ident{Kind: string(kind), Value: value}]; ok {
+		p := newPerson()
+		p.Hub = &h
+		return p, nil
+	}
+	rec, ok, err := s.ident(kind, value)
+	if err != nil || !ok {
+		return nil, err
+	}
+	var rb [4]byte
+	if _, err := s.roots.ReadAt(rb[:], 4*int64(rec)); err != nil {
+		return nil, fmt.Errorf("persons: %s at %#x: %w", rootsName, 4*int64(rec), err)
+	}
+	return s.person(ctx, int64(binary.LittleEndian.Uint32(rb[:]))+1)
+}
+
+// Person returns person id, or nil when there is none.
+func (s *Store) Person(ctx context.Context, id int64) (*Person, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.person(ctx, id)
+}
+
+// Each calls fn with every person, in the order of their numbers.
+func (s *Store) Each(ctx context.Context, fn func(*Person) error) error {
+	n := s.Records()
+	// The start array is read in pieces: person r+1 has records when
+	// start[r+1] > start[r].
+	const piece = 1 << 16
+	buf := make([]byte, 4*(piece+1))
+	for lo := int64(0); lo < n; lo += piece {
+		hi := min(lo+piece, n)
+		b := buf[:4*(hi-lo+1)]
+		if _, err := s.members.ReadAt(b, 4*lo); err != nil {
+			return fmt.Errorf("persons: %s at %#x: %w", membersName, 4*lo, err)
+		}
+		for r := lo; r < hi; r++ {
+			i := r - lo
+			if binary.LittleEndian.Uint32(b[4*i+4:]) == binary.LittleEndian.Uint32(b[4*i:]) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p, err := s.Person(ctx, r+1)
+			if err != nil {
+				return err
+			}
+			if p != nil && len(p.Identifiers) > 0 {
+				if err := fn(p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ident finds the first record of a non-hub identifier.
+func (s *Store) ident(kind identity.Kind, value string) (uint64, bool, error) {
+	code, ok := kindCode(kind)
+	if !ok || !kind.IsIdentity() {
+		return 0, false, nil
+	}
+	shard := dedupe.Partition(string(kind), value, s.meta.Shards)
+	name := filepath.Join(s.gen, fmt.Sprintf("ident-%03d", shard))
+	idx, err := os.ReadFile(name + ".idx")
+	if err != nil {
+		return 0, false, fmt.Errorf("persons: %w", err)
+	}
+	f, err := os.Open(name + ".bin")
+	if err != nil {
+		return 0, false, fmt.Errorf("persons: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, false, fmt.Errorf("persons: %w", err)
+	}
+	at := func(i int) int64 { return int64(binary.LittleEndian.Uint64(idx[8*i:])) }
+	target := func(k identity.Kind, v string) int {
+		return cmpKey(k, v, kind, value)
+	}
+	// The last sampled entry not above the value, then a scan.
+	lo, hi := 0, len(idx)/8
+	for lo < hi {
+		mid := (lo + hi) / 2
+		e, err := readIdent(f, fi.Size(), at(mid))
+		if err != nil {
+			return 0, false, fmt.Errorf("persons: %s.bin: %w", name, err)
+		}
+		if target(e.kind, e.value) <= 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return 0, false, nil
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, at(lo-1), fi.Size()-at(lo-1)), 16<<10)
+	for range identEvery {
+		e, err := readIdentFrom(r)
+		if err == io.EOF {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("persons: %s.bin: %w", name, err)
+		}
+		switch c := target(e.kind, e.value); {
+		case c == 0 && e.code == code:
+			return e.person, true, nil
+		case c > 0:
+			return 0, false, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// cmpKey orders identifiers as the sort does: kind name, then value bytes.
+func cmpKey(ak identity.Kind, av string, bk identity.Kind, bv string) int {
+	if c := strings.Compare(string(ak), string(bk)); c != 0 {
+		return c
+	}
+	return strings.Compare(av, bv)
+}
+
+type identEntry struct {
+	code   byte
+	kind   identity.Kind
+	value  string
+	person uint64
+}
+
+func readIdent(f *os.File, size, off int64) (identEntry, error) {
+	e, err := readIdentFrom(bufio.NewReaderSize(io.NewSectionReader(f, off, size-off), 4<<10))
+	if err != nil {
+		err = fmt.Errorf("entry at %#x: %w", off, err)
+	}
+	return e, err
+}
+
+func readIdentFrom(r *bufio.Reader) (identEntry, error) {
+	var e identEntry
+	c, err := r.ReadByte()
+	if err != nil {
+		return e, err
+	}
+	if int(c) >= len(itemKinds) {
+		return e, errCorrupt
+	}
+	e.code, e.kind = c, itemKinds[c]
+	l, err := binary.ReadUvarint(r)
+	if err != nil || l > maxItem {
+		return e, cmpErr(err)
+	}
+	b := make([]byte, l)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return e, cmpErr(err)
+	}
+	e.value = string(b)
+	if e.person, err = binary.ReadUvarint(r); err != nil {
+		return e, cmpErr(err)
+	}
+	return e, nil
+}
+
+func cmpErr(err error) error {
+	if err == nil {
+		return errCorrupt
+	}
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// person reads person id's records.
+func (s *Store) person(ctx context.Context, id int64) (*Person, error) {
+	n := s.Records()
+	if id < 1 || id > n {
+		return nil, nil
+	}
+	var se [8]byte
+	if _, err := s.members.ReadAt(se[:], 4*(id-1)); err != nil {
+		return nil, fmt.Errorf("persons: %s at %#x: %w", membersName, 4*(id-1), err)
+	}
+	a, b := int64(binary.LittleEndian.Uint32(se[:])), int64(binary.LittleEndian.Uint32(se[4:]))
+	if b <= a || b > n {
+		return nil, nil
+	}
+	p := newPerson()
+	p.ID = id
+	seen := map[Ident]bool{}
+	var srcIdx []int
+	rb := make([]byte, 4*min(b-a, 1<<16))
+	for i := a; i < b; i += int64(len(rb) / 4) {
+		chunk := rb[:4*min(b-i, int64(len(rb)/4))]
+		if _, err := s.members.ReadAt(chunk, 4*(n+1+i)); err != nil {
+			return nil, fmt.Errorf("persons: %s at %#x: %w", membersName, 4*(n+1+i), err)
+		}
+		for j := 0; j < len(chunk); j += 4 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			rec := binary.LittleEndian.Uint32(chunk[j:])
+			si, r, err := s.record(rec)
+			if err != nil {
+				return nil, err
+			}
+			src := s.meta.Sources[si]
+			p.Records++
+			if len(p.Locations) < maxLocations {
+				p.Locations = append(p.Locations, Location{SourceID: src.ID, Source: src.Name, Loc: r.Loc})
+			} else {
+				p.Truncated = true
+			}
+			if !slices.Contains(srcIdx, si) {
+				srcIdx = append(srcIdx, si)
+			}
+			for _, it := range r.Items {
+				id := Ident{Kind: string(it.Kind), Value: it.Value}
+				if seen[id] || it.Kind == "key" {
+					continue
+				}
+				seen[id] = true
+				switch it.Kind {
+				case identity.Name:
+					p.Names = append(p.Names, it.Value)
+				case identity.Address:
+					p.Addresses = append(p.Addresses, it.Value)
+				default:
+					if _, hub := s.hubs[id]; !hub {
+						p.Identifiers = append(p.Identifiers, id)
+					}
+				}
+			}
+		}
+	}
+	if len(p.Names) == 0 {
+		p.NamesNote = "the records of this person carry no name column"
+	}
+	slices.SortFunc(p.Identifiers, func(a, b Ident) int { return cmpKey(identity.Kind(a.Kind), a.Value, identity.Kind(b.Kind), b.Value) })
+	slices.Sort(srcIdx)
+	for _, si := range srcIdx {
+		src := s.meta.Sources[si]
+		p.Sources = append(p.Sources, SourceRef{ID: src.ID, Name: src.Name, Evidence: append([]string{}, src.Evidence...)})
+		for _, e := range src.Evidence {
+			if !slices.Contains(p.Evidence, e) {
+				p.Evidence = append(p.Evidence, e)
+			}
+		}
+	}
+	slices.Sort(p.Evidence)
+	return p, nil
+}
+
+// record reads record rec: the index of its source and the record.
+func (s *Store) record(rec uint32) (int, Record, error) {
+	lo := s.meta.Lo
+	si, found := slices.BinarySearch(lo, rec)
+	if !found {
+		si--
+	}
+	for si+1 < len(lo)-1 && lo[si+1] <= rec { // sources without records
+		si++
+	}
+	if si < 0 || si >= len(s.meta.Sources) {
+		return 0, Record{}, fmt.Errorf("persons: record %d past the last source", rec)
+	}
+	var ob [8]byte
+	if _, err := s.recOff.ReadAt(ob[:], 8*int64(rec)); err != nil {
+		return 0, Record{}, fmt.Errorf("persons: %s at %#x: %w", recOffName, 8*int64(rec), err)
+	}
+	off := int64(binary.LittleEndian.Uint64(ob[:]))
+	id := s.meta.Sources[si].ID
+	f := s.recs[id]
+	if f == nil {
+		var err error
+		if f, err = os.Open(recPath(s.dir, id)); err != nil {
+			return 0, Record{}, fmt.Errorf("persons: %w", err)
+		}
+		s.recs[id] = f
+	}
+	rr := &recReader{path: f.Name(), r: &countReader{r: bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<40), 4<<10), n: off}}
+	if err := rr.next(); err != nil {
+		if err == io.EOF {
+			err = fmt.Errorf("persons: %s: no record at %#x", f.Name(), off)
+		}
+		return 0, Record{}, err
+	}
+	r := Record{Loc: rr.rec.Loc, Items: slices.Clone(rr.rec.Items)}
+	return si, r, nil
+}
