@@ -136,6 +136,9 @@ func New(ctx context.Context, caseDir string, opts Options) (*Server, error) {
 		c.Close()
 		return nil, err
 	}
+	if opts.Persons == nil {
+		opts.Persons = CasePersons(c.IndexDir())
+	}
 	s := &Server{c: c, ix: ix, opts: opts}
 	if s.pages, err = parsePages(); err != nil {
 		c.Close()
