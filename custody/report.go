@@ -33,11 +33,15 @@ type Report struct {
 	Environment   Environment      `json:"environment"`
 	Evidence      []EvidenceReport `json:"evidence"`
 	Datasets      []Dataset        `json:"datasets"`
-	Removed       []RemovedDataset `json:"removed_datasets"` // sources taken out of the index, from the audit log
-	Identities    Identities       `json:"identities"`
-	Audit         AuditSummary     `json:"audit"`
-	Errors        []string         `json:"errors"`      // damage and failures recorded during processing
-	Limitations   []string         `json:"limitations"` // what this report does not establish
+	Hashsets      []Hashset        `json:"hashsets"`
+	// HashsetMatches are the files of evidence found in a hash set,
+	// known-bad first, then other kinds, then known-good.
+	HashsetMatches []HashsetMatch   `json:"hashset_matches"`
+	Removed        []RemovedDataset `json:"removed_datasets"` // sources taken out of the index, from the audit log
+	Identities     Identities       `json:"identities"`
+	Audit          AuditSummary     `json:"audit"`
+	Errors         []string         `json:"errors"`      // damage and failures recorded during processing
+	Limitations    []string         `json:"limitations"` // what this report does not establish
 }
 
 // RemovedDataset is a source that was loaded and later removed from the
@@ -224,6 +228,15 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 		r.Evidence = append(r.Evidence, er)
 	}
 	if r.Datasets, err = c.datasets(ctx); err != nil {
+		return nil, err
+	}
+	if r.Hashsets, err = c.Hashsets(ctx); err != nil {
+		return nil, err
+	}
+	for i := range r.Hashsets {
+		r.Hashsets[i].Path = c.itemName(r.Hashsets[i].Path) // never the workstation's folders
+	}
+	if r.HashsetMatches, err = c.HashsetMatches(ctx); err != nil {
 		return nil, err
 	}
 	r.Identities.Unique = map[string]int64{}

@@ -67,7 +67,9 @@ type EvidenceResult struct {
 	NotDatasets  []ingest.Decision     `json:"not_datasets"`
 	Features     map[identity.Kind]int `json:"features"`
 	FeatureFiles []string              `json:"feature_files"`
-	Problems     []string              `json:"problems"`
+	// Hashsets counts, per hash set of the case, the files found in it.
+	Hashsets map[string]int `json:"hashsets,omitempty"`
+	Problems []string       `json:"problems"`
 }
 
 // AddEvidence runs the whole intake of one evidence item into case c: hash
@@ -155,6 +157,9 @@ func addEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 			return nil
 		}
 		return err
+	}
+	if err := stage(markHashsets(ctx, c, opts.ID, res, warn)); err != nil {
+		return res, err
 	}
 	if !opts.NoCarve {
 		if err := stage(w.carve(ctx, media, res)); err != nil {
