@@ -5,7 +5,8 @@
 // Formats read:
 //   - NIST NSRL RDSv3 (SQLite, table FILE(sha256, sha1, md5, crc32,
 //     file_name, file_size, package_id, ...), hex upper-case as NIST ships
-//     it; lower-case is matched too). Looked up by SHA-256 only. When FILE
+//     it; a set in lower-case, told by its first row, is matched too).
+//     Looked up by SHA-256 only. When FILE
 //     has an index SQLite searches by sha256, lookups use it; otherwise the
 //     SHA-256 column is read once into a sorted side file (never into the
 //     RDS file, which is opened with mode=ro&immutable=1).
@@ -101,6 +102,7 @@ type Set struct {
 	tables [nAlgs]*table
 	db     *sql.DB
 	stmt   *sql.Stmt
+	lower  bool   // the indexed RDS holds lower-case hex
 	tmp    string // temporary directory to remove on Close
 }
 
@@ -213,8 +215,8 @@ func (s *Set) openRDS(path string, opts Options) error {
 	}
 	// Is there an index SQLite would search by sha256? The query plan
 	// says so whatever the index is called (or a WITHOUT ROWID key).
-	const q = `SELECT 1 FROM FILE WHERE sha256 IN (?, ?) LIMIT 1`
-	rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, "", "")
+	const q = `SELECT 1 FROM FILE WHERE sha256 = ? LIMIT 1`
+	rows, err := db.Query(`EXPLAIN QUERY PLAN `+q, "")
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -230,6 +232,13 @@ func (s *Set) openRDS(path string, opts Options) error {
 	}
 	rows.Close()
 	if strings.HasPrefix(plan, "SEARCH ") && strings.Contains(strings.ToLower(plan), "(sha256=?)") {
+		// NIST ships upper-case hex; a set made with lower-case is told by
+		// its first row, so the index is searched in the case it holds.
+		var first string
+		if err := db.QueryRow(`SELECT sha256 FROM FILE LIMIT 1`).Scan(&first); err != nil && err != sql.ErrNoRows {
+			return fmt.Errorf("%s: FILE row 1: %w", path, err)
+		}
+		s.lower = first != strings.ToUpper(first)
 		s.stmt, err = db.Prepare(q)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -329,7 +338,11 @@ func (s *Set) Contains(sums Sums) (bool, error) {
 		}
 		if Alg(a) == SHA256 && s.stmt != nil {
 			var one int
-			err := s.stmt.QueryRow(strings.ToUpper(h), strings.ToLower(h)).Scan(&one)
+			key := strings.ToUpper(h)
+			if s.lower {
+				key = strings.ToLower(h)
+			}
+			err := s.stmt.QueryRow(key).Scan(&one)
 			if err == sql.ErrNoRows {
 				continue
 			}

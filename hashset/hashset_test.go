@@ -100,15 +100,20 @@ func contents(n int) [][]byte {
 func TestRDS(t *testing.T) {
 	files := contents(10)
 	hits := files[:3]
-	for _, indexed := range []bool{true, false} {
-		for _, cache := range []bool{false, true} {
-			if indexed && cache {
-				continue
-			}
-			t.Run(fmt.Sprintf("indexed=%v,cache=%v", indexed, cache), func(t *testing.T) {
+	for _, v := range []struct{ indexed, cache, lower bool }{{true, false, false}, {true, false, true}, {false, false, false}, {false, true, false}, {false, false, true}} {
+		indexed, cache := v.indexed, v.cache
+		{
+			t.Run(fmt.Sprintf("indexed=%v,cache=%v,lower=%v", indexed, cache, v.lower), func(t *testing.T) {
 				dir := t.TempDir()
 				rds := filepath.Join(dir, "RDS_2024.12.1_modern_minimal.db")
 				makeRDS(t, rds, hits, 5000, indexed)
+				if v.lower {
+					db, _ := sql.Open("sqlite3", rds)
+					if _, err := db.Exec(`UPDATE FILE SET sha256=lower(sha256)`); err != nil {
+						t.Fatal(err)
+					}
+					db.Close()
+				}
 				testutil.Unchanged(t, rds)
 				opts := Options{Kind: KnownGood, MemLimit: 4096} // small: the side file takes the external sort
 				if cache {
