@@ -163,14 +163,9 @@ func (s *Set) openText(r io.Reader, path string, opts Options) error {
 			}
 		}
 	}()
-	var berr error
 	format, err := parseText(r, path, func(a Alg, h []byte) error {
 		if bs[a] == nil {
-			dir := ""
-			if dir, berr = s.tempDir(opts); berr != nil {
-				return berr
-			}
-			bs[a] = newBuilder(a.Size(), opts.MemLimit, dir)
+			bs[a] = newBuilder(a.Size(), opts.MemLimit, func() (string, error) { return s.tempDir(opts) })
 		}
 		return bs[a].add(h)
 	})
@@ -282,7 +277,7 @@ func (s *Set) rdsSideFile(db *sql.DB, path, abs string, opts Options) (*table, e
 			return nil, err
 		}
 	}
-	b := newBuilder(SHA256.Size(), opts.MemLimit, dir)
+	b := newBuilder(SHA256.Size(), opts.MemLimit, func() (string, error) { return dir, nil })
 	rows, err := db.Query(`SELECT sha256 FROM FILE`)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -315,13 +310,7 @@ func (s *Set) rdsSideFile(db *sql.DB, path, abs string, opts Options) (*table, e
 		return nil, fmt.Errorf("%s: FILE row %d: %w", path, row+1, err)
 	}
 	if out == "" {
-		f, err := os.CreateTemp(dir, "rds-*.sha256")
-		if err != nil {
-			b.abort()
-			return nil, err
-		}
-		out = f.Name()
-		f.Close()
+		out = filepath.Join(dir, "rds.sha256")
 	}
 	t, err := b.finish(out)
 	if err != nil {

@@ -109,12 +109,12 @@ func sortDedup(b []byte, size int) []byte {
 type builder struct {
 	size  int
 	limit int
-	dir   string // where runs and the final file go
+	dir   func() (string, error) // where runs and the final file go, made when first needed
 	buf   []byte
 	runs  []string
 }
 
-func newBuilder(size, limit int, dir string) *builder {
+func newBuilder(size, limit int, dir func() (string, error)) *builder {
 	limit = max(limit/size, 1) * size
 	return &builder{size: size, limit: limit, dir: dir}
 }
@@ -128,11 +128,15 @@ func (b *builder) add(rec []byte) error {
 }
 
 func (b *builder) spill() error {
-	if b.dir == "" {
+	if b.dir == nil {
 		return errors.New("hash set larger than the memory limit and no directory for its side file")
 	}
+	dir, err := b.dir()
+	if err != nil {
+		return err
+	}
 	b.buf = sortDedup(b.buf, b.size)
-	f, err := os.CreateTemp(b.dir, ".hashset-run-*")
+	f, err := os.CreateTemp(dir, ".hashset-run-*")
 	if err != nil {
 		return err
 	}
@@ -171,29 +175,51 @@ func (b *builder) finish(out string) (*table, error) {
 	b.buf = nil
 	defer b.abort()
 	if out == "" {
-		f, err := os.CreateTemp(b.dir, ".hashset-*.sorted")
+		dir, err := b.dir()
 		if err != nil {
 			return nil, err
 		}
-		out = f.Name()
-		f.Close()
+		out = filepath.Join(dir, fmt.Sprintf("hashes-%d.sorted", len(b.runs)))
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".hashset-merge-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(tmp.Name())
-	if err := mergeRuns(b.runs, b.size, tmp); err != nil {
+	fence, err := mergeRuns(b.runs, b.size, tmp)
+	if err != nil {
 		tmp.Close()
 		return nil, err
 	}
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
+	// The fence is kept beside the records (written first: records
+	// without a fence are scanned for one; a fence never lacks records).
+	if err := writeFile(out+".fence", fence); err != nil {
+		return nil, err
+	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return nil, err
 	}
 	return openTable(out, b.size)
+}
+
+// writeFile writes b to p through a temporary name renamed into place.
+func writeFile(p string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".hashset-fence-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
 }
 
 // openTable opens a sorted side file written by finish.
@@ -212,7 +238,13 @@ func openTable(path string, size int) (*table, error) {
 		return nil, fmt.Errorf("%s: %d bytes, not a whole number of %d-byte records", path, st.Size(), size)
 	}
 	t := &table{size: size, n: st.Size() / int64(size), f: f}
-	// The fence: the first key of every block, read in one pass.
+	// The fence: the first key of every block, saved beside the records
+	// when they were merged, else read in one pass.
+	blocks := (t.n + fenceEvery - 1) / fenceEvery
+	if fence, err := os.ReadFile(path + ".fence"); err == nil && int64(len(fence)) == blocks*int64(size) {
+		t.fence = fence
+		return t, nil
+	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, st.Size()), 1<<20)
 	rec := make([]byte, size)
 	for i := int64(0); i < t.n; i++ {
@@ -247,8 +279,9 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
-// mergeRuns writes the sorted union of the runs, without repeats, to w.
-func mergeRuns(runs []string, size int, w io.Writer) error {
+// mergeRuns writes the sorted union of the runs, without repeats, to w,
+// and returns its fence (every fenceEvery-th record).
+func mergeRuns(runs []string, size int, w io.Writer) ([]byte, error) {
 	var h runHeap
 	defer func() {
 		for _, r := range h {
@@ -268,13 +301,13 @@ func mergeRuns(runs []string, size int, w io.Writer) error {
 	for _, p := range runs {
 		f, err := os.Open(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r := &runReader{r: bufio.NewReaderSize(f, 64<<10), f: f, cur: make([]byte, size)}
 		ok, err := next(r)
 		if err != nil {
 			f.Close()
-			return err
+			return nil, err
 		}
 		if !ok {
 			f.Close()
@@ -286,18 +319,24 @@ func mergeRuns(runs []string, size int, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	last := make([]byte, size)
 	have := false
+	var fence []byte
+	var n int64
 	for len(h) > 0 {
 		r := h[0]
 		if !have || !bytes.Equal(last, r.cur) {
 			if _, err := bw.Write(r.cur); err != nil {
-				return err
+				return nil, err
 			}
+			if n%fenceEvery == 0 {
+				fence = append(fence, r.cur...)
+			}
+			n++
 			copy(last, r.cur)
 			have = true
 		}
 		ok, err := next(r)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ok {
 			heap.Fix(&h, 0)
@@ -306,5 +345,5 @@ func mergeRuns(runs []string, size int, w io.Writer) error {
 			heap.Pop(&h)
 		}
 	}
-	return bw.Flush()
+	return fence, bw.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,12 +19,23 @@ import (
 // lsSets are the hash sets `ls --hashset` marks files with.
 type lsSets []*hashset.Set
 
-// openHashsets opens each [NAME=]FILE read-only.
+// openHashsets opens each [NAME=]FILE read-only. The side file of an RDS
+// without a sha256 index is kept in the user's cache folder
+// ($XDG_CACHE_HOME/evidx/hashsets), so it is built once, not per listing.
 func openHashsets(specs []string) (lsSets, error) {
 	var sets lsSets
+	cache := ""
+	if len(specs) > 0 {
+		if d, err := os.UserCacheDir(); err == nil {
+			cache = filepath.Join(d, "evidx", "hashsets")
+			if os.MkdirAll(cache, 0o700) != nil {
+				cache = "" // a temporary folder then
+			}
+		}
+	}
 	for _, spec := range specs {
 		name, path := splitHashsetSpec(spec)
-		s, err := hashset.Open(path, hashset.Options{Name: name})
+		s, err := hashset.Open(path, hashset.Options{Name: name, CacheDir: cache})
 		if err != nil {
 			sets.Close()
 			return nil, err

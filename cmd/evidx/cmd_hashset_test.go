@@ -138,6 +138,8 @@ func TestLsHashsetRDS(t *testing.T) {
 	}
 	hsRDS(t, rds, host, 5000)
 	testutil.Unchanged(t, img, rds)
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
 	marks := lsMarks(t, img, "nsrl="+rds)
 	want := map[string][]string{}
 	for _, p := range hits {
@@ -160,6 +162,14 @@ func TestLsHashsetRDS(t *testing.T) {
 	slices.Sort(marked)
 	if w := slices.Sorted(slices.Values(hits)); !slices.Equal(marked, w) {
 		t.Errorf("text listing marks %v, want %v", marked, w)
+	}
+	// The RDS has no sha256 index: its side file was built once, in the
+	// user's cache, and the second listing used it.
+	side, _ := filepath.Glob(filepath.Join(cache, "evidx", "hashsets", "rds-*.sha256"))
+	if len(side) != 1 {
+		t.Errorf("side files %v", side)
+	} else if st, _ := os.Stat(side[0]); st.Size() != 5003*32 {
+		t.Errorf("side file of %d bytes, want %d", st.Size(), 5003*32)
 	}
 	if _, err := lsRun(t, "ls", img, "--no-hash", "--hashset", rds); err == nil {
 		t.Error("--no-hash with --hashset accepted")

@@ -65,7 +65,7 @@ reads it; see evidx timeline). The image is opened read-only.`,
 	f.StringVarP(&opts.Body, "body", "m", "", "print the TSK body file with names under `PREFIX` (as fls -r -m PREFIX; e.g. / or C:)")
 	f.IntVar(&opts.Part, "partition", 0, "list only the volume with this index (pN, as ls prints it)")
 	f.Int64VarP(&opts.Sector, "offset", "o", -1, "list only the volume starting at this `SECTOR` (512-byte sectors, as fls -o)")
-	f.StringArrayVar(&opts.Hashsets, "hashset", nil, "mark files whose hash is in this set: NSRL RDSv3 SQLite, hashdeep, md5sum/sha256sum or one hash per line; NAME=FILE names it (default: its base name); repeatable")
+	f.StringArrayVar(&opts.Hashsets, "hashset", nil, "mark files whose hash is in this set: NSRL RDSv3 SQLite, hashdeep, md5sum/sha256sum or one hash per line; NAME=FILE names it (default: its base name); repeatable. An RDS without a sha256 index is indexed once into $XDG_CACHE_HOME/evidx/hashsets")
 	return cmd
 }
 
