@@ -333,6 +333,19 @@ func TestHashsetCase(t *testing.T) {
 		t.Error("audit log lacks the RDS SHA-256 or the evidence.hashsets line")
 	}
 	step("verify", cs)
+	// The hash set rows are anchored in the audit log: an edit is named.
+	db, err := sql.Open("sqlite3", filepath.Join(cs, "catalog.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE hashsets SET kind='known-bad' WHERE name='NSRL'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r := runCLI(t, "verify", cs)
+	if r.code == 0 || !strings.Contains(string(r.stdout)+r.stderr, "hashset NSRL kind differs from the audit log") {
+		t.Errorf("verify after editing the NSRL row: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 func mustRead(t *testing.T, p string) []byte {
