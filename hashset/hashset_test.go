@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/evidx/evidx/internal/testutil"
 )
@@ -182,7 +183,10 @@ func TestTextLists(t *testing.T) {
 	files := contents(8)
 	var listed []string
 	for i, f := range files {
-		name := fmt.Sprintf("f %d.bin", i) // a space in the name
+		name := fmt.Sprintf("f, %d.bin", i) // a space and a comma (hashdeep's separator) in the name
+		if i == 2 {
+			name = fmt.Sprintf(`back\slash %d.bin`, i) // md5sum escapes the line: "\HEX  back\\slash"
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), f, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -369,10 +373,12 @@ func BenchmarkRDSLookup(b *testing.B) {
 	for _, indexed := range []bool{true, false} {
 		rds := filepath.Join(dir, fmt.Sprintf("rds-%v.db", indexed))
 		makeRDS(b, rds, files, 1_000_000, indexed)
+		start := time.Now()
 		s, err := Open(rds, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Logf("open %s: %.2f s, lookups by %s", filepath.Base(rds), time.Since(start).Seconds(), s.Indexed)
 		queries := make([]Sums, 1024)
 		for i := range queries {
 			if i%8 == 0 {
