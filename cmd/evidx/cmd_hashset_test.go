@@ -254,7 +254,7 @@ func TestHashsetCase(t *testing.T) {
 	if side, _ := filepath.Glob(filepath.Join(cs, "hashsets", "rds-*.sha256")); len(side) != 1 {
 		t.Errorf("side files in the case: %v", side)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 3 { // nsrl.db, bad.txt, case
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 { // nsrl.db, bad.txt, case (before "other" is made)
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
@@ -331,6 +331,28 @@ func TestHashsetCase(t *testing.T) {
 	}
 	if !strings.Contains(string(audit), rdsSum) || !strings.Contains(string(audit), `"action":"evidence.hashsets"`) {
 		t.Error("audit log lacks the RDS SHA-256 or the evidence.hashsets line")
+	}
+	// Evidence merged from another lab's case is marked by this case's
+	// sets as an intake is.
+	other := filepath.Join(dir, "other")
+	step("case", "init", other, "--case-number", "LAB2", "--examiner", "Ey")
+	step("evidence", "add", other, img, "--id", "EV1", "--no-carve", "--no-scan")
+	step("case", "merge", cs, other)
+	step("report", cs)
+	raw, _ = os.ReadFile(filepath.Join(cs, "reports", "report.json"))
+	rep.Matches = nil
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var merged []string
+	for _, m := range rep.Matches {
+		if m.EvidenceID == "LAB2.EV1" {
+			merged = append(merged, m.Kind+" "+m.Path)
+		}
+	}
+	if len(rep.Matches) != 10 || fmt.Sprint(merged) != fmt.Sprint([]string{"known-bad " + paths[6], "known-bad " + paths[1],
+		"known-good " + paths[0], "known-good " + paths[2], "known-good " + paths[5]}) {
+		t.Errorf("after the merge: %d matches, of LAB2.EV1 %q", len(rep.Matches), merged)
 	}
 	step("verify", cs)
 	// The hash set rows are anchored in the audit log: an edit is named.
