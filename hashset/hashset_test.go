@@ -144,6 +144,18 @@ func TestRDS(t *testing.T) {
 					if !indexed && s.Entries != 5003 {
 						t.Errorf("entries %d, want 5003", s.Entries)
 					}
+					// Lookups from several goroutines at once (run with -race).
+					var wg sync.WaitGroup
+					for range 4 {
+						wg.Go(func() {
+							for i, f := range files {
+								if ok, err := s.Contains(sumsOf(f)); err != nil || ok != (i < 3) {
+									t.Errorf("concurrent: file %d: %v %v", i, ok, err)
+								}
+							}
+						})
+					}
+					wg.Wait()
 					for i, f := range files {
 						ok, err := s.Contains(sumsOf(f))
 						if err != nil {

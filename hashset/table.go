@@ -241,9 +241,11 @@ func openTable(path string, size int) (*table, error) {
 	// The fence: the first key of every block, saved beside the records
 	// when they were merged, else read in one pass.
 	blocks := (t.n + fenceEvery - 1) / fenceEvery
-	if fence, err := os.ReadFile(path + ".fence"); err == nil && int64(len(fence)) == blocks*int64(size) {
-		t.fence = fence
-		return t, nil
+	if fst, err := os.Stat(path + ".fence"); err == nil && fst.Size() == blocks*int64(size) {
+		if fence, err := os.ReadFile(path + ".fence"); err == nil && int64(len(fence)) == fst.Size() {
+			t.fence = fence
+			return t, nil
+		}
 	}
 	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, st.Size()), 1<<20)
 	rec := make([]byte, size)
