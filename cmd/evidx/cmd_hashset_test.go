@@ -237,7 +237,9 @@ func TestHashsetCase(t *testing.T) {
 	if r := runCLI(t, "hashset", "add", cs, bad); r.code != 2 {
 		t.Errorf("no kind: exit %d", r.code)
 	}
-	step("evidence", "add", cs, img, "--id", "EV1", "--no-carve", "--no-scan")
+	if out := step("evidence", "add", cs, img, "--id", "EV1", "--no-carve", "--no-scan"); !strings.Contains(string(out), "hashset NSRL: 3 files\n") {
+		t.Errorf("evidence add does not say the NSRL matches:\n%s", out)
+	}
 	out := step("hashset", "add", cs, bad, "--name", "Case bad", "--known-bad", "--json")
 	var add struct {
 		Marked  int `json:"marked"`
