@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS hashset_hits(
 	PRIMARY KEY(hashset, file_id)
 );
 CREATE INDEX IF NOT EXISTS hashset_hits_evidence ON hashset_hits(evidence_id, hashset);
+CREATE TABLE IF NOT EXISTS hashset_carved_hits(
+	hashset     TEXT    NOT NULL REFERENCES hashsets(name),
+	evidence_id TEXT    NOT NULL REFERENCES evidence(id),
+	carved_id   INTEGER NOT NULL REFERENCES carved(id),
+	PRIMARY KEY(hashset, carved_id)
+);
+CREATE INDEX IF NOT EXISTS hashset_carved_hits_evidence ON hashset_carved_hits(evidence_id, hashset);
 `
 
 // Kinds of hash set the report orders by: known-bad first, known-good last.
@@ -91,18 +98,20 @@ func (c *Case) Hashsets(ctx context.Context) ([]Hashset, error) {
 	return out, rows.Err()
 }
 
-// FileHash is the content hash of one file row.
+// FileHash is the content hash of one file or carved row.
 type FileHash struct {
-	ID          int64
+	ID          int64 // files.id, or carved.id when Carved
+	Carved      bool
 	EvidenceID  string
 	MD5, SHA256 string
 }
 
-// FileHashes returns every file row of evidence item id ("" for all) whose
-// content was hashed. The whole list is read before it returns, so the
-// caller may write to the catalog while going through it.
+// FileHashes returns every file and carved row of evidence item id (""
+// for all) whose content was hashed. The whole list is read before it
+// returns, so the caller may write to the catalog while going through it.
 func (c *Case) FileHashes(ctx context.Context, id string) ([]FileHash, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT id, evidence_id, md5, sha256 FROM files WHERE (?='' OR evidence_id=?) AND sha256<>'' ORDER BY id`, id, id)
+	rows, err := c.db.QueryContext(ctx, `SELECT id, 0, evidence_id, md5, sha256 FROM files WHERE (?1='' OR evidence_id=?1) AND sha256<>''
+		UNION ALL SELECT id, 1, evidence_id, md5, sha256 FROM carved WHERE (?1='' OR evidence_id=?1) AND sha256<>'' ORDER BY 2, 1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("custody: file hashes: %w", err)
 	}
@@ -110,7 +119,7 @@ func (c *Case) FileHashes(ctx context.Context, id string) ([]FileHash, error) {
 	var out []FileHash
 	for rows.Next() {
 		var f FileHash
-		if err := rows.Scan(&f.ID, &f.EvidenceID, &f.MD5, &f.SHA256); err != nil {
+		if err := rows.Scan(&f.ID, &f.Carved, &f.EvidenceID, &f.MD5, &f.SHA256); err != nil {
 			return nil, fmt.Errorf("custody: file hashes: %w", err)
 		}
 		out = append(out, f)
@@ -118,26 +127,34 @@ func (c *Case) FileHashes(ctx context.Context, id string) ([]FileHash, error) {
 	return out, rows.Err()
 }
 
-// SetHashsetHits records that set holds exactly the given files of evidence
-// item evID (replacing what was recorded for that pair), in one transaction.
-func (c *Case) SetHashsetHits(ctx context.Context, set, evID string, fileIDs []int64) error {
+// SetHashsetHits records that set holds exactly the given files and
+// carved items of evidence item evID (replacing what was recorded for that
+// pair), in one transaction.
+func (c *Case) SetHashsetHits(ctx context.Context, set, evID string, fileIDs, carvedIDs []int64) error {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("custody: hashset %s hits: %w", set, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM hashset_hits WHERE hashset=? AND evidence_id=?`, set, evID); err != nil {
-		return fmt.Errorf("custody: hashset %s hits: %w", set, err)
-	}
-	st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO hashset_hits(hashset, evidence_id, file_id) VALUES(?,?,?)`)
-	if err != nil {
-		return fmt.Errorf("custody: hashset %s hits: %w", set, err)
-	}
-	defer st.Close()
-	for _, id := range fileIDs {
-		if _, err := st.ExecContext(ctx, set, evID, id); err != nil {
+	for _, t := range []struct {
+		table, col string
+		ids        []int64
+	}{{"hashset_hits", "file_id", fileIDs}, {"hashset_carved_hits", "carved_id", carvedIDs}} {
+		// Table and column names are constants here, never input.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE hashset=? AND evidence_id=?`, set, evID); err != nil {
 			return fmt.Errorf("custody: hashset %s hits: %w", set, err)
 		}
+		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO `+t.table+`(hashset, evidence_id, `+t.col+`) VALUES(?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("custody: hashset %s hits: %w", set, err)
+		}
+		for _, id := range t.ids {
+			if _, err := st.ExecContext(ctx, set, evID, id); err != nil {
+				st.Close()
+				return fmt.Errorf("custody: hashset %s hits: %w", set, err)
+			}
+		}
+		st.Close()
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("custody: hashset %s hits: %w", set, err)
@@ -151,9 +168,10 @@ type HashsetMatch struct {
 	Kind       string `json:"kind"`
 	EvidenceID string `json:"evidence_id"`
 	Volume     int    `json:"volume"`
-	Path       string `json:"path"`
+	Path       string `json:"path"` // in the file system, or "carved:OFFSET (TYPE)" for a carved item
 	Size       int64  `json:"size"`
 	Deleted    bool   `json:"deleted"`
+	Carved     bool   `json:"carved,omitempty"`
 	SHA256     string `json:"sha256"`
 }
 
@@ -172,8 +190,10 @@ func kindRank(k string) int {
 // HashsetMatches lists every recorded match, known-bad first, then other
 // kinds, then known-good; within a kind by set, evidence and path.
 func (c *Case) HashsetMatches(ctx context.Context) ([]HashsetMatch, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT h.name, h.kind, f.evidence_id, f.volume, f.path, f.size, f.deleted, f.sha256
-		FROM hashset_hits x JOIN hashsets h ON h.name=x.hashset JOIN files f ON f.id=x.file_id`)
+	rows, err := c.db.QueryContext(ctx, `SELECT h.name, h.kind, f.evidence_id, f.volume, f.path, f.size, f.deleted, 0, f.sha256
+		FROM hashset_hits x JOIN hashsets h ON h.name=x.hashset JOIN files f ON f.id=x.file_id
+		UNION ALL SELECT h.name, h.kind, v.evidence_id, 0, 'carved:' || v.offset || ' (' || v.type || ')', v.length, 0, 1, v.sha256
+		FROM hashset_carved_hits x JOIN hashsets h ON h.name=x.hashset JOIN carved v ON v.id=x.carved_id`)
 	if err != nil {
 		return nil, fmt.Errorf("custody: hashset matches: %w", err)
 	}
@@ -182,7 +202,7 @@ func (c *Case) HashsetMatches(ctx context.Context) ([]HashsetMatch, error) {
 	for rows.Next() {
 		var m HashsetMatch
 		var del int
-		if err := rows.Scan(&m.Hashset, &m.Kind, &m.EvidenceID, &m.Volume, &m.Path, &m.Size, &del, &m.SHA256); err != nil {
+		if err := rows.Scan(&m.Hashset, &m.Kind, &m.EvidenceID, &m.Volume, &m.Path, &m.Size, &del, &m.Carved, &m.SHA256); err != nil {
 			return nil, fmt.Errorf("custody: hashset matches: %w", err)
 		}
 		m.Deleted = del == 1
@@ -204,6 +224,9 @@ func (c *Case) HashsetMatches(ctx context.Context) ([]HashsetMatch, error) {
 		}
 		if a.EvidenceID != b.EvidenceID {
 			return a.EvidenceID < b.EvidenceID
+		}
+		if a.Carved != b.Carved {
+			return !a.Carved // file-system files before carved items
 		}
 		if a.Volume != b.Volume {
 			return a.Volume < b.Volume

@@ -158,13 +158,14 @@ func addEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		}
 		return err
 	}
-	if err := stage(markHashsets(ctx, c, opts.ID, res, warn)); err != nil {
-		return res, err
-	}
 	if !opts.NoCarve {
 		if err := stage(w.carve(ctx, media, res)); err != nil {
 			return res, err
 		}
+	}
+	// After the carve: carved items are looked up too.
+	if err := stage(markHashsets(ctx, c, opts.ID, res, warn)); err != nil {
+		return res, err
 	}
 	if !opts.NoScan {
 		prog.Stage("scanning", "bytes", img.Size())

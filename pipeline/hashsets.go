@@ -106,21 +106,22 @@ func openCaseHashset(c *custody.Case, path, name, kind string) (*hashset.Set, er
 	return hashset.Open(path, hashset.Options{Name: name, Kind: kind, CacheDir: cache})
 }
 
-// markFiles records which hashed files of evidence item evID ("" for
-// all) are in set, and returns the count per evidence item.
+// markFiles records which hashed files and carved items of evidence item
+// evID ("" for all) are in set, and returns the count per evidence item.
 func markFiles(ctx context.Context, c *custody.Case, set *hashset.Set, evID string) (map[string]int, error) {
 	files, err := c.FileHashes(ctx, evID)
 	if err != nil {
 		return nil, err
 	}
-	hits := map[string][]int64{}
+	type evHits struct{ files, carved []int64 }
+	hits := map[string]*evHits{}
 	evs, err := c.Evidence(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range evs {
 		if evID == "" || e.ID == evID {
-			hits[e.ID] = nil // recorded even when none match, replacing older hits
+			hits[e.ID] = &evHits{} // recorded even when none match, replacing older hits
 		}
 	}
 	for _, f := range files {
@@ -131,16 +132,21 @@ func markFiles(ctx context.Context, c *custody.Case, set *hashset.Set, evID stri
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			hits[f.EvidenceID] = append(hits[f.EvidenceID], f.ID)
+		h := hits[f.EvidenceID]
+		switch {
+		case !ok || h == nil:
+		case f.Carved:
+			h.carved = append(h.carved, f.ID)
+		default:
+			h.files = append(h.files, f.ID)
 		}
 	}
 	counts := map[string]int{}
-	for ev, ids := range hits {
-		if err := c.SetHashsetHits(ctx, set.Name, ev, ids); err != nil {
+	for ev, h := range hits {
+		if err := c.SetHashsetHits(ctx, set.Name, ev, h.files, h.carved); err != nil {
 			return nil, err
 		}
-		counts[ev] = len(ids)
+		counts[ev] = len(h.files) + len(h.carved)
 	}
 	return counts, nil
 }

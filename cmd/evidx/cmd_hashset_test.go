@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -379,4 +381,53 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestHashsetCarved: a known-bad PNG that only carving recovers (raw media
+// with no file system) is marked, as "carved:OFFSET (png)".
+func TestHashsetCarved(t *testing.T) {
+	dir := t.TempDir()
+	var pngBuf bytes.Buffer
+	im := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for i := range im.Pix {
+		im.Pix[i] = byte(i * 7)
+	}
+	if err := png.Encode(&pngBuf, im); err != nil {
+		t.Fatal(err)
+	}
+	media := make([]byte, 1<<20)
+	const off = 300 * 512
+	copy(media[off:], pngBuf.Bytes())
+	img := filepath.Join(dir, "raw.dd")
+	os.WriteFile(img, media, 0o600)
+	sum := sha256.Sum256(pngBuf.Bytes())
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte(hex.EncodeToString(sum[:])+"\n"), 0o600)
+	testutil.Unchanged(t, img, bad)
+	cs := filepath.Join(dir, "case")
+	for _, argv := range [][]string{
+		{"case", "init", cs, "--case-number", "HS-2", "--examiner", "Ex"},
+		{"hashset", "add", cs, bad, "--name", "bad", "--known-bad"},
+		{"evidence", "add", cs, img, "--id", "RAW", "--no-scan"},
+		{"report", cs},
+	} {
+		if r := runCLI(t, argv...); r.err != nil {
+			t.Fatalf("%v: %v\n%s", argv, r.err, r.stderr)
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(cs, "reports", "report.json"))
+	var rep struct {
+		Matches []struct {
+			Path   string `json:"path"`
+			Carved bool   `json:"carved"`
+			SHA256 string `json:"sha256"`
+		} `json:"hashset_matches"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("carved:%d (png)", off)
+	if len(rep.Matches) != 1 || rep.Matches[0].Path != want || !rep.Matches[0].Carved || rep.Matches[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("matches %+v, want one %s", rep.Matches, want)
+	}
 }
