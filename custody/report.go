@@ -304,6 +304,9 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 		"Identity counts are exact over the normalised values defined in DESIGN.md; values failing validation are counted as invalid, never as identities.",
 		"Unique identities per source count what each source holds; 'new' counts what it added to those of sources ingested before it.",
 	}
+	if len(r.Hashsets) > 0 {
+		r.Limitations = append(r.Limitations, "A hash set match says a file's content hash is in the set, of the kind the examiner gave it; NSRL RDS sets are matched by SHA-256 only, other lists by each hash they hold, and files whose content was not recovered are not looked up.")
+	}
 	return r, nil
 }
 
