@@ -409,7 +409,7 @@ func TestHashsetCarved(t *testing.T) {
 		{"case", "init", cs, "--case-number", "HS-2", "--examiner", "Ex"},
 		{"hashset", "add", cs, bad, "--name", "bad", "--known-bad"},
 		{"evidence", "add", cs, img, "--id", "RAW", "--no-scan"},
-		{"report", cs},
+		{"report", cs, "--lang", "zh"},
 	} {
 		if r := runCLI(t, argv...); r.err != nil {
 			t.Fatalf("%v: %v\n%s", argv, r.err, r.stderr)
@@ -429,5 +429,9 @@ func TestHashsetCarved(t *testing.T) {
 	want := fmt.Sprintf("carved:%d (png)", off)
 	if len(rep.Matches) != 1 || rep.Matches[0].Path != want || !rep.Matches[0].Carved || rep.Matches[0].SHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("matches %+v, want one %s", rep.Matches, want)
+	}
+	zh, _ := os.ReadFile(filepath.Join(cs, "reports", "report.zh.html"))
+	if !strings.Contains(string(zh), "<td>已知违规</td><td>RAW</td><td>"+want+"</td>") {
+		t.Error("report.zh.html does not list the known-bad match")
 	}
 }
