@@ -415,3 +415,27 @@ func BenchmarkRDSLookup(b *testing.B) {
 		s.Close()
 	}
 }
+
+// BenchmarkTextOpen measures loading a sha256sum list of 1M lines into
+// memory and into a side file (a small memory bound).
+func BenchmarkTextOpen(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "big.sha256")
+	var buf bytes.Buffer
+	for i := range 1_000_000 {
+		s := sha256.Sum256(fmt.Appendf(nil, "%d", i))
+		fmt.Fprintf(&buf, "%x  ./dir/file%d\n", s, i)
+	}
+	os.WriteFile(p, buf.Bytes(), 0o600)
+	for _, limit := range []int{0, 4 << 20} {
+		b.Run(fmt.Sprintf("memlimit=%d", limit), func(b *testing.B) {
+			for b.Loop() {
+				s, err := Open(p, Options{MemLimit: limit})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+			b.ReportMetric(float64(b.N)*1e6/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}
