@@ -9,13 +9,14 @@ import (
 	"strings"
 )
 
-// The catalog's custody rows — case_info, evidence (with its segments) and
-// the index's sources — are written into the audit log when they are
-// created or changed, flattened to text fields (Line.Catalog), so that an
-// edit of catalog.sqlite is named by verify. Keys are "case", "evidence
-// ID" and "source SHA256". Rows of case_info and evidence never change
-// after they are written: the first record is authoritative and a changed
-// row is not recorded again (verify flags it). A source row changes only
+// The catalog's custody rows — case_info, evidence (with its segments),
+// hashsets and the index's sources — are written into the audit log when
+// they are created or changed, flattened to text fields (Line.Catalog), so
+// that an edit of catalog.sqlite is named by verify. Keys are "case",
+// "evidence ID", "hashset NAME" and "source SHA256". Rows of case_info,
+// evidence and hashsets never change after they are written: the first
+// record is authoritative and a changed row is not recorded again (verify
+// flags it). A source row changes only
 // through a load or removal of that dataset, so it is recorded only by an
 // audit entry naming the dataset (an Item of kind "dataset" with its
 // SHA-256), and not while its status is 'loading' (an unfinished load).
@@ -44,7 +45,8 @@ const (
 	caseCols     = `case_number, examiner, agency, description, shards, created, tool, sign_public_key`
 	evidenceCols = `id, format, size, sector_size, stored_md5, stored_sha1, stored_sha256, expected_md5, expected_sha1, expected_sha256,
 		md5, sha1, sha256, verified, hash_reason, container_json, unreadable_json, header_json, added_at`
-	sourceCols = `id, name, sha256, size, evidence_id, evidence_path, path, format, encoding, compression,
+	hashsetCols = `name, kind, format, path, size, sha256, entries, added_at`
+	sourceCols  = `id, name, sha256, size, evidence_id, evidence_path, path, format, encoding, compression,
 		rows, rejected, sightings, invalid_json, unique_json, status, started, finished`
 )
 
@@ -108,6 +110,9 @@ func (c *Case) currentCatalog(ctx context.Context) (map[string]map[string]any, e
 	segs.Close()
 	if err := segs.Err(); err != nil {
 		return nil, fmt.Errorf("custody: catalog records: %w", err)
+	}
+	if err := scan(`SELECT `+hashsetCols+` FROM hashsets`, func(m map[string]any) string { return "hashset " + str(m["name"]) }); err != nil {
+		return nil, err
 	}
 	var n int
 	if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sources'`).Scan(&n); err != nil {

@@ -552,7 +552,7 @@ func (c *Case) ClearFindings(ctx context.Context, id string) error {
 		return fmt.Errorf("custody: clear findings of %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	for _, table := range []string{"files", "carved", "volumes"} {
+	for _, table := range []string{"hashset_hits", "hashset_carved_hits", "files", "carved", "volumes"} {
 		// Table names are constants here, never input; the id is a parameter.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE evidence_id=?`, id); err != nil {
 			return fmt.Errorf("custody: clear %s of %s: %w", table, id, err)

@@ -313,6 +313,19 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
 </section>
 {{else}}<p>No evidence items registered.</p>{{end}}
 
+<h3>Hash sets</h3>
+{{if .Hashsets}}<table>
+<thead><tr><th>Hash set</th><th>Kind</th><th>Format</th><th>Hashes</th><th>File</th><th>Size (bytes)</th></tr></thead>
+{{range .Hashsets}}<tr><td>{{oneLine .Name}}</td><td>{{.Kind}}</td><td>{{.Format}}</td><td class="n">{{if lt .Entries 0}}not counted (indexed){{else}}{{num .Entries}}{{end}}</td><td><code>{{oneLine .Path}}</code></td><td class="n">{{num .Size}}</td></tr>
+<tr class="sub"><td colspan="6">SHA-256 <span class="hash">{{.SHA256}}</span></td></tr>
+{{end}}</table>
+{{if .HashsetMatches}}<p>Files of evidence whose content hash is in a set, known-bad first{{if gt (len .HashsetMatches) 2000}} (the first 2,000 of {{num (len .HashsetMatches)}}; all are in report.json){{end}}:</p>
+<table class="hashset-matches">
+<thead><tr><th>Kind</th><th>Hash set</th><th>Evidence</th><th>Volume</th><th>Path</th><th>Size (bytes)</th><th>Deleted</th><th>SHA-256</th></tr></thead>
+{{range $i, $m := .HashsetMatches}}{{if lt $i 2000}}<tr><td>{{$m.Kind}}</td><td>{{oneLine $m.Hashset}}</td><td>{{$m.EvidenceID}}</td><td class="n">{{$m.Volume}}</td><td><code>{{oneLine $m.Path}}</code></td><td class="n">{{num $m.Size}}</td><td>{{if $m.Deleted}}yes{{else}}no{{end}}</td><td class="hash">{{$m.SHA256}}</td></tr>
+{{end}}{{end}}</table>{{else}}<p>No file of evidence is in a recorded hash set.</p>{{end}}
+{{else}}<p>No hash sets recorded.</p>{{end}}
+
 <h3>Datasets</h3>
 {{if .Datasets}}<table>
 <thead><tr><th>Source</th><th>Found on</th><th>Rows</th><th>Rejected</th><th>Unique identities</th><th>New to the case</th></tr></thead>

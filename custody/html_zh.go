@@ -55,7 +55,7 @@ var actionNamesZh = map[string]string{
 	"evidence.carve": "未分配空间数据恢复", "evidence.scan": "原始数据个人信息扫描", "evidence.resume": "继续中断的检查",
 	"evidence.damage": "记录检材损坏区域", "dataset.add": "导入数据集并去重", "dataset.remove": "移除数据集",
 	"index.shards": "记录索引分片哈希值", "report": "生成报告", "verify": "校验", "export": "导出文件",
-	"custody.transfer": "检材移交",
+	"custody.transfer": "检材移交", "hashset.add": "登记哈希库", "evidence.hashsets": "哈希库比对",
 }
 
 var reportZhTmpl = template.Must(template.New("report.zh").Funcs(htmlFuncs).Funcs(zhFuncs).Parse(`<!DOCTYPE html>
@@ -112,6 +112,10 @@ th { background: #eee; white-space: nowrap; } .hash, .t { font-family: monospace
 <tr><th>数据集</th><th>来源</th><th>行数</th><th>去重后个人信息条数</th><th>校验值（SHA-256）</th></tr>
 {{range .Datasets}}<tr><td>{{.Name}}</td><td>{{if .EvidenceID}}{{.EvidenceID}} {{.EvidencePath}}{{else}}直接提交{{end}}</td><td>{{num .Rows}}</td><td>{{range $k := kinds .Unique}}{{$k}} {{num (index $.Identities.Unique $k)}} {{end}}</td><td class="hash">{{.SHA256}}</td></tr>
 {{end}}</table>{{end}}
+{{if .HashsetMatches}}<p>哈希库比对命中（已知违规文件在前；已知正常文件的命中全部列于 report.json）：</p><table>
+<tr><th>哈希库</th><th>类别</th><th>编号</th><th>文件</th><th>校验值（SHA-256）</th></tr>
+{{range .HashsetMatches}}{{if ne .Kind "known-good"}}<tr><td>{{oneLine .Hashset}}</td><td>{{if eq .Kind "known-bad"}}已知违规{{else}}{{.Kind}}{{end}}</td><td>{{.EvidenceID}}</td><td>{{oneLine .Path}}</td><td class="hash">{{.SHA256}}</td></tr>
+{{end}}{{end}}</table>{{end}}
 <p>全案去重后：{{range $k := kinds .Identities.Unique}}{{$k}} {{num (index $.Identities.Unique $k)}}；{{end}}审计日志共 {{.Audit.Lines}} 条，末条哈希值 <span class="hash">{{.Audit.Head}}</span>。</p>
 {{if .Errors}}<h2>五、检查中发现的问题</h2><ul>{{range .Errors}}<li>{{oneLine .}}</li>{{end}}</ul>{{end}}
 

@@ -33,11 +33,15 @@ type Report struct {
 	Environment   Environment      `json:"environment"`
 	Evidence      []EvidenceReport `json:"evidence"`
 	Datasets      []Dataset        `json:"datasets"`
-	Removed       []RemovedDataset `json:"removed_datasets"` // sources taken out of the index, from the audit log
-	Identities    Identities       `json:"identities"`
-	Audit         AuditSummary     `json:"audit"`
-	Errors        []string         `json:"errors"`      // damage and failures recorded during processing
-	Limitations   []string         `json:"limitations"` // what this report does not establish
+	Hashsets      []Hashset        `json:"hashsets"`
+	// HashsetMatches are the files of evidence found in a hash set,
+	// known-bad first, then other kinds, then known-good.
+	HashsetMatches []HashsetMatch   `json:"hashset_matches"`
+	Removed        []RemovedDataset `json:"removed_datasets"` // sources taken out of the index, from the audit log
+	Identities     Identities       `json:"identities"`
+	Audit          AuditSummary     `json:"audit"`
+	Errors         []string         `json:"errors"`      // damage and failures recorded during processing
+	Limitations    []string         `json:"limitations"` // what this report does not establish
 }
 
 // RemovedDataset is a source that was loaded and later removed from the
@@ -226,6 +230,15 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 	if r.Datasets, err = c.datasets(ctx); err != nil {
 		return nil, err
 	}
+	if r.Hashsets, err = c.Hashsets(ctx); err != nil {
+		return nil, err
+	}
+	for i := range r.Hashsets {
+		r.Hashsets[i].Path = c.itemName(r.Hashsets[i].Path) // never the workstation's folders
+	}
+	if r.HashsetMatches, err = c.HashsetMatches(ctx); err != nil {
+		return nil, err
+	}
 	r.Identities.Unique = map[string]int64{}
 	for _, d := range r.Datasets {
 		if d.Status != "done" {
@@ -290,6 +303,9 @@ func (c *Case) Collect(ctx context.Context) (*Report, error) {
 		"Carved files are reconstructed from signatures in unallocated space; their names and times are not known.",
 		"Identity counts are exact over the normalised values defined in DESIGN.md; values failing validation are counted as invalid, never as identities.",
 		"Unique identities per source count what each source holds; 'new' counts what it added to those of sources ingested before it.",
+	}
+	if len(r.Hashsets) > 0 {
+		r.Limitations = append(r.Limitations, "A hash set match says a file's content hash is in the set, of the kind the examiner gave it; NSRL RDS sets are matched by SHA-256 only, other lists by each hash they hold, and files whose content was not recovered are not looked up.")
 	}
 	return r, nil
 }

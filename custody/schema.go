@@ -106,7 +106,7 @@ CREATE INDEX IF NOT EXISTS carved_evidence ON carved(evidence_id, offset);
 `
 
 func (c *Case) createSchema(ctx context.Context) error {
-	if _, err := c.db.ExecContext(ctx, catalogSchema+custodySchema); err != nil {
+	if _, err := c.db.ExecContext(ctx, catalogSchema+custodySchema+hashsetSchema); err != nil {
 		return fmt.Errorf("custody: catalog schema: %w", err)
 	}
 	// Columns added since the first cases were made.

@@ -71,7 +71,9 @@ type EvidenceResult struct {
 	NotDatasets  []ingest.Decision     `json:"not_datasets"`
 	Features     map[identity.Kind]int `json:"features"`
 	FeatureFiles []string              `json:"feature_files"`
-	Problems     []string              `json:"problems"`
+	// Hashsets counts, per hash set of the case, the files found in it.
+	Hashsets map[string]int `json:"hashsets,omitempty"`
+	Problems []string       `json:"problems"`
 }
 
 // AddEvidence runs the whole intake of one evidence item into case c: hash
@@ -164,6 +166,10 @@ func addEvidence(ctx context.Context, c *custody.Case, opts EvidenceOptions) (*E
 		if err := stage(w.carve(ctx, media, res)); err != nil {
 			return res, err
 		}
+	}
+	// After the carve: carved items are looked up too.
+	if err := stage(markHashsets(ctx, c, opts.ID, res, warn)); err != nil {
+		return res, err
 	}
 	if !opts.NoScan {
 		prog.Stage("scanning", "bytes", img.Size())

@@ -105,6 +105,13 @@ func MergeCase(ctx context.Context, dest *custody.Case, srcDir string, progress 
 			return fail(err)
 		}
 		taken[id], ids[e.ID] = true, id
+		// The hash sets of this case mark the merged files as they mark an
+		// intake's (those of the source case are its own and stay there).
+		if err := markHashsets(ctx, dest, id, &EvidenceResult{}, func(f string, a ...any) {
+			res.Problems = append(res.Problems, fmt.Sprintf(f, a...))
+		}); err != nil {
+			return fail(err)
+		}
 		res.Evidence = append(res.Evidence, m)
 		progress.Add(1)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -255,6 +257,9 @@ func runEvidenceAdd(ctx context.Context, cmd *cobra.Command, opts evidenceAddOpt
 			state = " (already in the case)"
 		}
 		fmt.Fprintf(w, "dataset %s: %d rows, %d rejected, unique %s%s\n", oneLine(d.EvidPath), d.Rows, d.Rejected, kindCounts(d.Unique), state)
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.Hashsets)) {
+		fmt.Fprintf(w, "hashset %s: %d files\n", oneLine(name), res.Hashsets[name])
 	}
 	if len(res.Features) > 0 {
 		feats := map[identity.Kind]int64{}

@@ -30,6 +30,8 @@ type lsOptions struct {
 	Body    string // -m PREFIX: print the TSK body file (fls -m), names under PREFIX
 	Part    int    // --partition N: list that volume only; 0: all
 	Sector  int64  // -o SECTOR: list the volume starting there only (fls -o); -1: all
+	// Hashsets are the hash sets whose matches are marked ([NAME=]FILE).
+	Hashsets []string
 }
 
 func newLsCmd() *cobra.Command {
@@ -63,6 +65,7 @@ reads it; see evidx timeline). The image is opened read-only.`,
 	f.StringVarP(&opts.Body, "body", "m", "", "print the TSK body file with names under `PREFIX` (as fls -r -m PREFIX; e.g. / or C:)")
 	f.IntVar(&opts.Part, "partition", 0, "list only the volume with this index (pN, as ls prints it)")
 	f.Int64VarP(&opts.Sector, "offset", "o", -1, "list only the volume starting at this `SECTOR` (512-byte sectors, as fls -o)")
+	f.StringArrayVar(&opts.Hashsets, "hashset", nil, "mark files whose hash is in this set: NSRL RDSv3 SQLite, hashdeep, md5sum/sha256sum or one hash per line; NAME=FILE names it (default: its base name); repeatable. An RDS without a sha256 index is indexed once into $XDG_CACHE_HOME/evidx/hashsets")
 	return cmd
 }
 
@@ -85,6 +88,14 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 	if opts.Workers < 0 {
 		return usageError{errors.New("--workers must be 0 or more")}
 	}
+	if len(opts.Hashsets) > 0 && opts.NoHash {
+		return usageError{errors.New("--hashset needs the files' hashes; drop --no-hash")}
+	}
+	sets, err := openHashsets(opts.Hashsets)
+	if err != nil {
+		return err
+	}
+	defer sets.Close()
 	img, disk, err := openDisk(a[0])
 	if err != nil {
 		return err
@@ -114,6 +125,9 @@ func runLs(ctx context.Context, cmd *cobra.Command, opts lsOptions, a []string) 
 	bar.Stage("listing", "entries", 0)
 	emit := func(e *listing.Entry) error {
 		bar.Add(1)
+		if err := sets.mark(e); err != nil {
+			return err
+		}
 		return out.file(e)
 	}
 	var inner []string
@@ -298,6 +312,9 @@ func (t *lsText) file(f *listing.Entry) error {
 	fmt.Fprintf(t.w, "p%d %s %s%d:\t%s\t%d\t%s\t%s", f.Partition, typ, del, f.Inode, lsEscape(f.Path), f.Size, mt, sum)
 	if f.Err != "" {
 		fmt.Fprintf(t.w, "\t(%s)", lsEscape(f.Err))
+	}
+	if len(f.Hashsets) > 0 {
+		fmt.Fprintf(t.w, "\t[hashset: %s]", lsEscape(strings.Join(f.Hashsets, ", ")))
 	}
 	_, err := fmt.Fprintln(t.w)
 	return err

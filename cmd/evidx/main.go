@@ -102,6 +102,7 @@ func newRootCmd() *cobra.Command {
 		newCaseCmd(),
 		newEvidenceCmd(),
 		newDatasetCmd(),
+		newHashsetCmd(),
 		newStatsCmd(),
 		newServeCmd(),
 		newSearchCmd(),

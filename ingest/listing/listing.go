@@ -30,6 +30,9 @@ type Entry struct {
 	SHA256 *string `json:"sha256"`          // null when the content is unreadable, not hashed, or the entry is not a regular file
 	MD5    *string `json:"md5"`
 	SHA1   *string `json:"sha1"`
+	// Hashsets names the hash sets holding the content's hash (set by
+	// the caller: evidx ls --hashset); omitted when none.
+	Hashsets []string `json:"hashsets,omitempty"`
 
 	open func() (io.Reader, error)
 }
