@@ -136,10 +136,7 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	}
 	tee := io.TeeReader(src, h)
 
-	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, schemas: map[string]*schemaState{}, today: identity.TodayOf(time.Now())}
-	if !opts.ConcurrentSink {
-		p.sinkMu = new(sync.Mutex)
-	}
+	p := newPipeline(opts, path, sink)
 	work := make(chan *records.Chunk, opts.Workers*2)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -188,6 +185,41 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	}
 	close(work)
 	wg.Wait()
+	p.collect(&st, results, infos)
+	if firstErr != nil {
+		return st, firstErr
+	}
+	// Damage after rows were read (a truncated INSERT at the end of a
+	// dump, a cut gzip stream) loses what follows it, not the rows before:
+	// it is named, and the load keeps them, as count does.
+	var pe *records.ParseError
+	if rerr != nil && errors.As(rerr, &pe) && st.Rows > 0 && wctx.Err() == nil {
+		st.Problems = append(st.Problems, fmt.Sprintf("lost from the damage on (%d rows read before it): %v", st.Rows, rerr))
+		rerr = nil
+	}
+	if rerr != nil {
+		return st, fmt.Errorf("%s: %w", path, rerr)
+	}
+	// Hash the rest of the file (bytes the parsers did not need, or all of
+	// a zip read through ReaderAt).
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return st, fmt.Errorf("%s: hashing: %w", path, err)
+	}
+	st.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return st, nil
+}
+
+func newPipeline(opts Options, path string, sink func([]identity.Sighting) error) *pipeline {
+	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, schemas: map[string]*schemaState{}, today: identity.TodayOf(time.Now())}
+	if !opts.ConcurrentSink {
+		p.sinkMu = new(sync.Mutex)
+	}
+	return p
+}
+
+// collect sums the workers' counters into st and describes the streams
+// read (infos), once every chunk is processed.
+func (p *pipeline) collect(st *FileStats, results []workerStats, infos []*records.Info) {
 	cols := map[string]colCount{}
 	for i := range results {
 		ws := &results[i]
@@ -245,27 +277,6 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	if len(infos) == 1 && infos[0].Member == "" {
 		st.Members = nil
 	}
-	if firstErr != nil {
-		return st, firstErr
-	}
-	// Damage after rows were read (a truncated INSERT at the end of a
-	// dump, a cut gzip stream) loses what follows it, not the rows before:
-	// it is named, and the load keeps them, as count does.
-	var pe *records.ParseError
-	if rerr != nil && errors.As(rerr, &pe) && st.Rows > 0 && wctx.Err() == nil {
-		st.Problems = append(st.Problems, fmt.Sprintf("lost from the damage on (%d rows read before it): %v", st.Rows, rerr))
-		rerr = nil
-	}
-	if rerr != nil {
-		return st, fmt.Errorf("%s: %w", path, rerr)
-	}
-	// Hash the rest of the file (bytes the parsers did not need, or all of
-	// a zip read through ReaderAt).
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return st, fmt.Errorf("%s: hashing: %w", path, err)
-	}
-	st.SHA256 = hex.EncodeToString(h.Sum(nil))
-	return st, nil
 }
 
 // Errors of the pipeline.
