@@ -170,6 +170,9 @@ type fileResult struct {
 // them on (each is combined again per shard, so flushing early is exact).
 const maxLocal = 1 << 20
 
+// batchBytes is the size of the sighting batches a worker sends on.
+const batchBytes = 256 << 10
+
 // readFn parses a Work into distinct identities keyed by shard (each once
 // per Work, with its occurrences) and a part of the file's statistics.
 type readFn struct{ Opt Options }
@@ -182,10 +185,20 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 		return err
 	}
 	local := map[string]int64{}
+	// Sightings travel in batches per shard: one element per identity
+	// costs a runner far more than the bytes.
+	batches := make([][]byte, o.Shards)
 	flush := func() {
 		for k, n := range local {
 			kind, value := identity.Kind(k[1:1+k[0]]), k[1+k[0]:]
-			sight(dedupe.Partition(string(kind), value, o.Shards), encodeSighting(kind, w.File, n, value))
+			sh := dedupe.Partition(string(kind), value, o.Shards)
+			rec := encodeSighting(kind, w.File, n, value)
+			batches[sh] = binary.AppendUvarint(batches[sh], uint64(len(rec)))
+			batches[sh] = append(batches[sh], rec...)
+			if len(batches[sh]) >= batchBytes {
+				sight(sh, batches[sh])
+				batches[sh] = nil
+			}
 		}
 		clear(local)
 	}
@@ -229,6 +242,11 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 		}
 	}
 	flush()
+	for sh, b := range batches {
+		if len(b) > 0 {
+			sight(sh, b)
+		}
+	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(msg); err != nil {
 		return err
@@ -302,23 +320,31 @@ func (shardFn) ProcessElement(shard int, values func(*[]byte) bool, emit func(in
 		n     int64
 	}
 	seen := map[string]*ident{}
-	var b []byte
-	for values(&b) {
-		kind, file, n, value, err := decodeSighting(b)
-		if err != nil {
-			return fmt.Errorf("shard %d: %w", shard, err)
-		}
-		key := string(rune('0'+kind)) + string(value)
-		id := seen[key]
-		if id == nil {
-			id = &ident{}
-			seen[key] = id
-		}
-		id.n += n
-		if i := sort.SearchInts(id.files, file); i == len(id.files) || id.files[i] != file {
-			id.files = append(id.files, 0)
-			copy(id.files[i+1:], id.files[i:])
-			id.files[i] = file
+	var batch []byte
+	for values(&batch) {
+		for len(batch) > 0 {
+			l, m := binary.Uvarint(batch)
+			if m <= 0 || l > uint64(len(batch)-m) {
+				return fmt.Errorf("shard %d: bad sighting batch", shard)
+			}
+			b := batch[m : m+int(l)]
+			batch = batch[m+int(l):]
+			kind, file, n, value, err := decodeSighting(b)
+			if err != nil {
+				return fmt.Errorf("shard %d: %w", shard, err)
+			}
+			key := string(rune('0'+kind)) + string(value)
+			id := seen[key]
+			if id == nil {
+				id = &ident{}
+				seen[key] = id
+			}
+			id.n += n
+			if i := sort.SearchInts(id.files, file); i == len(id.files) || id.files[i] != file {
+				id.files = append(id.files, 0)
+				copy(id.files[i+1:], id.files[i:])
+				id.files[i] = file
+			}
 		}
 	}
 	c := counts{PerFile: map[int]*[4]int64{}}
