@@ -534,17 +534,20 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			return nil
 		}
 		ws.rows++
+		// Flush before taking the row's start: a flush after it would
+		// hide the row's sightings and make the yielding count depend on
+		// where batches end.
+		if len(batch) >= batchSize-16 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		before := len(batch)
 		defer func() {
 			if len(batch) > before {
 				ws.yielding++
 			}
 		}()
-		if len(batch) >= batchSize-16 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
 		if !p.opts.NoLoc {
 			locBuf = r.Loc.Append(locBuf[:0])
 			loc = string(locBuf)

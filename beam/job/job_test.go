@@ -96,7 +96,7 @@ func truthFacts(c leakgen.Counts) string {
 // truth overall and per file; with spans of 1 KiB (records crossing
 // hundreds of span ends) and of the default size.
 func TestCountEqualsEvidxCount(t *testing.T) {
-	truth, paths := corpus(t, 41, 14*500)
+	truth, paths := corpus(t, 41, 14*1500)
 	testutil.Unchanged(t, paths...)
 	want, err := exec.Command(evidx(t), append(append([]string{"count"}, paths...), "--json")...).Output()
 	if err != nil {
