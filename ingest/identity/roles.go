@@ -237,12 +237,13 @@ func (s *RoleSampler) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes what MarshalBinary encoded.
 func (s *RoleSampler) UnmarshalBinary(b []byte) error {
 	var vals [2 + len(sniffOrder)]int64
+	off := 0
 	for i := range vals {
-		v, n := binary.Varint(b)
+		v, n := binary.Varint(b[off:])
 		if n <= 0 {
-			return fmt.Errorf("identity: role sampler: bad encoding at byte %d", len(b))
+			return fmt.Errorf("identity: role sampler: bad varint %d at byte %d of %d", i, off, len(b))
 		}
-		vals[i], b = v, b[n:]
+		vals[i], off = v, off+n
 	}
 	s.n, s.today = int(vals[0]), Today(vals[1])
 	for i := range s.valid {
