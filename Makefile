@@ -3,12 +3,17 @@ GO      ?= go
 BIN     := bin/evidx
 export CGO_ENABLED := 1
 
-.PHONY: all build test test-short deps demo bench fuzz clean
+.PHONY: all build beam test test-beam test-short deps demo bench fuzz clean
 
 all: build
 
 build:
 	$(GO) build -buildvcs=true -o $(BIN) ./cmd/evidx
+
+# beam: the dataset path as an Apache Beam pipeline, a module of its own
+# (beam/go.mod) so its dependencies stay out of the core's.
+beam:
+	cd beam && $(GO) build -buildvcs=true -o ../bin/evidx-beam ./cmd/evidx-beam
 
 deps:
 	@bash scripts/deps.sh
@@ -19,6 +24,11 @@ test: deps build
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...
 	@bash scripts/fuzz-smoke.sh 3s
+	$(MAKE) test-beam
+
+# test-beam: the Beam module's tests, on the in-process Prism runner.
+test-beam:
+	cd beam && $(GO) vet ./... && $(GO) test -timeout 10m ./...
 
 demo: deps build
 	@bash scripts/demo.sh

@@ -171,10 +171,7 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	}
 	tee := io.TeeReader(src, h)
 
-	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, schemas: map[string]*schemaState{}, today: identity.TodayOf(time.Now())}
-	if !opts.ConcurrentSink {
-		p.sinkMu = new(sync.Mutex)
-	}
+	p := newPipeline(opts, path, sink)
 	work := make(chan *records.Chunk, opts.Workers*2)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -223,6 +220,41 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	}
 	close(work)
 	wg.Wait()
+	p.collect(&st, results, infos)
+	if firstErr != nil {
+		return st, firstErr
+	}
+	// Damage after rows were read (a truncated INSERT at the end of a
+	// dump, a cut gzip stream) loses what follows it, not the rows before:
+	// it is named, and the load keeps them, as count does.
+	var pe *records.ParseError
+	if rerr != nil && errors.As(rerr, &pe) && st.Rows > 0 && wctx.Err() == nil {
+		st.Problems = append(st.Problems, fmt.Sprintf("lost from the damage on (%d rows read before it): %v", st.Rows, rerr))
+		rerr = nil
+	}
+	if rerr != nil {
+		return st, fmt.Errorf("%s: %w", path, rerr)
+	}
+	// Hash the rest of the file (bytes the parsers did not need, or all of
+	// a zip read through ReaderAt).
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return st, fmt.Errorf("%s: hashing: %w", path, err)
+	}
+	st.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return st, nil
+}
+
+func newPipeline(opts Options, path string, sink func([]identity.Sighting) error) *pipeline {
+	p := &pipeline{opts: opts, path: path, sink: sink, roles: map[string]*roles{}, schemas: map[string]*schemaState{}, today: identity.TodayOf(time.Now())}
+	if !opts.ConcurrentSink {
+		p.sinkMu = new(sync.Mutex)
+	}
+	return p
+}
+
+// collect sums the workers' counters into st and describes the streams
+// read (infos), once every chunk is processed.
+func (p *pipeline) collect(st *FileStats, results []workerStats, infos []*records.Info) {
 	cols := map[string]colCount{}
 	for i := range results {
 		ws := &results[i]
@@ -280,27 +312,6 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	if len(infos) == 1 && infos[0].Member == "" {
 		st.Members = nil
 	}
-	if firstErr != nil {
-		return st, firstErr
-	}
-	// Damage after rows were read (a truncated INSERT at the end of a
-	// dump, a cut gzip stream) loses what follows it, not the rows before:
-	// it is named, and the load keeps them, as count does.
-	var pe *records.ParseError
-	if rerr != nil && errors.As(rerr, &pe) && st.Rows > 0 && wctx.Err() == nil {
-		st.Problems = append(st.Problems, fmt.Sprintf("lost from the damage on (%d rows read before it): %v", st.Rows, rerr))
-		rerr = nil
-	}
-	if rerr != nil {
-		return st, fmt.Errorf("%s: %w", path, rerr)
-	}
-	// Hash the rest of the file (bytes the parsers did not need, or all of
-	// a zip read through ReaderAt).
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return st, fmt.Errorf("%s: hashing: %w", path, err)
-	}
-	st.SHA256 = hex.EncodeToString(h.Sum(nil))
-	return st, nil
 }
 
 // Errors of the pipeline.
@@ -579,6 +590,14 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 			return nil
 		}
 		ws.rows++
+		// Flush before taking the row's start: a flush after it would
+		// hide the row's sightings and make the yielding count depend on
+		// where batches end.
+		if len(batch) >= batchSize-16 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		before := len(batch)
 		defer func() {
 			// Attributes (names, keys) do not make a row yield.
@@ -589,11 +608,6 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 				}
 			}
 		}()
-		if len(batch) >= batchSize-16 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
 		if !p.opts.NoLoc {
 			locBuf = r.Loc.Append(locBuf[:0])
 			loc = string(locBuf)

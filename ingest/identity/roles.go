@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"encoding/binary"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -220,6 +222,35 @@ func (s *RoleSampler) Best() (Kind, float64) {
 
 // Values is how many non-empty values were sampled.
 func (s *RoleSampler) Values() int { return s.n }
+
+// MarshalBinary encodes the sampler, so samples taken on other machines
+// (a Beam pipeline's workers) can be merged.
+func (s *RoleSampler) MarshalBinary() ([]byte, error) {
+	b := binary.AppendVarint(nil, int64(s.n))
+	b = binary.AppendVarint(b, int64(s.today))
+	for _, v := range s.valid {
+		b = binary.AppendVarint(b, int64(v))
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (s *RoleSampler) UnmarshalBinary(b []byte) error {
+	var vals [2 + len(sniffOrder)]int64
+	off := 0
+	for i := range vals {
+		v, n := binary.Varint(b[off:])
+		if n <= 0 {
+			return fmt.Errorf("identity: role sampler: bad varint %d at byte %d of %d", i, off, len(b))
+		}
+		vals[i], off = v, off+n
+	}
+	s.n, s.today = int(vals[0]), Today(vals[1])
+	for i := range s.valid {
+		s.valid[i] = int(vals[2+i])
+	}
+	return nil
+}
 
 // Merge adds o's samples to s.
 func (s *RoleSampler) Merge(o *RoleSampler) {

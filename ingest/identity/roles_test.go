@@ -60,3 +60,32 @@ func FuzzRoleSamplerAdd(f *testing.F) {
 		}
 	})
 }
+
+// TestRoleSamplerBinary: a sampler encoded on one machine and decoded on
+// another merges as the original would; a cut encoding is an error.
+func TestRoleSamplerBinary(t *testing.T) {
+	var a RoleSampler
+	for _, v := range []string{"13812345678", "+86 139 1234 5678", "a@b.cn", "x", "11010519491231002X"} {
+		a.Add(v)
+	}
+	b, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c RoleSampler
+	if err := c.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if c != a {
+		t.Fatalf("decoded %+v, want %+v", c, a)
+	}
+	var m RoleSampler
+	m.Merge(&c)
+	m.Merge(&a)
+	if m.Values() != 2*a.Values() || m.Role() != a.Role() {
+		t.Errorf("merged %d values role %q; want %d, %q", m.Values(), m.Role(), 2*a.Values(), a.Role())
+	}
+	if err := c.UnmarshalBinary(b[:len(b)-1]); err == nil {
+		t.Error("a cut encoding decoded")
+	}
+}

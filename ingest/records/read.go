@@ -218,19 +218,19 @@ func (r *reader) text(br *bufio.Reader, info *Info) error {
 	if info.Format.Kind == KindSQL {
 		return r.sql(dec, info)
 	}
-	return r.lines(dec, info)
+	return r.lines(dec, info, 1, info.Format.Header != nil)
 }
 
-// lines cuts decoded text into chunks of whole records.
-func (r *reader) lines(src io.Reader, info *Info) error {
+// lines cuts decoded text into chunks of whole records; line is the
+// 1-based line of src's first byte, first whether the header record is
+// still to come.
+func (r *reader) lines(src io.Reader, info *Info, line int64, first bool) error {
 	p := delimParser{delim: []byte(info.Format.Delim), quote: info.Format.Quote}
 	if info.Format.Kind != KindDelimited {
 		p = delimParser{}
 	}
 	schema := info.Member
-	line := int64(1)
 	var carry []byte
-	first := info.Format.Header != nil
 	eof := false
 	size := r.o.ChunkSize
 	for !eof {
