@@ -485,10 +485,7 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 	var locBuf []byte
 	var arena []byte
 	// attrOf caches the attribute role of a column name in this chunk.
-	table := ""
-	if c.Info.Format.Kind == records.KindSQL || c.Info.Format.Kind == records.KindSQLite {
-		table = c.Schema[strings.LastIndexByte(c.Schema, '/')+1:]
-	}
+	table := c.Table
 	type attr struct {
 		k   identity.Kind
 		key string

@@ -44,6 +44,10 @@ type Chunk struct {
 	Info   *Info
 	Schema string
 	Names  []string // shared column names (header, table columns)
+	// Table is the SQL or SQLite table the rows come from ("" for other
+	// formats). Chunks carry it: Info is written by the reader while
+	// chunks are parsed elsewhere.
+	Table string
 	// Seq numbers the chunks of one Read from 0.
 	Seq int64
 

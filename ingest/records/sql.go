@@ -662,7 +662,7 @@ func (s *sqlScanner) copyFrom() error {
 func (s *sqlScanner) chunk(t string) *Chunk {
 	c := s.pending[t]
 	if c == nil {
-		c = &Chunk{Info: s.info, Schema: s.info.Member + "/" + t}
+		c = &Chunk{Info: s.info, Schema: s.info.Member + "/" + t, Table: t}
 		s.pending[t] = c
 	}
 	return c

@@ -121,7 +121,7 @@ func (r *reader) sqliteTable(db *sql.DB, t string, info *Info) error {
 		ptrs[i] = &raw[i]
 	}
 	schema := info.Member + "/" + t
-	c := &Chunk{Info: info, Schema: schema, Names: cols}
+	c := &Chunk{Info: info, Schema: schema, Names: cols, Table: t}
 	n := int64(0)
 	for rows.Next() {
 		n++
@@ -139,7 +139,7 @@ func (r *reader) sqliteTable(db *sql.DB, t string, info *Info) error {
 			if err := r.send(c); err != nil {
 				return err
 			}
-			c = &Chunk{Info: info, Schema: schema, Names: cols}
+			c = &Chunk{Info: info, Schema: schema, Names: cols, Table: t}
 		}
 	}
 	// The rows read before damage count.
