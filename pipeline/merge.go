@@ -170,28 +170,11 @@ func mergeSource(ctx context.Context, dest *custody.Case, ix, srcIx *index.Index
 		}
 		return o
 	}
-	// Every sighting is fed as often as the source holds it, each at its
-	// first location: the index then counts exactly what the first load did.
-	feed := func(ctx context.Context, sink func([]identity.Sighting) error) (index.FileInfo, error) {
-		buf := make([]identity.Sighting, 0, 4096)
-		err := srcIx.Sightings(ctx, s.ID, func(sg identity.Sighting, n int64) error {
-			for range n {
-				buf = append(buf, sg)
-				if len(buf) == cap(buf) {
-					if err := sink(buf); err != nil {
-						return err
-					}
-					buf = buf[:0]
-				}
-			}
-			return nil
+	feed := replayFeed(index.FileInfo{SHA256: s.SHA256, Format: s.Format, Encoding: s.Encoding, Compression: s.Compression,
+		Rows: s.Rows, Rejected: s.Rejected, Invalid: s.Invalid, Columns: s.Columns, Problems: s.Problems},
+		func(ctx context.Context, fn func(identity.Sighting, int64) error) error {
+			return srcIx.Sightings(ctx, s.ID, fn)
 		})
-		if err == nil && len(buf) > 0 {
-			err = sink(buf)
-		}
-		return index.FileInfo{SHA256: s.SHA256, Format: s.Format, Encoding: s.Encoding, Compression: s.Compression,
-			Rows: s.Rows, Rejected: s.Rejected, Invalid: s.Invalid, Columns: s.Columns, Problems: s.Problems}, err
-	}
 	progress.Stage("merging "+s.Name, "sightings", s.Sightings)
 	o := origin(index.Origin{EvidenceID: s.Evidence, EvidencePath: s.EvidPath})
 	st, err := ix.AddSource(ctx, index.Source{Name: s.Name, SHA256: s.SHA256, Size: s.Size, Path: s.Path, Origin: o}, feed,
@@ -277,4 +260,30 @@ func sameDir(a, b string) (bool, error) {
 		return false, err
 	}
 	return os.SameFile(fa, fb), nil
+}
+
+// replayFeed is a load's feed from identities already counted elsewhere (a
+// source of another case, a Beam job's output): every identity is fed as
+// often as the source holds it, each time at its first location, so the
+// index counts exactly what a load of the file itself counted.
+func replayFeed(info index.FileInfo, each func(ctx context.Context, fn func(identity.Sighting, int64) error) error) index.Feed {
+	return func(ctx context.Context, sink func([]identity.Sighting) error) (index.FileInfo, error) {
+		buf := make([]identity.Sighting, 0, 4096)
+		err := each(ctx, func(sg identity.Sighting, n int64) error {
+			for range n {
+				buf = append(buf, sg)
+				if len(buf) == cap(buf) {
+					if err := sink(buf); err != nil {
+						return err
+					}
+					buf = buf[:0]
+				}
+			}
+			return nil
+		})
+		if err == nil && len(buf) > 0 {
+			err = sink(buf)
+		}
+		return info, err
+	}
 }

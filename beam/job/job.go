@@ -61,6 +61,10 @@ type Options struct {
 	// Work is a directory (local or a Beam filesystem URL every worker can
 	// write) where the job leaves its result for the driver.
 	Work string
+	// Load also keeps each identity's first location per file and writes,
+	// per shard, what `evidx dataset import` loads into a case, to Out.
+	Load bool
+	Out  string
 }
 
 func (o *Options) defaults() {
@@ -184,15 +188,28 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 	if err != nil {
 		return err
 	}
-	local := map[string]int64{}
+	if o.Load {
+		iopts.NoLoc = false // a case keeps each identity's first location
+	}
+	// local holds, per distinct identity of this Work, its occurrences and
+	// (loading) its first sighting: seq orders the sightings of the Work
+	// across flushes, so the first in file order can be told later.
+	type localIdent struct {
+		n   int64
+		seq uint64
+		loc string
+	}
+	local := map[string]*localIdent{}
+	var seq uint64
+	span := uint64(w.Span + 1) // 0: a whole file
 	// Sightings travel in batches per shard: one element per identity
 	// costs a runner far more than the bytes.
 	batches := make([][]byte, o.Shards)
 	flush := func() {
-		for k, n := range local {
+		for k, li := range local {
 			kind, value := identity.Kind(k[1:1+k[0]]), k[1+k[0]:]
 			sh := dedupe.Partition(string(kind), value, o.Shards)
-			rec := encodeSighting(kind, w.File, n, value)
+			rec := encodeSighting(sighting{kind: identity.KindIndex(kind), file: w.File, n: li.n, span: span, seq: li.seq, value: []byte(value), loc: li.loc})
 			batches[sh] = binary.AppendUvarint(batches[sh], uint64(len(rec)))
 			batches[sh] = append(batches[sh], rec...)
 			if len(batches[sh]) >= batchBytes {
@@ -204,7 +221,14 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 	}
 	sink := func(b []identity.Sighting) error {
 		for _, s := range b {
-			local[string([]byte{byte(len(s.Kind))})+string(s.Kind)+s.Value]++
+			k := string([]byte{byte(len(s.Kind))}) + string(s.Kind) + s.Value
+			li := local[k]
+			if li == nil {
+				li = &localIdent{seq: seq, loc: s.Loc}
+				seq++
+				local[k] = li
+			}
+			li.n++
 		}
 		if len(local) >= maxLocal {
 			flush()
@@ -279,29 +303,54 @@ func stage(ctx context.Context, url string) (string, error) {
 	return t.Name(), t.Close()
 }
 
-// A sighting on the wire: the kind's index, the file, the occurrences,
-// then the normalised value.
-func encodeSighting(kind identity.Kind, file int, n int64, value string) []byte {
-	b := make([]byte, 0, 12+len(value))
-	b = append(b, byte(identity.KindIndex(kind)))
-	b = binary.AppendUvarint(b, uint64(file))
-	b = binary.AppendUvarint(b, uint64(n))
-	return append(b, value...)
+// sighting is one distinct identity of a Work on the wire: the kind's
+// index, the file, its occurrences in the Work, the Work's span (+1; 0 for
+// a whole file) and the order of its first sighting there, the normalised
+// value and its first location (empty when counting).
+type sighting struct {
+	kind  int
+	file  int
+	n     int64
+	span  uint64
+	seq   uint64
+	value []byte
+	loc   string
 }
 
-func decodeSighting(b []byte) (kind int, file int, n int64, value []byte, err error) {
-	if len(b) < 3 || int(b[0]) >= len(identity.Kinds()) {
-		return 0, 0, 0, nil, fmt.Errorf("job: bad sighting record (%d bytes)", len(b))
+func encodeSighting(s sighting) []byte {
+	b := make([]byte, 0, 24+len(s.value)+len(s.loc))
+	b = append(b, byte(s.kind))
+	b = binary.AppendUvarint(b, uint64(s.file))
+	b = binary.AppendUvarint(b, uint64(s.n))
+	b = binary.AppendUvarint(b, s.span)
+	b = binary.AppendUvarint(b, s.seq)
+	b = binary.AppendUvarint(b, uint64(len(s.value)))
+	b = append(b, s.value...)
+	return append(b, s.loc...)
+}
+
+func decodeSighting(b []byte) (sighting, error) {
+	bad := fmt.Errorf("job: bad sighting record (%d bytes)", len(b))
+	if len(b) < 6 || int(b[0]) >= len(identity.Kinds()) {
+		return sighting{}, bad
 	}
-	f, k := binary.Uvarint(b[1:])
-	if k <= 0 {
-		return 0, 0, 0, nil, fmt.Errorf("job: bad sighting record (%d bytes)", len(b))
+	s := sighting{kind: int(b[0])}
+	p := 1
+	var v [5]uint64
+	for i := range v {
+		x, m := binary.Uvarint(b[p:])
+		if m <= 0 {
+			return sighting{}, bad
+		}
+		v[i], p = x, p+m
 	}
-	c, m := binary.Uvarint(b[1+k:])
-	if m <= 0 {
-		return 0, 0, 0, nil, fmt.Errorf("job: bad sighting record (%d bytes)", len(b))
+	if v[4] > uint64(len(b)-p) {
+		return sighting{}, bad
 	}
-	return int(b[0]), int(f), int64(c), b[1+k+m:], nil
+	s.file, s.n, s.span, s.seq = int(v[0]), int64(v[1]), v[2], v[3]
+	s.value = b[p : p+int(v[4])]
+	s.loc = string(b[p+int(v[4]):])
+	return s, nil
 }
 
 // counts are distinct identities per kind, overall and per file.
@@ -329,10 +378,11 @@ func (shardFn) ProcessElement(shard int, values func(*[]byte) bool, emit func(in
 			}
 			b := batch[m : m+int(l)]
 			batch = batch[m+int(l):]
-			kind, file, n, value, err := decodeSighting(b)
+			sg, err := decodeSighting(b)
 			if err != nil {
 				return fmt.Errorf("shard %d: %w", shard, err)
 			}
+			kind, file, n, value := sg.kind, sg.file, sg.n, sg.value
 			key := string(rune('0'+kind)) + string(value)
 			id := seen[key]
 			if id == nil {

@@ -75,7 +75,11 @@ func Count(ctx context.Context, runner string, files []string, o Options) (Resul
 	work := beam.ParDo(s.Scope("plan"), &planFn{Opt: o}, in)
 	work = beam.Reshuffle(s, work)
 	sightings, parts := beam.ParDo2(s.Scope("read"), &readFn{Opt: o}, work)
-	shardCounts := beam.ParDo(s.Scope("dedupe"), shardFn{}, beam.GroupByKey(s, sightings))
+	grouped := beam.GroupByKey(s, sightings)
+	shardCounts := beam.ParDo(s.Scope("dedupe"), shardFn{}, grouped)
+	if o.Load {
+		beam.ParDo0(s.Scope("load"), &loadFn{Out: o.Out}, grouped)
+	}
 	stats := beam.ParDo(s.Scope("merge"), &mergeFn{Opt: o}, beam.GroupByKey(s, parts))
 	all := beam.Flatten(s, shardCounts, stats)
 	beam.ParDo0(s.Scope("report"), &reportFn{Out: out, Files: len(files)}, beam.GroupByKey(s, all))

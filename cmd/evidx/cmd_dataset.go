@@ -75,6 +75,45 @@ dataset load.`,
 	remove.Flags().StringVar(&ropts.reason, "reason", "", "why the source is removed (recorded in the audit log)")
 	remove.Flags().BoolVar(&ropts.json, "json", false, "print one JSON object on stdout")
 	cmd.AddCommand(remove)
+	var importJSON bool
+	imp := &cobra.Command{
+		Use:   "import DIR JOBDIR",
+		Short: "Load datasets a Beam job counted elsewhere (evidx-beam load --out JOBDIR)",
+		Long: `Load into the case DIR what 'evidx-beam load --out JOBDIR' wrote: each shard
+file is checked against the SHA-256 in JOBDIR/manifest.json, then every input
+file of the job becomes a source, in the job's order, with the counts 'dataset
+add' of the same files in that order gives. The job (runner, job id, the
+outputs' hashes) and each source are recorded in the audit log.`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			c, err := openCase(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			bar := newProgress(filepath.Base(a[1]))
+			res, err := pipeline.ImportDatasets(cmd.Context(), c, a[1], bar)
+			bar.stop()
+			if res != nil {
+				for _, p := range res.Problems {
+					fmt.Fprintln(cmd.ErrOrStderr(), "evidx: dataset import: warning: "+oneLine(p))
+				}
+			}
+			if err != nil || res == nil {
+				return err
+			}
+			if importJSON {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			for _, s := range res.Sources {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d rows, unique %v, new %v\n", oneLine(s.Name), s.Rows, s.Unique, s.New)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "job %s on %s: %d sources\n", oneLine(res.JobID), oneLine(res.Runner), len(res.Sources))
+			return nil
+		},
+	}
+	imp.Flags().BoolVar(&importJSON, "json", false, "print one JSON object on stdout")
+	cmd.AddCommand(imp)
 	return cmd
 }
 

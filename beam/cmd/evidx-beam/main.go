@@ -34,6 +34,7 @@ var (
 	jsonOut   = flag.Bool("json", false, "count: print one JSON object (as evidx count --json)")
 	shards    = flag.Int("shards", 0, "partitions: the index's shard count (default 16)")
 	splitSize = flag.Int64("split_size", 64<<20, "bytes per span of a large uncompressed line-oriented file")
+	out       = flag.String("out", "", "load: directory (new or empty; local or a Beam filesystem URL) for the shard files and manifest 'evidx dataset import' loads")
 	work      = flag.String("work", "", "directory (local, or a Beam filesystem URL the workers can write) for the job's result (default: a temporary one)")
 	format    = flag.String("format", "", "read every file as FORMAT (csv, tsv, delimited, jsonl, sql, text) instead of sniffing")
 	delimiter = flag.String("delimiter", "", "field separator SEP; implies delimited text")
@@ -46,7 +47,8 @@ func init() {
 	flag.Var(&columns, "column", "force a column's role: NAME_OR_INDEX=KIND (repeatable)")
 }
 
-const usage = `usage: evidx-beam count [--runner R] [flags] FILE... [--json]`
+const usage = `usage: evidx-beam count [--runner R] [flags] FILE... [--json]
+       evidx-beam load  [--runner R] [flags] --out DIR FILE...   (then: evidx dataset import CASE DIR)`
 
 func main() {
 	cmd, args := "", os.Args[1:]
@@ -65,6 +67,8 @@ func main() {
 	switch cmd {
 	case "count":
 		err = count(ctx, os.Stdout, os.Stderr, flag.Args())
+	case "load":
+		err = load(ctx, os.Stdout, os.Stderr, flag.Args())
 	default:
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
@@ -165,4 +169,30 @@ func count(ctx context.Context, stdout, stderr io.Writer, args []string) error {
 		return err
 	}
 	return job.PrintCount(stdout, rep)
+}
+
+// load runs the load pipeline into --out and prints what it wrote.
+func load(ctx context.Context, stdout, stderr io.Writer, args []string) error {
+	if len(args) == 0 || *out == "" {
+		return errors.New("no file or no --out given\n" + usage)
+	}
+	files, err := job.Expand(ctx, args)
+	if err != nil {
+		return err
+	}
+	res, err := job.Load(ctx, runner(), files, options(), *out, "evidx-beam")
+	if err != nil {
+		return err
+	}
+	rep, err := job.ParseCount(res.Report)
+	if err != nil {
+		return err
+	}
+	for _, f := range rep.Files {
+		if f.Error != "" {
+			fmt.Fprintf(stderr, "evidx-beam: load: %s\n", f.Error)
+		}
+	}
+	fmt.Fprintf(stdout, "job %s on %s: %d files into %s; load them with: evidx dataset import CASE %s\n", res.JobID, runner(), len(files), *out, *out)
+	return nil
 }
