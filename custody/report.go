@@ -39,9 +39,12 @@ type Report struct {
 	HashsetMatches []HashsetMatch   `json:"hashset_matches"`
 	Removed        []RemovedDataset `json:"removed_datasets"` // sources taken out of the index, from the audit log
 	Identities     Identities       `json:"identities"`
-	Audit          AuditSummary     `json:"audit"`
-	Errors         []string         `json:"errors"`      // damage and failures recorded during processing
-	Limitations    []string         `json:"limitations"` // what this report does not establish
+	// Persons is what linking the identifiers into persons found: null
+	// when the case was never linked (ReportOptions.Persons).
+	Persons     *ReportPersons `json:"persons"`
+	Audit       AuditSummary   `json:"audit"`
+	Errors      []string       `json:"errors"`      // damage and failures recorded during processing
+	Limitations []string       `json:"limitations"` // what this report does not establish
 }
 
 // RemovedDataset is a source that was loaded and later removed from the
@@ -394,6 +397,10 @@ type ReportOptions struct {
 	// Lang "zh" also writes report.zh.html, the Chinese 电子数据检查笔录
 	// (the English report is always written).
 	Lang string
+	// Persons are the case's linked persons, their demographics and
+	// sentencing counts, filled in by the caller (pipeline.ReportPersons);
+	// nil when the case was never linked, which the report says.
+	Persons *ReportPersons
 }
 
 // ReportResult lists the files written with their hashes.
@@ -439,6 +446,8 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 	if err != nil {
 		return nil, err
 	}
+	rep.Persons = opts.Persons
+	rep.Limitations = append(rep.Limitations, personsLimitations(opts.Persons)...)
 	shards, err := c.ShardItems(ctx)
 	if err != nil {
 		return nil, err

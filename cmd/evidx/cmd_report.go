@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evidx/evidx/custody"
+	"github.com/evidx/evidx/pipeline"
 )
 
 // reportOptions are the flags of `evidx report`.
@@ -51,7 +52,11 @@ func runReport(ctx context.Context, cmd *cobra.Command, opts reportOptions, a []
 		return err
 	}
 	defer c.Close()
-	res, err := c.WriteReport(ctx, custody.ReportOptions{OutDir: opts.Out, SignKey: opts.Sign, Lang: opts.Lang})
+	ps, err := pipeline.ReportPersons(ctx, c)
+	if err != nil {
+		return err
+	}
+	res, err := c.WriteReport(ctx, custody.ReportOptions{OutDir: opts.Out, SignKey: opts.Sign, Lang: opts.Lang, Persons: ps})
 	if err != nil {
 		return err
 	}
