@@ -188,7 +188,23 @@ var htmlFuncs = template.FuncMap{
 	"add":    func(a, b float64) float64 { return a + b },
 }
 
-var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!DOCTYPE html>
+// chartDef is an inline SVG horizontal bar chart (a chart), shared by the
+// English and Chinese reports: no script, prints as drawn.
+const chartDef = `{{define "chart"}}
+<figure>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 700 {{.Height}}" width="700" height="{{.Height}}" role="img" aria-label="{{.Title}}">
+<text x="0" y="12" font-weight="bold">{{.Title}}</text>
+<rect x="0" y="20" width="10" height="10" fill="#2b6cb0"/><text x="14" y="29">{{.LegA}}</text>
+{{if .LegB}}<rect x="260" y="20" width="10" height="10" fill="#c05621"/><text x="274" y="29">{{.LegB}}</text>{{end}}
+{{range .Bars}}<text x="0" y="{{.Y}}" dy="12">{{.Label}}</text>
+<rect x="190" y="{{.Y}}" width="{{printf "%.1f" .A}}" height="16" fill="#2b6cb0"/>
+{{if .VB}}<rect x="{{printf "%.1f" (add 190 .A)}}" y="{{.Y}}" width="{{printf "%.1f" .B}}" height="16" fill="#c05621"/>{{end}}
+<text x="{{printf "%.1f" (add 194 (add .A .B))}}" y="{{.Y}}" dy="12">{{num .VA}}{{if .VB}} + {{num .VB}}{{end}}</text>
+{{end}}</svg>
+</figure>
+{{end}}`
+
+var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Funcs(reportPersonsFuncs).Parse(chartDef + `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -213,6 +229,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
   .sub td { border-top: none; font-size: 8.5pt; color: #333; }
   section.finding, section.interpretation { page-break-inside: auto; }
   figure { margin: .5em 0; } svg { width: 100%; max-width: 700px; height: auto; } svg text { font: 9pt "DejaVu Sans", sans-serif; }
+  .level-serious, .level-especially_serious { color: #a00; font-weight: bold; }
   table.sign td { height: 2.6em; } table.sign th { width: 10em; }
   @page {
     size: A4; margin: 18mm 12mm 16mm;
@@ -319,7 +336,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
 {{range .Hashsets}}<tr><td>{{oneLine .Name}}</td><td>{{.Kind}}</td><td>{{.Format}}</td><td class="n">{{if lt .Entries 0}}not counted (indexed){{else}}{{num .Entries}}{{end}}</td><td><code>{{oneLine .Path}}</code></td><td class="n">{{num .Size}}</td></tr>
 <tr class="sub"><td colspan="6">SHA-256 <span class="hash">{{.SHA256}}</span></td></tr>
 {{end}}</table>
-{{if .HashsetMatches}}<p>Files of evidence whose content hash is in a set, known-bad first{{if gt (len .HashsetMatches) 2000}} (the first 2,000 of {{num (len .HashsetMatches)}}; all are in report.json){{end}}:</p>
+{{if .HashsetMatches}}<p>Files of evidence whose content hash is in a set, known-bad first{{if gt (len .HashsetMatches) 2000}} (the first 2,000 of {{numInt (len .HashsetMatches)}}; all are in report.json){{end}}:</p>
 <table class="hashset-matches">
 <thead><tr><th>Kind</th><th>Hash set</th><th>Evidence</th><th>Volume</th><th>Path</th><th>Size (bytes)</th><th>Deleted</th><th>SHA-256</th></tr></thead>
 {{range $i, $m := .HashsetMatches}}{{if lt $i 2000}}<tr><td>{{$m.Kind}}</td><td>{{oneLine $m.Hashset}}</td><td>{{$m.EvidenceID}}</td><td class="n">{{$m.Volume}}</td><td><code>{{oneLine $m.Path}}</code></td><td class="n">{{num $m.Size}}</td><td>{{if $m.Deleted}}yes{{else}}no{{end}}</td><td class="hash">{{$m.SHA256}}</td></tr>
@@ -348,19 +365,59 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Parse(`<!
 {{$u := .Identities.Unique}}{{range kinds $u}}<tr><td>{{.}}</td><td class="n">{{num (index $u .)}}</td></tr>{{end}}
 <tr><th>All kinds (one person may have an identity of several kinds)</th><th class="n">{{num .Identities.Total}}</th></tr>
 </table>{{else}}<p>No identities indexed.</p>{{end}}
-{{range charts .}}
-<figure>
-<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 700 {{.Height}}" width="700" height="{{.Height}}" role="img" aria-label="{{.Title}}">
-<text x="0" y="12" font-weight="bold">{{.Title}}</text>
-<rect x="0" y="20" width="10" height="10" fill="#2b6cb0"/><text x="14" y="29">{{.LegA}}</text>
-{{if .LegB}}<rect x="260" y="20" width="10" height="10" fill="#c05621"/><text x="274" y="29">{{.LegB}}</text>{{end}}
-{{range .Bars}}<text x="0" y="{{.Y}}" dy="12">{{.Label}}</text>
-<rect x="190" y="{{.Y}}" width="{{printf "%.1f" .A}}" height="16" fill="#2b6cb0"/>
-{{if .VB}}<rect x="{{printf "%.1f" (add 190 .A)}}" y="{{.Y}}" width="{{printf "%.1f" .B}}" height="16" fill="#c05621"/>{{end}}
-<text x="{{printf "%.1f" (add 194 (add .A .B))}}" y="{{.Y}}" dy="12">{{num .VA}}{{if .VB}} + {{num .VB}}{{end}}</text>
-{{end}}</svg>
-</figure>
-{{end}}
+{{range charts .}}{{template "chart" .}}{{end}}
+
+<h3>Persons (victims) in the case</h3>
+{{with .Persons}}{{$p := .}}<table class="meta">
+<tr><th>Unique persons</th><td class="n persons-unique">{{num .Unique}}</td></tr>
+<tr><th>Records linked</th><td class="n">{{num .Records}}</td></tr>
+<tr><th>Hubs (values that link nobody)</th><td class="n">{{numInt (len .Hubs)}}</td></tr>
+<tr><th>Linked</th><td class="ts">{{.Built}}</td></tr>
+</table>
+<p><b>Linking method.</b> {{.Method}}</p>
+{{if .Hubs}}<table class="hubs">
+<thead><tr><th>Kind</th><th>Value</th><th>People it touches</th><th>Rule</th></tr></thead>
+{{range firstHubs .Hubs}}<tr><td>{{.Kind}}</td><td><code>{{oneLine .Value}}</code></td><td class="n">{{num .People}}</td><td>{{.Rule}}</td></tr>
+{{end}}</table>{{if gt (len .Hubs) 50}}<p class="note">The 50 hubs touching the most people; all {{numInt (len .Hubs)}} are in report.json.</p>{{end}}{{end}}
+{{if .Sources}}<table>
+<thead><tr><th>Source</th><th>Information category</th><th>Persons</th><th>New to the case</th></tr></thead>
+{{range .Sources}}<tr><td>{{oneLine .Name}}</td><td>{{or .Category "—"}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .New}}</td></tr>
+{{end}}</table>{{end}}
+{{if .Evidence}}<table>
+<thead><tr><th>Evidence item</th><th>Persons in its sources</th></tr></thead>
+{{range .Evidence}}<tr><td>{{.ID}}</td><td class="n">{{num .Persons}}</td></tr>{{end}}
+</table>{{end}}
+
+<h3>Where the ID numbers were issued</h3>
+{{with .Demographics}}{{if .Province}}<p class="note">Unique ID numbers by the province, prefecture and county of their address code (GB/T 2260, {{.Edition}}; retired codes included), ages as of {{.AgeYear}}.{{if .Unknown}} {{num .Unknown}} ID numbers carry a county code the table lacks.{{end}}</p>
+<table class="provinces">
+<thead><tr><th>Code</th><th>Province</th><th>Unique ID numbers</th></tr></thead>
+{{range .Province}}<tr><td>{{.Code}}</td><td>{{.Name}}</td><td class="n">{{num .CNID}}</td></tr>
+{{end}}</table>
+{{template "chart" (provinceChart . "Unique ID numbers per province" "unique ID numbers")}}
+{{if .Prefecture}}<table>
+<thead><tr><th>Code</th><th>Prefecture</th><th>Province</th><th>Unique ID numbers</th></tr></thead>
+{{range firstPlaces .Prefecture}}<tr><td>{{.Code}}</td><td>{{.Name}}{{if .Retired}} (code retired){{end}}</td><td>{{.Province}}</td><td class="n">{{num .CNID}}</td></tr>
+{{end}}</table>{{if gt (len .Prefecture) 20}}<p class="note">The 20 prefectures with the most ID numbers; all {{numInt (len .Prefecture)}}, and every county, are in report.json.</p>{{end}}{{end}}
+<table class="ages">
+<thead><tr><th>Age band</th><th>Unique ID numbers</th></tr></thead>
+{{range .AgeBand}}<tr><td>{{.Label}}</td><td class="n">{{num .CNID}}</td></tr>{{end}}
+</table>
+{{template "chart" (ageChart . "Unique ID numbers per age band" "unique ID numbers")}}
+<table class="sex">
+<thead><tr><th>Sex (17th digit)</th><th>Unique ID numbers</th></tr></thead>
+{{range .Sex}}<tr><td>{{.Label}}</td><td class="n">{{num .CNID}}</td></tr>{{end}}
+</table>{{else}}<p>No valid ID number among the persons.</p>{{end}}{{end}}
+
+<h3>Sentencing counts (法释〔2017〕10号 art. 5)</h3>
+{{with .Sentencing}}{{if .Categories}}<table class="sentencing">
+<thead><tr><th>Information category</th><th>Sources</th><th>Persons (deduplicated records)</th><th>情节严重 at</th><th>情节特别严重 at</th><th>Level reached</th></tr></thead>
+{{range .Categories}}<tr><td>{{.Label}} ({{.Category}})</td><td>{{sourceNames $p .Sources}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .Serious}}</td><td class="n">{{num .EspeciallySerious}}</td><td class="level-{{.Level}}">{{levelEn .Level}}</td></tr>
+{{end}}<tr><th colspan="5">All categories in proportion (each count divided by its 情节严重 threshold, added): {{ratio .Combined}}</th><th>{{levelEn .CombinedLevel}}</th></tr>
+</table>{{else}}<p>No source is tagged with an information category (evidx source set-category CASE SOURCE CATEGORY): no sentencing count is given.</p>{{end}}
+{{if .Uncategorized}}<p class="note">{{num .Uncategorized}} persons are in sources without a category and in no count above.</p>{{end}}
+<p><b>Method.</b> {{.Method}}</p>{{end}}
+{{else}}<p>The identifiers of this case were not linked into persons (see the limitations): no person count, demographics or sentencing count is given.</p>{{end}}
 
 <h2>3. Audit log</h2>
 <p>{{.Audit.Lines}} entries; chain {{if .Audit.Intact}}<span class="ok">intact</span>{{else}}<span class="bad">BROKEN: {{.Audit.Problem}}</span>{{end}}.

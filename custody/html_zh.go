@@ -58,7 +58,7 @@ var actionNamesZh = map[string]string{
 	"custody.transfer": "检材移交", "hashset.add": "登记哈希库", "evidence.hashsets": "哈希库比对",
 }
 
-var reportZhTmpl = template.Must(template.New("report.zh").Funcs(htmlFuncs).Funcs(zhFuncs).Parse(`<!DOCTYPE html>
+var reportZhTmpl = template.Must(template.New("report.zh").Funcs(htmlFuncs).Funcs(reportPersonsFuncs).Funcs(zhFuncs).Parse(chartDef + `<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>电子数据检查笔录 {{.Case.CaseNumber}}</title>
 <style>
@@ -69,7 +69,10 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", sans-serif; font-size: 1
 h1 { font-size: 16pt; text-align: center; } h2 { font-size: 12pt; border-bottom: 1px solid #999; margin-top: 1.2em; }
 table { border-collapse: collapse; width: 100%; margin: .4em 0; } th, td { border: 1px solid #aaa; padding: 3px 5px; text-align: left; vertical-align: top; }
 th { background: #eee; white-space: nowrap; } .hash, .t { font-family: monospace; white-space: nowrap; font-size: 7.5pt; } .hash { font-size: 6.2pt; }
-.sign td { height: 3em; }
+.sign td { height: 3em; } td.n { text-align: right; white-space: nowrap; }
+figure { margin: .5em 0; } svg { width: 100%; max-width: 700px; height: auto; } svg text { font: 9pt "Noto Sans CJK SC", sans-serif; }
+.level-serious, .level-especially_serious { color: #a00; font-weight: bold; }
+@media print { tr, svg { page-break-inside: avoid; } }
 </style></head><body>
 <h1>电子数据检查笔录</h1>
 <table>
@@ -117,6 +120,48 @@ th { background: #eee; white-space: nowrap; } .hash, .t { font-family: monospace
 {{range .HashsetMatches}}{{if ne .Kind "known-good"}}<tr><td>{{oneLine .Hashset}}</td><td>{{if eq .Kind "known-bad"}}已知违规{{else}}{{.Kind}}{{end}}</td><td>{{.EvidenceID}}</td><td>{{oneLine .Path}}</td><td class="hash">{{.SHA256}}</td></tr>
 {{end}}{{end}}</table>{{end}}
 <p>全案去重后：{{range $k := kinds .Identities.Unique}}{{$k}} {{num (index $.Identities.Unique $k)}}；{{end}}审计日志共 {{.Audit.Lines}} 条，末条哈希值 <span class="hash">{{.Audit.Head}}</span>。</p>
+
+<h2>（一）涉及的自然人</h2>
+{{with .Persons}}{{$p := .}}<table>
+<tr><th>去重后自然人数</th><td class="n persons-unique">{{num .Unique}}</td><th>关联的记录数</th><td class="n">{{num .Records}}</td></tr>
+<tr><th>公共值（不据以关联）</th><td class="n">{{numInt (len .Hubs)}}</td><th>关联时间（UTC）</th><td class="t">{{.Built}}</td></tr>
+</table>
+<p><b>关联方法：</b>{{linkMethodZh .}}</p>
+{{if .Hubs}}<table class="hubs">
+<tr><th>类型</th><th>值</th><th>涉及人数</th><th>规则</th></tr>
+{{range firstHubs .Hubs}}<tr><td>{{.Kind}}</td><td><code>{{oneLine .Value}}</code></td><td class="n">{{num .People}}</td><td>{{.Rule}}</td></tr>
+{{end}}</table>{{if gt (len .Hubs) 50}}<p>以上为涉及人数最多的 50 个公共值；全部 {{numInt (len .Hubs)}} 个列于 report.json。</p>{{end}}{{end}}
+{{if .Sources}}<table>
+<tr><th>数据集</th><th>信息类别</th><th>涉及人数</th><th>新增人数</th></tr>
+{{range .Sources}}<tr><td>{{oneLine .Name}}</td><td>{{if .Category}}{{categoryZh .Category}}{{else}}—{{end}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .New}}</td></tr>
+{{end}}</table>{{end}}
+
+<h2>（二）身份证号码所属地区、年龄与性别</h2>
+{{with .Demographics}}{{if .Province}}<p>按有效身份证号码（去重）的地址码（GB/T 2260，{{.Edition}}，含已撤销的代码）、出生日期及性别码统计；年龄按 {{.AgeYear}} 年计算。{{if .Unknown}}另有 {{num .Unknown}} 个号码的县级代码不在表中。{{end}}地址码表示号码的签发地，不表示现住址。</p>
+<table class="provinces">
+<tr><th>代码</th><th>省级行政区</th><th>身份证号码数（去重）</th></tr>
+{{range .Province}}<tr><td>{{.Code}}</td><td>{{.Name}}</td><td class="n">{{num .CNID}}</td></tr>
+{{end}}</table>
+{{template "chart" (provinceChart . "各省级行政区身份证号码数（去重）" "身份证号码数")}}
+<table class="ages">
+<tr><th>年龄段</th><th>人数</th></tr>
+{{range .AgeBand}}<tr><td>{{if eq .Label "unknown"}}不详{{else}}{{.Label}} 岁{{end}}</td><td class="n">{{num .CNID}}</td></tr>{{end}}
+</table>
+<table class="sex">
+<tr><th>性别（第十七位）</th><th>人数</th></tr>
+{{range .Sex}}<tr><td>{{sexZh .Label}}</td><td class="n">{{num .CNID}}</td></tr>{{end}}
+</table>{{else}}<p>无有效身份证号码。</p>{{end}}{{end}}
+
+<h2>（三）量刑情节计数（法释〔2017〕10号第五条）</h2>
+{{with .Sentencing}}{{if .Categories}}<table class="sentencing">
+<tr><th>信息类别</th><th>数据集</th><th>条数（去重后人数）</th><th>情节严重标准</th><th>情节特别严重标准</th><th>达到的情节</th></tr>
+{{range .Categories}}<tr><td>{{.Label}}</td><td>{{sourceNames $p .Sources}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .Serious}}</td><td class="n">{{num .EspeciallySerious}}</td><td class="level-{{.Level}}">{{levelZh .Level}}</td></tr>
+{{end}}<tr><th colspan="5">各类别按数量与标准之比合计：{{ratio .Combined}}</th><th>{{levelZh .CombinedLevel}}</th></tr>
+</table>{{else}}<p>未为任何数据集标注信息类别（evidx source set-category），不作量刑情节计数。</p>{{end}}
+{{if .Uncategorized}}<p>另有 {{num .Uncategorized}} 人所在数据集未标注类别，未计入上表。</p>{{end}}
+<p><b>计数方法：</b>{{sentencingMethodZh}}</p>{{end}}
+{{else}}<p>本案的个人信息标识尚未关联为自然人（未运行关联：导入数据集或运行 evidx link），以上计数为标识数而非人数，不作地区分布和量刑情节计数。</p>{{end}}
+
 {{if .Errors}}<h2>五、检查中发现的问题</h2><ul>{{range .Errors}}<li>{{oneLine .}}</li>{{end}}</ul>{{end}}
 
 <h2>签名</h2>
