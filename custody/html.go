@@ -230,6 +230,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Funcs(rep
   section.finding, section.interpretation { page-break-inside: auto; }
   figure { margin: .5em 0; } svg { width: 100%; max-width: 700px; height: auto; } svg text { font: 9pt "DejaVu Sans", sans-serif; }
   .level-serious, .level-especially_serious { color: #a00; font-weight: bold; }
+  table.sentencing td[class^="level-"], table.sentencing th { white-space: nowrap; }
   table.sign td { height: 2.6em; } table.sign th { width: 10em; }
   @page {
     size: A4; margin: 18mm 12mm 16mm;
@@ -413,7 +414,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Funcs(rep
 {{with .Sentencing}}{{if .Categories}}<table class="sentencing">
 <thead><tr><th>Information category</th><th>Sources</th><th>Persons (deduplicated records)</th><th>情节严重 at</th><th>情节特别严重 at</th><th>Level reached</th></tr></thead>
 {{range .Categories}}<tr><td>{{.Label}} ({{.Category}})</td><td>{{sourceNames $p .Sources}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .Serious}}</td><td class="n">{{num .EspeciallySerious}}</td><td class="level-{{.Level}}">{{levelEn .Level}}</td></tr>
-{{end}}<tr><th colspan="5">All categories in proportion (each count divided by its 情节严重 threshold, added): {{ratio .Combined}}</th><th>{{levelEn .CombinedLevel}}</th></tr>
+{{end}}<tr><th colspan="5">All categories in proportion (each count divided by its 情节严重 threshold, added): {{ratio .Combined}}</th><th class="level-{{.CombinedLevel}}">{{levelEn .CombinedLevel}}</th></tr>
 </table>{{else}}<p>No source is tagged with an information category (evidx source set-category CASE SOURCE CATEGORY): no sentencing count is given.</p>{{end}}
 {{if .Uncategorized}}<p class="note">{{num .Uncategorized}} persons are in sources without a category and in no count above.</p>{{end}}
 <p><b>Method.</b> {{.Method}}</p>{{end}}

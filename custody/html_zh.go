@@ -156,7 +156,7 @@ figure { margin: .5em 0; } svg { width: 100%; max-width: 700px; height: auto; } 
 {{with .Sentencing}}{{if .Categories}}<table class="sentencing">
 <tr><th>信息类别</th><th>数据集</th><th>条数（去重后人数）</th><th>情节严重标准</th><th>情节特别严重标准</th><th>达到的情节</th></tr>
 {{range .Categories}}<tr><td>{{.Label}}</td><td>{{sourceNames $p .Sources}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .Serious}}</td><td class="n">{{num .EspeciallySerious}}</td><td class="level-{{.Level}}">{{levelZh .Level}}</td></tr>
-{{end}}<tr><th colspan="5">各类别按数量与标准之比合计：{{ratio .Combined}}</th><th>{{levelZh .CombinedLevel}}</th></tr>
+{{end}}<tr><th colspan="5">各类别按数量与标准之比合计：{{ratio .Combined}}</th><th class="level-{{.CombinedLevel}}">{{levelZh .CombinedLevel}}</th></tr>
 </table>{{else}}<p>未为任何数据集标注信息类别（evidx source set-category），不作量刑情节计数。</p>{{end}}
 {{if .Uncategorized}}<p>另有 {{num .Uncategorized}} 人所在数据集未标注类别，未计入上表。</p>{{end}}
 <p><b>计数方法：</b>{{sentencingMethodZh}}</p>{{end}}

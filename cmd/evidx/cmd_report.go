@@ -29,7 +29,14 @@ same content, with "schema_version"), evidence-<id>.dfxml (DFXML 2) per
 evidence item, manifest.hashdeep (every extracted and carved file, names as
 'evidx export' writes them) and SHA256SUMS covering them; with --sign KEY
 also SHA256SUMS.sig (ed25519; the key must be the one given to 'case init
---sign-key'). Every file's SHA-256 is appended to the audit log.`,
+--sign-key'). Every file's SHA-256 is appended to the audit log.
+
+When the case's identifiers were linked (every dataset add does it; evidx
+link redoes it), the report gives the persons: their number, the hubs,
+where the ID numbers were issued (province table and chart, age bands,
+sex) and the sentencing counts per information category against the
+thresholds of 法释〔2017〕10号 art. 5, with the method in words
+(report.json "persons": the numbers of 'evidx stats --json').`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runReport(cmd.Context(), cmd, opts, a)

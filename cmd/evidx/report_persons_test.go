@@ -89,7 +89,7 @@ func TestReportPersons(t *testing.T) {
 	hostileShop(t, shop)
 	testutil.Unchanged(t, shop)
 	cli(t, append(append([]string{"dataset", "add", cs}, truth.Files...), shop)...)
-	cli(t, "source", "set-category", cs, "shop.sqlite", "transaction")
+	cli(t, "source", "set-category", cs, "shop.sqlite", "property")
 	cli(t, "source", "set-category", cs, "people.csv", "other")
 	cli(t, "report", cs, "--lang", "zh")
 
@@ -133,6 +133,11 @@ func TestReportPersons(t *testing.T) {
 	if !reflect.DeepEqual(rp.Sentencing, st.Persons.Sentencing) || len(rp.Sentencing.Categories) != 2 {
 		t.Errorf("report sentencing %+v, stats %+v", rp.Sentencing, st.Persons.Sentencing)
 	}
+	// 财产信息 counts from 50: the shop's persons reach 情节严重, people.csv's
+	// (other, from 5,000) do not, and together in proportion they do.
+	if c := rp.Sentencing.Categories; len(c) != 2 || c[0].Category != "property" || c[0].Level != "serious" || c[1].Level != "below" || rp.Sentencing.CombinedLevel != "serious" {
+		t.Errorf("sentencing levels %+v", rp.Sentencing)
+	}
 
 	html := readString(t, filepath.Join(cs, "reports", "report.html"))
 	zh := readString(t, filepath.Join(cs, "reports", "report.zh.html"))
@@ -159,7 +164,7 @@ func TestReportPersons(t *testing.T) {
 	for _, c := range rp.Sentencing.Categories {
 		row := fmt.Sprintf(`<td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="level-%s">%s</td></tr>`,
 			num(c.Persons), num(c.Serious), num(c.EspeciallySerious), c.Level, levelsEn[c.Level])
-		if !strings.Contains(html, row) {
+		if !strings.Contains(html, row) || !strings.Contains(html, "<td>"+c.Label+" ("+c.Category+")</td>") {
 			t.Errorf("report.html lacks the sentencing row %s", row)
 		}
 		if !strings.Contains(zh, fmt.Sprintf(`<td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="level-%s">`,
@@ -187,10 +192,12 @@ func TestReportPersons(t *testing.T) {
 			if i == 1 {
 				out = strings.TrimSuffix(shot, ".png") + ".zh.png"
 			}
-			cmd := exec.Command("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,6000",
-				"--screenshot="+out, "file://"+filepath.Join(cs, "reports", f))
-			if b, err := cmd.CombinedOutput(); err != nil {
-				t.Logf("chromium: %v\n%s", err, b)
+			for _, arg := range []string{"--screenshot=" + out, "--print-to-pdf=" + strings.TrimSuffix(out, ".png") + ".pdf"} {
+				cmd := exec.Command("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,6000",
+					"--no-pdf-header-footer", arg, "file://"+filepath.Join(cs, "reports", f))
+				if b, err := cmd.CombinedOutput(); err != nil {
+					t.Logf("chromium: %v\n%s", err, b)
+				}
 			}
 		}
 	}
