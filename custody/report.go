@@ -544,9 +544,12 @@ func (c *Case) writeReport(ctx context.Context, out string, opts ReportOptions) 
 		}
 	}
 	outputs := append(append([]Item{}, items...), shards...)
-	if err := c.Audit(Entry{Action: "report", Outputs: outputs, Outcome: OutcomeOK, Details: map[string]any{
-		"dir": out, "audit_head": rep.Audit.Head, "audit_lines": rep.Audit.Lines, "signed": opts.SignKey != "",
-	}}); err != nil {
+	details := map[string]any{"dir": out, "audit_head": rep.Audit.Head, "audit_lines": rep.Audit.Lines, "signed": opts.SignKey != ""}
+	if rep.Persons != nil {
+		// The figure a court reads, in the line that vouches for the report.
+		details["persons"] = rep.Persons.Unique
+	}
+	if err := c.Audit(Entry{Action: "report", Outputs: outputs, Outcome: OutcomeOK, Details: details}); err != nil {
 		return nil, err
 	}
 	return &ReportResult{Dir: out, Files: items}, nil

@@ -184,6 +184,22 @@ func TestReportPersons(t *testing.T) {
 		}
 	}
 	cli(t, "verify", cs)
+	// The report's audit line carries the person count it gave.
+	found := false
+	for _, l := range strings.Split(readString(t, filepath.Join(cs, "audit.log")), "\n") {
+		var e struct {
+			Action  string `json:"action"`
+			Details struct {
+				Persons *int64 `json:"persons"`
+			} `json:"details"`
+		}
+		if json.Unmarshal([]byte(l), &e) == nil && e.Action == "report" && e.Details.Persons != nil && *e.Details.Persons == rp.Unique {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no report audit line records its %d persons", rp.Unique)
+	}
 
 	// Screenshot for a human look, when asked (EVIDX_REPORT_SHOT=path.png).
 	if shot := os.Getenv("EVIDX_REPORT_SHOT"); shot != "" {
