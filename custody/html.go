@@ -230,7 +230,7 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Funcs(rep
   section.finding, section.interpretation { page-break-inside: auto; }
   figure { margin: .5em 0; } svg { width: 100%; max-width: 700px; height: auto; } svg text { font: 9pt "DejaVu Sans", sans-serif; }
   .level-serious, .level-especially_serious { color: #a00; font-weight: bold; }
-  table.sentencing td[class^="level-"], table.sentencing th { white-space: nowrap; }
+  table.sentencing [class^="level-"] { white-space: nowrap; }
   table.sign td { height: 2.6em; } table.sign th { width: 10em; }
   @page {
     size: A4; margin: 18mm 12mm 16mm;
