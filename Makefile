@@ -19,11 +19,11 @@ deps:
 	@bash scripts/deps.sh
 
 # test: vet, then every package with the race detector (the parsers and the
-# concurrent pipeline alike), then each fuzz target for 3 s (make fuzz: 10 minutes each).
+# concurrent pipeline alike), then each fuzz target for 2 s (make fuzz: 10 minutes each).
 test: deps build
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...
-	@bash scripts/fuzz-smoke.sh 3s
+	@bash scripts/fuzz-smoke.sh 2s
 	$(MAKE) test-beam
 
 # test-beam: the Beam module's tests, on the in-process Prism runner.
