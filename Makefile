@@ -19,11 +19,11 @@ deps:
 	@bash scripts/deps.sh
 
 # test: vet, then every package with the race detector (the parsers and the
-# concurrent pipeline alike), then each fuzz target for 2 s (make fuzz: 10 minutes each).
+# concurrent pipeline alike), then each fuzz target for 1 s (make fuzz: 10 minutes each).
 test: deps build
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...
-	@bash scripts/fuzz-smoke.sh 2s
+	@bash scripts/fuzz-smoke.sh 1s
 	$(MAKE) test-beam
 
 # test-beam: the Beam module's tests, on the in-process Prism runner.
@@ -36,7 +36,7 @@ demo: deps build
 bench: deps build
 	@bash scripts/bench.sh
 
-# fuzz: every parser's target for FUZZTIME (10 minutes each, about 8 hours
+# fuzz: every parser's target for FUZZTIME (10 minutes each, about 10 hours
 # for all; FUZZ=regexp picks targets by package path or name).
 FUZZTIME ?= 10m
 FUZZ     ?=
