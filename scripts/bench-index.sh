@@ -77,6 +77,11 @@ rm -f "$work/one.db" "$work/three.db"
 read -r e_wall e_cpu e_rss < <(measure "$evidx" dataset add "$work/case" "$csv" --json)
 cp "$work/out" "$work/add.json"
 e_size=$(du -sb "$work/case/index" | cut -f1)
+# The same load without linking persons: what linking costs (target <= +50%).
+"$evidx" case init "$work/nolink" --case-number BENCH --examiner bench --shards "$shards" >/dev/null
+read -r n_wall n_cpu n_rss < <(measure "$evidx" dataset add "$work/nolink" "$csv" --no-link --json)
+n_size=$(du -sb "$work/nolink/index" | cut -f1)
+rm -rf "$work/nolink"
 read -r st_wall st_cpu st_rss < <(measure "$evidx" stats "$work/case" --json)
 # Search latency: 200 values from the CSV, one process, per lookup.
 tail -n 200 "$csv" | cut -d, -f2 > "$work/values"
@@ -88,6 +93,10 @@ line() { printf '%-44s %10s %8s %12s %9d %12d\n' "$1" "$2" "$3" "$(rate "$2")" $
 line "sqlite3 .import + 1 CREATE INDEX" "$b1_wall" "$b1_cpu" "$b1_rss" "$b1_size"
 line "sqlite3 .import + 3 CREATE INDEX" "$b3_wall" "$b3_cpu" "$b3_rss" "$b3_size"
 line "evidx dataset add ($shards shards)" "$e_wall" "$e_cpu" "$e_rss" "$e_size"
+line "evidx dataset add --no-link" "$n_wall" "$n_cpu" "$n_rss" "$n_size"
+awk -v e="$e_wall" -v n="$n_wall" -v ec="$e_cpu" -v nc="$n_cpu" 'BEGIN {
+  printf "linking persons adds %.0f%% wall, %.0f%% CPU to dataset add (target <= 50%%)\n", (e / n - 1) * 100, (ec / nc - 1) * 100 }'
+
 awk -v a="$b1_wall" -v b="$b3_wall" -v e="$e_wall" 'BEGIN {
   printf "ratio evidx/sqlite3 (rows/s): %.2f vs 1 index, %.2f vs 3 indexes (target >= 2)\n", a / e, b / e }'
 awk -v r="$e_rss" 'BEGIN { printf "evidx peak RSS %d MiB: %s the 1 GiB bound\n", r / 1024, (r < 1048576 ? "under" : "OVER") }'
