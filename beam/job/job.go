@@ -45,6 +45,7 @@ import (
 	"github.com/evidx/evidx/ingest"
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/ingest/records"
+	"github.com/evidx/evidx/internal/display"
 )
 
 // Options configure a job; they travel to the workers inside the DoFns.
@@ -254,7 +255,7 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			fr.Err = oneLine(strings.ReplaceAll(err.Error(), path, w.Path))
+			fr.Err = display.OneLine(strings.ReplaceAll(err.Error(), path, w.Path))
 		}
 		if msg.Whole, err = json.Marshal(fr); err != nil {
 			return err
@@ -459,21 +460,12 @@ func (f *mergeFn) ProcessElement(ctx context.Context, file int, parts func(*[]by
 	return nil
 }
 
-// CountFile is one file of the count report, as `evidx count --json`
-// prints it.
-type CountFile struct {
-	ingest.FileStats
-	Unique map[identity.Kind]int64 `json:"unique"`
-	Error  string                  `json:"error,omitempty"`
-}
-
-// CountReport is the JSON document of `evidx count --json`.
-type CountReport struct {
-	Unique   map[identity.Kind]int64 `json:"unique"`
-	Files    []CountFile             `json:"files"`
-	Problems []string                `json:"problems"`
-	Spills   int64                   `json:"spills"`
-}
+// CountFile and CountReport are the core's: the report is the document
+// `evidx count --json` prints.
+type (
+	CountFile   = ingest.CountFile
+	CountReport = ingest.CountReport
+)
 
 // reportFn gathers the shards' counts and the files' statistics into the
 // report and writes it (JSON) to Out.
@@ -533,16 +525,8 @@ func (f *reportFn) ProcessElement(ctx context.Context, _ int, vals func(*[]byte)
 		if cf.Error != "" {
 			continue
 		}
-		// The problems in the order evidx count names them.
-		path := oneLine(cf.Path)
-		for _, m := range cf.Members {
-			if m.Error != "" {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: member %q: %s", path, oneLine(m.Member), oneLine(m.Error)))
-			}
-		}
-		for _, p := range cf.Problems {
-			rep.Problems = append(rep.Problems, path+": "+oneLine(p))
-		}
+		members, doubts := ingest.FileProblems(cf.FileStats)
+		rep.Problems = append(append(rep.Problems, members...), doubts...)
 	}
 	return writeFile(ctx, f.Out, func(w io.Writer) error { return WriteJSON(w, rep) })
 }
@@ -570,18 +554,4 @@ func writeFile(ctx context.Context, path string, fn func(io.Writer) error) error
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return w.Close()
-}
-
-// oneLine is evidx's: control characters of names and errors made
-// harmless on one line.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }

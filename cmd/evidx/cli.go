@@ -6,9 +6,9 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
+	"github.com/evidx/evidx/internal/display"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -31,17 +31,7 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // oneLine folds a message onto one line: errors from evidence may carry
 // newlines and control characters, which must not reach a terminal raw.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-}
+func oneLine(s string) string { return display.OneLine(s) }
 
 // writeJSON prints v as the single JSON object a --json command emits on stdout.
 func writeJSON(w io.Writer, v any) error {

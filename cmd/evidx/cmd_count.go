@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -81,21 +80,6 @@ func parseBytes(s string) (int64, error) {
 	return v * mult, nil
 }
 
-// countFile is one file of the JSON report.
-type countFile struct {
-	ingest.FileStats
-	Unique map[identity.Kind]int64 `json:"unique"`
-	Error  string                  `json:"error,omitempty"`
-}
-
-// countReport is the JSON report of `evidx count`.
-type countReport struct {
-	Unique   map[identity.Kind]int64 `json:"unique"`
-	Files    []countFile             `json:"files"`
-	Problems []string                `json:"problems"`
-	Spills   int64                   `json:"spills"`
-}
-
 func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, files []string) error {
 	mem, err := parseBytes(opts.Mem)
 	if err != nil {
@@ -148,7 +132,7 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 	}
 	defer counter.Close()
 
-	rep := countReport{Files: make([]countFile, len(files)), Problems: []string{}}
+	rep := ingest.CountReport{Files: make([]ingest.CountFile, len(files)), Problems: []string{}}
 	ok := 0
 	progress, done := countProgress(files)
 	defer done()
@@ -177,18 +161,14 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 			}
 			continue
 		}
-		for _, m := range st.Members {
-			if m.Error != "" {
-				msg := fmt.Sprintf("%s: member %q: %s", oneLine(path), oneLine(m.Member), oneLine(m.Error))
-				rep.Problems = append(rep.Problems, msg)
-				fmt.Fprintf(stderr, "evidx: count: %s\n", msg)
-			}
+		members, doubts := ingest.FileProblems(st)
+		for _, msg := range members {
+			fmt.Fprintf(stderr, "evidx: count: %s\n", msg)
 		}
-		for _, p := range st.Problems {
-			msg := oneLine(path) + ": " + oneLine(p)
-			rep.Problems = append(rep.Problems, msg)
+		for _, msg := range doubts {
 			fmt.Fprintf(stderr, "evidx: count: warning: %s\n", msg)
 		}
+		rep.Problems = append(append(rep.Problems, members...), doubts...)
 		ok++
 	}
 	res, err := counter.Result(len(files))
@@ -206,7 +186,7 @@ func runCount(ctx context.Context, stdout, stderr io.Writer, opts countOptions, 
 	if opts.JSON {
 		return writeJSON(stdout, rep)
 	}
-	return printCount(stdout, rep)
+	return ingest.WriteCountTable(stdout, rep)
 }
 
 // countProgress shows how far the bytes of all files are read; it returns
@@ -221,38 +201,4 @@ func countProgress(files []string) (func(int64), func()) {
 	bar := newProgress("count")
 	bar.Stage("reading", "bytes", total)
 	return bar.Add, bar.stop
-}
-
-// printCount writes the report as a table for people.
-func printCount(w io.Writer, rep countReport) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	kinds := identity.Kinds()
-	fmt.Fprint(tw, "file\tformat\tencoding\tcompression\trows\trejected\t")
-	for _, k := range kinds {
-		fmt.Fprintf(tw, "%s\t", k)
-	}
-	fmt.Fprintln(tw, "invalid\t")
-	for _, f := range rep.Files {
-		if f.Error != "" {
-			fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t", oneLine(f.Path), f.Error)
-			for range kinds {
-				fmt.Fprint(tw, "\t")
-			}
-			fmt.Fprintln(tw, "\t")
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t", oneLine(f.Path), f.Format, f.Encoding, f.Compression, f.Rows, f.Rejected)
-		inv := int64(0)
-		for _, k := range kinds {
-			fmt.Fprintf(tw, "%d\t", f.Unique[k])
-			inv += f.Invalid[k]
-		}
-		fmt.Fprintf(tw, "%d\t\n", inv)
-	}
-	fmt.Fprint(tw, "UNIQUE (all files)\t\t\t\t\t\t")
-	for _, k := range kinds {
-		fmt.Fprintf(tw, "%d\t", rep.Unique[k])
-	}
-	fmt.Fprintln(tw, "\t")
-	return tw.Flush()
 }
