@@ -49,23 +49,7 @@ func viewOf(t *testing.T, cs string) mergeView {
 	if err != nil {
 		t.Fatalf("stats %s: %v", cs, err)
 	}
-	var st struct {
-		Unique  map[string]int64 `json:"unique"`
-		Sources []struct {
-			Name     string           `json:"name"`
-			SHA256   string           `json:"sha256"`
-			Rows     int64            `json:"rows"`
-			Rejected int64            `json:"rejected"`
-			Unique   map[string]int64 `json:"unique"`
-			New      map[string]int64 `json:"new"`
-			Invalid  map[string]int64 `json:"invalid"`
-			Status   string           `json:"status"`
-		} `json:"sources"`
-		Overlap []struct {
-			A, B   string
-			Shared int64
-		} `json:"overlap"`
-	}
+	var st statsJSON
 	decodeOne(t, out, &st)
 	v := mergeView{Unique: st.Unique, Sources: map[string]string{}}
 	for _, s := range st.Sources {
