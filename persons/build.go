@@ -313,13 +313,19 @@ func (b *builder) array(n int) ([]uint32, error) {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
 	defer f.Close()
+	return b.mapUint32s(f, n)
+}
+
+// mapUint32s sizes f to n uint32s and maps it shared, read-write; the
+// mapping is released with the builder's others.
+func (b *builder) mapUint32s(f *os.File, n int) ([]uint32, error) {
 	size := int64(n) * 4
 	if err := f.Truncate(size); err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
 	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("persons: map %d bytes: %w", size, err)
+		return nil, fmt.Errorf("persons: map %s (%d bytes): %w", f.Name(), size, err)
 	}
 	b.maps = append(b.maps, m)
 	return unsafe.Slice((*uint32)(unsafe.Pointer(&m[0])), n), nil

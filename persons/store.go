@@ -13,11 +13,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/evidx/evidx/dedupe"
 	"github.com/evidx/evidx/ingest/identity"
-	"golang.org/x/sys/unix"
 )
 
 // The store is a generation directory of flat files, named by the file
@@ -206,16 +204,7 @@ func (b *builder) mapFile(name string, n int) ([]uint32, error) {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
 	defer f.Close()
-	size := int64(n) * 4
-	if err := f.Truncate(size); err != nil {
-		return nil, fmt.Errorf("persons: %w", err)
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("persons: map %s: %w", name, err)
-	}
-	b.maps = append(b.maps, m)
-	return unsafe.Slice((*uint32)(unsafe.Pointer(&m[0])), n), nil
+	return b.mapUint32s(f, n)
 }
 
 // commitGeneration makes build directory tmp the current generation of
