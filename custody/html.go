@@ -372,14 +372,14 @@ var reportTmpl = template.Must(template.New("report").Funcs(htmlFuncs).Funcs(rep
 {{with .Persons}}{{$p := .}}<table class="meta">
 <tr><th>Unique persons</th><td class="n persons-unique">{{num .Unique}}</td></tr>
 <tr><th>Records linked</th><td class="n">{{num .Records}}</td></tr>
-<tr><th>Hubs (values that link nobody)</th><td class="n">{{numInt (len .Hubs)}}</td></tr>
+<tr><th>Hubs (values that link nobody)</th><td class="n">{{num .HubsTotal}}</td></tr>
 <tr><th>Linked</th><td class="ts">{{.Built}}</td></tr>
 </table>
 <p><b>Linking method.</b> {{.Method}}</p>
 {{if .Hubs}}<table class="hubs">
 <thead><tr><th>Kind</th><th>Value</th><th>People it touches</th><th>Rule</th></tr></thead>
 {{range firstHubs .Hubs}}<tr><td>{{.Kind}}</td><td><code>{{oneLine .Value}}</code></td><td class="n">{{num .People}}</td><td>{{.Rule}}</td></tr>
-{{end}}</table>{{if gt (len .Hubs) 50}}<p class="note">The 50 hubs touching the most people; all {{numInt (len .Hubs)}} are in report.json.</p>{{end}}{{end}}
+{{end}}</table>{{if gt .HubsTotal 50}}<p class="note">The 50 hubs touching the most people; the {{numInt (len .Hubs)}} touching the most are in report.json, and all {{num .HubsTotal}} are written by <code>evidx export CASE --hubs OUT.csv</code>.</p>{{end}}{{end}}
 {{if .Sources}}<table>
 <thead><tr><th>Source</th><th>Information category</th><th>Persons</th><th>New to the case</th></tr></thead>
 {{range .Sources}}<tr><td>{{oneLine .Name}}</td><td>{{or .Category "—"}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .New}}</td></tr>

@@ -124,13 +124,13 @@ figure { margin: .5em 0; } svg { width: 100%; max-width: 700px; height: auto; } 
 <h2>（一）涉及的自然人</h2>
 {{with .Persons}}{{$p := .}}<table>
 <tr><th>去重后自然人数</th><td class="n persons-unique">{{num .Unique}}</td><th>关联的记录数</th><td class="n">{{num .Records}}</td></tr>
-<tr><th>公共值（不据以关联）</th><td class="n">{{numInt (len .Hubs)}}</td><th>关联时间（UTC）</th><td class="t">{{.Built}}</td></tr>
+<tr><th>公共值（不据以关联）</th><td class="n">{{num .HubsTotal}}</td><th>关联时间（UTC）</th><td class="t">{{.Built}}</td></tr>
 </table>
 <p><b>关联方法：</b>{{linkMethodZh .}}</p>
 {{if .Hubs}}<table class="hubs">
 <tr><th>类型</th><th>值</th><th>涉及人数</th><th>规则</th></tr>
 {{range firstHubs .Hubs}}<tr><td>{{.Kind}}</td><td><code>{{oneLine .Value}}</code></td><td class="n">{{num .People}}</td><td>{{.Rule}}</td></tr>
-{{end}}</table>{{if gt (len .Hubs) 50}}<p>以上为涉及人数最多的 50 个公共值；全部 {{numInt (len .Hubs)}} 个列于 report.json。</p>{{end}}{{end}}
+{{end}}</table>{{if gt .HubsTotal 50}}<p>以上为涉及人数最多的 50 个公共值；涉及人数最多的 {{numInt (len .Hubs)}} 个列于 report.json，全部 {{num .HubsTotal}} 个可由 <code>evidx export CASE --hubs OUT.csv</code> 导出。</p>{{end}}{{end}}
 {{if .Sources}}<table>
 <tr><th>数据集</th><th>信息类别</th><th>涉及人数</th><th>新增人数</th></tr>
 {{range .Sources}}<tr><td>{{oneLine .Name}}</td><td>{{if .Category}}{{categoryZh .Category}}{{else}}—{{end}}</td><td class="n">{{num .Persons}}</td><td class="n">{{num .New}}</td></tr>

@@ -12,15 +12,17 @@ import (
 // names are those of `evidx stats --json` (persons, demographics,
 // sentencing), so the two can be compared number for number.
 type ReportPersons struct {
-	Unique   int64                 `json:"unique"`
-	Hubs     []ReportHub           `json:"hubs"`
-	Method   string                `json:"method"`
-	Records  int64                 `json:"records"`
-	Built    string                `json:"built"`
-	HubIDs   int                   `json:"hub_ids"`    // hub rule: more than this many distinct ID numbers
-	HubPhone int                   `json:"hub_phones"` // hub rule: more than this many distinct phone numbers
-	Sources  []ReportSourcePersons `json:"sources"`
-	Evidence []ReportEvidencePers  `json:"evidence"`
+	Unique int64       `json:"unique"`
+	Hubs   []ReportHub `json:"hubs"` // those touching the most people
+	// HubsTotal counts every hub (evidx export --hubs lists them).
+	HubsTotal int64                 `json:"hubs_total"`
+	Method    string                `json:"method"`
+	Records   int64                 `json:"records"`
+	Built     string                `json:"built"`
+	HubIDs    int                   `json:"hub_ids"`    // hub rule: more than this many distinct ID numbers
+	HubPhone  int                   `json:"hub_phones"` // hub rule: more than this many distinct phone numbers
+	Sources   []ReportSourcePersons `json:"sources"`
+	Evidence  []ReportEvidencePers  `json:"evidence"`
 	// Unlinked lists sources with no records to link (loaded before
 	// linking existed, or cut short): their persons are in no count.
 	Unlinked     []int64            `json:"unlinked_sources"`

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -97,12 +96,17 @@ type Overlap struct {
 
 // Summary is what Build found.
 type Summary struct {
-	Unique   int64             `json:"unique"`
-	Hubs     []Hub             `json:"hubs"`
-	Method   string            `json:"method"`
-	Records  int64             `json:"records"`
-	Sources  []SourcePersons   `json:"sources"`
-	Evidence []EvidencePersons `json:"evidence"`
+	Unique int64 `json:"unique"`
+	// Hubs lists the MaxListedHubs hubs touching the most people; HubsTotal
+	// counts them all (Store.EachHub yields every one, Store.Lookup finds
+	// any), HubsByKind per kind.
+	Hubs       []Hub             `json:"hubs"`
+	HubsTotal  int64             `json:"hubs_total"`
+	HubsByKind map[string]int64  `json:"hubs_by_kind"`
+	Method     string            `json:"method"`
+	Records    int64             `json:"records"`
+	Sources    []SourcePersons   `json:"sources"`
+	Evidence   []EvidencePersons `json:"evidence"`
 	// Overlap lists pairs of sources sharing persons (only up to
 	// maxOverlapSources sources; OverlapSkipped says when there were more).
 	Overlap        []Overlap    `json:"overlap"`
@@ -118,6 +122,11 @@ type Summary struct {
 	// thresholds of 法释〔2017〕10号 art. 5.
 	Sentencing Sentencing `json:"sentencing"`
 }
+
+// MaxListedHubs bounds the hubs a Summary lists: a leak drawn from
+// recycled numbers has millions, which belong in a file, not in every
+// stats and report.
+const MaxListedHubs = 1000
 
 // maxOverlapSources bounds the sources whose pairwise person overlaps are
 // counted (a 64-bit mask per person).
@@ -199,15 +208,10 @@ type builder struct {
 	// is seen, so one pass over the sorted values links. Two distinct values
 	// among one value's records share a hash with odds of 2^-64.
 	recIDs []uint64
-	hasID  []uint64 // per record: holds a non-hub identifier (bitset)
-	hubs   map[string]*hubRecs
+	hasID  []uint64  // per record: holds a non-hub identifier (bitset)
+	spill  *hubSpill // the hubs with their records, for countHubs
 	demo   demoCounter
 	sum    *Summary
-}
-
-type hubRecs struct {
-	kind, value, rule string
-	recs              []uint32
 }
 
 func (b *builder) close() {
@@ -215,7 +219,27 @@ func (b *builder) close() {
 		unix.Munmap(m)
 	}
 	b.maps = nil
+	b.spill.close()
 }
+
+// free unmaps the array a (from array, mapFile or the ids file) once a
+// pass is done with it: its pages leave the process at once instead of
+// when the build ends.
+func free[T any](b *builder, a []T) {
+	if len(a) == 0 {
+		return
+	}
+	p := unsafe.Pointer(unsafe.SliceData(a))
+	for i, m := range b.maps {
+		if unsafe.Pointer(&m[0]) == p {
+			unix.Munmap(m)
+			b.maps = slices.Delete(b.maps, i, i+1)
+			return
+		}
+	}
+}
+
+func (b *builder) free(a []uint32) { free(b, a) }
 
 // recSuffix is what follows a value in the sort: a 0 byte and the record
 // number (5 bytes big-endian), so a value's records are adjacent and in
@@ -393,19 +417,19 @@ func (b *builder) union(x, y uint32) {
 	}
 }
 
-// hubRule returns why a value is a hub, or "".
-func (b *builder) hubRule(kind identity.Kind, value []byte, recs []uint32, seen []uint64) string {
+// hubRule returns why a value is a hub (ruleIDs, rulePhones), or 0.
+func (b *builder) hubRule(kind identity.Kind, value []byte, recs []uint32, seen []uint64) byte {
 	if kind != identity.CNID && b.distinctOver(recs, 0, 0, b.opts.HubIDs, seen) {
-		return fmt.Sprintf("seen with more than %d distinct ID numbers", b.opts.HubIDs)
+		return ruleIDs
 	}
 	self := uint64(0)
 	if kind == identity.Phone {
 		self = max(dedupe.Hash(string(kind), string(value)), 1)
 	}
 	if b.distinctOver(recs, 1, self, b.opts.HubPhones, seen) {
-		return fmt.Sprintf("seen with more than %d distinct phone numbers", b.opts.HubPhones)
+		return rulePhones
 	}
-	return ""
+	return 0
 }
 
 // passUnion is the one pass over the sorted values: it finds the hubs,
@@ -413,21 +437,20 @@ func (b *builder) hubRule(kind identity.Kind, value []byte, recs []uint32, seen 
 // ID numbers and writes the identifier files (each value with its first
 // record: the roots file gives the person).
 func (b *builder) passUnion(ctx context.Context) error {
-	b.hubs = map[string]*hubRecs{}
+	var err error
+	if b.spill, err = newHubSpill(filepath.Join(b.tmp, "work", "hubs")); err != nil {
+		return err
+	}
 	b.demo.init(b.opts.Year, len(b.sources))
 	seen := make([]uint64, 0, 64)
 	var srcs []int
-	iw := &identWriter{dir: b.tmp}
-	err := b.groupsShard(ctx, func(shard int, kind string, value []byte, recs []uint32) error {
+	iw := &identWriter{dir: b.tmp, name: "ident"}
+	err = b.groupsShard(ctx, func(shard int, kind string, value []byte, recs []uint32) error {
 		k := identity.Kind(kind)
 		if len(recs) > 1 {
-			if rule := b.hubRule(k, value, recs, seen); rule != "" {
-				id := kind + "\x00" + string(value)
-				if k == "key" { // keys of different databases are different values
-					id += "\x00" + strconv.Itoa(b.sourceOf(recs[0]))
-				}
-				b.hubs[id] = &hubRecs{kind: kind, value: string(value), rule: rule, recs: slices.Clone(recs)}
-				return nil
+			if rule := b.hubRule(k, value, recs, seen); rule != 0 {
+				// (keys of different databases come as different groups)
+				return b.spill.add(shard, k, value, rule, recs)
 			}
 		}
 		for _, r := range recs[1:] {
@@ -450,27 +473,24 @@ func (b *builder) passUnion(ctx context.Context) error {
 			}
 			b.demo.add(string(value), srcs)
 		}
-		return iw.add(shard, k, value, recs[0])
+		return iw.add(shard, k, value, uint64(recs[0]))
 	})
 	if e := iw.finish(b.opts.Shards); err == nil {
 		err = e
 	}
+	// The hub rule is decided: the identifier hashes are done with.
+	free(b, b.recIDs)
+	b.recIDs = nil
 	return err
 }
 
 func (b *builder) holds(r uint32) bool { return b.hasID[r/64]&(1<<(r%64)) != 0 }
 
-// isHub reports whether (kind, value) is a hub.
-func (b *builder) isHub(kind string, value []byte) bool {
-	_, ok := b.hubs[kind+"\x00"+string(value)]
-	return ok
-}
-
 // count fills the summary from the union-find: persons overall, per source,
 // per evidence item, overlaps, hubs' people.
-func (b *builder) count() error {
+func (b *builder) count(ctx context.Context) error {
 	n := uint32(len(b.parent))
-	sum := &Summary{Method: b.opts.Method(), Records: int64(n), Hubs: []Hub{}, Sources: []SourcePersons{},
+	sum := &Summary{Method: b.opts.Method(), Records: int64(n), Sources: []SourcePersons{},
 		Evidence: []EvidencePersons{}, Overlap: []Overlap{}, Demographics: b.demo.result(b.sources)}
 	// Components are flattened: parent[r] is the root from here on.
 	for r := range n {
@@ -569,20 +589,14 @@ func (b *builder) count() error {
 	}
 	sum.Unlinked = append([]int64{}, b.unlinked...)
 	sum.Sentencing = b.sentencing(mark, uint32(len(b.sources)+1+len(evOrder)))
-	// Hubs: the distinct persons among their records.
-	for _, h := range b.hubs {
-		var roots []uint32
-		for _, r := range h.recs {
-			if b.holds(r) {
-				roots = append(roots, b.parent[r])
-			}
-		}
-		slices.Sort(roots)
-		sum.Hubs = append(sum.Hubs, Hub{Kind: h.kind, Value: h.value, People: int64(len(slices.Compact(roots))), Rule: h.rule})
+	b.free(mark)
+	b.free(first)
+	if overlaps {
+		free(b, multi)
 	}
-	slices.SortFunc(sum.Hubs, func(x, y Hub) int {
-		return cmp.Or(cmp.Compare(y.People, x.People), cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Value, y.Value))
-	})
+	if err := b.countHubs(ctx, sum); err != nil {
+		return err
+	}
 	sum.Built = time.Now().UTC().Format(time.RFC3339)
 	b.sum = sum
 	return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/evidx/evidx/dedupe"
 	"github.com/evidx/evidx/ingest/identity"
+	"golang.org/x/sys/unix"
 )
 
 // The store is a generation directory of flat files, named by the file
@@ -31,6 +33,8 @@ import (
 //	                 length, value, uvarint first record) sorted by kind
 //	                 name and value, every identifier that is no hub
 //	ident-NNN.idx    the offset of every identEvery-th entry, uint64 LE
+//	hub-NNN.bin/.idx the hubs, in the same form, the number after each
+//	                 value being its people<<2 | rule (see hubs.go)
 //
 // A person is numbered by its component's least record + 1. Flat sorted
 // files are written in one sequential pass each, which a B-tree of 10^9
@@ -54,13 +58,18 @@ type meta struct {
 	Sources      []Source     `json:"sources"`
 	Lo           []uint32     `json:"lo"` // first record of each source; the last is the record count
 	Shards       int          `json:"shards"`
+	// Format 2 keeps the hubs in hub files; before it, meta.json listed
+	// every hub in the summary.
+	Format int `json:"format"`
 }
+
+const storeFormat = 2
 
 // writeStore writes the rest of the generation into b.tmp (recoff.bin
 // and the identifier files are written by the passes, roots.bin is the
 // union-find's array).
 func (b *builder) writeStore(ctx context.Context) error {
-	if err := b.count(); err != nil {
+	if err := b.count(ctx); err != nil {
 		return err
 	}
 	n := len(b.parent)
@@ -87,10 +96,11 @@ func (b *builder) writeStore(ctx context.Context) error {
 		recs[next[root]] = uint32(r)
 		next[root]++
 	}
+	b.free(next)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	js, err := json.Marshal(meta{Summary: b.sum, Demographics: b.sum.Demographics, Sources: b.sources, Lo: b.lo, Shards: b.opts.Shards})
+	js, err := json.Marshal(meta{Summary: b.sum, Demographics: b.sum.Demographics, Sources: b.sources, Lo: b.lo, Shards: b.opts.Shards, Format: storeFormat})
 	if err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
@@ -104,6 +114,7 @@ func (b *builder) writeStore(ctx context.Context) error {
 // in sort order.
 type identWriter struct {
 	dir    string
+	name   string // file name prefix: "ident" or "hub"
 	shard  int
 	f, ixf *os.File
 	w, ixw *bufio.Writer
@@ -136,10 +147,10 @@ func (iw *identWriter) open(s int) error {
 		return err
 	}
 	var err error
-	if iw.f, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("ident-%03d.bin", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+	if iw.f, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("%s-%03d.bin", iw.name, s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
 		return err
 	}
-	if iw.ixf, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("ident-%03d.idx", s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+	if iw.ixf, err = os.OpenFile(filepath.Join(iw.dir, fmt.Sprintf("%s-%03d.idx", iw.name, s)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
 		iw.f.Close()
 		iw.f = nil
 		return err
@@ -149,8 +160,9 @@ func (iw *identWriter) open(s int) error {
 	return nil
 }
 
-// add writes one identifier of shard with its first record.
-func (iw *identWriter) add(shard int, k identity.Kind, value []byte, rec uint32) error {
+// add writes one identifier of shard with its number (the first record,
+// or a hub's people and rule).
+func (iw *identWriter) add(shard int, k identity.Kind, value []byte, num uint64) error {
 	if !iw.opened || shard != iw.shard {
 		if err := iw.open(shard); err != nil {
 			return err
@@ -167,7 +179,7 @@ func (iw *identWriter) add(shard int, k identity.Kind, value []byte, rec uint32)
 	iw.buf = append(iw.buf[:0], c)
 	iw.buf = binary.AppendUvarint(iw.buf, uint64(len(value)))
 	iw.buf = append(iw.buf, value...)
-	iw.buf = binary.AppendUvarint(iw.buf, uint64(rec))
+	iw.buf = binary.AppendUvarint(iw.buf, num)
 	if _, err := iw.w.Write(iw.buf); err != nil {
 		return err
 	}
@@ -185,14 +197,14 @@ func (iw *identWriter) finish(shards int) error {
 			break
 		}
 		for _, ext := range []string{".bin", ".idx"} {
-			name := filepath.Join(iw.dir, fmt.Sprintf("ident-%03d%s", s, ext))
+			name := filepath.Join(iw.dir, fmt.Sprintf("%s-%03d%s", iw.name, s, ext))
 			if _, e := os.Stat(name); errors.Is(e, os.ErrNotExist) {
 				err = os.WriteFile(name, nil, 0o600)
 			}
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("persons: identifiers: %w", err)
+		return fmt.Errorf("persons: %s files: %w", iw.name, err)
 	}
 	return nil
 }
@@ -234,12 +246,14 @@ func commitGeneration(dir, tmp string) error {
 type Store struct {
 	dir, gen string
 	meta     meta
-	hubs     map[Ident]Hub
-	recOff   *os.File
-	members  *os.File
-	roots    *os.File
-	recs     map[int64]*os.File
-	mu       sync.Mutex
+	// legacyHubs holds a format-1 generation's hubs (all in meta.json).
+	legacyHubs map[Ident]Hub
+	sorted     map[sortedKey]*sortedFile // ident and hub files opened so far
+	recOff     *os.File
+	members    *os.File
+	roots      *os.File
+	recs       map[int64]*os.File
+	mu         sync.Mutex
 }
 
 // OpenStore opens dir's current persons; ErrNotBuilt when none was built.
@@ -251,7 +265,7 @@ func OpenStore(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
-	s := &Store{dir: dir, gen: filepath.Join(dir, filepath.Base(strings.TrimSpace(string(b)))), recs: map[int64]*os.File{}, hubs: map[Ident]Hub{}}
+	s := &Store{dir: dir, gen: filepath.Join(dir, filepath.Base(strings.TrimSpace(string(b)))), recs: map[int64]*os.File{}, sorted: map[sortedKey]*sortedFile{}}
 	js, err := os.ReadFile(filepath.Join(s.gen, metaName))
 	if err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
@@ -260,8 +274,12 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("persons: %s: not a persons summary", filepath.Join(s.gen, metaName))
 	}
 	s.meta.Summary.Demographics = s.meta.Demographics
-	for _, h := range s.meta.Summary.Hubs {
-		s.hubs[Ident{Kind: h.Kind, Value: h.Value}] = h
+	if s.meta.Format < storeFormat {
+		s.legacyHubs = map[Ident]Hub{}
+		for _, h := range s.meta.Summary.Hubs {
+			s.legacyHubs[Ident{Kind: h.Kind, Value: h.Value}] = h
+		}
+		s.meta.Summary.HubsTotal = int64(len(s.meta.Summary.Hubs))
 	}
 	if s.recOff, err = os.Open(filepath.Join(s.gen, recOffName)); err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
@@ -285,6 +303,9 @@ func (s *Store) Close() error {
 	s.roots.Close()
 	for _, f := range s.recs {
 		f.Close()
+	}
+	for _, f := range s.sorted {
+		f.close()
 	}
 	return nil
 }
@@ -350,9 +371,13 @@ func newPerson() *Person {
 func (s *Store) Lookup(ctx context.Context, kind identity.Kind, value string) (*Person, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := s.hubs[Ident{Kind: string(kind), Value: value}]; ok {
+	h, err := s.hub(kind, value)
+	if err != nil {
+		return nil, err
+	}
+	if h != nil {
 		p := newPerson()
-		p.Hub = &h
+		p.Hub = h
 		return p, nil
 	}
 	rec, ok, err := s.ident(kind, value)
@@ -410,38 +435,152 @@ func (s *Store) Each(ctx context.Context, fn func(*Person) error) error {
 
 // ident finds the first record of a non-hub identifier.
 func (s *Store) ident(kind identity.Kind, value string) (uint64, bool, error) {
-	code, ok := kindCode(kind)
-	if !ok || !kind.IsIdentity() {
+	if !kind.IsIdentity() {
 		return 0, false, nil
 	}
-	shard := dedupe.Partition(string(kind), value, s.meta.Shards)
-	name := filepath.Join(s.gen, fmt.Sprintf("ident-%03d", shard))
-	idx, err := os.ReadFile(name + ".idx")
-	if err != nil {
-		return 0, false, fmt.Errorf("persons: %w", err)
+	return s.find("ident", kind, value)
+}
+
+// hub returns the hub (kind, value), or nil when it is none.
+func (s *Store) hub(kind identity.Kind, value string) (*Hub, error) {
+	if s.legacyHubs != nil {
+		if h, ok := s.legacyHubs[Ident{Kind: string(kind), Value: value}]; ok {
+			return &h, nil
+		}
+		return nil, nil
 	}
-	f, err := os.Open(name + ".bin")
+	if !kind.IsIdentity() {
+		return nil, nil
+	}
+	num, ok, err := s.find("hub", kind, value)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &Hub{Kind: string(kind), Value: value, People: int64(num >> 2), Rule: ruleText(s.meta.Summary.Options, byte(num&3))}, nil
+}
+
+// sortedFile is one shard's ident or hub file with its sampled offsets,
+// both mapped read-only: a lookup is a binary search in the page cache,
+// no read calls (export looks up every identifier of every person).
+type sortedFile struct {
+	name string
+	bin  []byte
+	idx  []byte // every identEvery-th entry's offset, uint64 LE
+}
+
+func (f *sortedFile) close() {
+	for _, m := range [][]byte{f.bin, f.idx} {
+		if len(m) > 0 {
+			unix.Munmap(m)
+		}
+	}
+}
+
+// mapReadOnly maps path read-only (nil for an empty file).
+func mapReadOnly(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, false, fmt.Errorf("persons: %w", err)
+		return nil, fmt.Errorf("persons: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, false, fmt.Errorf("persons: %w", err)
+		return nil, fmt.Errorf("persons: %w", err)
 	}
-	at := func(i int) int64 { return int64(binary.LittleEndian.Uint64(idx[8*i:])) }
-	target := func(k identity.Kind, v string) int {
-		return cmpKey(k, v, kind, value)
+	if fi.Size() == 0 {
+		return nil, nil
+	}
+	if fi.Size() > math.MaxInt {
+		return nil, fmt.Errorf("persons: %s: %d bytes", path, fi.Size())
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("persons: map %s: %w", path, err)
+	}
+	return m, nil
+}
+
+type sortedKey struct {
+	prefix string
+	shard  int
+}
+
+// open returns the shard's file of prefix ("ident" or "hub"), mapped once.
+func (s *Store) open(prefix string, shard int) (*sortedFile, error) {
+	if f := s.sorted[sortedKey{prefix, shard}]; f != nil {
+		return f, nil
+	}
+	name := filepath.Join(s.gen, fmt.Sprintf("%s-%03d", prefix, shard))
+	f := &sortedFile{name: name + ".bin"}
+	var err error
+	if f.bin, err = mapReadOnly(name + ".bin"); err == nil {
+		f.idx, err = mapReadOnly(name + ".idx")
+	}
+	if err != nil {
+		f.close()
+		return nil, err
+	}
+	s.sorted[sortedKey{prefix, shard}] = f
+	return f, nil
+}
+
+// entryAt parses the entry at off of a sorted file: its kind code, value
+// (aliasing b) and number, and the offset after it.
+func entryAt(b []byte, off int64) (code byte, value []byte, num uint64, next int64, err error) {
+	if off < 0 || off >= int64(len(b)) {
+		return 0, nil, 0, 0, io.EOF
+	}
+	p := b[off:]
+	code = p[0]
+	if int(code) >= len(itemKinds) {
+		return 0, nil, 0, 0, fmt.Errorf("entry at %#x: %w", off, errCorrupt)
+	}
+	l, n := binary.Uvarint(p[1:])
+	if n <= 0 || l > maxItem || uint64(len(p)-1-n) < l {
+		return 0, nil, 0, 0, fmt.Errorf("entry at %#x: %w", off, errCorrupt)
+	}
+	value = p[1+n : 1+n+int(l)]
+	num, m := binary.Uvarint(p[1+n+int(l):])
+	if m <= 0 {
+		return 0, nil, 0, 0, fmt.Errorf("entry at %#x: %w", off, errCorrupt)
+	}
+	return code, value, num, off + int64(1+n+int(l)+m), nil
+}
+
+// find returns the number stored after (kind, value) in the sorted files
+// of prefix.
+func (s *Store) find(prefix string, kind identity.Kind, value string) (uint64, bool, error) {
+	code, ok := kindCode(kind)
+	if !ok {
+		return 0, false, nil
+	}
+	f, err := s.open(prefix, dedupe.Partition(string(kind), value, s.meta.Shards))
+	if err != nil {
+		return 0, false, err
+	}
+	at := func(i int) int64 { return int64(binary.LittleEndian.Uint64(f.idx[8*i:])) }
+	// Entries sort by kind name, then value bytes (cmpKey).
+	target := func(c byte, v []byte) int {
+		if k := strings.Compare(string(itemKinds[c]), string(kind)); k != 0 {
+			return k
+		}
+		switch { // (comparisons of string(v) do not copy v)
+		case string(v) < value:
+			return -1
+		case string(v) > value:
+			return 1
+		}
+		return 0
 	}
 	// The last sampled entry not above the value, then a scan.
-	lo, hi := 0, len(idx)/8
+	lo, hi := 0, len(f.idx)/8
 	for lo < hi {
 		mid := (lo + hi) / 2
-		e, err := readIdent(f, fi.Size(), at(mid))
+		c, v, _, _, err := entryAt(f.bin, at(mid))
 		if err != nil {
-			return 0, false, fmt.Errorf("persons: %s.bin: %w", name, err)
+			return 0, false, fmt.Errorf("persons: %s: %w", f.name, cmpErr(err))
 		}
-		if target(e.kind, e.value) <= 0 {
+		if target(c, v) <= 0 {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -450,23 +589,68 @@ func (s *Store) ident(kind identity.Kind, value string) (uint64, bool, error) {
 	if lo == 0 {
 		return 0, false, nil
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(f, at(lo-1), fi.Size()-at(lo-1)), 16<<10)
+	off := at(lo - 1)
 	for range identEvery {
-		e, err := readIdentFrom(r)
+		c, v, num, next, err := entryAt(f.bin, off)
 		if err == io.EOF {
 			return 0, false, nil
 		}
 		if err != nil {
-			return 0, false, fmt.Errorf("persons: %s.bin: %w", name, err)
+			return 0, false, fmt.Errorf("persons: %s: %w", f.name, err)
 		}
-		switch c := target(e.kind, e.value); {
-		case c == 0 && e.code == code:
-			return e.person, true, nil
-		case c > 0:
+		switch t := target(c, v); {
+		case t == 0 && c == code:
+			return num, true, nil
+		case t > 0:
 			return 0, false, nil
 		}
+		off = next
 	}
 	return 0, false, nil
+}
+
+// EachHub calls fn with every hub, shard after shard (Summary.Hubs lists
+// those touching the most people).
+func (s *Store) EachHub(ctx context.Context, fn func(Hub) error) error {
+	if s.legacyHubs != nil {
+		for _, h := range s.meta.Summary.Hubs {
+			if err := fn(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for shard := range s.meta.Shards {
+		f, err := os.Open(hubFile(s.gen, shard, ".bin"))
+		if err != nil {
+			return fmt.Errorf("persons: %w", err)
+		}
+		r := bufio.NewReaderSize(f, 256<<10)
+		err = func() error {
+			defer f.Close()
+			for n := 0; ; n++ {
+				e, err := readIdentFrom(r)
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("persons: %s: %w", f.Name(), err)
+				}
+				if n&0xfff == 0 {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+				}
+				if err := fn(Hub{Kind: string(e.kind), Value: e.value, People: int64(e.person >> 2), Rule: ruleText(s.meta.Summary.Options, byte(e.person&3))}); err != nil {
+					return err
+				}
+			}
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cmpKey orders identifiers as the sort does: kind name, then value bytes.
@@ -482,14 +666,6 @@ type identEntry struct {
 	kind   identity.Kind
 	value  string
 	person uint64
-}
-
-func readIdent(f *os.File, size, off int64) (identEntry, error) {
-	e, err := readIdentFrom(bufio.NewReaderSize(io.NewSectionReader(f, off, size-off), 4<<10))
-	if err != nil {
-		err = fmt.Errorf("entry at %#x: %w", off, err)
-	}
-	return e, err
 }
 
 func readIdentFrom(r *bufio.Reader) (identEntry, error) {
@@ -582,7 +758,11 @@ func (s *Store) person(ctx context.Context, id int64) (*Person, error) {
 				case identity.Address:
 					p.Addresses = append(p.Addresses, it.Value)
 				default:
-					if _, hub := s.hubs[id]; !hub {
+					h, err := s.hub(it.Kind, it.Value)
+					if err != nil {
+						return nil, err
+					}
+					if h == nil {
 						p.Identifiers = append(p.Identifiers, id)
 					}
 				}

@@ -83,7 +83,7 @@ func relink(ctx context.Context, c *custody.Case, ix *index.Index, o LinkOptions
 	if err != nil {
 		entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
 	} else {
-		entry.Details = map[string]any{"persons": sum.Unique, "hubs": len(sum.Hubs), "records": sum.Records,
+		entry.Details = map[string]any{"persons": sum.Unique, "hubs": sum.HubsTotal, "records": sum.Records,
 			"method": sum.Method, "sources": len(srcs), "seconds": time.Since(start).Seconds()}
 	}
 	if aerr := c.Audit(entry); aerr != nil && err == nil {

@@ -29,7 +29,7 @@ func ReportPersons(ctx context.Context, c *custody.Case) (*custody.ReportPersons
 }
 
 func reportPersons(s *persons.Summary) *custody.ReportPersons {
-	r := &custody.ReportPersons{Unique: s.Unique, Method: s.Method, Records: s.Records, Built: s.Built,
+	r := &custody.ReportPersons{Unique: s.Unique, HubsTotal: s.HubsTotal, Method: s.Method, Records: s.Records, Built: s.Built,
 		HubIDs: s.Options.HubIDs, HubPhone: s.Options.HubPhones,
 		Hubs: []custody.ReportHub{}, Sources: []custody.ReportSourcePersons{}, Evidence: []custody.ReportEvidencePers{},
 		Unlinked: append([]int64{}, s.Unlinked...)}

@@ -90,5 +90,5 @@ func (p *casePersons) Stats(ctx context.Context) (PersonStats, bool, error) {
 	if err != nil {
 		return PersonStats{}, false, err
 	}
-	return PersonStats{Unique: sum.Unique, Hubs: int64(len(sum.Hubs))}, true, nil
+	return PersonStats{Unique: sum.Unique, Hubs: sum.HubsTotal}, true, nil
 }

@@ -180,7 +180,7 @@ func runDatasetAdd(ctx context.Context, opts datasetOptions, a []string, stdout,
 			oneLine(s.Name), s.SHA256[:12], what, s.Rows, s.Rejected, kindCounts(s.Unique), kindCounts(s.New), s.Seconds)
 	}
 	if p := res.Persons; p != nil {
-		fmt.Fprintf(stdout, "persons linked: %d persons, %d hubs, from %d records\n", p.Unique, len(p.Hubs), p.Records)
+		fmt.Fprintf(stdout, "persons linked: %d persons, %d hubs, from %d records\n", p.Unique, p.HubsTotal, p.Records)
 	}
 	return err
 }

@@ -51,6 +51,6 @@ func runLink(ctx context.Context, opts linkOptions, a []string, stdout io.Writer
 	if opts.json {
 		return writeJSON(stdout, sum)
 	}
-	fmt.Fprintf(stdout, "persons linked: %d persons, %d hubs, from %d records\n%s\n", sum.Unique, len(sum.Hubs), sum.Records, sum.Method)
+	fmt.Fprintf(stdout, "persons linked: %d persons, %d hubs, from %d records\n%s\n", sum.Unique, sum.HubsTotal, sum.Records, sum.Method)
 	return nil
 }

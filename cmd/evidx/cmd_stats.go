@@ -143,13 +143,13 @@ func printStats(w io.Writer, out statsResult) error {
 	if p := out.Persons; p != nil {
 		fmt.Fprintf(w, "\nPersons (identifiers linked through records; %s)\n", p.Built)
 		fmt.Fprintf(tw, "unique persons\t%d\t\n", p.Unique)
-		fmt.Fprintf(tw, "hubs (link nobody)\t%d\t\n", len(p.Hubs))
+		fmt.Fprintf(tw, "hubs (link nobody)\t%d\t\n", p.HubsTotal)
 		tw.Flush()
 		for _, h := range p.Hubs[:min(len(p.Hubs), 10)] {
 			fmt.Fprintf(w, "  hub %s %s: %d people (%s)\n", h.Kind, oneLine(h.Value), h.People, h.Rule)
 		}
-		if len(p.Hubs) > 10 {
-			fmt.Fprintf(w, "  (%d more hubs in --json)\n", len(p.Hubs)-10)
+		if more := p.HubsTotal - int64(min(len(p.Hubs), 10)); more > 0 {
+			fmt.Fprintf(w, "  (%d more hubs: the %d touching the most people in --json, every one by export --hubs)\n", more, len(p.Hubs))
 		}
 		fmt.Fprintf(w, "Method: %s\n", p.Method)
 		if len(p.Unlinked) > 0 {
