@@ -2,7 +2,6 @@ package persons
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -83,11 +82,16 @@ func FuzzPairs(f *testing.F) {
 				break
 			}
 		}
-		r := bufio.NewReader(bytes.NewReader(data))
-		for range 10000 {
-			if _, err := readIdentFrom(r); err != nil {
+		// The same bytes as an identifier or hub file.
+		for off, n := int64(0), 0; n < 10000; n++ {
+			_, v, _, next, err := entryAt(data, off)
+			if err != nil {
 				break
 			}
+			if next <= off || next > int64(len(data)) || len(v) > len(data) {
+				t.Fatalf("entry at %d: next %d of %d bytes", off, next, len(data))
+			}
+			off = next
 		}
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/evidx/evidx/ingest/identity"
@@ -211,9 +210,4 @@ func topHubs(hs []Hub) []Hub {
 		return cmp.Or(cmp.Compare(y.People, x.People), cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Value, y.Value))
 	})
 	return hs[:min(len(hs), MaxListedHubs)]
-}
-
-// hubFile names shard's hub file (ext ".bin" or ".idx") in generation gen.
-func hubFile(gen string, shard int, ext string) string {
-	return filepath.Join(gen, fmt.Sprintf("hub-%03d%s", shard, ext))
 }

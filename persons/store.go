@@ -621,33 +621,29 @@ func (s *Store) EachHub(ctx context.Context, fn func(Hub) error) error {
 		return nil
 	}
 	for shard := range s.meta.Shards {
-		f, err := os.Open(hubFile(s.gen, shard, ".bin"))
+		s.mu.Lock()
+		f, err := s.open("hub", shard)
+		s.mu.Unlock()
 		if err != nil {
-			return fmt.Errorf("persons: %w", err)
+			return err
 		}
-		r := bufio.NewReaderSize(f, 256<<10)
-		err = func() error {
-			defer f.Close()
-			for n := 0; ; n++ {
-				e, err := readIdentFrom(r)
-				if err == io.EOF {
-					return nil
-				}
-				if err != nil {
-					return fmt.Errorf("persons: %s: %w", f.Name(), err)
-				}
-				if n&0xfff == 0 {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-				}
-				if err := fn(Hub{Kind: string(e.kind), Value: e.value, People: int64(e.person >> 2), Rule: ruleText(s.meta.Summary.Options, byte(e.person&3))}); err != nil {
+		for off, n := int64(0), 0; ; n++ {
+			c, v, num, next, err := entryAt(f.bin, off)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("persons: %s: %w", f.name, err)
+			}
+			if n&0xfff == 0 {
+				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
-		}()
-		if err != nil {
-			return err
+			if err := fn(Hub{Kind: string(itemKinds[c]), Value: string(v), People: int64(num >> 2), Rule: ruleText(s.meta.Summary.Options, byte(num&3))}); err != nil {
+				return err
+			}
+			off = next
 		}
 	}
 	return nil
@@ -659,38 +655,6 @@ func cmpKey(ak identity.Kind, av string, bk identity.Kind, bv string) int {
 		return c
 	}
 	return strings.Compare(av, bv)
-}
-
-type identEntry struct {
-	code   byte
-	kind   identity.Kind
-	value  string
-	person uint64
-}
-
-func readIdentFrom(r *bufio.Reader) (identEntry, error) {
-	var e identEntry
-	c, err := r.ReadByte()
-	if err != nil {
-		return e, err
-	}
-	if int(c) >= len(itemKinds) {
-		return e, errCorrupt
-	}
-	e.code, e.kind = c, itemKinds[c]
-	l, err := binary.ReadUvarint(r)
-	if err != nil || l > maxItem {
-		return e, cmpErr(err)
-	}
-	b := make([]byte, l)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return e, cmpErr(err)
-	}
-	e.value = string(b)
-	if e.person, err = binary.ReadUvarint(r); err != nil {
-		return e, cmpErr(err)
-	}
-	return e, nil
 }
 
 func cmpErr(err error) error {
