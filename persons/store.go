@@ -253,6 +253,7 @@ type Store struct {
 	members    *os.File
 	roots      *os.File
 	recs       map[int64]*os.File
+	rbuf       *bufio.Reader // reads one record at a time
 	mu         sync.Mutex
 }
 
@@ -778,7 +779,12 @@ func (s *Store) record(rec uint32) (int, Record, error) {
 		}
 		s.recs[id] = f
 	}
-	rr := &recReader{path: f.Name(), r: &countReader{r: bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<40), 4<<10), n: off}}
+	// One small buffer serves every record read (under s.mu).
+	if s.rbuf == nil {
+		s.rbuf = bufio.NewReaderSize(nil, 4<<10)
+	}
+	s.rbuf.Reset(io.NewSectionReader(f, off, 1<<40))
+	rr := &recReader{path: f.Name(), r: &countReader{r: s.rbuf, n: off}}
 	if err := rr.next(); err != nil {
 		if err == io.EOF {
 			err = fmt.Errorf("persons: %s: no record at %#x", f.Name(), off)
