@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -49,13 +50,24 @@ type FileTruth struct {
 	Rejected    int64  `json:"rejected"`
 	Unique      Counts `json:"unique"`
 	Invalid     Counts `json:"invalid"`
+	// Persons is how many of Truth.Persons have a record in this file.
+	Persons int64 `json:"persons"`
 }
 
-// Truth is what Generate wrote: per file and overall unique identities.
+// Truth is what Generate wrote: per file and overall unique identities,
+// and the persons the data can link.
 type Truth struct {
-	Seed   uint64      `json:"seed"`
-	Unique Counts      `json:"unique"`
-	Files  []FileTruth `json:"files"`
+	Seed   uint64 `json:"seed"`
+	Unique Counts `json:"unique"`
+	// Persons is the number of people the data can link: a union-find of
+	// the generator's own over the valid canonical identifiers of each
+	// record it wrote (see linkCount), records being a row, a line, an
+	// INSERT tuple, and a SQLite row of contacts with the identities row
+	// of the same uid. It exceeds the unique values of a kind where the
+	// data splits a person (a phone alone in one row, the ID number alone
+	// in another).
+	Persons int64       `json:"persons"`
+	Files   []FileTruth `json:"files"`
 }
 
 // dataset describes one file to generate.
@@ -95,6 +107,7 @@ func Names() []string {
 type fileState struct {
 	rng      *rand.Rand
 	seed     uint64
+	index    int     // of the file in the Generate
 	persons  []int64 // person numbers used in this file
 	phones   map[string]bool
 	emails   map[string]bool
@@ -110,6 +123,7 @@ type rec struct {
 	name, phone, id, email, addr string
 	decoy11, decoy18             string
 	order                        int64
+	ids                          []string // canonical valid identifiers ("phone:+86…", "cn_id:…", "email:…")
 }
 
 const (
@@ -126,6 +140,7 @@ type gen struct {
 	next   int64   // next fresh person number
 	pool   []int64 // persons used so far in any file
 	global map[string]map[string]bool
+	recs   []precord // the records written, for the persons truth
 }
 
 // person picks the row's person for f: a duplicate from f, one from an
@@ -148,8 +163,24 @@ func (g *gen) person(f *fileState) int64 {
 }
 
 // row makes the next row of f with variant spellings, and records its
-// truth (the canonical values of the valid spellings it chose).
+// truth (the canonical values of the valid spellings it chose): the
+// counts and one record of the persons truth (every format writes a row
+// as one record; keys adds its join keys).
 func (g *gen) row(f *fileState, textSafe bool) rec {
+	r := g.spell(f, textSafe)
+	g.recs = append(g.recs, precord{file: f.index, ids: r.ids})
+	return r
+}
+
+// key adds to the record of the row just made a join key of a database
+// table: "key:" + file + "/" + the key=value evidx forms (keys join rows
+// of one source only).
+func (g *gen) key(f *fileState, kv string) {
+	r := &g.recs[len(g.recs)-1]
+	r.ids = append(r.ids, "key:"+strconv.Itoa(f.index)+"/"+kv)
+}
+
+func (g *gen) spell(f *fileState, textSafe bool) rec {
 	pn := g.person(f)
 	p := makePerson(g.o.Seed, pn)
 	rng := f.rng
@@ -168,6 +199,7 @@ func (g *gen) row(f *fileState, textSafe bool) rec {
 	} else {
 		r.phone = phoneVariant(rng, p.phone11, textSafe)
 		f.phones["+86"+p.phone11] = true
+		r.ids = append(r.ids, "phone:+86"+p.phone11)
 	}
 	if rng.Float64() < pInvalidID {
 		bad := p.id18[:17] + string(wrongCheck(p.id18[17]))
@@ -176,12 +208,14 @@ func (g *gen) row(f *fileState, textSafe bool) rec {
 	} else {
 		r.id = idVariant(rng, p, textSafe)
 		f.ids[p.id18] = true
+		r.ids = append(r.ids, "cn_id:"+p.id18)
 	}
 	if rng.Float64() < pNoEmail {
 		r.email = ""
 	} else {
 		r.email = emailVariant(rng, p.email, textSafe)
 		f.emails[p.email] = true
+		r.ids = append(r.ids, "email:"+p.email)
 	}
 	f.rows++
 	return r
@@ -310,7 +344,7 @@ func Generate(dir string, o Options) (*Truth, error) {
 		if i == len(sel)-1 {
 			n = o.Rows - per*(len(sel)-1)
 		}
-		f := &fileState{rng: rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), seed: o.Seed,
+		f := &fileState{rng: rand.New(rand.NewPCG(o.Seed, uint64(i)+1)), seed: o.Seed, index: i,
 			phones: map[string]bool{}, emails: map[string]bool{}, ids: map[string]bool{}, invalid: Counts{}}
 		ft, err := g.file(dir, d, f, n)
 		if err != nil {
@@ -325,6 +359,11 @@ func Generate(dir string, o Options) (*Truth, error) {
 	}
 	t.Unique = Counts{"phone": int64(len(g.global["phone"])), "email": int64(len(g.global["email"])),
 		"cn_id": int64(len(g.global["cn_id"])), "bank_card": 0}
+	var inFile []int64
+	t.Persons, inFile = linkCount(g.recs, len(sel))
+	for i := range t.Files {
+		t.Files[i].Persons = inFile[i]
+	}
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
 		return nil, err
@@ -536,6 +575,10 @@ func (g *gen) text(format string, f *fileState, n int) (string, string, string) 
 					name += "'s \"shop\"\\"
 				}
 				fmt.Fprintf(&b, "(%d,%s,%s,%s,%s,%s,%s)", i+1, sqlQuote(name), sqlQuote(r.phone), email, sqlQuote(r.id), sqlQuote(r.addr+"\n2F"), r.decoy11)
+				// A table's own id is "<table>_id"; order_no is a key by
+				// its name (random: two rows sharing one are rare).
+				g.key(f, "members_id="+strconv.Itoa(i+1))
+				g.key(f, "order_no="+r.decoy11)
 			}
 			b.WriteString(";\n")
 			if rng.Float64() < 0.2 {
@@ -558,6 +601,7 @@ func (g *gen) text(format string, f *fileState, n int) (string, string, string) 
 				email = esc.Replace(r.email)
 			}
 			fmt.Fprintf(&b, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, esc.Replace(r.name), esc.Replace(r.phone), email, esc.Replace(r.id), r.decoy11)
+			g.key(f, "customers_id="+strconv.Itoa(i+1))
 		}
 		b.WriteString("\\.\n\n")
 		return b.String(), "postgres", "utf-8"
@@ -586,7 +630,8 @@ func (g *gen) text(format string, f *fileState, n int) (string, string, string) 
 }
 
 // sqlite writes two tables (contacts and identities) into a temporary
-// database and returns its bytes.
+// database and returns its bytes. A row of each with the same uid is one
+// record (evidx joins tables on a shared key column).
 func (g *gen) sqlite(dir string, f *fileState, n int) ([]byte, error) {
 	tmp, err := os.CreateTemp(dir, ".leakgen-*.sqlite")
 	if err != nil {

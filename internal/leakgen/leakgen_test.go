@@ -117,3 +117,61 @@ func TestPersonsCorpusTruth(t *testing.T) {
 		t.Errorf("no search pair: %+v", ta)
 	}
 }
+
+// TestLinkCount: the truth's union-find on hand-made records: shared
+// values join, a value with two ID numbers or eleven other phones is a
+// hub and joins nothing, a key joins but is no person, and a record of
+// hubs alone holds nobody.
+func TestLinkCount(t *testing.T) {
+	recs := []precord{
+		{0, []string{"phone:a", "cn_id:1"}},
+		{1, []string{"email:x", "cn_id:1"}},        // joins the first: 1 person
+		{0, []string{"phone:hub", "cn_id:2"}},      // phone:hub has IDs 2 and 3
+		{1, []string{"phone:hub", "cn_id:3"}},      // so 2 and 3 stay apart
+		{1, []string{"phone:hub"}},                 // hubs alone: nobody
+		{0, []string{"key:0/uid=1", "email:y"}},    // the key joins y and 4
+		{0, []string{"key:0/uid=1", "cn_id:4"}},    //
+		{0, []string{"key:0/uid=2", "phone:lone"}}, // one person
+		{1, []string{"key:1/uid=9"}},               // a key alone: nobody
+	}
+	// email:many is seen beside eleven distinct phones: a hub.
+	for i := range 11 {
+		recs = append(recs, precord{0, []string{"email:many", "phone:p" + string(rune('a'+i))}})
+	}
+	n, per := linkCount(recs, 2)
+	// {a,1,x} {2} {3} {y,4} {lone} and the eleven phones alone.
+	if n != 5+11 || per[0] != 4+11 || per[1] != 2 {
+		t.Errorf("persons %d, per file %v; want 16, [15 2]", n, per)
+	}
+	// Ten other phones are allowed.
+	n, _ = linkCount(recs[:len(recs)-1], 0)
+	if n != 5+1 {
+		t.Errorf("persons %d with ten phones; want 6", n)
+	}
+}
+
+// TestGenerateTruthPersons: the demo corpus's persons are at least the
+// unique values of any kind (one person has one phone, ID number and
+// e-mail), about as many (the data splits few people), and each file's
+// persons at most its rows.
+func TestGenerateTruthPersons(t *testing.T) {
+	tr, err := Generate(t.TempDir(), Options{Seed: 7, Rows: 3000, Formats: "csv,mysql,sqlite,text,pgcopy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, u := range tr.Unique {
+		if tr.Persons < u || tr.Persons > tr.Unique["phone"]*21/20 {
+			t.Errorf("persons %d against %d unique %s", tr.Persons, u, k)
+		}
+	}
+	var sum int64
+	for _, f := range tr.Files {
+		if f.Persons == 0 || f.Persons > f.Rows {
+			t.Errorf("%s: %d persons in %d rows", filepath.Base(f.Path), f.Persons, f.Rows)
+		}
+		sum += f.Persons
+	}
+	if sum < tr.Persons {
+		t.Errorf("files hold %d persons, fewer than the %d overall", sum, tr.Persons)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -23,7 +25,7 @@ const HubPeople = 300
 // PersonsTruth is the ground truth of GeneratePersons: the people the
 // data can link, computed by a union-find of its own over the records it
 // wrote (identifiers sharing a record, the two SQLite tables joined on
-// cid), the placeholder phone left out.
+// cid), the placeholder phone a hub by the rule of package persons.
 type PersonsTruth struct {
 	Seed  uint64   `json:"seed"`
 	Files []string `json:"files"` // in the order to load them
@@ -163,7 +165,8 @@ func GeneratePersons(dir string, seed uint64, n int) (*PersonsTruth, error) {
 	for i := n; i < n+HubPeople; i++ {
 		p := makePerson(seed, int64(i))
 		csvRows = append(csvRows, []string{p.name, PlaceholderPhone, p.id18, p.email, p.addr})
-		recs = append(recs, precord{fCSV, []string{cn(p), em(p)}})
+		// The placeholder is in the records: the hub rule leaves it out.
+		recs = append(recs, precord{fCSV, []string{"phone:+86" + PlaceholderPhone, cn(p), em(p)}})
 		addID(p)
 	}
 	t.People = int64(n + HubPeople)
@@ -195,11 +198,66 @@ func GeneratePersons(dir string, seed uint64, n int) (*PersonsTruth, error) {
 	return t, nil
 }
 
-// linkCount is the number of connected components of records joined by
-// shared identifiers, and per file the components with a record in it
-// (files > 0): a plain union-find over identifier strings, written
-// apart from package persons, which it checks.
+// The hub rule of package persons at its defaults (persons.Options): a
+// value whose records hold more than hubIDs distinct ID numbers, or more
+// than hubPhones distinct phones other than itself, is a hub.
+const (
+	hubIDs    = 1
+	hubPhones = 10
+)
+
+// hubTally is what the hub rule counts of one value: the distinct first
+// ID number and first phone of its records (up to one past the limit).
+type hubTally struct {
+	ids, phones []string
+}
+
+// hubValues returns the values of recs the hub rule makes hubs: counted,
+// like package persons does, over the first ID number and the first phone
+// of each record holding the value.
+func hubValues(recs []precord) map[string]bool {
+	tally := map[string]*hubTally{}
+	for _, r := range recs {
+		var id, ph string
+		for _, v := range r.ids {
+			if id == "" && strings.HasPrefix(v, "cn_id:") {
+				id = v
+			}
+			if ph == "" && strings.HasPrefix(v, "phone:") {
+				ph = v
+			}
+		}
+		for _, v := range r.ids {
+			t := tally[v]
+			if t == nil {
+				t = &hubTally{}
+				tally[v] = t
+			}
+			if id != "" && !strings.HasPrefix(v, "cn_id:") && len(t.ids) <= hubIDs && !slices.Contains(t.ids, id) {
+				t.ids = append(t.ids, id)
+			}
+			if ph != "" && ph != v && len(t.phones) <= hubPhones && !slices.Contains(t.phones, ph) {
+				t.phones = append(t.phones, ph)
+			}
+		}
+	}
+	hubs := map[string]bool{}
+	for v, t := range tally {
+		if len(t.ids) > hubIDs || len(t.phones) > hubPhones {
+			hubs[v] = true
+		}
+	}
+	return hubs
+}
+
+// linkCount is the number of people in recs: the connected components of
+// records joined by shared values, hubs (hubValues) joining nothing,
+// counting the components holding an identifier (a join key, "key:…",
+// links rows but is no person); and per file the components with a
+// record holding an identifier in it (files > 0). A plain union-find over
+// value strings, written apart from package persons, which it checks.
 func linkCount(recs []precord, files int) (int64, []int64) {
+	hubs := hubValues(recs)
 	parent := map[string]string{}
 	var find func(string) string
 	find = func(x string) string {
@@ -210,36 +268,46 @@ func linkCount(recs []precord, files int) (int64, []int64) {
 		return x
 	}
 	for _, r := range recs {
+		first := ""
 		for _, id := range r.ids {
+			if hubs[id] {
+				continue
+			}
 			if _, ok := parent[id]; !ok {
 				parent[id] = id
 			}
-		}
-		for _, id := range r.ids[1:] {
-			a, b := find(r.ids[0]), find(id)
-			if a != b {
+			if first == "" {
+				first = id
+			} else if a, b := find(first), find(id); a != b {
 				parent[a] = b
 			}
 		}
 	}
-	var n int64
+	person := map[string]bool{} // roots of components holding an identifier
 	for x := range parent {
-		if find(x) == x {
-			n++
+		if !strings.HasPrefix(x, "key:") {
+			person[find(x)] = true
 		}
 	}
 	per := make([]int64, files)
 	seen := map[[2]string]bool{}
 	for _, r := range recs {
-		if r.file < files {
-			k := [2]string{string(rune('0' + r.file)), find(r.ids[0])}
+		if r.file >= files {
+			continue
+		}
+		for _, id := range r.ids {
+			if hubs[id] || strings.HasPrefix(id, "key:") {
+				continue
+			}
+			k := [2]string{strconv.Itoa(r.file), find(id)}
 			if !seen[k] {
 				seen[k] = true
 				per[r.file]++
 			}
+			break
 		}
 	}
-	return n, per
+	return int64(len(person)), per
 }
 
 func writePersonsFiles(dir string, csvRows, gbkRows, sqlRows, jsonRows, customers, logins [][]string) error {
