@@ -72,7 +72,9 @@ const KindKey identity.Kind = "key"
 // attrRole returns the attribute role of column name in a table (table ""
 // outside databases): Name, Address, KindKey (with the key's name), or "".
 func attrRole(name, table string) (identity.Kind, string) {
-	if k, ok := identity.HeaderRole(name); ok {
+	// A header known as Other ("uid", "id", "user_id": no identity, never
+	// sniffed) can still be a key: only identities and names are not.
+	if k, ok := identity.HeaderRole(name); ok && k != identity.Other {
 		if k == identity.Name || k == identity.Address {
 			return k, ""
 		}

@@ -335,3 +335,74 @@ func FuzzReadDataset(f *testing.F) {
 		})
 	})
 }
+
+// TestJoinKeys: the key columns of database tables, including those whose
+// header names no identity ("uid", "id", "user_id" are never sniffed), are
+// the join keys the persons linking reads; a table's own "id" is
+// "<table>_id"; outside databases nothing is a key.
+func TestJoinKeys(t *testing.T) {
+	for _, c := range []struct {
+		col, table string
+		kind       identity.Kind
+		key        string
+	}{
+		{"uid", "contacts", KindKey, "uid"},
+		{"id", "customer", KindKey, "customer_id"},
+		{"customer_id", "login", KindKey, "customer_id"},
+		{"user_id", "orders", KindKey, "user_id"},
+		{"cid", "login", KindKey, "cid"},
+		{"uid", "", "", ""},
+		{"id_no", "login", "", ""}, // an ID number column, an identity
+		{"手机号", "t", "", ""},
+		{"name", "t", identity.Name, ""},
+		{"qq", "t", "", ""},
+	} {
+		k, key := attrRole(c.col, c.table)
+		if k != c.kind || key != c.key {
+			t.Errorf("attrRole(%q, %q) = %q %q, want %q %q", c.col, c.table, k, key, c.kind, c.key)
+		}
+	}
+	// A dump whose login rows join customer rows by customer_id = id: each
+	// row's sightings carry the key, the same value in both tables.
+	id2 := "44030419900307123" + string(identity.CNIDCheck([]byte("44030419900307123")))
+	dump := "CREATE TABLE `customer` (`id` int, `name` varchar(20), `phone` varchar(20));\n" +
+		"INSERT INTO `customer` VALUES (7,'张伟','13812345678'),(8,'李娜','13900001111');\n" +
+		"CREATE TABLE `login` (`lid` int, `customer_id` int, `id_no` varchar(18));\n" +
+		"INSERT INTO `login` VALUES (1,8,'11010519491231002X'),(2,7,'" + id2 + "');\n"
+	p := filepath.Join(t.TempDir(), "shop.sql")
+	if err := os.WriteFile(p, []byte(dump), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Unchanged(t, p)
+	keys := map[string]string{} // key value -> identities of its rows
+	var mu sync.Mutex
+	_, err := ReadDataset(context.Background(), p, Options{Attributes: true}, func(ss []identity.Sighting) error {
+		mu.Lock()
+		defer mu.Unlock()
+		byLoc := map[string][]identity.Sighting{}
+		for _, s := range ss {
+			byLoc[s.Loc] = append(byLoc[s.Loc], s)
+		}
+		for _, row := range byLoc {
+			key, ids := "", ""
+			for _, s := range row {
+				if s.Kind == KindKey && strings.HasPrefix(s.Value, "customer_id=") {
+					key = s.Value
+				} else if s.Kind.IsIdentity() {
+					ids += string(s.Kind) + ":" + s.Value + " "
+				}
+			}
+			if key != "" {
+				keys[key] += ids
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || !strings.Contains(keys["customer_id=7"], "+8613812345678") || !strings.Contains(keys["customer_id=7"], id2) ||
+		!strings.Contains(keys["customer_id=8"], "+8613900001111") || !strings.Contains(keys["customer_id=8"], "11010519491231002X") {
+		t.Errorf("join keys %q", keys)
+	}
+}

@@ -53,8 +53,9 @@ type personsStatsJSON struct {
 			Value  string `json:"value"`
 			People int64  `json:"people"`
 		} `json:"hubs"`
-		Method  string `json:"method"`
-		Sources []struct {
+		HubsTotal int64  `json:"hubs_total"`
+		Method    string `json:"method"`
+		Sources   []struct {
 			ID      int64  `json:"id"`
 			Name    string `json:"name"`
 			Persons int64  `json:"persons"`
@@ -131,6 +132,44 @@ func search(t *testing.T, argv ...string) personsSearchJSON {
 		t.Fatalf("%v: %s", err, out)
 	}
 	return res
+}
+
+// TestDemoPersonsTruth loads the demo's datasets (every format leakgen
+// writes) with dataset add and checks persons.unique, and each source's
+// persons, against the generator's truth: its own union-find over the
+// valid identifiers of each record it wrote, the SQLite tables joined on
+// uid. No value there is a hub.
+func TestDemoPersonsTruth(t *testing.T) {
+	testutil.NeedTool(t, "bzip2")
+	truth, err := leakgen.Generate(filepath.Join(t.TempDir(), "leaks"), leakgen.Options{Seed: 7, Rows: 50000, Dup: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	want := map[string]int64{}
+	for _, f := range truth.Files {
+		files = append(files, f.Path)
+		want[filepath.Base(f.Path)] = f.Persons
+	}
+	testutil.Unchanged(t, files...)
+	cs := newPersonsCase(t)
+	cli(t, append([]string{"dataset", "add", cs}, files...)...)
+	st := stats(t, cs)
+	if st.Persons.Unique != truth.Persons {
+		t.Errorf("persons.unique %d, truth %d (unique phones %d, ID numbers %d, e-mails %d)",
+			st.Persons.Unique, truth.Persons, truth.Unique["phone"], truth.Unique["cn_id"], truth.Unique["email"])
+	}
+	if st.Persons.HubsTotal != truth.Hubs || len(st.Persons.Hubs) != 0 {
+		t.Errorf("%d hubs (%+v), truth %d", st.Persons.HubsTotal, st.Persons.Hubs, truth.Hubs)
+	}
+	if len(st.Persons.Sources) != len(files) {
+		t.Fatalf("%d sources with persons, want %d", len(st.Persons.Sources), len(files))
+	}
+	for _, sp := range st.Persons.Sources {
+		if w, ok := want[sp.Name]; !ok || sp.Persons != w {
+			t.Errorf("source %s: %d persons, truth %d", sp.Name, sp.Persons, w)
+		}
+	}
 }
 
 // TestPersonsCorpus loads CSV, GBK text, an SQL dump, JSON Lines and a

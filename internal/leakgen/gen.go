@@ -66,8 +66,11 @@ type Truth struct {
 	// of the same uid. It exceeds the unique values of a kind where the
 	// data splits a person (a phone alone in one row, the ID number alone
 	// in another).
-	Persons int64       `json:"persons"`
-	Files   []FileTruth `json:"files"`
+	Persons int64 `json:"persons"`
+	// Hubs is how many values the hub rule left out (none in this data:
+	// every value is one person's; the persons corpus has one).
+	Hubs  int64       `json:"hubs"`
+	Files []FileTruth `json:"files"`
 }
 
 // dataset describes one file to generate.
@@ -360,7 +363,7 @@ func Generate(dir string, o Options) (*Truth, error) {
 	t.Unique = Counts{"phone": int64(len(g.global["phone"])), "email": int64(len(g.global["email"])),
 		"cn_id": int64(len(g.global["cn_id"])), "bank_card": 0}
 	var inFile []int64
-	t.Persons, inFile = linkCount(g.recs, len(sel))
+	t.Persons, inFile, t.Hubs = linkCount(g.recs, len(sel))
 	for i := range t.Files {
 		t.Files[i].Persons = inFile[i]
 	}

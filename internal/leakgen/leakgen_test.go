@@ -138,15 +138,15 @@ func TestLinkCount(t *testing.T) {
 	for i := range 11 {
 		recs = append(recs, precord{0, []string{"email:many", "phone:p" + string(rune('a'+i))}})
 	}
-	n, per := linkCount(recs, 2)
+	n, per, hubs := linkCount(recs, 2)
 	// {a,1,x} {2} {3} {y,4} {lone} and the eleven phones alone.
-	if n != 5+11 || per[0] != 4+11 || per[1] != 2 {
-		t.Errorf("persons %d, per file %v; want 16, [15 2]", n, per)
+	if n != 5+11 || per[0] != 4+11 || per[1] != 2 || hubs != 2 {
+		t.Errorf("persons %d, per file %v, %d hubs; want 16, [15 2], 2", n, per, hubs)
 	}
 	// Ten other phones are allowed.
-	n, _ = linkCount(recs[:len(recs)-1], 0)
-	if n != 5+1 {
-		t.Errorf("persons %d with ten phones; want 6", n)
+	n, _, hubs = linkCount(recs[:len(recs)-1], 0)
+	if n != 5+1 || hubs != 1 {
+		t.Errorf("persons %d, %d hubs with ten phones; want 6, 1", n, hubs)
 	}
 }
 
@@ -163,6 +163,9 @@ func TestGenerateTruthPersons(t *testing.T) {
 		if tr.Persons < u || tr.Persons > tr.Unique["phone"]*21/20 {
 			t.Errorf("persons %d against %d unique %s", tr.Persons, u, k)
 		}
+	}
+	if tr.Hubs != 0 {
+		t.Errorf("%d hubs in data whose values are each one person's", tr.Hubs)
 	}
 	var sum int64
 	for _, f := range tr.Files {

@@ -190,10 +190,10 @@ func GeneratePersons(dir string, seed uint64, n int) (*PersonsTruth, error) {
 				sub = append(sub, r)
 			}
 		}
-		n, _ := linkCount(sub, 0)
+		n, _, _ := linkCount(sub, 0)
 		t.PersonsUpTo = append(t.PersonsUpTo, n)
 	}
-	_, t.PersonsPerFile = linkCount(recs, len(personsFiles))
+	_, t.PersonsPerFile, _ = linkCount(recs, len(personsFiles))
 	t.Persons = t.PersonsUpTo[len(t.PersonsUpTo)-1]
 	return t, nil
 }
@@ -254,9 +254,10 @@ func hubValues(recs []precord) map[string]bool {
 // records joined by shared values, hubs (hubValues) joining nothing,
 // counting the components holding an identifier (a join key, "key:…",
 // links rows but is no person); and per file the components with a
-// record holding an identifier in it (files > 0). A plain union-find over
-// value strings, written apart from package persons, which it checks.
-func linkCount(recs []precord, files int) (int64, []int64) {
+// record holding an identifier in it (files > 0), and the number of hubs.
+// A plain union-find over value strings, written apart from package
+// persons, which it checks.
+func linkCount(recs []precord, files int) (int64, []int64, int64) {
 	hubs := hubValues(recs)
 	parent := map[string]string{}
 	var find func(string) string
@@ -307,7 +308,7 @@ func linkCount(recs []precord, files int) (int64, []int64) {
 			break
 		}
 	}
-	return int64(len(person)), per
+	return int64(len(person)), per, int64(len(hubs))
 }
 
 func writePersonsFiles(dir string, csvRows, gbkRows, sqlRows, jsonRows, customers, logins [][]string) error {
