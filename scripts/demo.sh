@@ -56,5 +56,10 @@ $evidx report "$case" >&2
 $evidx verify "$case" --evidence >&2
 printf '\nreport: %s\n' "$case/reports/report.html"
 printf 'ground truth from the generator (unique per kind): %s\n' "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["unique"])' "$out/leaks/truth.json" 2>/dev/null || grep -o '"unique":{[^}]*}' "$out/leaks/truth.json" | head -1)"
+# The persons the data can link, by the generator's own union-find over
+# the identifiers of each record it wrote, beside evidx's.
+printf 'persons: evidx %s, ground truth %s\n' \
+  "$($evidx stats "$case" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["persons"]["unique"])' 2>/dev/null || echo '?')" \
+  "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["persons"])' "$out/leaks/truth.json" 2>/dev/null || grep -o '"persons": [0-9]*' "$out/leaks/truth.json" | head -1 | grep -o '[0-9]*$')"
 step "evidx serve: the case's pages for analysts (read-only; Ctrl-C stops it)"
 printf 'run:  %s serve %s\nopen: http://127.0.0.1:8787/\n' "$evidx" "$case"
