@@ -60,6 +60,11 @@ type Options struct {
 	// value "column=value"): what person linking needs. They are not
 	// identities: a caller that counts must drop them (IsIdentity).
 	Attributes bool
+	// InOrder hands the batches to sink in the order of the file's
+	// records, whatever the Workers: what a sink writing the records out
+	// needs to write the same file every time (and the same as the spans
+	// of ReadSpan in order). A worker done before its turn waits.
+	InOrder bool
 }
 
 // KindKey is the kind of a join-key sighting (see Options.Attributes): a
@@ -174,9 +179,43 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 	tee := io.TeeReader(src, h)
 
 	p := newPipeline(opts, path, sink)
-	work := make(chan *records.Chunk, opts.Workers*2)
+	// Chunks are numbered in the order they are sent (the reader's
+	// goroutine): in order, a worker passes a chunk's batches on when
+	// every chunk sent before it has passed its own.
+	type job struct {
+		c *records.Chunk
+		n int64
+	}
+	work := make(chan job, opts.Workers*2)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var turnMu sync.Mutex
+	turn := sync.NewCond(&turnMu)
+	var next int64 // the chunk whose batches go next
+	stopWait := context.AfterFunc(wctx, func() {
+		turnMu.Lock()
+		turn.Broadcast()
+		turnMu.Unlock()
+	})
+	defer stopWait()
+	pass := func(j job, held [][]identity.Sighting) error {
+		turnMu.Lock()
+		defer turnMu.Unlock()
+		for next != j.n && wctx.Err() == nil {
+			turn.Wait()
+		}
+		if wctx.Err() != nil {
+			return nil // whoever stopped the read reports why
+		}
+		next++
+		turn.Broadcast()
+		for _, b := range held {
+			if err := sink(b); err != nil {
+				return fmt.Errorf("%w: %w", ErrSink, err)
+			}
+		}
+		return nil
+	}
 	var wg sync.WaitGroup
 	results := make([]workerStats, opts.Workers)
 	var firstErr error
@@ -194,19 +233,29 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 		go func() {
 			defer wg.Done()
 			ws := &results[w]
-			for c := range work {
+			for j := range work {
 				if wctx.Err() != nil {
 					continue
 				}
-				if err := p.process(c, ws); err != nil {
+				if opts.InOrder {
+					ws.held = ws.held[:0]
+					ws.hold = true
+				}
+				err := p.process(j.c, ws)
+				if err == nil && opts.InOrder {
+					err = pass(j, ws.held)
+				}
+				if err != nil {
 					fail(err)
 				}
 			}
 		}()
 	}
+	var sent int64
 	send := func(c *records.Chunk) error {
 		select {
-		case work <- c:
+		case work <- job{c, sent}:
+			sent++
 			return nil
 		case <-wctx.Done():
 			return wctx.Err()
@@ -348,7 +397,11 @@ type workerStats struct {
 	invalid                  [4]int64
 	cols                     map[string]colCount // by schema NUL column key
 	late                     map[string]*identity.RoleSampler
-	_                        [64]byte // keep workers' counters on separate cache lines
+	// hold keeps the chunk's batches in held instead of passing them to
+	// the sink (Options.InOrder).
+	hold bool
+	held [][]identity.Sighting
+	_    [64]byte // keep workers' counters on separate cache lines
 }
 
 // colCount counts a column's non-empty values and the valid ones.
@@ -472,6 +525,11 @@ func (p *pipeline) process(c *records.Chunk, ws *workerStats) error {
 	batch := make([]identity.Sighting, 0, batchSize)
 	flush := func() error {
 		if len(batch) == 0 {
+			return nil
+		}
+		if ws.hold {
+			ws.held = append(ws.held, batch)
+			batch = make([]identity.Sighting, 0, batchSize)
 			return nil
 		}
 		if p.sinkMu != nil {

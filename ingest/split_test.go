@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/ingest/records"
 	"github.com/evidx/evidx/internal/leakgen"
 	"github.com/evidx/evidx/internal/testutil"
 )
@@ -83,5 +84,65 @@ func TestSplitEqualsWhole(t *testing.T) {
 	}
 	if split < 8 {
 		t.Errorf("only %d plans were split", split)
+	}
+}
+
+// TestInOrderEqualsSpans: with InOrder and Attributes, ReadDataset on 4
+// workers and small chunks hands the sink every sighting (names and keys
+// too) in the order of one worker, every time, and that order is the
+// spans' read one after the other: a record file written from either is
+// the same file.
+func TestInOrderEqualsSpans(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := leakgen.Generate(dir, leakgen.Options{Seed: 31, Rows: 14 * 1200, Dup: 0.3}); err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*"))
+	testutil.Unchanged(t, paths...)
+	ctx := context.Background()
+	flat := func(out *[]string) func([]identity.Sighting) error {
+		return func(b []identity.Sighting) error {
+			for _, s := range b {
+				*out = append(*out, string(s.Kind)+"\x00"+s.Value+"\x00"+s.Loc)
+			}
+			return nil
+		}
+	}
+	split := 0
+	for _, path := range paths {
+		var one []string
+		if _, err := ReadDataset(ctx, path, Options{Workers: 1, Attributes: true}, flat(&one)); err != nil {
+			t.Fatal(err)
+		}
+		for run := range 3 {
+			var many []string
+			o := Options{Workers: 4, Attributes: true, InOrder: true, Records: records.Options{ChunkSize: 4 << 10, RowsPerChunk: 64}}
+			if _, err := ReadDataset(ctx, path, o, flat(&many)); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(one, many) {
+				t.Fatalf("%s run %d: 4 workers in order give %d sightings, not the %d of one worker in its order", filepath.Base(path), run, len(many), len(one))
+			}
+		}
+		pl, err := PlanSplit(ctx, path, Options{}, 3000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Spans == nil {
+			continue
+		}
+		split++
+		var spans []string
+		for _, sp := range pl.Spans {
+			if _, err := ReadSpan(ctx, path, Options{Attributes: true}, sp, flat(&spans)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !slices.Equal(one, spans) {
+			t.Errorf("%s: %d spans in order give %d sightings, not the whole file's %d in its order", filepath.Base(path), len(pl.Spans), len(spans), len(one))
+		}
+	}
+	if split == 0 {
+		t.Fatal("no file was split")
 	}
 }

@@ -207,6 +207,9 @@ func loadOne(ctx context.Context, c *custody.Case, ix *index.Index, job loadJob)
 	}
 	job.read.Rejects = rej
 	job.read.Attributes = true
+	// In the file's order: the record file (and its record numbers) is the
+	// same on every load of the file, and what evidx-beam load writes.
+	job.read.InOrder = true
 	st, err := ix.AddDataset(ctx, job.path, job.name, job.origin, recs.Wrap(DatasetReader(job.read)), &loadProgress{p: orNone(job.progress)})
 	if err == nil && !st.Skipped {
 		err = recs.Commit(st.ID)
