@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/evidx/evidx/ingest/identity"
@@ -92,6 +93,37 @@ func FuzzPairs(f *testing.F) {
 				t.Fatalf("entry at %d: next %d of %d bytes", off, next, len(data))
 			}
 			off = next
+		}
+	})
+}
+
+// FuzzInstallSource: any file offered as a record file is installed
+// byte for byte, or refused with an error naming it; never a panic.
+func FuzzInstallSource(f *testing.F) {
+	seed := []byte(RecordFileMagic)
+	seed = AppendRecords(seed, []identity.Sighting{
+		{Kind: identity.Phone, Value: "+8613912345678", Loc: "line 2"},
+		{Kind: "key", Value: "cid=7", Loc: "line 2"},
+		{Kind: identity.Email, Value: "a@b.cn", Loc: "line 3"},
+	})
+	f.Add(seed)
+	f.Add(seed[:len(seed)-1])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := t.TempDir()
+		p := filepath.Join(d, "in.rec")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(d, "persons")
+		if err := InstallSource(dir, 1, p, sum(data)); err != nil {
+			if !strings.Contains(err.Error(), p) {
+				t.Fatalf("error without the file: %v", err)
+			}
+			return
+		}
+		got, err := os.ReadFile(recPath(dir, 1))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("installed file differs (%v)", err)
 		}
 	})
 }

@@ -33,12 +33,15 @@ package persons
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest/identity"
@@ -133,7 +136,30 @@ func (r *Recorder) write(ss []identity.Sighting) {
 	if r.err != nil {
 		return
 	}
-	b := r.buf[:0]
+	b, n := appendRecord(r.buf[:0], ss)
+	if n == 0 {
+		return
+	}
+	r.buf = b
+	if _, r.err = r.w.Write(b); r.err != nil {
+		return
+	}
+	// The same record, prepared for linking.
+	r.items = r.items[:0]
+	for _, s := range ss {
+		if _, ok := kindCode(s.Kind); ok && len(s.Value) <= maxItem && len(r.items) < n {
+			r.items = append(r.items, Item{Kind: s.Kind, Value: s.Value})
+		}
+	}
+	r.err = r.prep.add(r.off, r.items)
+	r.off += int64(len(b))
+	r.n++
+}
+
+// appendRecord appends the record of ss (one location's sightings) as a
+// record file holds it, and returns how many items it has (0: nothing
+// to record, nothing appended).
+func appendRecord(b []byte, ss []identity.Sighting) ([]byte, int) {
 	n := 0
 	for _, s := range ss {
 		if _, ok := kindCode(s.Kind); ok && len(s.Value) <= maxItem {
@@ -141,7 +167,7 @@ func (r *Recorder) write(ss []identity.Sighting) {
 		}
 	}
 	if n == 0 {
-		return
+		return b, 0
 	}
 	n = min(n, maxItems)
 	loc := ss[0].Loc
@@ -162,20 +188,27 @@ func (r *Recorder) write(ss []identity.Sighting) {
 		b = binary.AppendUvarint(b, uint64(len(s.Value)))
 		b = append(b, s.Value...)
 	}
-	r.buf = b
-	if _, r.err = r.w.Write(b); r.err != nil {
-		return
-	}
-	// The same record, prepared for linking.
-	r.items = r.items[:0]
-	for _, s := range ss {
-		if _, ok := kindCode(s.Kind); ok && len(s.Value) <= maxItem && len(r.items) < n {
-			r.items = append(r.items, Item{Kind: s.Kind, Value: s.Value})
+	return b, n
+}
+
+// RecordFileMagic starts a record file; the records follow (AppendRecords).
+const RecordFileMagic = recMagic
+
+// AppendRecords appends to b the records of a batch of sightings exactly
+// as a Recorder writes them into its record file (consecutive sightings
+// with the same location are one record): a reader of a file's part
+// elsewhere (evidx-beam load) writes, parts in file order after
+// RecordFileMagic, the record file a load of the whole file writes.
+func AppendRecords(b []byte, ss []identity.Sighting) []byte {
+	for i := 0; i < len(ss); {
+		j := i + 1
+		for j < len(ss) && ss[j].Loc == ss[i].Loc {
+			j++
 		}
+		b, _ = appendRecord(b, ss[i:j])
+		i = j
 	}
-	r.err = r.prep.add(r.off, r.items)
-	r.off += int64(len(b))
-	r.n++
+	return b
 }
 
 // Commit makes the file the record file of source id.
@@ -391,5 +424,63 @@ func CopySource(srcDir string, srcID int64, dstDir string, dstID int64) error {
 		return fmt.Errorf("persons: %s: %w", recPath(srcDir, srcID), err)
 	}
 	os.RemoveAll(prepPath(dstDir, dstID)) // prepared again from the copy
+	return nil
+}
+
+// InstallSource makes the record file at path (written elsewhere: the
+// records evidx-beam load wrote for one input file) the record file of
+// source id in dir. It is read once (read-only): its SHA-256 must be
+// sha256 (hex, as the job's manifest says) and every record well-formed,
+// else nothing is installed and the error names the file and the offset.
+// The source is prepared for linking by the next Build.
+func InstallSource(dir string, id int64, path, sha256hex string) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	out, err := os.CreateTemp(dir, "load-*.tmp")
+	if err != nil {
+		return fmt.Errorf("persons: %w", err)
+	}
+	fail := func(err error) error {
+		out.Close()
+		os.Remove(out.Name())
+		return err
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(out, 1<<20)
+	rr := &recReader{path: path, r: &countReader{r: bufio.NewReaderSize(io.TeeReader(in, io.MultiWriter(h, w)), 1<<20)}}
+	m := make([]byte, len(recMagic))
+	if _, err := io.ReadFull(rr.r, m); err != nil || string(m) != recMagic {
+		return fail(fmt.Errorf("persons: %s at 0x0: not a record file", path))
+	}
+	for {
+		err := rr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, sha256hex) {
+		return fail(fmt.Errorf("persons: %s: SHA-256 %s, expected %s (changed since it was written)", path, got, sha256hex))
+	}
+	if err := w.Flush(); err != nil {
+		return fail(fmt.Errorf("persons: %w", err))
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(out.Name())
+		return fmt.Errorf("persons: %w", err)
+	}
+	if err := os.Rename(out.Name(), recPath(dir, id)); err != nil {
+		os.Remove(out.Name())
+		return fmt.Errorf("persons: %w", err)
+	}
+	os.RemoveAll(prepPath(dir, id)) // prepared again from this file
 	return nil
 }
