@@ -28,6 +28,11 @@ type ImportInput struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	Error  string `json:"error,omitempty"` // the file could not be read
+	// Records is the file's persons record file (persons.RecordFileMagic,
+	// then its records in file order: what `dataset add` of the file
+	// records), named records-NNNNNN.rec. Manifests written before the
+	// job recorded them have none: such sources are not linked.
+	Records *ImportOutput `json:"records,omitempty"`
 }
 
 // ImportOutput is one file the job wrote, with its SHA-256.

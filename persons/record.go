@@ -484,3 +484,9 @@ func InstallSource(dir string, id int64, path, sha256hex string) error {
 	os.RemoveAll(prepPath(dir, id)) // prepared again from this file
 	return nil
 }
+
+// HasRecords reports whether source id has a record file in dir.
+func HasRecords(dir string, id int64) bool {
+	_, err := os.Stat(recPath(dir, id))
+	return err == nil
+}

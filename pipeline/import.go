@@ -19,6 +19,7 @@ import (
 	"github.com/evidx/evidx/index"
 	"github.com/evidx/evidx/ingest"
 	"github.com/evidx/evidx/ingest/identity"
+	"github.com/evidx/evidx/persons"
 )
 
 // ErrImport refuses an import directory that is not what its manifest says.
@@ -31,6 +32,9 @@ type ImportResult struct {
 	JobID    string              `json:"job_id"`
 	Sources  []index.SourceStats `json:"sources"`
 	Problems []string            `json:"problems"`
+	// Persons are the case's persons after the import (absent when
+	// nothing new was loaded or linking was turned off).
+	Persons *persons.Summary `json:"persons,omitempty"`
 }
 
 // maxManifest and maxEntryLine bound what an import directory can make
@@ -49,9 +53,13 @@ const (
 // column roles and problems as the job's reader reported them. A file the
 // job could not read is named in Problems. Each source has its
 // "dataset.import" audit line, and one more records the job (runner, job
-// id, the outputs' hashes). The identities' rows are not kept for linking
-// persons (the job does not send them): such sources are listed unlinked.
-func ImportDatasets(ctx context.Context, c *custody.Case, dir string, progress Progress) (*ImportResult, error) {
+// id, the outputs' hashes). Each input's persons record file (the bytes
+// `dataset add` of the file records) is checked against its SHA-256 and
+// read through before anything is loaded, installed as the source's, and
+// the case is relinked as after `dataset add` (link says how): imported
+// sources link exactly as added ones. A manifest of a job that wrote no
+// record files still imports; its sources are listed unlinked.
+func ImportDatasets(ctx context.Context, c *custody.Case, dir string, progress Progress, link LinkOptions) (*ImportResult, error) {
 	progress = orNone(progress)
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -83,6 +91,20 @@ func ImportDatasets(ctx context.Context, c *custody.Case, dir string, progress P
 		}
 		if sum != o.SHA256 || size != o.Size {
 			return nil, fmt.Errorf("%w: %s: SHA-256 %s, %d bytes; the manifest says %s, %d bytes (changed since the job wrote it)", ErrImport, p, sum, size, o.SHA256, o.Size)
+		}
+		outputs = append(outputs, custody.Item{Kind: "import", Path: p, Size: size, SHA256: sum})
+	}
+	for _, in := range man.Inputs {
+		if in.Records == nil || in.Error != "" {
+			continue
+		}
+		p := filepath.Join(abs, in.Records.Name)
+		sum, size, err := digest.SHA256File(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrImport, err)
+		}
+		if sum != in.Records.SHA256 || size != in.Records.Size {
+			return nil, fmt.Errorf("%w: %s: SHA-256 %s, %d bytes; the manifest says %s, %d bytes (changed since the job wrote it)", ErrImport, p, sum, size, in.Records.SHA256, in.Records.Size)
 		}
 		outputs = append(outputs, custody.Item{Kind: "import", Path: p, Size: size, SHA256: sum})
 	}
@@ -124,6 +146,16 @@ func ImportDatasets(ctx context.Context, c *custody.Case, dir string, progress P
 		progress.Stage("importing "+in.Name, "", 0)
 		st, err := ix.AddSource(ctx, index.Source{Name: in.Name, SHA256: in.SHA256, Size: in.Size, Path: in.Path}, feed, &loadProgress{p: progress})
 		loaded = loaded || st.ID != 0 && !st.Skipped
+		linked := false
+		pdir := persons.Dir(ix.Dir())
+		// A source skipped as done gets the records it lacks (an import
+		// cut short after the load); one that has them keeps them.
+		if err == nil && in.Records != nil && (!st.Skipped || st.ID != 0 && !persons.HasRecords(pdir, st.ID)) {
+			// Checked again while copied: the file may have changed since.
+			err = persons.InstallSource(pdir, st.ID, filepath.Join(abs, in.Records.Name), in.Records.SHA256)
+			linked = err == nil
+			loaded = loaded || linked
+		}
 		entry := custody.Entry{Action: "dataset.import", Inputs: []custody.Item{{Kind: "dataset", Path: in.Path, SHA256: in.SHA256, Size: in.Size}}}
 		if err != nil {
 			entry.Outcome, entry.Error = custody.OutcomeError, err.Error()
@@ -131,7 +163,7 @@ func ImportDatasets(ctx context.Context, c *custody.Case, dir string, progress P
 			entry.Outcome = custody.OutcomeOK
 			entry.Details = map[string]any{"source_id": st.ID, "name": st.Name, "skipped": st.Skipped,
 				"rows": st.Rows, "rejected": st.Rejected, "sightings": st.Sightings, "unique": st.Unique, "new": st.New,
-				"runner": man.Runner, "job_id": man.JobID}
+				"runner": man.Runner, "job_id": man.JobID, "records": linked}
 		}
 		if aerr := c.Audit(entry); aerr != nil {
 			return res, errors.Join(err, aerr)
@@ -151,6 +183,9 @@ func ImportDatasets(ctx context.Context, c *custody.Case, dir string, progress P
 		Inputs: append([]custody.Item{{Kind: "import", Path: ImportManifestPath(abs)}}, outputs...),
 		Details: map[string]any{"tool": man.Tool, "runner": man.Runner, "job_id": man.JobID, "shards": man.Shards,
 			"started": man.Started, "finished": man.Finished, "inputs": man.Inputs, "sources": len(res.Sources), "problems": res.Problems}})
+	if err == nil && loaded && !link.NoLink {
+		res.Persons, err = relink(ctx, c, ix, link)
+	}
 	return res, err
 }
 
@@ -183,6 +218,11 @@ func readManifest(dir string) (*index.ImportManifest, error) {
 	for _, o := range man.Outputs {
 		if o.Name != filepath.Base(o.Name) || !strings.HasPrefix(o.Name, "shard-") {
 			return nil, fmt.Errorf("%w: %s: output %q is not a shard file of the directory", ErrImport, p, o.Name)
+		}
+	}
+	for i, in := range man.Inputs {
+		if r := in.Records; r != nil && (r.Name != filepath.Base(r.Name) || !strings.HasPrefix(r.Name, "records-") || len(r.SHA256) != 64) {
+			return nil, fmt.Errorf("%w: %s: input %d: records %q is not a record file of the directory", ErrImport, p, i, r.Name)
 		}
 	}
 	return &man, nil

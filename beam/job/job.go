@@ -21,6 +21,12 @@
 // the worker's temporary directory before reading (no spans). Not done:
 // rejected rows (--rejects) and the spill count, which is the runner's
 // business here (always 0).
+//
+// A load (Load) also writes each input file's persons record file, the
+// very bytes `evidx dataset add` records for it: each Work writes its
+// records (persons.AppendRecords) as a part, and the driver joins a
+// file's parts in span order, so `dataset import` links persons as
+// `dataset add` does.
 package job
 
 import (
@@ -63,7 +69,9 @@ type Options struct {
 	// write) where the job leaves its result for the driver.
 	Work string
 	// Load also keeps each identity's first location per file and writes,
-	// per shard, what `evidx dataset import` loads into a case, to Out.
+	// per shard, what `evidx dataset import` loads into a case, to Out,
+	// and per Work its persons records (names, addresses and join keys
+	// beside the identities, read in the file's order).
 	Load bool
 	Out  string
 }
@@ -189,8 +197,16 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 	if err != nil {
 		return err
 	}
+	var recs *recordPart
 	if o.Load {
 		iopts.NoLoc = false // a case keeps each identity's first location
+		// The persons records of the Work, in the file's order, as a
+		// dataset add records them (names, addresses and keys too).
+		iopts.Attributes, iopts.InOrder = true, true
+		if recs, err = newRecordPart(ctx, o.Out, w); err != nil {
+			return err
+		}
+		defer recs.abort()
 	}
 	// local holds, per distinct identity of this Work, its occurrences and
 	// (loading) its first sighting: seq orders the sightings of the Work
@@ -221,7 +237,15 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 		clear(local)
 	}
 	sink := func(b []identity.Sighting) error {
+		if recs != nil {
+			if err := recs.add(b); err != nil {
+				return err
+			}
+		}
 		for _, s := range b {
+			if !s.Kind.IsIdentity() {
+				continue // an attribute, for the records only
+			}
 			k := string([]byte{byte(len(s.Kind))}) + string(s.Kind) + s.Value
 			li := local[k]
 			if li == nil {
@@ -263,6 +287,11 @@ func (f *readFn) ProcessElement(ctx context.Context, w Work, sight func(int, []b
 	} else {
 		sp := records.Span{Start: w.Start, End: w.End, Line: w.Line, Header: w.Header}
 		if msg.Part, err = ingest.ReadSpan(ctx, w.Path, iopts, sp, sink); err != nil {
+			return err
+		}
+	}
+	if recs != nil {
+		if err := recs.close(); err != nil {
 			return err
 		}
 	}

@@ -76,14 +76,18 @@ dataset load.`,
 	remove.Flags().BoolVar(&ropts.json, "json", false, "print one JSON object on stdout")
 	cmd.AddCommand(remove)
 	var importJSON bool
+	var importLink pipeline.LinkOptions
 	imp := &cobra.Command{
 		Use:   "import DIR JOBDIR",
 		Short: "Load datasets a Beam job counted elsewhere (evidx-beam load --out JOBDIR)",
 		Long: `Load into the case DIR what 'evidx-beam load --out JOBDIR' wrote: each shard
 file is checked against the SHA-256 in JOBDIR/manifest.json, then every input
 file of the job becomes a source, in the job's order, with the counts 'dataset
-add' of the same files in that order gives. The job (runner, job id, the
-outputs' hashes) and each source are recorded in the audit log.`,
+add' of the same files in that order gives. Each file's persons records (the
+job writes them as 'dataset add' records them) are checked against their
+SHA-256 too, and the persons are relinked as after 'dataset add'. The job
+(runner, job id, the outputs' hashes) and each source are recorded in the
+audit log.`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := openCase(cmd.Context(), a[0])
@@ -92,7 +96,7 @@ outputs' hashes) and each source are recorded in the audit log.`,
 			}
 			defer c.Close()
 			bar := newProgress(filepath.Base(a[1]))
-			res, err := pipeline.ImportDatasets(cmd.Context(), c, a[1], bar)
+			res, err := pipeline.ImportDatasets(cmd.Context(), c, a[1], bar, importLink)
 			bar.stop()
 			if res != nil {
 				for _, p := range res.Problems {
@@ -109,10 +113,16 @@ outputs' hashes) and each source are recorded in the audit log.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d rows, unique %v, new %v\n", oneLine(s.Name), s.Rows, s.Unique, s.New)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "job %s on %s: %d sources\n", oneLine(res.JobID), oneLine(res.Runner), len(res.Sources))
+			if p := res.Persons; p != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "persons linked: %d persons, %d hubs, from %d records\n", p.Unique, p.HubsTotal, p.Records)
+			}
 			return nil
 		},
 	}
 	imp.Flags().BoolVar(&importJSON, "json", false, "print one JSON object on stdout")
+	imp.Flags().BoolVar(&importLink.NoLink, "no-link", false, "do not relink persons after the import (stats then show the last linking)")
+	imp.Flags().IntVar(&importLink.HubIDs, "hub-ids", 0, "a value seen with more than this many distinct ID numbers is a hub that links nobody (default 1, or the case's last choice)")
+	imp.Flags().IntVar(&importLink.HubPhones, "hub-phones", 0, "a value seen with more than this many distinct phone numbers is a hub (default 10, or the case's last choice)")
 	cmd.AddCommand(imp)
 	return cmd
 }
