@@ -347,6 +347,9 @@ func (b *builder) mapUint32s(f *os.File, n int) ([]uint32, error) {
 	if err := f.Truncate(size); err != nil {
 		return nil, fmt.Errorf("persons: %w", err)
 	}
+	if n == 0 {
+		return nil, nil // no records (every source unlinked): nothing to map
+	}
 	m, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("persons: map %s (%d bytes): %w", f.Name(), size, err)

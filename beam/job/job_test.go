@@ -18,6 +18,7 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 
 	"github.com/evidx/evidx/index"
+	"github.com/evidx/evidx/ingest"
 	"github.com/evidx/evidx/ingest/identity"
 	"github.com/evidx/evidx/internal/leakgen"
 	"github.com/evidx/evidx/internal/testutil"
@@ -223,4 +224,132 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestLoadImportLinksAsDatasetAdd: the persons corpus loaded by `dataset
+// add` in one case and by the load pipeline (spans of 1 KiB: tens of
+// spans per delimited and JSON Lines file) and `dataset import` in
+// another gives every source the same record file, byte for byte, and
+// the same persons: stats' persons section (persons, hubs, per source,
+// overlaps) and demographics are equal, and the persons are the
+// corpus's truth. A manifest without record files (a job from before
+// they were written) still imports, its sources unlinked; a record
+// file changed after the job is refused.
+func TestLoadImportLinksAsDatasetAdd(t *testing.T) {
+	dir := t.TempDir()
+	truth, err := leakgen.GeneratePersons(filepath.Join(dir), 17, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := truth.Files
+	testutil.Unchanged(t, paths...)
+	const split = 1 << 10
+	spans := 0
+	for _, p := range paths {
+		pl, err := ingest.PlanSplit(context.Background(), p, ingest.Options{}, split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spans += len(pl.Spans)
+	}
+	if spans < 40 {
+		t.Fatalf("only %d spans: the files are not cut", spans)
+	}
+	bin := evidx(t)
+	run := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("evidx %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	cases := t.TempDir()
+	added, imported, old := filepath.Join(cases, "added"), filepath.Join(cases, "imported"), filepath.Join(cases, "old")
+	for _, c := range []string{added, imported, old} {
+		run("case", "init", c, "--case-number", "L1", "--examiner", "x", "--shards", "4")
+	}
+	run(append([]string{"dataset", "add", added}, paths...)...)
+	out := filepath.Join(t.TempDir(), "job")
+	if _, err := Load(context.Background(), "prism", paths, Options{SplitSize: split, Shards: 8}, out, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if parts, _ := filepath.Glob(filepath.Join(out, "*.part")); len(parts) > 0 {
+		t.Errorf("parts left: %v", parts)
+	}
+	manPath := filepath.Join(out, index.ImportManifestName)
+	manBytes := must(os.ReadFile(manPath))
+	var man index.ImportManifest
+	if err := json.Unmarshal(manBytes, &man); err != nil {
+		t.Fatal(err)
+	}
+	run("dataset", "import", imported, out)
+
+	// The record files, source by source (ids in load order in both).
+	for i, in := range man.Inputs {
+		if in.Records == nil {
+			t.Fatalf("input %d has no records in the manifest", i)
+		}
+		rec := fmt.Sprintf("src-%06d.rec", i+1)
+		a := must(os.ReadFile(filepath.Join(added, "index", "persons", rec)))
+		b := must(os.ReadFile(filepath.Join(imported, "index", "persons", rec)))
+		j := must(os.ReadFile(filepath.Join(out, in.Records.Name)))
+		if !bytes.Equal(a, b) || !bytes.Equal(a, j) || len(a) < 1000 {
+			t.Errorf("%s: record file of dataset add (%d bytes), of the import (%d) and of the job (%d) differ", in.Name, len(a), len(b), len(j))
+		}
+	}
+	type persons struct {
+		Persons      map[string]json.RawMessage
+		Demographics json.RawMessage
+	}
+	view := func(c string) (persons, []byte) {
+		var st persons
+		if err := json.Unmarshal(run("stats", c, "--json"), &st); err != nil {
+			t.Fatal(err)
+		}
+		delete(st.Persons, "built")
+		b, _ := json.Marshal(st)
+		return st, b
+	}
+	_, a := view(added)
+	sb, b := view(imported)
+	if !bytes.Equal(a, b) {
+		t.Errorf("persons after the import differ from dataset add's:\nadd    %s\nimport %s", a, b)
+	}
+	var unique int64
+	var hubs []struct {
+		Kind, Value string
+		People      int64
+	}
+	var unlinked []int64
+	json.Unmarshal(sb.Persons["unique"], &unique)
+	json.Unmarshal(sb.Persons["hubs"], &hubs)
+	json.Unmarshal(sb.Persons["unlinked_sources"], &unlinked)
+	if unique != truth.Persons || len(hubs) != 1 || hubs[0].Value != truth.HubValue || hubs[0].People != truth.HubPeople || len(unlinked) != 0 {
+		t.Errorf("imported: %d persons, hubs %+v, unlinked %v; truth %d persons, hub %s of %d people", unique, hubs, unlinked, truth.Persons, truth.HubValue, truth.HubPeople)
+	}
+
+	// A manifest of before the record files: imported, not linked.
+	rec := filepath.Join(out, man.Inputs[0].Records.Name)
+	for i := range man.Inputs {
+		man.Inputs[i].Records = nil
+	}
+	os.WriteFile(manPath, must(json.Marshal(man)), 0o600)
+	run("dataset", "import", old, out)
+	so, _ := view(old)
+	unlinked = nil
+	json.Unmarshal(so.Persons["unlinked_sources"], &unlinked)
+	if fmt.Sprint(unlinked) != "[1 2 3 4 5]" {
+		t.Errorf("old manifest: unlinked %v, want every source", unlinked)
+	}
+	// A changed record file is refused before anything is loaded.
+	os.WriteFile(manPath, manBytes, 0o600)
+	f, _ := os.OpenFile(rec, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte{1, 0, 0, 5, 1, 'x'})
+	f.Close()
+	other := filepath.Join(cases, "other")
+	run("case", "init", other, "--case-number", "L2", "--examiner", "x")
+	if o, err := exec.Command(bin, "dataset", "import", other, out).CombinedOutput(); err == nil || !strings.Contains(string(o), rec+": SHA-256") {
+		t.Errorf("import of a changed record file: %v\n%s", err, o)
+	}
 }
