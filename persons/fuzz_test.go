@@ -2,6 +2,8 @@ package persons
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -115,7 +117,7 @@ func FuzzInstallSource(f *testing.F) {
 			t.Fatal(err)
 		}
 		dir := filepath.Join(d, "persons")
-		if err := InstallSource(dir, 1, p, sum(data)); err != nil {
+		if err := InstallSource(context.Background(), dir, 1, p, sum(data)); err != nil {
 			if !strings.Contains(err.Error(), p) {
 				t.Fatalf("error without the file: %v", err)
 			}

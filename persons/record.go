@@ -430,10 +430,10 @@ func CopySource(srcDir string, srcID int64, dstDir string, dstID int64) error {
 // InstallSource makes the record file at path (written elsewhere: the
 // records evidx-beam load wrote for one input file) the record file of
 // source id in dir. It is read once (read-only): its SHA-256 must be
-// sha256 (hex, as the job's manifest says) and every record well-formed,
+// sha256hex (as the job's manifest says) and every record well-formed,
 // else nothing is installed and the error names the file and the offset.
-// The source is prepared for linking by the next Build.
-func InstallSource(dir string, id int64, path, sha256hex string) error {
+// The same pass prepares the source for linking, as a Recorder does.
+func InstallSource(ctx context.Context, dir string, id int64, path, sha256hex string) error {
 	in, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("persons: %w", err)
@@ -446,9 +446,16 @@ func InstallSource(dir string, id int64, path, sha256hex string) error {
 	if err != nil {
 		return fmt.Errorf("persons: %w", err)
 	}
+	prep, err := newPreparer(out.Name()+".d", recorderSortBytes)
+	if err != nil {
+		out.Close()
+		os.Remove(out.Name())
+		return err
+	}
 	fail := func(err error) error {
 		out.Close()
 		os.Remove(out.Name())
+		prep.discard()
 		return err
 	}
 	h := sha256.New()
@@ -466,6 +473,12 @@ func InstallSource(dir string, id int64, path, sha256hex string) error {
 		if err != nil {
 			return fail(err)
 		}
+		if err := prep.add(rr.off, rr.rec.Items); err != nil {
+			return fail(err)
+		}
+		if prep.rec&0xffff == 0 && ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, sha256hex) {
 		return fail(fmt.Errorf("persons: %s: SHA-256 %s, expected %s (changed since it was written)", path, got, sha256hex))
@@ -475,13 +488,19 @@ func InstallSource(dir string, id int64, path, sha256hex string) error {
 	}
 	if err := out.Close(); err != nil {
 		os.Remove(out.Name())
+		prep.discard()
 		return fmt.Errorf("persons: %w", err)
 	}
+	os.RemoveAll(prepPath(dir, id)) // an older preparation is not of this file
 	if err := os.Rename(out.Name(), recPath(dir, id)); err != nil {
 		os.Remove(out.Name())
+		prep.discard()
 		return fmt.Errorf("persons: %w", err)
 	}
-	os.RemoveAll(prepPath(dir, id)) // prepared again from this file
+	// Should this fail, the next link prepares from the record file.
+	if err := prep.finish(ctx, prepPath(dir, id)); err != nil {
+		prep.discard()
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package persons
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -96,7 +97,7 @@ func TestInstallSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "persons")
-	if err := InstallSource(dir, 5, p, strings.ToUpper(sum(data))); err != nil {
+	if err := InstallSource(context.Background(), dir, 5, p, strings.ToUpper(sum(data))); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(recPath(dir, 5))
@@ -105,20 +106,39 @@ func TestInstallSource(t *testing.T) {
 	}
 	bad := append([]byte{}, data...)
 	bad[len(bad)/2] ^= 1
-	if err := InstallSource(dir, 6, p, sum(bad)); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "changed") {
+	if err := InstallSource(context.Background(), dir, 6, p, sum(bad)); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "changed") {
 		t.Errorf("wrong hash: %v", err)
 	}
 	cut := data[:len(data)-2]
 	os.WriteFile(p, cut, 0o600)
-	if err := InstallSource(dir, 6, p, sum(cut)); err == nil || !strings.Contains(err.Error(), p+": record at 0x") {
+	if err := InstallSource(context.Background(), dir, 6, p, sum(cut)); err == nil || !strings.Contains(err.Error(), p+": record at 0x") {
 		t.Errorf("cut file: %v", err)
 	}
 	os.WriteFile(p, []byte("EVPR2\n"), 0o600)
-	if err := InstallSource(dir, 6, p, sum([]byte("EVPR2\n"))); err == nil || !strings.Contains(err.Error(), "at 0x0: not a record file") {
+	if err := InstallSource(context.Background(), dir, 6, p, sum([]byte("EVPR2\n"))); err == nil || !strings.Contains(err.Error(), "at 0x0: not a record file") {
 		t.Errorf("not a record file: %v", err)
 	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 || ents[0].Name() != filepath.Base(recPath(dir, 5)) {
+	if len(ents) != 2 || ents[0].Name() != filepath.Base(prepPath(dir, 5)) || ents[1].Name() != filepath.Base(recPath(dir, 5)) {
 		t.Errorf("left in %s: %v", dir, ents)
+	}
+	// Prepared while installed: the files Prepare makes from the record
+	// file.
+	other := filepath.Join(t.TempDir(), "persons")
+	os.MkdirAll(other, 0o700)
+	os.WriteFile(recPath(other, 5), data, 0o600)
+	if err := Prepare(context.Background(), other, 5, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.Glob(filepath.Join(prepPath(other, 5), "*"))
+	if len(want) < 2 {
+		t.Fatalf("Prepare made %v", want)
+	}
+	for _, w := range want {
+		a, _ := os.ReadFile(w)
+		b, err := os.ReadFile(filepath.Join(prepPath(dir, 5), filepath.Base(w)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s: prepared by InstallSource differs from Prepare's (%v)", filepath.Base(w), err)
+		}
 	}
 }

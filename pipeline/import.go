@@ -152,7 +152,7 @@ func ImportDatasets(ctx context.Context, c *custody.Case, dir string, progress P
 		// cut short after the load); one that has them keeps them.
 		if err == nil && in.Records != nil && (!st.Skipped || st.ID != 0 && !persons.HasRecords(pdir, st.ID)) {
 			// Checked again while copied: the file may have changed since.
-			err = persons.InstallSource(pdir, st.ID, filepath.Join(abs, in.Records.Name), in.Records.SHA256)
+			err = persons.InstallSource(ctx, pdir, st.ID, filepath.Join(abs, in.Records.Name), in.Records.SHA256)
 			linked = err == nil
 			loaded = loaded || linked
 		}
