@@ -63,7 +63,8 @@ type Options struct {
 	// InOrder hands the batches to sink in the order of the file's
 	// records, whatever the Workers: what a sink writing the records out
 	// needs to write the same file every time (and the same as the spans
-	// of ReadSpan in order). A worker done before its turn waits.
+	// of ReadSpan in order). A chunk done before its turn waits (a few
+	// per worker at most) while its worker goes on.
 	InOrder bool
 }
 
@@ -198,22 +199,35 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 		turnMu.Unlock()
 	})
 	defer stopWait()
+	// A chunk done before its turn waits in ahead, and its worker takes
+	// the next chunk; the worker whose chunk is next passes it on with
+	// the waiting ones that follow it. Workers wait only when maxAhead
+	// chunks are waiting already (that bounds the memory held).
+	ahead := map[int64][][]identity.Sighting{}
+	maxAhead := int64(4 * opts.Workers)
 	pass := func(j job, held [][]identity.Sighting) error {
 		turnMu.Lock()
 		defer turnMu.Unlock()
-		for next != j.n && wctx.Err() == nil {
+		for j.n-next >= maxAhead && wctx.Err() == nil {
 			turn.Wait()
 		}
 		if wctx.Err() != nil {
 			return nil // whoever stopped the read reports why
 		}
-		next++
-		turn.Broadcast()
-		for _, b := range held {
-			if err := sink(b); err != nil {
-				return fmt.Errorf("%w: %w", ErrSink, err)
+		if j.n != next {
+			ahead[j.n] = held
+			return nil
+		}
+		for ok := true; ok; held, ok = ahead[next] {
+			delete(ahead, next)
+			next++
+			for _, b := range held {
+				if err := sink(b); err != nil {
+					return fmt.Errorf("%w: %w", ErrSink, err)
+				}
 			}
 		}
+		turn.Broadcast()
 		return nil
 	}
 	var wg sync.WaitGroup
@@ -238,7 +252,7 @@ func ReadDataset(ctx context.Context, path string, opts Options, sink func([]ide
 					continue
 				}
 				if opts.InOrder {
-					ws.held = ws.held[:0]
+					ws.held = nil // the last chunk's may be waiting in ahead
 					ws.hold = true
 				}
 				err := p.process(j.c, ws)
