@@ -141,7 +141,7 @@ func search(t *testing.T, argv ...string) personsSearchJSON {
 // uid. No value there is a hub.
 func TestDemoPersonsTruth(t *testing.T) {
 	testutil.NeedTool(t, "bzip2")
-	truth, err := leakgen.Generate(filepath.Join(t.TempDir(), "leaks"), leakgen.Options{Seed: 7, Rows: 50000, Dup: 0.3})
+	truth, err := leakgen.Generate(filepath.Join(t.TempDir(), "leaks"), leakgen.Options{Seed: 7, Rows: 20000, Dup: 0.3})
 	if err != nil {
 		t.Fatal(err)
 	}
